@@ -1,0 +1,75 @@
+"""ember: Ray's core API — tasks, actors, objects — on a small gRPC runtime.
+
+    import ember as ray
+    ray.init()
+
+    @ray.remote
+    def f(x):
+        return x + 1
+
+    print(ray.get([f.remote(i) for i in range(4)]))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ember import exceptions
+from ember.connection import (
+    EmberContext,
+    available_resources,
+    cluster_resources,
+    init,
+    is_initialized,
+    nodes,
+    shutdown,
+)
+from ember.objects import cancel, get, put, wait
+from ember.remote_function import RemoteFunction
+from ember.runtime import __version__
+from ember.runtime.object_ref import ObjectRef
+
+
+def remote(*args: Any, **options: Any) -> Any:
+    """Make a function a remote function: ``@remote`` or ``@remote(num_cpus=2, ...)``."""
+    if len(args) == 1 and not options and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError(
+            "The @ember.remote decorator takes either no arguments or only keyword "
+            "arguments, e.g. @ember.remote(num_cpus=2)"
+        )
+
+    def decorate(target: Callable[..., Any]) -> Any:
+        return _make_remote(target, options)
+
+    return decorate
+
+
+def _make_remote(target: Any, options: dict[str, Any]) -> Any:
+    if isinstance(target, type):
+        raise TypeError(f"@ember.remote on a class ({target.__name__}): actors are not supported yet")
+    if not callable(target):
+        raise TypeError(f"@ember.remote expects a function, got {type(target).__name__}")
+    return RemoteFunction(target, options)
+
+
+__all__ = [
+    "EmberContext",
+    "ObjectRef",
+    "RemoteFunction",
+    "__version__",
+    "available_resources",
+    "cancel",
+    "cluster_resources",
+    "exceptions",
+    "get",
+    "init",
+    "is_initialized",
+    "nodes",
+    "put",
+    "remote",
+    "shutdown",
+    "wait",
+]

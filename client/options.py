@@ -1,0 +1,126 @@
+"""Validating ``@remote(...)`` and ``.options(...)`` keywords, with Ray's names and rules.
+
+Options are checked where they are written, so a typo fails at decoration time with the name
+of the bad keyword, not later on a worker.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+from ember.runtime import resources
+from ember.runtime.task_record import TaskOptions
+
+TASK_OPTIONS = {
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "memory",
+    "num_returns",
+    "max_retries",
+    "retry_exceptions",
+    "name",
+    "scheduling_strategy",
+}
+
+# Ray options that ember accepts only with their default value, said plainly.
+_UNSUPPORTED = {
+    "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
+    "placement_group": "placement groups are not supported",
+    "accelerator_type": "accelerator_type is not supported; use custom resources",
+    "max_calls": "max_calls is not supported",
+    "label_selector": "label_selector is not supported",
+}
+
+
+def validate(options: Mapping[str, Any], allowed: set[str], what: str) -> dict[str, Any]:
+    result = {}
+    for key, value in options.items():
+        if key in _UNSUPPORTED:
+            if value in (None, {}, 0):
+                continue
+            raise ValueError(f"{what}: {_UNSUPPORTED[key]} (got {key}={value!r})")
+        if key not in allowed:
+            raise ValueError(
+                f"{what}: invalid option {key!r}; valid options are {', '.join(sorted(allowed))}"
+            )
+        _check(key, value, what)
+        result[key] = value
+    return result
+
+
+def _number(key: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+        raise ValueError(f"{what}: {key} must be a number >= 0, got {value!r}")
+
+
+def _check(key: str, value: Any, what: str) -> None:
+    if key in ("num_cpus", "num_gpus", "memory"):
+        if value is not None:
+            _number(key, value, what)
+    elif key == "resources":
+        if value is None:
+            return
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{what}: resources must be a dict, got {type(value).__name__}")
+        for name, amount in value.items():
+            if name in ("CPU", "GPU"):
+                raise ValueError(
+                    f"{what}: use num_cpus/num_gpus instead of resources={{'{name}': ...}}"
+                )
+            if not isinstance(name, str):
+                raise ValueError(f"{what}: resource names must be strings, got {name!r}")
+            _number(f"resources[{name!r}]", amount, what)
+    elif key == "num_returns":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{what}: num_returns must be an int >= 0, got {value!r}")
+    elif key == "max_retries":
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+            raise ValueError(f"{what}: max_retries must be an int >= -1, got {value!r}")
+    elif key == "retry_exceptions":
+        if isinstance(value, bool):
+            return
+        if not isinstance(value, list | tuple) or not all(
+            isinstance(c, type) and issubclass(c, BaseException) for c in value
+        ):
+            raise ValueError(
+                f"{what}: retry_exceptions must be a bool or a list of exception classes"
+            )
+    elif key == "name":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{what}: name must be a string")
+    elif key == "scheduling_strategy":
+        if value not in (None, "DEFAULT"):
+            raise ValueError(
+                f"{what}: only scheduling_strategy='DEFAULT' is supported, got {value!r}"
+            )
+
+
+def shape_of(options: Mapping[str, Any], default_cpus: float) -> dict[str, int]:
+    num_cpus = options.get("num_cpus")
+    quantities: dict[str, float] = {"CPU": default_cpus if num_cpus is None else num_cpus}
+    if options.get("num_gpus"):
+        quantities["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        quantities["memory"] = options["memory"]
+    for name, amount in (options.get("resources") or {}).items():
+        quantities[name] = amount
+    return resources.to_fixed(quantities)
+
+
+def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
+    shape = shape_of(options, default_cpus=1)
+    retry = options.get("retry_exceptions", False)
+    if isinstance(retry, list | tuple):
+        retry = tuple(f"{c.__module__}.{c.__qualname__}" for c in retry)
+    max_retries = options.get("max_retries")
+    return TaskOptions(
+        name=options.get("name") or default_name,
+        shape=shape,
+        key=resources.key_of(shape),
+        num_returns=options.get("num_returns", 1),
+        max_retries=3 if max_retries is None else max_retries,
+        retry_exceptions=retry,
+    )

@@ -1,0 +1,1 @@
+"""ember.operator: the kopf operator that turns a ``Cluster`` resource into pods."""

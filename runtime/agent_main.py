@@ -1,0 +1,115 @@
+"""``python -m ember.runtime.agent_main``: the node agent process.
+
+The zygote is started before anything heavy is imported, so that it and the agent pay their
+import costs at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ember-agent")
+    parser.add_argument("--head-address", required=True, help="HOST:PORT, or - to read it from stdin")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--num-cpus", type=float)
+    parser.add_argument("--num-gpus", type=float)
+    parser.add_argument("--memory", type=int)
+    parser.add_argument("--object-store-memory", type=int)
+    parser.add_argument("--resources", default="{}", help="custom resources as JSON")
+    parser.add_argument("--labels", default="{}", help="node labels as JSON")
+    parser.add_argument("--warm-workers", type=int, help="workers kept started (default: CPUs)")
+    parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    env = dict(os.environ, EMBER_SESSION_DIR=args.session_dir, EMBER_NODE_HOST=args.host)
+    from ember.runtime.worker_pool import start_zygote
+
+    zygote = start_zygote(env)
+    import asyncio
+
+    from ember.runtime import session
+
+    ready_fd = session.setup_daemon_logging(args.session_dir, "node-agent")
+    asyncio.run(_serve(args, zygote, env, ready_fd))
+    os._exit(0)
+
+
+async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], ready_fd: int) -> None:
+    import asyncio
+    import logging
+    import math
+    import signal
+
+    from ember.runtime import ids, node_resources, resources, rpc, session
+    from ember.runtime.node_agent import NodeAgent
+    from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+    from ember.runtime.worker_pool import WorkerPool
+
+    log = logging.getLogger("ember.runtime.node_agent")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    total = node_resources.default_resources(
+        num_cpus=args.num_cpus,
+        num_gpus=args.num_gpus,
+        memory=args.memory,
+        object_store_memory=args.object_store_memory,
+        custom=json.loads(args.resources),
+    )
+    total[f"node:{args.host}"] = 10_000
+    cpus = total.get("CPU", 0) / 10_000
+    warm = args.warm_workers
+    if warm is None:
+        warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
+    agent: NodeAgent | None = None
+    pool = WorkerPool(zygote, {}, lambda worker: agent.on_worker_exit(worker) if agent else None)  # type: ignore[arg-type]
+    agent = NodeAgent(ids.random_id(), args.host, total, pool, warm, json.loads(args.labels))
+    server = rpc.server()
+    rpc_pb.add_NodeAgentServicer_to_server(agent, server)
+    port = rpc.bind(server, args.host, args.port)
+    await server.start()
+    agent.address = f"{args.host}:{port}"
+    pool.worker_env = {
+        "EMBER_AGENT_ADDRESS": agent.address,
+        "EMBER_NODE_ID": agent.node_id.hex(),
+        "EMBER_SESSION_DIR": args.session_dir,
+        "EMBER_NODE_HOST": args.host,
+    }
+    await pool.start()
+    for _ in range(warm):
+        pool.spawn()
+    head_address = args.head_address
+    if head_address == "-":
+        head_address = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+    agent.head_address = head_address
+    pool.worker_env["EMBER_HEAD_ADDRESS"] = head_address
+    if args.lifeline:
+        session.watch_lifeline(lambda: loop.call_soon_threadsafe(stop.set))
+    log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
+    registered = asyncio.Event()
+    head_task = asyncio.ensure_future(agent.head_session(registered))
+    reaper = asyncio.ensure_future(agent.reap_idle_workers())
+    session.announce_ready(ready_fd, agent.address)
+    await stop.wait()
+    log.info("%s stopping", agent.describe())
+    agent.stopping = True
+    head_task.cancel()
+    reaper.cancel()
+    pool.stop()
+    await server.stop(0.5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The CoreWorker gRPC service every driver and worker serves.
+
+Drivers serve ``GetObject`` (borrowers fetch owned values) and ``PushLogs`` (workers send what
+tasks print); workers also serve ``Execute``, the hot path's receiving end.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+import grpc
+
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.protocol import ember_pb2_grpc as rpc
+
+if TYPE_CHECKING:
+    from ember.runtime.executor import Executor
+    from ember.runtime.owner import Owner
+
+
+class CoreWorkerService(rpc.CoreWorkerServicer):
+    def __init__(
+        self,
+        owner: Callable[[], Owner | None],
+        executor: Executor | None = None,
+        log_sink: Callable[[pb.LogBatch], None] | None = None,
+    ) -> None:
+        self._owner = owner
+        self._executor = executor
+        self._log_sink = log_sink
+
+    async def Execute(
+        self, request_iterator: AsyncIterator[pb.ExecuteRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        if self._executor is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a driver does not run tasks")
+            return
+        await self._executor.serve_stream(request_iterator, context)
+
+    async def GetObject(
+        self, request: pb.GetObjectRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetObjectReply:
+        owner = self._owner()
+        if owner is None:
+            return pb.GetObjectReply(lost_reason="the process it names owns no objects")
+        return await owner.serve_get_object(request.id)
+
+    async def PushLogs(self, request: pb.LogBatch, context: grpc.aio.ServicerContext) -> pb.Empty:
+        if self._log_sink is not None:
+            self._log_sink(request)
+        return pb.Empty()
+
+
+def print_logs(batch: pb.LogBatch, local_host: str) -> None:
+    """Print a worker's output in the driver's terminal, as ``(f pid=1234) hello``."""
+    where = f", ip={batch.node_host}" if batch.node_host and batch.node_host != local_host else ""
+    out: list[str] = []
+    err: list[str] = []
+    for record in batch.records:
+        name = record.task_name or "worker"
+        line = f"({name} pid={batch.pid}{where}) {record.text}\n"
+        (err if record.is_stderr else out).append(line)
+    if out:
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+    if err:
+        sys.stderr.write("".join(err))
+        sys.stderr.flush()

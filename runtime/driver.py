@@ -1,0 +1,196 @@
+"""A driver joining a cluster: its I/O thread, its CoreWorker server, its session with the head.
+
+The driver's session with the head lasts as long as the driver: when it ends (the driver exits,
+crashes or is killed) the head tells every node to stop the job's workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+
+import grpc
+
+from ember.runtime import rpc
+from ember.runtime.core_service import CoreWorkerService, print_logs
+from ember.runtime.event_loop import IoThread
+from ember.runtime.exceptions import RuntimeConnectionError
+from ember.runtime.owner import Owner
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+
+log = logging.getLogger("ember.runtime.driver")
+
+CONNECT_TIMEOUT = 15.0
+
+
+def reachable_host(head_address: str) -> str:
+    """The local address the head's network sees us by (loopback for a local head)."""
+    host = head_address.rsplit(":", 1)[0]
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+class DriverConnection:
+    def __init__(
+        self,
+        head_address: str,
+        namespace: str,
+        local_agent: str | None = None,
+        log_to_driver: bool = True,
+    ) -> None:
+        self.head_address = head_address
+        self.host = reachable_host(head_address)
+        self.io = IoThread("ember-driver-io")
+        self.owner: Owner | None = None
+        self.head_lost = False
+        try:
+            address, job_id, agent = self.io.run(
+                self._connect(namespace, local_agent, log_to_driver), timeout=CONNECT_TIMEOUT + 5
+            )
+        except BaseException:
+            self.io.stop()
+            raise
+        self.job_id = job_id
+        self.address = address
+        self.namespace = namespace
+        self.local_agent = agent
+        code_paths = []
+        if sys.argv and sys.argv[0] and os.path.exists(sys.argv[0]):
+            code_paths.append(os.path.dirname(os.path.abspath(sys.argv[0])))
+        code_paths.append(os.getcwd())
+        job = pb.JobConfig(
+            job_id=job_id,
+            driver_address=address,
+            code_paths=code_paths,
+            working_dir=os.getcwd() if self.host == "127.0.0.1" else "",
+            namespace=namespace,
+        )
+        self.owner = Owner(self.io, address, job, agent, head_address)
+
+    async def _connect(
+        self, namespace: str, local_agent: str | None, log_to_driver: bool
+    ) -> tuple[str, bytes, str]:
+        self.channels = rpc.Channels()
+        sink = (lambda batch: print_logs(batch, self.host)) if log_to_driver else None
+        server = rpc.server()
+        rpc_pb.add_CoreWorkerServicer_to_server(
+            CoreWorkerService(lambda: self.owner, log_sink=sink), server
+        )
+        bind_host = "127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0"
+        port = rpc.bind(server, bind_host, 0)
+        await server.start()
+        self._server = server
+        address = f"{self.host}:{port}"
+        head = self.channels.head(self.head_address)
+        try:
+            call = head.DriverSession(
+                pb.DriverHello(
+                    address=address, namespace=namespace, pid=os.getpid(), host=self.host
+                ),
+                wait_for_ready=True,
+                timeout=None,
+            )
+            first = await asyncio.wait_for(call.read(), CONNECT_TIMEOUT)
+            if first is grpc.aio.EOF:
+                raise RuntimeConnectionError(f"the head at {self.head_address} closed the session")
+        except (grpc.aio.AioRpcError, asyncio.TimeoutError) as error:
+            raise RuntimeConnectionError(
+                f"cannot reach the ember head at {self.head_address}: {_why(error)}"
+            ) from None
+        self._session = call
+        self._session_watch = asyncio.ensure_future(self._watch_session(call))
+        if local_agent is None:
+            local_agent = await self._find_local_agent(head)
+        return address, first.job_id, local_agent
+
+    async def _find_local_agent(self, head: rpc_pb.HeadStub) -> str:
+        deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
+        while True:
+            view = await head.GetClusterView(pb.Empty(), timeout=CONNECT_TIMEOUT)
+            alive = [n for n in view.nodes if n.alive]
+            for node in alive:
+                if node.info.host == self.host:
+                    return node.info.address
+            if alive:
+                return alive[0].info.address
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeConnectionError(
+                    f"the cluster at {self.head_address} has no nodes to run tasks on"
+                )
+            await asyncio.sleep(0.05)
+
+    async def _watch_session(self, call: grpc.aio.UnaryStreamCall) -> None:
+        try:
+            while (await call.read()) is not grpc.aio.EOF:
+                pass
+        except grpc.aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.CANCELLED:
+                return
+        except asyncio.CancelledError:
+            return
+        self.head_lost = True
+        log.error("lost the session with the ember head at %s", self.head_address)
+
+    def cluster_view(self) -> pb.ClusterView:
+        async def view() -> pb.ClusterView:
+            return await self.channels.head(self.head_address).GetClusterView(
+                pb.Empty(), timeout=10.0
+            )
+
+        try:
+            return self.io.run(view())
+        except grpc.aio.AioRpcError as error:
+            raise RuntimeConnectionError(
+                f"cannot reach the ember head at {self.head_address}: {_why(error)}"
+            ) from None
+
+    def wait_for_nodes(self, count: int, timeout: float = 10.0) -> None:
+        async def wait() -> None:
+            head = self.channels.head(self.head_address)
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                view = await head.GetClusterView(pb.Empty(), timeout=timeout)
+                if sum(1 for n in view.nodes if n.alive) >= count:
+                    return
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeConnectionError(
+                        f"the cluster at {self.head_address} did not reach {count} node(s) "
+                        f"within {timeout}s"
+                    )
+                await asyncio.sleep(0.01)
+
+        self.io.run(wait())
+
+    def close(self) -> None:
+        if self.owner is not None:
+            self.owner.shutdown()
+
+        async def close() -> None:
+            self._session_watch.cancel()
+            self._session.cancel()
+            await self.channels.close()
+            await self._server.stop(0.2)
+
+        try:
+            self.io.run(close(), timeout=3.0)
+        except Exception:
+            log.debug("error while closing the driver connection", exc_info=True)
+        self.io.stop()
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    if isinstance(error, asyncio.TimeoutError):
+        return "no answer in time"
+    return str(error)

@@ -1,0 +1,350 @@
+"""Running tasks in a worker: the receiving end of the hot path.
+
+Owners stream batches of tasks to ``serve_stream`` on the I/O thread; the tasks are queued for
+the worker's main thread, which runs them one at a time and posts each result back to the stream
+it came from. The I/O thread sends the results that accumulated while it was busy as one
+message, after the output the tasks printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from collections.abc import AsyncIterator
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ember.runtime import context, serialization
+from ember.runtime.exceptions import TaskCancelledError, TaskError
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.task_output import OutputForwarder
+
+if TYPE_CHECKING:
+    from ember.runtime.event_loop import IoThread
+    from ember.runtime.owner import Owner
+
+log = logging.getLogger("ember.runtime.executor")
+
+
+class ReplyStream:
+    """One owner's Execute stream: results flow back through ``post``."""
+
+    __slots__ = ("loop", "results", "wakeup", "scheduled", "pending", "reader_done", "job")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.results: deque[pb.TaskResult] = deque()
+        self.wakeup = asyncio.Event()
+        self.scheduled = False
+        self.pending = 0
+        self.reader_done = False
+        self.job: pb.JobConfig | None = None
+
+    def post(self, result: pb.TaskResult) -> None:
+        """Called on the main thread with a finished task's result."""
+        self.results.append(result)
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self.scheduled = False
+        self.wakeup.set()
+
+
+class Executor:
+    def __init__(self, io: IoThread, worker_id: bytes, host: str) -> None:
+        self.io = io
+        self.worker_id = worker_id
+        self.host = host
+        self.pid = os.getpid()
+        self.tasks: queue.SimpleQueue[tuple[ReplyStream, pb.TaskSpec] | None] = queue.SimpleQueue()
+        self.functions: dict[bytes, Any] = {}
+        self.job: pb.JobConfig | None = None
+        self.owner: Owner | None = None
+        self.current: pb.TaskSpec | None = None
+        self.cancelled: set[bytes] = set()
+        self.interrupt_target: bytes | None = None
+        self.interrupted: bytes | None = None
+        self.forwarder = OutputForwarder(lambda: io.call_soon(self._flush_output_soon))
+        self._output_flush: asyncio.Task[None] | None = None
+        self._output_lock: asyncio.Lock | None = None
+        self.streams = 0
+        self.on_blocked_change: Any = None
+
+    # ------------------------------------------------------------------ I/O thread
+
+    async def serve_stream(
+        self, requests: AsyncIterator[pb.ExecuteRequest], ctx: grpc.aio.ServicerContext
+    ) -> None:
+        stream = ReplyStream(asyncio.get_running_loop())
+        self.streams += 1
+        reader = asyncio.ensure_future(self._read(requests, stream))
+        try:
+            while True:
+                await stream.wakeup.wait()
+                stream.wakeup.clear()
+                if stream.results:
+                    results = []
+                    while stream.results:
+                        results.append(stream.results.popleft())
+                    stream.pending -= len(results)
+                    await self.flush_output()
+                    await ctx.write(pb.ExecuteReply(results=results))
+                if stream.reader_done and stream.pending <= 0 and not stream.results:
+                    return
+        except asyncio.CancelledError:
+            if stream.pending > 0:
+                # The owner went away while its tasks run here: nobody can use their results.
+                log.warning(
+                    "owner of %d running task(s) disconnected; worker exits", stream.pending
+                )
+                _exit_now(0)
+            raise
+        finally:
+            self.streams -= 1
+            reader.cancel()
+
+    async def _read(self, requests: AsyncIterator[pb.ExecuteRequest], stream: ReplyStream) -> None:
+        try:
+            async for request in requests:
+                if request.HasField("job"):
+                    stream.job = request.job
+                for spec in request.tasks:
+                    stream.pending += 1
+                    self.tasks.put((stream, spec))
+                if request.cancel:
+                    self._cancel(request.cancel, request.force_cancel)
+        except grpc.aio.AioRpcError:
+            pass
+        finally:
+            stream.reader_done = True
+            stream.wakeup.set()
+
+    def _cancel(self, task_ids: Any, force: bool) -> None:
+        current = self.current
+        for task_id in task_ids:
+            if current is not None and current.task_id == task_id:
+                if force:
+                    log.info("task %s force-cancelled; worker exits", current.name)
+                    _exit_now(1)
+                self.interrupt_target = task_id
+                os.kill(os.getpid(), signal.SIGINT)
+            else:
+                self.cancelled.add(task_id)
+
+    def _flush_output_soon(self) -> None:
+        if self._output_flush is None or self._output_flush.done():
+            self._output_flush = asyncio.ensure_future(self.flush_output())
+
+    async def flush_output(self) -> None:
+        """Send what tasks printed to the driver; returns once earlier output arrived too."""
+        if self._output_lock is None:
+            self._output_lock = asyncio.Lock()
+        async with self._output_lock:
+            await self._send_output()
+
+    async def _send_output(self) -> None:
+        records = self.forwarder.take()
+        if not records or self.job is None or not self.job.driver_address:
+            return
+        owner = self.owner
+        if owner is None:
+            return
+        try:
+            stub = owner.channels.core_worker(self.job.driver_address)
+            await stub.PushLogs(
+                pb.LogBatch(pid=self.pid, node_host=self.host, records=records), timeout=5.0
+            )
+        except grpc.aio.AioRpcError as error:
+            log.debug("could not forward task output to the driver: %s", error)
+
+    # ------------------------------------------------------------------ main thread
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGINT, self._on_sigint)
+        tasks = self.tasks
+        while True:
+            item = tasks.get()
+            if item is None:
+                return
+            stream, spec = item
+            if self.job is None and stream.job is not None:
+                self.bind_job(stream.job)
+            stream.post(self.run(spec))
+
+    def bind_job(self, job: pb.JobConfig) -> None:
+        """A worker serves one job for its life: its code paths and its owner for nested tasks."""
+        from ember.runtime.owner import Owner
+
+        self.job = job
+        for path in reversed(job.code_paths):
+            if path and path not in sys.path:
+                sys.path.insert(0, path)
+        if job.working_dir and os.path.isdir(job.working_dir):
+            os.chdir(job.working_dir)
+        address = os.environ["EMBER_WORKER_ADDRESS"]
+        owner = Owner(
+            self.io,
+            address,
+            job,
+            os.environ["EMBER_AGENT_ADDRESS"],
+            os.environ.get("EMBER_HEAD_ADDRESS", ""),
+        )
+        owner.on_blocked = self._blocked
+        self.owner = owner
+        context.set_core(owner)
+
+    def _blocked(self, blocked: bool) -> None:
+        if self.current is not None and self.on_blocked_change is not None:
+            self.on_blocked_change(blocked)
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        current = self.current
+        if current is not None and self.interrupt_target == current.task_id:
+            self.interrupt_target = None
+            self.interrupted = current.task_id
+            raise KeyboardInterrupt
+
+    def _function(self, spec: pb.TaskSpec) -> Any:
+        function = self.functions.get(spec.function_id)
+        if function is None:
+            if not spec.function:
+                raise RuntimeError(
+                    f"worker pid {self.pid} has no code for {spec.name}: the owner did not send it"
+                )
+            function = serialization.loads(spec.function)
+            self.functions[spec.function_id] = function
+        return function
+
+    def run(self, spec: pb.TaskSpec) -> pb.TaskResult:
+        task_id = spec.task_id
+        if task_id in self.cancelled:
+            self.cancelled.discard(task_id)
+            return self._error_result(
+                spec, TaskCancelledError(f"{spec.name} was cancelled before it started"), False
+            )
+        self.current = spec
+        self.forwarder.task_name = spec.name
+        start = time.perf_counter()
+        try:
+            function = self._function(spec)
+            args, kwargs = serialization.deserialize_args(
+                spec.args, [serialization.loads(v.data) for v in spec.arg_values]
+            )
+            value = function(*args, **kwargs)
+        except KeyboardInterrupt:
+            if self.interrupted == task_id:
+                self.interrupted = None
+                return self._finish_error(
+                    spec, TaskCancelledError(f"{spec.name} was cancelled while running"), start
+                )
+            raise
+        except BaseException as error:  # noqa: BLE001 - whatever the task raised is its result
+            if isinstance(error, SystemExit | GeneratorExit):
+                error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
+            return self._finish_error(spec, self._task_error(spec, error), start)
+        finally:
+            self.current = None
+            _flush_std_streams()
+        run_seconds = time.perf_counter() - start
+        try:
+            returns = self._serialize_returns(spec, value)
+        except Exception as error:
+            return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
+        return pb.TaskResult(task_id=task_id, returns=returns, run_seconds=run_seconds)
+
+    def _serialize_returns(self, spec: pb.TaskSpec, value: Any) -> list[pb.ObjectValue]:
+        count = spec.num_returns
+        if count == 1:
+            values = [value]
+        elif count == 0:
+            values = []
+        else:
+            if not isinstance(value, tuple | list) or len(value) != count:
+                raise ValueError(
+                    f"{spec.name} declares num_returns={count} but returned "
+                    f"{type(value).__name__}"
+                    + (f" of length {len(value)}" if isinstance(value, tuple | list) else "")
+                )
+            values = list(value)
+        returns = []
+        owner = self.owner
+        for item in values:
+            try:
+                data, contained = serialization.dumps(item)
+            except Exception as error:
+                raise TypeError(f"could not serialize the return value of {spec.name}: {error}")
+            message = pb.ObjectValue(data=data)
+            if contained:
+                message.contained.extend(
+                    pb.ObjectRefMsg(id=r.id, owner=r.owner_address) for r in contained
+                )
+                if owner is not None:
+                    owner._escape(contained)
+            returns.append(message)
+        return returns
+
+    def _task_error(self, spec: pb.TaskSpec, error: BaseException) -> TaskError:
+        tb = error.__traceback__
+        # Drop this module's frames: the user wants their function's traceback.
+        while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(error), error, tb))
+        return TaskError(spec.name, text, error, self.pid, self.host)
+
+    def _finish_error(self, spec: pb.TaskSpec, error: BaseException, start: float) -> pb.TaskResult:
+        return self._error_result(
+            spec, error, isinstance(error, TaskError), time.perf_counter() - start
+        )
+
+    def _error_result(
+        self, spec: pb.TaskSpec, error: BaseException, application: bool, run_seconds: float = 0.0
+    ) -> pb.TaskResult:
+        try:
+            data, _ = serialization.dumps(error)
+        except Exception:
+            if isinstance(error, TaskError):
+                # The exception itself cannot travel: send its text and type name instead.
+                cause = RuntimeError(f"{type(error.cause).__name__}: {error.cause}")
+                error = TaskError(error.function_name, error.traceback_str, cause, self.pid, self.host)
+            else:
+                error = RuntimeError(str(error))
+            data, _ = serialization.dumps(error)
+        value = pb.ObjectValue(data=data, kind=pb.ERROR)
+        count = max(spec.num_returns, 1)
+        result = pb.TaskResult(
+            task_id=spec.task_id,
+            returns=[value] * count,
+            run_seconds=run_seconds,
+            application_error=application,
+        )
+        if isinstance(error, TaskError):
+            cause = error.root_cause()
+            if cause is not None:
+                result.error_types.extend(
+                    f"{cls.__module__}.{cls.__qualname__}" for cls in type(cause).__mro__
+                )
+        return result
+
+
+def _flush_std_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a task may have replaced or closed them
+            pass
+
+
+def _exit_now(code: int) -> None:
+    _flush_std_streams()
+    os._exit(code)

@@ -1,0 +1,55 @@
+"""``python -m ember.runtime.head_main``: the head process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+
+from ember.runtime import rpc, session
+from ember.runtime.head import Head
+from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+
+log = logging.getLogger("ember.runtime.head")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ember-head")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--session-dir", required=True)
+    parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
+    return parser.parse_args(argv)
+
+
+async def serve(args: argparse.Namespace, ready_fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if args.lifeline:
+        session.watch_lifeline(lambda: loop.call_soon_threadsafe(stop.set))
+    head = Head(args.session_dir)
+    server = rpc.server()
+    rpc_pb.add_HeadServicer_to_server(head, server)
+    port = rpc.bind(server, args.host, args.port)
+    await server.start()
+    address = f"{args.host}:{port}"
+    log.info("head listening on %s, session %s", address, args.session_dir)
+    session.announce_ready(ready_fd, address)
+    await stop.wait()
+    log.info("head stopping")
+    await server.stop(0.5)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    ready_fd = session.setup_daemon_logging(args.session_dir, "head")
+    asyncio.run(serve(args, ready_fd))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

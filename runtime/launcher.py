@@ -1,0 +1,225 @@
+"""Starting and stopping a head and a node agent as local processes.
+
+``init()`` starts them with a lifeline: their stdin is a pipe from the driver, and when it closes
+(the driver exited, however it exited) they stop, and the agent's workers with them. ``ember
+start`` starts them detached instead, and ``ember stop`` stops them by their recorded pids.
+Both are started at once; the agent learns the head's address on its stdin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+READY_TIMEOUT = 60.0
+
+
+class LaunchError(RuntimeError):
+    pass
+
+
+@dataclass
+class LocalProcesses:
+    session_dir: str
+    head_address: str = ""
+    agent_address: str = ""
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.processes]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the agent (which stops its workers), then the head."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                try:
+                    process.send_signal(signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for process in reversed(self.processes):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+
+
+def _spawn(
+    module: str, args: list[str], session_dir: str, component: str, lifeline: bool
+) -> subprocess.Popen[bytes]:
+    logs = os.path.join(session_dir, "logs")
+    os.makedirs(logs, exist_ok=True)
+    with open(os.path.join(logs, f"{component}.log"), "ab") as stderr:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--session-dir", session_dir]
+            + (["--lifeline"] if lifeline else []),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+            env=dict(os.environ, EMBER_SESSION_DIR=session_dir),
+        )
+
+
+def _read_ready(process: subprocess.Popen[bytes], component: str, session_dir: str) -> str:
+    assert process.stdout is not None
+    deadline = time.monotonic() + READY_TIMEOUT
+    fd = process.stdout.fileno()
+    buffer = b""
+    while b"\n" not in buffer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LaunchError(f"the {component} did not start within {READY_TIMEOUT:.0f}s" + _tail(session_dir, component))
+        readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                process.wait()
+                raise LaunchError(
+                    f"the {component} exited during start-up (code {process.returncode})"
+                    + _tail(session_dir, component)
+                )
+            buffer += chunk
+    line = buffer.split(b"\n", 1)[0].decode()
+    if not line.startswith("EMBER_READY "):
+        raise LaunchError(f"the {component} said {line!r} instead of its address")
+    return line.split(" ", 1)[1].strip()
+
+
+def _tail(session_dir: str, component: str, lines: int = 20) -> str:
+    path = os.path.join(session_dir, "logs", f"{component}.log")
+    try:
+        with open(path, errors="replace") as f:
+            text = "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+    return f"; the end of {path}:\n{text}" if text else ""
+
+
+def start(
+    session_dir: str,
+    host: str = "127.0.0.1",
+    head_port: int = 0,
+    num_cpus: float | None = None,
+    num_gpus: float | None = None,
+    memory: int | None = None,
+    object_store_memory: int | None = None,
+    resources: dict[str, float] | None = None,
+    labels: dict[str, str] | None = None,
+    lifeline: bool = True,
+) -> LocalProcesses:
+    """Start a head and a node agent on this machine; returns once both listen."""
+    result = LocalProcesses(session_dir)
+    agent_args = ["--head-address", "-", "--host", host]
+    if num_cpus is not None:
+        agent_args += ["--num-cpus", str(num_cpus)]
+    if num_gpus is not None:
+        agent_args += ["--num-gpus", str(num_gpus)]
+    if memory is not None:
+        agent_args += ["--memory", str(int(memory))]
+    if object_store_memory is not None:
+        agent_args += ["--object-store-memory", str(int(object_store_memory))]
+    if resources:
+        agent_args += ["--resources", json.dumps(resources)]
+    if labels:
+        agent_args += ["--labels", json.dumps(labels)]
+    try:
+        head = _spawn(
+            "ember.runtime.head_main",
+            ["--host", host, "--port", str(head_port)],
+            session_dir,
+            "head",
+            lifeline,
+        )
+        result.processes.append(head)
+        agent = _spawn("ember.runtime.agent_main", agent_args, session_dir, "node-agent", lifeline)
+        result.processes.append(agent)
+        result.head_address = _read_ready(head, "head", session_dir)
+        assert agent.stdin is not None
+        agent.stdin.write((result.head_address + "\n").encode())
+        agent.stdin.flush()
+        result.agent_address = _read_ready(agent, "node-agent", session_dir)
+        if not lifeline:
+            for process in result.processes:
+                if process.stdin is not None:
+                    process.stdin.close()
+    except BaseException:
+        result.stop(timeout=2.0)
+        raise
+    return result
+
+
+def start_agent(
+    session_dir: str,
+    head_address: str,
+    host: str = "127.0.0.1",
+    num_cpus: float | None = None,
+    resources: dict[str, float] | None = None,
+    lifeline: bool = True,
+) -> LocalProcesses:
+    """Start one more node agent joining ``head_address`` (tests use it for multi-node)."""
+    result = LocalProcesses(session_dir, head_address=head_address)
+    args = ["--head-address", head_address, "--host", host]
+    if num_cpus is not None:
+        args += ["--num-cpus", str(num_cpus)]
+    if resources:
+        args += ["--resources", json.dumps(resources)]
+    component = f"node-agent-{os.urandom(2).hex()}"
+    try:
+        agent = _spawn("ember.runtime.agent_main", args, session_dir, component, lifeline)
+        result.processes.append(agent)
+        result.agent_address = _read_ready(agent, component, session_dir)
+    except BaseException:
+        result.stop(timeout=2.0)
+        raise
+    return result
+
+
+def stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
+    """Stop processes ``ember start`` recorded; only those that still run ember."""
+    alive = [pid for pid in pids if _is_ember(pid)]
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(_exists(pid) for pid in alive):
+        time.sleep(0.05)
+    for pid in alive:
+        if _exists(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    return alive
+
+
+def _exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_ember(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"ember.runtime" in f.read()
+    except OSError:
+        return False

@@ -1,0 +1,470 @@
+"""The node agent: one per machine or pod. It leases workers against the node's resources.
+
+Owners ask for a lease of a resource shape on a ``Leases`` stream; the agent grants an idle
+worker of its pool when the shape fits what is free, queues the request while it does not, and
+sends the owner elsewhere (through the head) when the node could never hold it. A worker blocked
+in ``get`` gives its CPU back while it waits. The agent reports its free resources to the head
+and keeps a warm pool of workers forked from the zygote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ember.runtime import ids, resources, rpc
+from ember.runtime.exceptions import describe_exit
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.resources import Shape
+from ember.runtime.worker_pool import DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool
+
+log = logging.getLogger("ember.runtime.node_agent")
+
+IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
+REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
+RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
+
+
+class OwnerSession:
+    """One owner's Leases stream."""
+
+    def __init__(self) -> None:
+        self.job_id = b""
+        self.address = ""
+        self.pid = 0
+        self.outbox: asyncio.Queue[pb.LeaseServerMessage] = asyncio.Queue()
+        self.leases: dict[int, LeaseState] = {}
+        self.last_reclaim = 0.0
+
+    def send(self, message: pb.LeaseServerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+    def describe(self) -> str:
+        return f"owner pid {self.pid} at {self.address} (job {self.job_id.hex()})"
+
+
+class PendingRequest:
+    __slots__ = ("owner", "request_id", "shape", "task_name", "spilled")
+
+    def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
+        self.owner = owner
+        self.request_id = request.request_id
+        self.shape = resources.to_fixed(request.shape.quantities)
+        self.task_name = request.task_name
+        self.spilled = request.spilled
+
+
+class LeaseState:
+    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked")
+
+    def __init__(self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape):
+        self.lease_id = lease_id
+        self.owner = owner
+        self.worker = worker
+        self.shape = shape
+        self.blocked = False
+
+
+class NodeAgent(rpc_pb.NodeAgentServicer):
+    def __init__(
+        self,
+        node_id: bytes,
+        host: str,
+        total: Shape,
+        pool: WorkerPool,
+        warm_workers: int,
+        labels: dict[str, str] | None = None,
+    ) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.total = dict(total)
+        self.available = dict(total)
+        self.pool = pool
+        self.warm_workers = warm_workers
+        self.labels = labels or {}
+        self.address = ""
+        self.head_address = ""
+        self.queue: list[PendingRequest] = []
+        self.owners: set[OwnerSession] = set()
+        self._lease_ids = itertools.count(1)
+        self._report_pending = False
+        self._report_event = asyncio.Event()
+        self._finished_jobs: set[bytes] = set()
+        self.channels = rpc.Channels()
+        self.stopping = False
+
+    def describe(self) -> str:
+        return f"node {ids.short(self.node_id)} ({self.address})"
+
+    # ------------------------------------------------------------------ owners
+
+    async def Leases(
+        self, request_iterator: AsyncIterator[pb.LeaseClientMessage], context: grpc.aio.ServicerContext
+    ) -> None:
+        owner = OwnerSession()
+        self.owners.add(owner)
+
+        async def write() -> None:
+            while True:
+                await context.write(await owner.outbox.get())
+
+        writer = asyncio.ensure_future(write())
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if kind == "request":
+                    self._on_request(owner, message.request)
+                elif kind == "release":
+                    self._release(owner, message.release.lease_id, message.release.discard_worker)
+                elif kind == "cancel":
+                    self._cancel(owner, message.cancel.request_id)
+                elif kind == "owner":
+                    owner.job_id = message.owner.job_id
+                    owner.address = message.owner.owner_address
+                    owner.pid = message.owner.pid
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.cancel()
+            self._owner_gone(owner)
+
+    def _on_request(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
+        pending = PendingRequest(owner, request)
+        if not resources.fits(pending.shape, self.total):
+            asyncio.ensure_future(self._place_elsewhere(pending))
+            return
+        self.queue.append(pending)
+        self._schedule()
+
+    async def _place_elsewhere(self, request: PendingRequest) -> None:
+        """The shape can never fit here: ask the head for a node it fits, or give up."""
+        owner = request.owner
+        shape = describe = resources.describe(request.shape)
+        try:
+            reply = await self.channels.head(self.head_address).FindNode(
+                pb.FindNodeRequest(
+                    shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
+                    exclude_node_id=self.node_id,
+                ),
+                timeout=10.0,
+            )
+        except grpc.aio.AioRpcError as error:
+            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                request_id=request.request_id,
+                reason=f"the head at {self.head_address} cannot be reached ({error.code().name})",
+            )))
+            return
+        if reply.node.address:
+            owner.send(pb.LeaseServerMessage(spillback=pb.LeaseSpillback(
+                request_id=request.request_id,
+                node_address=reply.node.address,
+                node_id=reply.node.node_id,
+            )))
+            return
+        owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id,
+            infeasible=not reply.feasible,
+            reason=(
+                f"it needs {shape}, but no node of the cluster has that much "
+                f"(largest node: {reply.largest or describe})"
+            ),
+        )))
+
+    def _cancel(self, owner: OwnerSession, request_id: int) -> None:
+        self.queue = [
+            r for r in self.queue if not (r.owner is owner and r.request_id == request_id)
+        ]
+
+    def _schedule(self) -> None:
+        """Grant every queued request that fits, starting workers where none is idle."""
+        if not self.queue:
+            return
+        free = dict(self.available)
+        needs_worker = 0
+        waiting = False
+        for request in list(self.queue):
+            if not resources.fits(request.shape, free):
+                waiting = True
+                continue
+            resources.subtract(free, request.shape)
+            worker = self._idle_worker(request.owner.job_id)
+            if worker is None:
+                needs_worker += 1
+                continue
+            self.queue.remove(request)
+            self._grant(request, worker)
+        starting = self.pool.starting()
+        for _ in range(needs_worker - starting):
+            self._spawn()
+        if waiting:
+            self._reclaim_idle_leases()
+
+    def _idle_worker(self, job_id: bytes) -> WorkerHandle | None:
+        unbound = None
+        for worker in self.pool.workers.values():
+            if worker.state != IDLE:
+                continue
+            if worker.job_id == job_id:
+                return worker
+            if worker.job_id is None and unbound is None:
+                unbound = worker
+        return unbound
+
+    def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
+        resources.subtract(self.available, request.shape)
+        lease = LeaseState(next(self._lease_ids), request.owner, worker, request.shape)
+        worker.state = LEASED
+        worker.lease = lease
+        if worker.job_id is None:
+            worker.job_id = request.owner.job_id
+        request.owner.leases[lease.lease_id] = lease
+        request.owner.send(pb.LeaseServerMessage(grant=pb.LeaseGrant(
+            request_id=request.request_id,
+            lease_id=lease.lease_id,
+            worker_id=worker.worker_id,
+            worker_address=worker.address,
+            node_id=self.node_id,
+            worker_pid=worker.pid,
+        )))
+        self._report_soon()
+
+    def _release(self, owner: OwnerSession, lease_id: int, discard: bool) -> None:
+        lease = owner.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        self._free_lease(lease)
+        worker = lease.worker
+        if worker.state == LEASED:
+            worker.lease = None
+            if discard:
+                self.pool.kill(worker)
+            else:
+                worker.state = IDLE
+                worker.idle_since = time.monotonic()
+        self._schedule()
+
+    def _free_lease(self, lease: LeaseState) -> None:
+        shape = dict(lease.shape)
+        if lease.blocked:
+            shape.pop("CPU", None)  # already given back while blocked
+        resources.add(self.available, shape)
+        self._report_soon()
+
+    def _owner_gone(self, owner: OwnerSession) -> None:
+        self.owners.discard(owner)
+        self.queue = [r for r in self.queue if r.owner is not owner]
+        for lease in list(owner.leases.values()):
+            # Whatever the worker runs was for an owner that can no longer take the result.
+            owner.leases.pop(lease.lease_id, None)
+            self._free_lease(lease)
+            lease.worker.lease = None
+            self.pool.kill(lease.worker)
+        self._schedule()
+
+    def _reclaim_idle_leases(self) -> None:
+        now = time.monotonic()
+        for owner in self.owners:
+            if owner.leases and now - owner.last_reclaim > RECLAIM_INTERVAL:
+                owner.last_reclaim = now
+                owner.send(pb.LeaseServerMessage(reclaim_idle=pb.Empty()))
+
+    # ------------------------------------------------------------------ workers
+
+    def _spawn(self) -> WorkerHandle:
+        return self.pool.spawn()
+
+    async def WorkerSession(
+        self, request_iterator: AsyncIterator[pb.WorkerMessage], context: grpc.aio.ServicerContext
+    ) -> None:
+        worker: WorkerHandle | None = None
+        writer: asyncio.Task[None] | None = None
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if kind == "hello":
+                    worker = self.pool.workers.get(message.hello.worker_id)
+                    if worker is None or worker.state != STARTING:
+                        log.warning("unknown worker %s said hello", message.hello.worker_id.hex())
+                        return
+                    worker.address = message.hello.address
+                    worker.pid = message.hello.pid
+                    worker.state = IDLE
+                    worker.idle_since = time.monotonic()
+                    worker.outbox = asyncio.Queue()
+                    writer = asyncio.ensure_future(self._write_worker(worker, context))
+                    self._schedule()
+                elif kind == "blocked" and worker is not None:
+                    self._set_blocked(worker, message.blocked)
+                elif kind == "busy" and worker is not None:
+                    worker.asked_to_exit = False
+                    worker.idle_since = time.monotonic()
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            if writer is not None:
+                writer.cancel()
+            if worker is not None and worker.state != DEAD:
+                # Not awaited here: gRPC may cancel this handler again while we wait.
+                asyncio.ensure_future(self._worker_gone(worker))
+
+    async def _write_worker(self, worker: WorkerHandle, context: grpc.aio.ServicerContext) -> None:
+        assert worker.outbox is not None
+        while True:
+            await context.write(await worker.outbox.get())
+
+    def _set_blocked(self, worker: WorkerHandle, blocked: bool) -> None:
+        lease = worker.lease
+        if not isinstance(lease, LeaseState) or lease.blocked == blocked:
+            return
+        lease.blocked = blocked
+        cpu = lease.shape.get("CPU", 0)
+        if not cpu:
+            return
+        if blocked:
+            self.available["CPU"] = self.available.get("CPU", 0) + cpu
+            self._schedule()
+        else:
+            self.available["CPU"] = self.available.get("CPU", 0) - cpu
+        self._report_soon()
+
+    def on_worker_exit(self, worker: WorkerHandle) -> None:
+        """The zygote reaped a worker."""
+        if worker.state != DEAD:
+            asyncio.ensure_future(self._worker_gone(worker))
+
+    async def _worker_gone(self, worker: WorkerHandle) -> None:
+        if worker.state == DEAD:
+            return
+        previous = worker.state
+        worker.state = DEAD
+        if not worker.exited.is_set():
+            # The session broke first; the zygote's exit report carries the code.
+            try:
+                await asyncio.wait_for(worker.exited.wait(), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        lease = worker.lease
+        if isinstance(lease, LeaseState) and lease.owner.leases.pop(lease.lease_id, None):
+            how = describe_exit(worker.returncode) if worker.exited.is_set() else "lost"
+            reason = f"worker pid {worker.pid} on {self.host} {_verb(how)}"
+            lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
+                lease_id=lease.lease_id, reason=reason
+            )))
+            self._free_lease(lease)
+        if previous == LEASED or worker.returncode not in (0, None):
+            log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
+        self.pool.forget(worker)
+        self._top_up()
+        self._schedule()
+
+    def _top_up(self) -> None:
+        """Keep the warm pool at its size, so the next lease needs no fork."""
+        if self.stopping:
+            return
+        live = sum(1 for w in self.pool.workers.values() if w.state in (STARTING, IDLE))
+        for _ in range(self.warm_workers - live):
+            if len(self.pool.workers) >= self.warm_workers:
+                break
+            self._spawn()
+
+    async def reap_idle_workers(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(IDLE_WORKER_TIMEOUT / 2)
+            now = time.monotonic()
+            idle = [w for w in self.pool.workers.values() if w.state == IDLE]
+            spare = len(self.pool.workers) - self.warm_workers
+            for worker in sorted(idle, key=lambda w: w.idle_since):
+                if spare <= 0:
+                    break
+                if now - worker.idle_since < IDLE_WORKER_TIMEOUT or worker.asked_to_exit:
+                    continue
+                if worker.outbox is not None:
+                    worker.asked_to_exit = True
+                    worker.outbox.put_nowait(pb.AgentToWorker(exit_if_idle=pb.Empty()))
+                    spare -= 1
+
+    def job_finished(self, job_id: bytes) -> None:
+        """The head says a driver is gone: its workers go too."""
+        self._finished_jobs.add(job_id)
+        for worker in list(self.pool.workers.values()):
+            if worker.job_id == job_id and worker.state in (IDLE, LEASED):
+                self.pool.kill(worker)
+
+    # ------------------------------------------------------------------ head
+
+    def _report_soon(self) -> None:
+        if not self._report_pending:
+            self._report_pending = True
+            asyncio.get_running_loop().call_later(REPORT_DELAY, self._report_event.set)
+
+    def report(self) -> pb.NodeReport:
+        self._report_pending = False
+        leases = sum(len(o.leases) for o in self.owners)
+        return pb.NodeReport(
+            available=pb.ResourceSet(quantities=resources.to_float(self.available)),
+            num_workers=len(self.pool.workers),
+            num_leases=leases,
+        )
+
+    def node_info(self, pid: int) -> pb.NodeInfo:
+        return pb.NodeInfo(
+            node_id=self.node_id,
+            address=self.address,
+            host=self.host,
+            total=pb.ResourceSet(quantities=resources.to_float(self.total)),
+            labels=self.labels,
+            pid=pid,
+        )
+
+    async def head_session(self, registered: asyncio.Event) -> None:
+        """Register with the head and stream resource reports; re-register if it restarts."""
+        failures = 0
+        while not self.stopping:
+            call = self.channels.head(self.head_address).NodeSession()
+            try:
+                await call.write(pb.NodeMessage(register=self.node_info(os.getpid())))
+                reader = asyncio.ensure_future(self._read_head(call, registered))
+                while not reader.done():
+                    waiter = asyncio.ensure_future(self._report_event.wait())
+                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    waiter.cancel()
+                    if self._report_event.is_set():
+                        self._report_event.clear()
+                        await call.write(pb.NodeMessage(report=self.report()))
+                failures = 0 if registered.is_set() else failures
+            except grpc.aio.AioRpcError as error:
+                log.warning("session with head %s failed: %s", self.head_address, error.code().name)
+            finally:
+                call.cancel()
+            failures += 1
+            await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+
+    async def _read_head(self, call: grpc.aio.StreamStreamCall, registered: asyncio.Event) -> None:
+        try:
+            while True:
+                message = await call.read()
+                if message is grpc.aio.EOF:
+                    return
+                kind = message.WhichOneof("kind")
+                if kind == "registered":
+                    registered.set()
+                    self._report_event.set()
+                elif kind == "job_finished":
+                    self.job_finished(message.job_finished)
+        except grpc.aio.AioRpcError:
+            return
+
+
+def _verb(how: str) -> str:
+    if how.startswith("killed"):
+        return f"was {how}"
+    if how.startswith("exit code"):
+        return f"exited with {how}"
+    return "is gone (no exit status)"

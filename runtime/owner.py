@@ -1,0 +1,468 @@
+"""The owner: what a driver, and a worker running nested tasks, does with its tasks and objects.
+
+An owner submits tasks (resolving their ObjectRef arguments first), receives their results,
+retries them when a worker dies, keeps the values it owns and serves them to borrowers, and
+counts the refs alive in its process. Drivers and workers share this code (Ray calls it the
+core worker); the public API in ``ember`` is a thin face over it.
+
+Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
+everything else runs on the I/O thread. Submissions cross over in batches through a deque.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import traceback
+from collections import deque
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import grpc
+
+from ember.runtime import ids, serialization
+from ember.runtime.event_loop import IoThread
+from ember.runtime.exceptions import (
+    GetTimeoutError,
+    ObjectLostError,
+    OwnerDiedError,
+    RuntimeConnectionError,
+    TaskCancelledError,
+    TaskError,
+    TaskUnschedulableError,
+    WorkerCrashedError,
+)
+from ember.runtime.memory_store import ERROR, VALUE, MemoryStore, StoredValue
+from ember.runtime.object_ref import ObjectRef
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.reference_table import ReferenceTable
+from ember.runtime.rpc import Channels
+from ember.runtime.task_record import (
+    FINISHED,
+    QUEUED,
+    RESOLVING,
+    RUNNING,
+    FunctionDescriptor,
+    TaskOptions,
+    TaskRecord,
+)
+from ember.runtime.task_submitter import TaskSubmitter
+
+log = logging.getLogger("ember.runtime.owner")
+
+RELEASE_DRAIN_INTERVAL = 0.05
+
+
+class Owner:
+    def __init__(
+        self,
+        io: IoThread,
+        address: str,
+        job_config: pb.JobConfig,
+        local_agent: str,
+        head_address: str,
+    ) -> None:
+        self.io = io
+        self.address = address
+        self.job_config = job_config
+        self.job_id = job_config.job_id
+        self.local_agent = local_agent
+        self.head_address = head_address
+        self.channels = Channels()
+        self.store = MemoryStore()
+        self.references = ReferenceTable(self._on_zero_refs)
+        self.mint = ids.IdMint()
+        self._put_task = self.mint.task_id()
+        self._put_index = 0
+        self.tasks: dict[bytes, TaskRecord] = {}
+        # Owned refs pickled into values sent elsewhere: kept until this process exits, since
+        # a borrower may still ask for them.
+        self.escaped: dict[bytes, ObjectRef] = {}
+        self._submissions: deque[TaskRecord] = deque()
+        self._submit_scheduled = False
+        self._fetching: set[bytes] = set()
+        self._closed = False
+        # Set in workers: called with True when the running task blocks in get, False after.
+        self.on_blocked: Callable[[bool], None] | None = None
+        self.submitter: TaskSubmitter = io.run(self._start())
+
+    async def _start(self) -> TaskSubmitter:
+        self._loop = asyncio.get_running_loop()
+        self._drain_handle = self._loop.call_later(RELEASE_DRAIN_INTERVAL, self._periodic_drain)
+        return TaskSubmitter(self, self.local_agent)
+
+    def _periodic_drain(self) -> None:
+        self.references.drain()
+        if not self._closed:
+            self._drain_handle = self._loop.call_later(
+                RELEASE_DRAIN_INTERVAL, self._periodic_drain
+            )
+
+    # ================================================================== user thread
+
+    def submit_task(
+        self,
+        function: FunctionDescriptor,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+    ) -> list[ObjectRef]:
+        self._check_open()
+        data, deps, nested = serialization.serialize_args(function.name, args, kwargs)
+        task_id = self.mint.task_id()
+        return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
+        refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
+        if nested:
+            self._escape(nested)
+        task = TaskRecord(task_id, function, options, data, deps, nested, return_ids)
+        self._submissions.append(task)
+        if not self._submit_scheduled:
+            self._submit_scheduled = True
+            self.io.call_soon(self._drain_submissions)
+        return refs
+
+    def put(self, value: Any) -> ObjectRef:
+        self._check_open()
+        if isinstance(value, ObjectRef):
+            raise TypeError(
+                "Calling put on an ObjectRef is not allowed; to store the ref itself, "
+                "wrap it in a list: put([ref])"
+            )
+        if self.references.pending_releases() > 256:
+            self.references.drain()
+        data, contained = serialization.dumps(value)
+        if contained:
+            self._escape(contained)
+        self._put_index += 1
+        object_id = self._put_task + self._put_index.to_bytes(4, "big")
+        ref = ObjectRef(object_id, self.address, self)
+        self.store.put(object_id, StoredValue(data, VALUE, contained or None))
+        return ref
+
+    def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
+        store = self.store
+        missing = [ref for ref in refs if ref._id not in store]
+        if missing:
+            self._check_open()
+            self._wait_present(missing, len(missing), timeout, raise_on_timeout=True)
+        return [self._deserialize(store.get(ref._id), ref) for ref in refs]
+
+    def wait(
+        self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None
+    ) -> tuple[list[ObjectRef], list[ObjectRef]]:
+        store = self.store
+        missing = [ref for ref in refs if ref._id not in store]
+        if len(refs) - len(missing) < num_returns:
+            self._check_open()
+            needed = num_returns - (len(refs) - len(missing))
+            self._wait_present(missing, needed, timeout, raise_on_timeout=False)
+        ready: list[ObjectRef] = []
+        not_ready: list[ObjectRef] = []
+        for ref in refs:
+            if len(ready) < num_returns and ref._id in store:
+                ready.append(ref)
+            else:
+                not_ready.append(ref)
+        return ready, not_ready
+
+    def _wait_present(
+        self, missing: list[ObjectRef], needed: int, timeout: float | None, raise_on_timeout: bool
+    ) -> None:
+        borrowed = [ref for ref in missing if ref._owner_address != self.address]
+        if borrowed:
+            self.io.call_soon(self._fetch_all, borrowed)
+        ids_missing = [ref._id for ref in missing]
+        on_blocked = self.on_blocked
+        if on_blocked is not None:
+            on_blocked(True)
+        try:
+            done = self.store.wait(ids_missing, needed, timeout)
+        finally:
+            if on_blocked is not None:
+                on_blocked(False)
+        if not done and raise_on_timeout:
+            still = [ref for ref in missing if ref._id not in self.store]
+            first = still[0] if still else missing[0]
+            task = self.tasks.get(first.task_id())
+            what = f" (from {task.describe()}, {task.state})" if task else ""
+            raise GetTimeoutError(
+                f"get timed out after {timeout}s: {len(still)} of {len(missing)} objects "
+                f"not ready, first {first!r}{what}"
+            )
+
+    def _deserialize(self, value: StoredValue | None, ref: ObjectRef) -> Any:
+        if value is None:
+            raise ObjectLostError(f"{ref!r} is no longer available at this process")
+        if value.kind == VALUE:
+            return serialization.loads(value.data)
+        error = serialization.loads(value.data)
+        if isinstance(error, TaskError):
+            raise error.as_instanceof_cause()
+        raise error
+
+    def cancel(self, ref: ObjectRef, force: bool) -> None:
+        self._check_open()
+        if ref._owner_address != self.address:
+            raise ValueError(f"cancel: {ref!r} was not submitted by this process")
+        self.io.call_soon(self._cancel, ref.task_id(), force)
+
+    def as_concurrent_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def ready(_: bytes, value: StoredValue) -> None:
+            try:
+                future.set_result(self._deserialize(value, ref))
+            except BaseException as error:  # the value is an error to raise
+                future.set_exception(error)
+
+        def register() -> None:
+            if ref._owner_address != self.address:
+                self._fetch_all([ref])
+            self.store.on_ready(ref._id, ready)
+
+        self.io.call_soon(register)
+        return future
+
+    def as_future(self, ref: ObjectRef) -> asyncio.Future[Any]:
+        return asyncio.wrap_future(self.as_concurrent_future(ref))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("ember has been shut down in this process; call ember.init()")
+
+    def _escape(self, refs: list[ObjectRef]) -> None:
+        for ref in refs:
+            if ref._owner_address == self.address and ref._id not in self.escaped:
+                self.escaped[ref._id] = ref
+
+    # ================================================================== I/O thread
+
+    def _drain_submissions(self) -> None:
+        self._submit_scheduled = False
+        submissions = self._submissions
+        tasks = self.tasks
+        submitter = self.submitter
+        while submissions:
+            task = submissions.popleft()
+            tasks[task.task_id] = task
+            if task.deps:
+                self._resolve(task)
+            else:
+                submitter.enqueue(task)
+
+    def _resolve(self, task: TaskRecord) -> None:
+        task.state = RESOLVING
+        task.arg_values = [None] * len(task.deps)
+        task.unresolved = len(task.deps)
+        for index, ref in enumerate(task.deps):
+            if ref._id not in self.store and ref._owner_address != self.address:
+                self._fetch_all([ref])
+            self.store.on_ready(ref._id, partial(self._dep_ready, task, index))
+
+    def _dep_ready(self, task: TaskRecord, index: int, _: bytes, value: StoredValue) -> None:
+        if task.state != RESOLVING or task.arg_values is None:
+            return
+        if value.kind == ERROR:
+            # An argument failed: so does this task, with the same error, without running.
+            self._finish(task, value)
+            return
+        task.arg_values[index] = pb.ObjectValue(data=value.data)
+        task.unresolved -= 1
+        if task.unresolved == 0:
+            self.submitter.enqueue(task)
+
+    def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None:
+        if task.state == FINISHED:
+            return
+        if result.application_error and self._retry_exception(task, result):
+            return
+        if task.cancelled:
+            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            return
+        returns = result.returns
+        store = self.store
+        references = self.references
+        for object_id, value in zip(task.return_ids, returns, strict=False):
+            if references.count(object_id) == 0 and object_id not in self.escaped:
+                continue  # nobody holds a ref to this return any more
+            contained = None
+            if value.contained:
+                contained = [ObjectRef(r.id, r.owner, self) for r in value.contained]
+            store.put(object_id, StoredValue(value.data, value.kind, contained))
+        task.state = FINISHED
+        self.tasks.pop(task.task_id, None)
+        task.forget_arguments()
+
+    def _retry_exception(self, task: TaskRecord, result: pb.TaskResult) -> bool:
+        policy = task.options.retry_exceptions
+        if not policy or task.retries_left() <= 0:
+            return False
+        if policy is not True and not set(policy).intersection(result.error_types):
+            return False
+        task.attempt += 1
+        log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)
+        self.submitter.requeue_front(task)
+        self.submitter.pump(self.submitter.queues[task.options.key])
+        return True
+
+    def retry_after_crash(self, task: TaskRecord, reason: str, lease: Any) -> bool:
+        """A worker died under the task: requeue it if it may be retried."""
+        if task.state == FINISHED:
+            return True
+        task.last_failure = reason
+        if task.cancelled or task.retries_left() <= 0:
+            return False
+        task.attempt += 1
+        log.warning(
+            "%s failed because %s; retrying (attempt %d)", task.describe(), reason, task.attempt + 1
+        )
+        self.submitter.requeue_front(task)
+        self.submitter.pump(self.submitter.queues[task.options.key])
+        return True
+
+    def fail_crashed(self, tasks: list[TaskRecord], reason: str, lease: Any) -> None:
+        for task in tasks:
+            if task.state == FINISHED:
+                continue
+            if task.cancelled:
+                error: Exception = TaskCancelledError(f"{task.describe()} was cancelled")
+            else:
+                attempts = task.attempt + 1
+                error = WorkerCrashedError(
+                    f"{task.describe()} failed: its worker died ({reason}); "
+                    f"{attempts} attempt{'s' if attempts != 1 else ''}, "
+                    f"max_retries={task.options.max_retries}"
+                )
+            self._finish(task, self._error(error))
+
+    def fail_unschedulable(self, tasks: list[TaskRecord], reason: str) -> None:
+        for task in tasks:
+            self._finish(
+                task, self._error(TaskUnschedulableError(f"{task.describe()} cannot run: {reason}"))
+            )
+
+    def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None:
+        for task in tasks:
+            self._finish(task, self._error(RuntimeConnectionError(f"{task.describe()}: {reason}")))
+
+    def _finish(self, task: TaskRecord, value: StoredValue) -> None:
+        """End a task with one value (an error) for each of its returns."""
+        if task.state == FINISHED:
+            return
+        task.state = FINISHED
+        self.tasks.pop(task.task_id, None)
+        task.forget_arguments()
+        for object_id in task.return_ids:
+            self.store.put(object_id, value)
+
+    def _error(self, error: BaseException) -> StoredValue:
+        data, _ = serialization.dumps(error)
+        return StoredValue(data, ERROR)
+
+    def _cancel(self, task_id: bytes, force: bool) -> None:
+        task = self.tasks.get(task_id)
+        if task is None or task.state == FINISHED:
+            return
+        task.cancelled = True
+        if task.state == RESOLVING or (
+            task.state == QUEUED and self.submitter.remove_queued(task)
+        ):
+            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+        elif task.state == RUNNING:
+            task.force_cancel = force
+            self.submitter.cancel_running(task, force)
+
+    def _fetch_all(self, refs: list[ObjectRef]) -> None:
+        for ref in refs:
+            if ref._id in self.store or ref._id in self._fetching:
+                continue
+            self._fetching.add(ref._id)
+            asyncio.ensure_future(self._fetch(ref))
+
+    async def _fetch(self, ref: ObjectRef) -> None:
+        """Get a borrowed object's value from its owner into this process's store."""
+        try:
+            stub = self.channels.core_worker(ref._owner_address)
+            reply = await stub.GetObject(pb.GetObjectRequest(id=ref._id))
+            if reply.lost_reason:
+                value = self._error(ObjectLostError(f"{ref!r}: {reply.lost_reason}"))
+            else:
+                contained = None
+                if reply.value.contained:
+                    contained = [ObjectRef(r.id, r.owner, self) for r in reply.value.contained]
+                value = StoredValue(reply.value.data, reply.value.kind, contained)
+        except grpc.aio.AioRpcError as error:
+            value = self._error(
+                OwnerDiedError(
+                    f"{ref!r} is lost: its owner at {ref._owner_address} cannot be reached "
+                    f"({error.code().name})"
+                )
+            )
+        finally:
+            self._fetching.discard(ref._id)
+        if self.references.count(ref._id) > 0:
+            self.store.put(ref._id, value)
+
+    async def serve_get_object(self, object_id: bytes) -> pb.GetObjectReply:
+        """CoreWorker.GetObject: wait until an owned object is ready, then return it."""
+        value = self.store.get(object_id)
+        if value is None:
+            if ids.task_of(object_id) not in self.tasks:
+                return pb.GetObjectReply(
+                    lost_reason=f"its owner (pid {os.getpid()}) no longer holds it"
+                )
+            future: asyncio.Future[StoredValue] = self._loop.create_future()
+
+            def ready(_: bytes, stored: StoredValue) -> None:
+                if not future.done():
+                    self._loop.call_soon_threadsafe(_set_result, future, stored)
+
+            self.store.on_ready(object_id, ready)
+            value = await future
+        message = pb.ObjectValue(id=object_id, data=value.data, kind=value.kind)
+        if value.contained:
+            message.contained.extend(
+                pb.ObjectRefMsg(id=r._id, owner=r._owner_address) for r in value.contained
+            )
+            self._escape(value.contained)
+        return pb.GetObjectReply(value=message)
+
+    def _on_zero_refs(self, object_id: bytes) -> None:
+        if object_id in self.escaped:
+            return
+        if ids.task_of(object_id) in self.tasks:
+            return  # still being computed; the result is dropped when it arrives
+        self.store.delete(object_id)
+
+    # ================================================================== lifetime
+
+    def owns_objects(self) -> bool:
+        """True while other processes may still ask this one for objects."""
+        return bool(self.escaped) or bool(self.tasks)
+
+    def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        async def close() -> None:
+            self._drain_handle.cancel()
+            self.submitter.shutdown()
+            await self.channels.close()
+
+        try:
+            self.io.run(close(), timeout=2.0)
+        except Exception:
+            log.debug("error closing owner channels", exc_info=True)
+
+
+def _set_result(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+def format_exception(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))

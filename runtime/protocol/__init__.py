@@ -1,0 +1,1 @@
+"""Generated gRPC code for ``ember.proto`` (regenerate with ``make proto``)."""

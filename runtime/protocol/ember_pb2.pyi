@@ -1,0 +1,393 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ValueKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VALUE: _ClassVar[ValueKind]
+    ERROR: _ClassVar[ValueKind]
+VALUE: ValueKind
+ERROR: ValueKind
+
+class Empty(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResourceSet(_message.Message):
+    __slots__ = ("quantities",)
+    class QuantitiesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    QUANTITIES_FIELD_NUMBER: _ClassVar[int]
+    quantities: _containers.ScalarMap[str, float]
+    def __init__(self, quantities: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class ObjectRefMsg(_message.Message):
+    __slots__ = ("id", "owner")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    owner: str
+    def __init__(self, id: _Optional[bytes] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class ObjectValue(_message.Message):
+    __slots__ = ("id", "data", "kind", "contained")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    CONTAINED_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    data: bytes
+    kind: ValueKind
+    contained: _containers.RepeatedCompositeFieldContainer[ObjectRefMsg]
+    def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ...) -> None: ...
+
+class TaskSpec(_message.Message):
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    ARG_VALUES_FIELD_NUMBER: _ClassVar[int]
+    NUM_RETURNS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    function_id: bytes
+    function: bytes
+    name: str
+    args: bytes
+    arg_values: _containers.RepeatedCompositeFieldContainer[ObjectValue]
+    num_returns: int
+    attempt: int
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class TaskResult(_message.Message):
+    __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_ERROR_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    returns: _containers.RepeatedCompositeFieldContainer[ObjectValue]
+    run_seconds: float
+    application_error: bool
+    error_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., run_seconds: _Optional[float] = ..., application_error: _Optional[bool] = ..., error_types: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class JobConfig(_message.Message):
+    __slots__ = ("job_id", "driver_address", "code_paths", "working_dir", "namespace")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CODE_PATHS_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    driver_address: str
+    code_paths: _containers.RepeatedScalarFieldContainer[str]
+    working_dir: str
+    namespace: str
+    def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ..., code_paths: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("job", "tasks", "cancel", "force_cancel")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    FORCE_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    job: JobConfig
+    tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
+    cancel: _containers.RepeatedScalarFieldContainer[bytes]
+    force_cancel: bool
+    def __init__(self, job: _Optional[_Union[JobConfig, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., cancel: _Optional[_Iterable[bytes]] = ..., force_cancel: _Optional[bool] = ...) -> None: ...
+
+class ExecuteReply(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
+
+class GetObjectRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    def __init__(self, id: _Optional[bytes] = ...) -> None: ...
+
+class GetObjectReply(_message.Message):
+    __slots__ = ("value", "lost_reason")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    LOST_REASON_FIELD_NUMBER: _ClassVar[int]
+    value: ObjectValue
+    lost_reason: str
+    def __init__(self, value: _Optional[_Union[ObjectValue, _Mapping]] = ..., lost_reason: _Optional[str] = ...) -> None: ...
+
+class LogRecord(_message.Message):
+    __slots__ = ("task_name", "text", "is_stderr")
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    IS_STDERR_FIELD_NUMBER: _ClassVar[int]
+    task_name: str
+    text: str
+    is_stderr: bool
+    def __init__(self, task_name: _Optional[str] = ..., text: _Optional[str] = ..., is_stderr: _Optional[bool] = ...) -> None: ...
+
+class LogBatch(_message.Message):
+    __slots__ = ("pid", "node_host", "records")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    NODE_HOST_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    node_host: str
+    records: _containers.RepeatedCompositeFieldContainer[LogRecord]
+    def __init__(self, pid: _Optional[int] = ..., node_host: _Optional[str] = ..., records: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
+
+class LeaseOwner(_message.Message):
+    __slots__ = ("job_id", "owner_address", "pid")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    owner_address: str
+    pid: int
+    def __init__(self, job_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class LeaseRequest(_message.Message):
+    __slots__ = ("request_id", "shape", "task_name", "spilled")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    shape: ResourceSet
+    task_name: str
+    spilled: bool
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ...) -> None: ...
+
+class LeaseReturn(_message.Message):
+    __slots__ = ("lease_id", "discard_worker")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DISCARD_WORKER_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    discard_worker: bool
+    def __init__(self, lease_id: _Optional[int] = ..., discard_worker: _Optional[bool] = ...) -> None: ...
+
+class LeaseCancel(_message.Message):
+    __slots__ = ("request_id",)
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
+
+class LeaseClientMessage(_message.Message):
+    __slots__ = ("owner", "request", "release", "cancel")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
+    owner: LeaseOwner
+    request: LeaseRequest
+    release: LeaseReturn
+    cancel: LeaseCancel
+    def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ...) -> None: ...
+
+class LeaseGrant(_message.Message):
+    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    lease_id: int
+    worker_id: bytes
+    worker_address: str
+    node_id: bytes
+    worker_pid: int
+    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ...) -> None: ...
+
+class LeaseSpillback(_message.Message):
+    __slots__ = ("request_id", "node_address", "node_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    node_address: str
+    node_id: bytes
+    def __init__(self, request_id: _Optional[int] = ..., node_address: _Optional[str] = ..., node_id: _Optional[bytes] = ...) -> None: ...
+
+class LeaseRejected(_message.Message):
+    __slots__ = ("request_id", "reason", "infeasible")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    reason: str
+    infeasible: bool
+    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ...) -> None: ...
+
+class LeaseLost(_message.Message):
+    __slots__ = ("lease_id", "reason")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    reason: str
+    def __init__(self, lease_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LeaseServerMessage(_message.Message):
+    __slots__ = ("grant", "spillback", "rejected", "lost", "reclaim_idle")
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    SPILLBACK_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    RECLAIM_IDLE_FIELD_NUMBER: _ClassVar[int]
+    grant: LeaseGrant
+    spillback: LeaseSpillback
+    rejected: LeaseRejected
+    lost: LeaseLost
+    reclaim_idle: Empty
+    def __init__(self, grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., spillback: _Optional[_Union[LeaseSpillback, _Mapping]] = ..., rejected: _Optional[_Union[LeaseRejected, _Mapping]] = ..., lost: _Optional[_Union[LeaseLost, _Mapping]] = ..., reclaim_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+
+class WorkerHello(_message.Message):
+    __slots__ = ("worker_id", "address", "pid")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    address: str
+    pid: int
+    def __init__(self, worker_id: _Optional[bytes] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+
+class WorkerMessage(_message.Message):
+    __slots__ = ("hello", "blocked", "busy")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    hello: WorkerHello
+    blocked: bool
+    busy: Empty
+    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., blocked: _Optional[bool] = ..., busy: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+
+class AgentToWorker(_message.Message):
+    __slots__ = ("exit_if_idle",)
+    EXIT_IF_IDLE_FIELD_NUMBER: _ClassVar[int]
+    exit_if_idle: Empty
+    def __init__(self, exit_if_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+
+class NodeInfo(_message.Message):
+    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    IS_HEAD_NODE_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    address: str
+    host: str
+    total: ResourceSet
+    labels: _containers.ScalarMap[str, str]
+    pid: int
+    is_head_node: bool
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ...) -> None: ...
+
+class NodeReport(_message.Message):
+    __slots__ = ("available", "num_workers", "num_leases")
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
+    available: ResourceSet
+    num_workers: int
+    num_leases: int
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ...) -> None: ...
+
+class NodeMessage(_message.Message):
+    __slots__ = ("register", "report")
+    REGISTER_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    register: NodeInfo
+    report: NodeReport
+    def __init__(self, register: _Optional[_Union[NodeInfo, _Mapping]] = ..., report: _Optional[_Union[NodeReport, _Mapping]] = ...) -> None: ...
+
+class HeadToNode(_message.Message):
+    __slots__ = ("registered", "job_finished")
+    REGISTERED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    registered: Empty
+    job_finished: bytes
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[bytes] = ...) -> None: ...
+
+class DriverHello(_message.Message):
+    __slots__ = ("address", "namespace", "pid", "host")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    namespace: str
+    pid: int
+    host: str
+    def __init__(self, address: _Optional[str] = ..., namespace: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
+
+class HeadToDriver(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
+
+class NodeView(_message.Message):
+    __slots__ = ("info", "available", "alive", "num_workers")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    ALIVE_FIELD_NUMBER: _ClassVar[int]
+    NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    info: NodeInfo
+    available: ResourceSet
+    alive: bool
+    num_workers: int
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ...) -> None: ...
+
+class ClusterView(_message.Message):
+    __slots__ = ("nodes", "session_dir", "version")
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
+    session_dir: str
+    version: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class FindNodeRequest(_message.Message):
+    __slots__ = ("shape", "exclude_node_id")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    shape: ResourceSet
+    exclude_node_id: bytes
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ...) -> None: ...
+
+class FindNodeReply(_message.Message):
+    __slots__ = ("node", "feasible", "largest")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    FEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    LARGEST_FIELD_NUMBER: _ClassVar[int]
+    node: NodeInfo
+    feasible: bool
+    largest: str
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...

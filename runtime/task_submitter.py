@@ -1,0 +1,517 @@
+"""Leasing workers and pushing tasks to them: the owner's half of the hot path.
+
+Tasks wait in one queue per resource shape. For each queue the submitter asks a node agent for
+worker leases and streams tasks straight to the leased workers over ``CoreWorker.Execute``;
+results come back on the same stream. A lease is reused while its queue has tasks, so the agent
+sees one message per lease, not per task.
+
+How many tasks go to one worker at once is decided by how long that function's tasks ran so far:
+a worker gets more tasks while the estimated work already queued on it is below
+``PIPELINE_BUDGET`` seconds. Tasks of unknown duration go one at a time, so sixteen sleeping
+tasks spread over sixteen workers, while ten thousand no-op tasks travel in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import grpc
+
+from ember.runtime import resources
+from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.resources import Shape, ShapeKey
+from ember.runtime.task_record import QUEUED, RUNNING, TaskRecord
+
+if TYPE_CHECKING:
+    from ember.runtime.owner import Owner
+
+log = logging.getLogger("ember.runtime.task_submitter")
+
+PIPELINE_BUDGET = 0.002  # seconds of estimated work queued on one worker
+MAX_IN_FLIGHT = 128  # tasks on one worker at once
+PER_TASK_OVERHEAD = 0.00002  # what a task costs a worker beyond its function
+MAX_PENDING_REQUESTS = 16  # lease requests outstanding per shape
+LEASE_LINGER = 0.2  # seconds an idle lease is kept for the next task of its shape
+LOST_REASON_WAIT = 1.0  # how long to wait for the agent's account of a dead worker
+
+
+class ShapeQueue:
+    __slots__ = ("key", "shape", "ready", "leases", "pending_requests")
+
+    def __init__(self, key: ShapeKey, shape: Shape) -> None:
+        self.key = key
+        self.shape = shape
+        self.ready: deque[TaskRecord] = deque()
+        self.leases: list[Lease] = []
+        self.pending_requests = 0
+
+
+class Lease:
+    __slots__ = (
+        "queue",
+        "agent",
+        "lease_id",
+        "worker_id",
+        "worker_address",
+        "worker_pid",
+        "node_id",
+        "in_flight",
+        "est_work",
+        "outbox",
+        "cancels",
+        "force_cancel",
+        "wakeup",
+        "call",
+        "job_sent",
+        "idle_since",
+        "returning",
+        "dead",
+        "lost_reason",
+        "lost",
+    )
+
+    def __init__(self, queue: ShapeQueue, agent: AgentConnection, grant: pb.LeaseGrant) -> None:
+        self.queue = queue
+        self.agent = agent
+        self.lease_id = grant.lease_id
+        self.worker_id = grant.worker_id
+        self.worker_address = grant.worker_address
+        self.worker_pid = grant.worker_pid
+        self.node_id = grant.node_id
+        self.in_flight: dict[bytes, TaskRecord] = {}
+        self.est_work = 0.0
+        self.outbox: list[pb.TaskSpec] = []
+        self.cancels: list[bytes] = []
+        self.force_cancel = False
+        self.wakeup = asyncio.Event()
+        self.call: grpc.aio.StreamStreamCall | None = None
+        self.job_sent = False
+        self.idle_since: float | None = None
+        self.returning = False
+        self.dead = False
+        self.lost_reason = ""
+        self.lost = asyncio.Event()
+
+    def describe(self) -> str:
+        return f"worker pid {self.worker_pid} at {self.worker_address}"
+
+
+class AgentConnection:
+    """The owner's lease stream to one node agent (opened on first use)."""
+
+    def __init__(self, submitter: TaskSubmitter, address: str) -> None:
+        self.submitter = submitter
+        self.address = address
+        self.outbox: asyncio.Queue[pb.LeaseClientMessage] = asyncio.Queue()
+        self.requests: dict[int, ShapeQueue] = {}
+        self.leases: dict[int, Lease] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    def send(self, message: pb.LeaseClientMessage) -> None:
+        if self.task is None:
+            self.task = asyncio.ensure_future(self._run())
+        self.outbox.put_nowait(message)
+
+    async def _run(self) -> None:
+        owner = self.submitter.owner
+        failures = 0
+        while not self.closed:
+            call = self.submitter.owner.channels.node_agent(self.address).Leases()
+            reader = asyncio.ensure_future(self._read(call))
+            try:
+                await call.write(
+                    pb.LeaseClientMessage(
+                        owner=pb.LeaseOwner(
+                            job_id=owner.job_id, owner_address=owner.address, pid=os.getpid()
+                        )
+                    )
+                )
+                # Requests outstanding from a previous connection are asked again.
+                for request_id, queue in list(self.requests.items()):
+                    await call.write(self.submitter.request_message(request_id, queue))
+                failures = 0
+                while True:
+                    writer = asyncio.ensure_future(self.outbox.get())
+                    done, _ = await asyncio.wait(
+                        {writer, reader}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if reader in done:
+                        writer.cancel()
+                        break
+                    await call.write(writer.result())
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+            except grpc.aio.AioRpcError as error:
+                log.debug("lease stream to node agent %s failed: %s", self.address, error)
+            reader.cancel()
+            call.cancel()
+            if self.closed:
+                return
+            failures += 1
+            self.submitter.agent_unreachable(self, failures)
+            await asyncio.sleep(min(0.05 * 2**failures, 2.0))
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        try:
+            while True:
+                message = await call.read()
+                if message is grpc.aio.EOF:
+                    return
+                self.submitter.on_agent_message(self, message)
+        except grpc.aio.AioRpcError:
+            return
+
+    def close(self) -> None:
+        self.closed = True
+        if self.task is not None:
+            self.task.cancel()
+
+
+class TaskSubmitter:
+    def __init__(self, owner: Owner, local_agent: str) -> None:
+        self.owner = owner
+        self.local_agent = local_agent
+        self.queues: dict[ShapeKey, ShapeQueue] = {}
+        self.agents: dict[str, AgentConnection] = {}
+        self.estimates: dict[bytes, float] = {}
+        self.sent_functions: dict[bytes, set[bytes]] = {}
+        self._request_ids = 0
+        self._requests: dict[int, tuple[ShapeQueue, AgentConnection]] = {}
+        self._loop = asyncio.get_event_loop()
+
+    # ------------------------------------------------------------------ queues
+
+    def enqueue(self, task: TaskRecord) -> None:
+        queue = self.queues.get(task.options.key)
+        if queue is None:
+            queue = self.queues[task.options.key] = ShapeQueue(task.options.key, task.options.shape)
+        task.state = QUEUED
+        queue.ready.append(task)
+        self.pump(queue)
+
+    def requeue_front(self, task: TaskRecord) -> None:
+        queue = self.queues[task.options.key]
+        task.state = QUEUED
+        task.lease = None
+        queue.ready.appendleft(task)
+
+    def remove_queued(self, task: TaskRecord) -> bool:
+        queue = self.queues.get(task.options.key)
+        if queue is None:
+            return False
+        try:
+            queue.ready.remove(task)
+        except ValueError:
+            return False
+        self.pump(queue)
+        return True
+
+    def pump(self, queue: ShapeQueue) -> None:
+        ready = queue.ready
+        if ready:
+            leases = [lease for lease in queue.leases if not lease.returning and not lease.dead]
+            if len(leases) > 1:
+                leases.sort(key=lambda lease: lease.est_work)
+            for lease in leases:
+                while ready and self._accepts(lease, ready[0]):
+                    self._dispatch(lease, ready.popleft())
+                if not ready:
+                    break
+        if ready:
+            wanted = min(len(ready), MAX_PENDING_REQUESTS) - queue.pending_requests
+            for _ in range(wanted):
+                self._request_lease(queue, self._agent(self.local_agent), spilled=False)
+        else:
+            if queue.pending_requests:
+                self._cancel_requests(queue)
+            now = time.monotonic()
+            for lease in queue.leases:
+                if not lease.in_flight and lease.idle_since is None and not lease.returning:
+                    lease.idle_since = now
+                    self._loop.call_later(LEASE_LINGER, self._linger_over, lease, now)
+
+    def _accepts(self, lease: Lease, task: TaskRecord) -> bool:
+        if not lease.in_flight:
+            return True
+        estimate = self.estimates.get(task.function.function_id)
+        if estimate is None or len(lease.in_flight) >= MAX_IN_FLIGHT:
+            return False
+        return lease.est_work + estimate + PER_TASK_OVERHEAD <= PIPELINE_BUDGET
+
+    def _dispatch(self, lease: Lease, task: TaskRecord) -> None:
+        task.state = RUNNING
+        task.lease = lease
+        function = task.function
+        estimate = self.estimates.get(function.function_id)
+        task.estimate = (PIPELINE_BUDGET if estimate is None else estimate) + PER_TASK_OVERHEAD
+        lease.est_work += task.estimate
+        lease.in_flight[task.task_id] = task
+        lease.idle_since = None
+        spec = pb.TaskSpec(
+            task_id=task.task_id,
+            function_id=function.function_id,
+            name=function.name,
+            args=task.args,
+            num_returns=task.options.num_returns,
+            attempt=task.attempt,
+        )
+        sent = self.sent_functions.get(lease.worker_id)
+        if sent is None:
+            sent = self.sent_functions[lease.worker_id] = set()
+        if function.function_id not in sent:
+            spec.function = function.data
+            sent.add(function.function_id)
+        if task.arg_values:
+            spec.arg_values.extend(task.arg_values)
+        lease.outbox.append(spec)
+        lease.wakeup.set()
+
+    # ------------------------------------------------------------------ leases
+
+    def _agent(self, address: str) -> AgentConnection:
+        agent = self.agents.get(address)
+        if agent is None:
+            agent = self.agents[address] = AgentConnection(self, address)
+        return agent
+
+    def request_message(self, request_id: int, queue: ShapeQueue) -> pb.LeaseClientMessage:
+        name = queue.ready[0].name if queue.ready else ""
+        return pb.LeaseClientMessage(
+            request=pb.LeaseRequest(
+                request_id=request_id,
+                shape=pb.ResourceSet(quantities=resources.to_float(queue.shape)),
+                task_name=name,
+            )
+        )
+
+    def _request_lease(self, queue: ShapeQueue, agent: AgentConnection, spilled: bool) -> None:
+        self._request_ids += 1
+        request_id = self._request_ids
+        queue.pending_requests += 1
+        agent.requests[request_id] = queue
+        self._requests[request_id] = (queue, agent)
+        message = self.request_message(request_id, queue)
+        message.request.spilled = spilled
+        agent.send(message)
+
+    def _cancel_requests(self, queue: ShapeQueue) -> None:
+        for request_id, (q, agent) in list(self._requests.items()):
+            if q is queue and request_id in agent.requests:
+                del agent.requests[request_id]
+                queue.pending_requests -= 1
+                agent.send(pb.LeaseClientMessage(cancel=pb.LeaseCancel(request_id=request_id)))
+
+    def on_agent_message(self, agent: AgentConnection, message: pb.LeaseServerMessage) -> None:
+        kind = message.WhichOneof("kind")
+        if kind == "grant":
+            self._on_grant(agent, message.grant)
+        elif kind == "spillback":
+            spill = message.spillback
+            queue = self._request_done(agent, spill.request_id)
+            if queue is not None:
+                self._request_lease(queue, self._agent(spill.node_address), spilled=True)
+        elif kind == "rejected":
+            rejected = message.rejected
+            queue = self._request_done(agent, rejected.request_id)
+            if queue is not None:
+                if rejected.infeasible:
+                    self.owner.fail_unschedulable(list(queue.ready), rejected.reason)
+                    queue.ready.clear()
+                self.pump(queue)
+        elif kind == "lost":
+            lost = message.lost
+            lease = agent.leases.get(lost.lease_id)
+            if lease is not None:
+                lease.lost_reason = lost.reason
+                lease.lost.set()
+                self._lease_failed(lease, lost.reason)
+        elif kind == "reclaim_idle":
+            for lease in list(agent.leases.values()):
+                if not lease.in_flight and not lease.queue.ready:
+                    self._return_lease(lease)
+
+    def _request_done(self, agent: AgentConnection, request_id: int) -> ShapeQueue | None:
+        entry = self._requests.pop(request_id, None)
+        if entry is None:
+            return None
+        queue, _ = entry
+        if agent.requests.pop(request_id, None) is not None:
+            queue.pending_requests -= 1
+        return queue
+
+    def _on_grant(self, agent: AgentConnection, grant: pb.LeaseGrant) -> None:
+        entry = self._requests.get(grant.request_id)
+        queue = self._request_done(agent, grant.request_id)
+        if queue is None and entry is not None:
+            queue = entry[0]
+        if queue is None:
+            # Not ours any more (the owner is shutting down): give it straight back.
+            agent.send(pb.LeaseClientMessage(release=pb.LeaseReturn(lease_id=grant.lease_id)))
+            return
+        lease = Lease(queue, agent, grant)
+        agent.leases[lease.lease_id] = lease
+        queue.leases.append(lease)
+        stub = self.owner.channels.core_worker(lease.worker_address)
+        lease.call = stub.Execute()
+        asyncio.ensure_future(self._write_loop(lease))
+        asyncio.ensure_future(self._read_loop(lease))
+        self.pump(queue)
+
+    def _linger_over(self, lease: Lease, idle_since: float) -> None:
+        if lease.idle_since == idle_since and not lease.in_flight and not lease.queue.ready:
+            self._return_lease(lease)
+
+    def _return_lease(self, lease: Lease) -> None:
+        if lease.returning or lease.dead:
+            return
+        lease.returning = True
+        self._drop_lease(lease)
+        lease.wakeup.set()
+        lease.agent.send(pb.LeaseClientMessage(release=pb.LeaseReturn(lease_id=lease.lease_id)))
+
+    def _drop_lease(self, lease: Lease) -> None:
+        try:
+            lease.queue.leases.remove(lease)
+        except ValueError:
+            pass
+        lease.agent.leases.pop(lease.lease_id, None)
+
+    def agent_unreachable(self, agent: AgentConnection, failures: int) -> None:
+        """The lease stream broke; after repeated failures the queued tasks fail."""
+        if failures < 20:
+            return
+        for queue in {q for q in agent.requests.values()}:
+            reason = f"node agent {agent.address} is unreachable"
+            self.owner.fail_unreachable(list(queue.ready), reason)
+            queue.ready.clear()
+        for request_id in list(agent.requests):
+            self._request_done(agent, request_id)
+
+    # ------------------------------------------------------------------ streams
+
+    async def _write_loop(self, lease: Lease) -> None:
+        call = lease.call
+        assert call is not None
+        try:
+            while not lease.dead:
+                await lease.wakeup.wait()
+                lease.wakeup.clear()
+                while lease.outbox or lease.cancels:
+                    request = pb.ExecuteRequest(tasks=lease.outbox)
+                    lease.outbox = []
+                    if lease.cancels:
+                        request.cancel.extend(lease.cancels)
+                        request.force_cancel = lease.force_cancel
+                        lease.cancels = []
+                        lease.force_cancel = False
+                    if not lease.job_sent:
+                        request.job.CopyFrom(self.owner.job_config)
+                        lease.job_sent = True
+                    await call.write(request)
+                if lease.returning and not lease.in_flight:
+                    await call.done_writing()
+                    return
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as error:
+            self._lease_failed(lease, f"connection to {lease.describe()} lost ({_code(error)})")
+        except asyncio.CancelledError:
+            raise
+
+    async def _read_loop(self, lease: Lease) -> None:
+        call = lease.call
+        assert call is not None
+        reason = ""
+        try:
+            while True:
+                reply = await call.read()
+                if reply is grpc.aio.EOF:
+                    break
+                self._on_reply(lease, reply)
+        except grpc.aio.AioRpcError as error:
+            reason = f"connection to {lease.describe()} lost ({_code(error)})"
+        if lease.in_flight or not lease.returning:
+            self._lease_failed(lease, reason or f"{lease.describe()} ended its stream")
+
+    def _on_reply(self, lease: Lease, reply: pb.ExecuteReply) -> None:
+        in_flight = lease.in_flight
+        estimates = self.estimates
+        owner = self.owner
+        for result in reply.results:
+            task = in_flight.pop(result.task_id, None)
+            if task is None:
+                continue
+            lease.est_work -= task.estimate
+            function_id = task.function.function_id
+            previous = estimates.get(function_id)
+            run = result.run_seconds
+            estimates[function_id] = run if previous is None else 0.8 * previous + 0.2 * run
+            owner.on_task_result(task, result)
+        if not in_flight:
+            lease.est_work = 0.0
+        self.pump(lease.queue)
+
+    def _lease_failed(self, lease: Lease, reason: str) -> None:
+        if lease.dead:
+            return
+        lease.dead = True
+        lease.wakeup.set()
+        try:
+            lease.queue.leases.remove(lease)
+        except ValueError:
+            pass
+        if lease.call is not None:
+            lease.call.cancel()
+        tasks = list(lease.in_flight.values())
+        lease.in_flight.clear()
+        asyncio.ensure_future(self._settle(lease, tasks, reason))
+        self.pump(lease.queue)
+
+    async def _settle(self, lease: Lease, tasks: list[TaskRecord], reason: str) -> None:
+        """Retry at once what may be retried; fail the rest once the cause is known.
+
+        The agent tells how the worker ended (exit code, signal) in a LeaseLost message; it
+        usually follows the broken stream within milliseconds. If it does not come, the lease
+        is handed back with the worker discarded.
+        """
+        final = [t for t in tasks if not self.owner.retry_after_crash(t, reason, lease)]
+        if not lease.lost.is_set() and not lease.returning:
+            try:
+                await asyncio.wait_for(lease.lost.wait(), LOST_REASON_WAIT)
+            except asyncio.TimeoutError:
+                lease.agent.send(
+                    pb.LeaseClientMessage(
+                        release=pb.LeaseReturn(lease_id=lease.lease_id, discard_worker=True)
+                    )
+                )
+        lease.agent.leases.pop(lease.lease_id, None)
+        if final:
+            self.owner.fail_crashed(final, lease.lost_reason or reason, lease)
+
+    def cancel_running(self, task: TaskRecord, force: bool) -> None:
+        lease = task.lease
+        if lease is None or lease.dead:
+            return
+        lease.cancels.append(task.task_id)
+        lease.force_cancel = lease.force_cancel or force
+        lease.wakeup.set()
+
+    def shutdown(self) -> None:
+        for agent in self.agents.values():
+            agent.close()
+        for queue in self.queues.values():
+            for lease in list(queue.leases):
+                lease.dead = True
+                if lease.call is not None:
+                    lease.call.cancel()
+
+
+def _code(error: BaseException) -> str:
+    if isinstance(error, grpc.aio.AioRpcError):
+        return f"{error.code().name}: {error.details()}"
+    return repr(error)

@@ -1,0 +1,68 @@
+"""Shared fixtures: real local clusters, and a look at the process table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def processes_of_session(session_dir: str) -> list[int]:
+    """Pids of live processes started for a session (they carry EMBER_SESSION_DIR)."""
+    marker = f"EMBER_SESSION_DIR={session_dir}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+def wait_until_gone(session_dir: str, timeout: float = 10.0) -> list[int]:
+    """Wait for every process of the session to exit; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = processes_of_session(session_dir)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = processes_of_session(session_dir)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    """A local cluster with 4 CPUs for a test module; checks nothing outlives it."""
+    import ember
+
+    ctx = ember.init(num_cpus=4, resources={"custom": 2})
+    try:
+        yield ctx
+    finally:
+        ember.shutdown()
+    assert wait_until_gone(ctx.session_dir) == []
+
+
+def run_driver(script: str, *args: str, timeout: float = 60.0, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """Run a driver program in a fresh interpreter, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=str(REPO),
+        **kwargs,  # type: ignore[arg-type]
+    )

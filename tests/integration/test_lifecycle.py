@@ -1,0 +1,205 @@
+"""No orphans: every process ember starts, ember stops — however the driver ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from tests.conftest import REPO, processes_of_session, run_driver, wait_until_gone
+
+# A driver that starts a cluster, makes sure workers exist, prints its session, then runs a
+# task that outlives whatever happens to the driver next.
+DRIVER = textwrap.dedent(
+    """
+    import sys, time
+    import ember
+    ctx = ember.init(num_cpus=2)
+
+    @ember.remote
+    def warm(i):
+        return i
+
+    ember.get([warm.remote(i) for i in range(4)])
+    print(ctx.session_dir, flush=True)
+    sys.stdin.readline()             # the test looks at the process table, then says go
+    mode = sys.argv[1]
+
+    @ember.remote
+    def long_task():
+        time.sleep(600)
+
+    ref = long_task.remote()
+    if mode == "exit":
+        sys.exit(0)                  # atexit shuts the cluster down
+    if mode == "os_exit":
+        import os; os._exit(0)       # no atexit: the lifeline pipe closes
+    if mode == "shutdown":
+        ember.shutdown(); print("done", flush=True)
+    else:
+        ember.get(ref)               # wait to be killed or interrupted
+    """
+)
+
+
+def _start_driver(mode: str) -> tuple[subprocess.Popen[str], str]:
+    driver = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+    )
+    assert driver.stdout is not None
+    session_dir = driver.stdout.readline().strip()
+    assert session_dir.startswith("/"), driver.stderr.read() if driver.stderr else ""
+    assert len(processes_of_session(session_dir)) >= 4  # head, agent, zygote, workers
+    assert driver.stdin is not None
+    driver.stdin.write("go\n")
+    driver.stdin.flush()
+    return driver, session_dir
+
+
+@pytest.mark.parametrize("mode", ["shutdown", "exit", "os_exit"])
+def test_driver_ending_leaves_no_process(mode):
+    driver, session_dir = _start_driver(mode)
+    driver.wait(timeout=30)
+    assert wait_until_gone(session_dir) == []
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM])
+def test_killed_driver_leaves_no_process(sig):
+    driver, session_dir = _start_driver("block")
+    time.sleep(0.3)
+    driver.send_signal(sig)
+    driver.wait(timeout=30)
+    assert wait_until_gone(session_dir) == []
+
+
+def test_ctrl_c_prints_keyboard_interrupt():
+    driver, session_dir = _start_driver("block")
+    time.sleep(0.3)
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=30)
+    assert "KeyboardInterrupt" in err
+    assert wait_until_gone(session_dir) == []
+
+
+def _ember(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=str(REPO),
+    )
+
+
+@pytest.fixture
+def temp_root(tmp_path):
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    yield env
+    _ember("stop", env=env)
+
+
+def test_ember_start_connect_and_stop(temp_root):
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "3", env=env)
+    assert started.returncode == 0, started.stderr
+    assert f"ember://127.0.0.1:{port}" in started.stdout
+    session_dir = next(
+        line.split()[-1].rsplit("/logs", 1)[0]
+        for line in started.stdout.splitlines()
+        if "logs:" in line
+    )
+    assert len(processes_of_session(session_dir)) >= 3
+
+    script = textwrap.dedent(
+        """
+        import sys, ember
+        ember.init(address=sys.argv[1])
+        @ember.remote
+        def square(x):
+            return x * x
+        print(sum(ember.get([square.remote(i) for i in range(10)])), ember.cluster_resources()["CPU"])
+        """
+    )
+    for address in ("auto", f"ember://127.0.0.1:{port}", f"127.0.0.1:{port}"):
+        result = run_driver(script, address, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["285", "3.0"]
+
+    via_env = run_driver(script.replace("address=sys.argv[1]", ""), env=dict(env, EMBER_ADDRESS=f"ember://127.0.0.1:{port}"))
+    assert via_env.stdout.split() == ["285", "3.0"], via_env.stderr
+
+    status = _ember("status", env=env)
+    assert "Healthy:" in status.stdout and " 0/3 CPU" in status.stdout, status.stdout + status.stderr
+
+    stopped = _ember("stop", env=env)
+    assert stopped.returncode == 0
+    assert wait_until_gone(session_dir) == []
+
+
+def test_killed_driver_of_a_started_cluster_loses_its_workers(temp_root):
+    """The cluster outlives the driver, but the driver's running tasks do not."""
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "2", env=env)
+    assert started.returncode == 0, started.stderr
+    script = textwrap.dedent(
+        """
+        import os, time, ember
+        ember.init(address="auto")
+        @ember.remote
+        def stuck():
+            time.sleep(600)
+        @ember.remote
+        def where():
+            return os.getpid()
+        print(ember.get(where.remote()), flush=True)
+        ref = stuck.remote()
+        time.sleep(60)
+        """
+    )
+    driver = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO)
+    )
+    assert driver.stdout is not None
+    worker_pid = int(driver.stdout.readline())
+    time.sleep(0.5)
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(worker_pid):
+        time.sleep(0.05)
+    assert not _alive(worker_pid)
+
+    again = run_driver(
+        "import ember; ember.init(address='auto'); print(ember.available_resources().get('CPU'))",
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
