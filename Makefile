@@ -6,10 +6,15 @@ PIP    := $(PY) -m pip
 
 .PHONY: demo test install install-test lint proto bench clean
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
+# folder without __init__.py (see operator/README.md), which the default editable finder cannot
+# map. Edits show through the links; a new module needs a re-install, hence the source list.
+SOURCES := $(shell find client runtime operator -name '*.py' -o -name '*.proto' 2>/dev/null)
+
+$(VENV)/.installed: pyproject.toml $(SOURCES)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test]' --config-settings editable_mode=strict
 	touch $@
 
 install: $(VENV)/.installed
@@ -23,7 +28,7 @@ test: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
 	$(PY) -m ruff check client runtime operator tests bench examples
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -1,7 +1,10 @@
-"""`import ember` stays light: no Kubernetes libraries on a laptop driver."""
+"""Import rules: `import ember` stays light, and nothing shadows the standard library."""
 
 import subprocess
 import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_import_ember_does_not_import_kubernetes_or_kopf():
@@ -13,7 +16,10 @@ def test_import_ember_does_not_import_kubernetes_or_kopf():
     assert out.stdout.strip() == "[]"
 
 
-def test_stdlib_operator_is_not_shadowed():
-    import operator
-
-    assert hasattr(operator, "itemgetter")
+def test_stdlib_operator_is_not_shadowed_from_the_repository_root():
+    # `python -m` puts the current directory first on sys.path.
+    out = subprocess.run(
+        [sys.executable, "-m", "json.tool", "--help"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert not (REPO / "operator" / "__init__.py").exists()

@@ -1,1 +1,0 @@
-"""ember.operator: the kopf operator that turns a ``Cluster`` resource into pods."""
