@@ -1,13 +1,14 @@
 """The CoreWorker gRPC service every driver and worker serves.
 
 Drivers serve ``GetObject`` (borrowers fetch owned values) and ``PushLogs`` (workers send what
-tasks print); workers also serve ``Execute``, the hot path's receiving end.
+tasks print); workers serve ``GetObject`` and ``CancelTasks``. Tasks themselves travel on the
+task channel (``task_channel.py``), not here.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -31,13 +32,14 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         self._executor = executor
         self._log_sink = log_sink
 
-    async def Execute(
-        self, request_iterator: AsyncIterator[pb.ExecuteRequest], context: grpc.aio.ServicerContext
-    ) -> None:
+    async def CancelTasks(
+        self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
         if self._executor is None:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a driver does not run tasks")
-            return
-        await self._executor.serve_stream(request_iterator, context)
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "a driver runs no tasks")
+        else:
+            self._executor.cancel(request.task_ids, request.force)
+        return pb.Empty()
 
     async def GetObject(
         self, request: pb.GetObjectRequest, context: grpc.aio.ServicerContext

@@ -1,9 +1,9 @@
-"""Running tasks in a worker: the receiving end of the hot path.
+"""Running tasks in a worker.
 
-Owners stream batches of tasks to ``serve_stream`` on the I/O thread; the tasks are queued for
-the worker's main thread, which runs them one at a time and posts each result back to the stream
-it came from. The I/O thread sends the results that accumulated while it was busy as one
-message, after the output the tasks printed.
+The worker's main thread receives tasks on the task channel (``task_channel.ChannelServer``) and
+runs them here, one at a time. This module turns a ``TaskSpec`` into a call and the call's
+outcome into a ``TaskResult``: the function cache, argument decoding, errors with their
+tracebacks, return values, cancellation, and what the task printed.
 """
 
 from __future__ import annotations
@@ -11,13 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import signal
 import sys
 import time
 import traceback
-from collections import deque
-from collections.abc import AsyncIterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -35,39 +32,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("ember.runtime.executor")
 
 
-class ReplyStream:
-    """One owner's Execute stream: results flow back through ``post``."""
-
-    __slots__ = ("loop", "results", "wakeup", "scheduled", "pending", "reader_done", "job")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.results: deque[pb.TaskResult] = deque()
-        self.wakeup = asyncio.Event()
-        self.scheduled = False
-        self.pending = 0
-        self.reader_done = False
-        self.job: pb.JobConfig | None = None
-
-    def post(self, result: pb.TaskResult) -> None:
-        """Called on the main thread with a finished task's result."""
-        self.results.append(result)
-        if not self.scheduled:
-            self.scheduled = True
-            self.loop.call_soon_threadsafe(self._wake)
-
-    def _wake(self) -> None:
-        self.scheduled = False
-        self.wakeup.set()
-
-
 class Executor:
     def __init__(self, io: IoThread, worker_id: bytes, host: str) -> None:
         self.io = io
         self.worker_id = worker_id
         self.host = host
         self.pid = os.getpid()
-        self.tasks: queue.SimpleQueue[tuple[ReplyStream, pb.TaskSpec] | None] = queue.SimpleQueue()
         self.functions: dict[bytes, Any] = {}
         self.job: pb.JobConfig | None = None
         self.owner: Owner | None = None
@@ -78,59 +48,12 @@ class Executor:
         self.forwarder = OutputForwarder(lambda: io.call_soon(self._flush_output_soon))
         self._output_flush: asyncio.Task[None] | None = None
         self._output_lock: asyncio.Lock | None = None
-        self.streams = 0
         self.on_blocked_change: Any = None
 
     # ------------------------------------------------------------------ I/O thread
 
-    async def serve_stream(
-        self, requests: AsyncIterator[pb.ExecuteRequest], ctx: grpc.aio.ServicerContext
-    ) -> None:
-        stream = ReplyStream(asyncio.get_running_loop())
-        self.streams += 1
-        reader = asyncio.ensure_future(self._read(requests, stream))
-        try:
-            while True:
-                await stream.wakeup.wait()
-                stream.wakeup.clear()
-                if stream.results:
-                    results = []
-                    while stream.results:
-                        results.append(stream.results.popleft())
-                    stream.pending -= len(results)
-                    await self.flush_output()
-                    await ctx.write(pb.ExecuteReply(results=results))
-                if stream.reader_done and stream.pending <= 0 and not stream.results:
-                    return
-        except asyncio.CancelledError:
-            if stream.pending > 0:
-                # The owner went away while its tasks run here: nobody can use their results.
-                log.warning(
-                    "owner of %d running task(s) disconnected; worker exits", stream.pending
-                )
-                _exit_now(0)
-            raise
-        finally:
-            self.streams -= 1
-            reader.cancel()
-
-    async def _read(self, requests: AsyncIterator[pb.ExecuteRequest], stream: ReplyStream) -> None:
-        try:
-            async for request in requests:
-                if request.HasField("job"):
-                    stream.job = request.job
-                for spec in request.tasks:
-                    stream.pending += 1
-                    self.tasks.put((stream, spec))
-                if request.cancel:
-                    self._cancel(request.cancel, request.force_cancel)
-        except grpc.aio.AioRpcError:
-            pass
-        finally:
-            stream.reader_done = True
-            stream.wakeup.set()
-
-    def _cancel(self, task_ids: Any, force: bool) -> None:
+    def cancel(self, task_ids: Any, force: bool) -> None:
+        """CoreWorker.CancelTasks: interrupt the running task, or skip a queued one."""
         current = self.current
         for task_id in task_ids:
             if current is not None and current.task_id == task_id:
@@ -155,6 +78,12 @@ class Executor:
 
     async def _send_output(self) -> None:
         records = self.forwarder.take()
+        try:
+            await self._push(records)
+        finally:
+            self.forwarder.sent(len(records))
+
+    async def _push(self, records: list[pb.LogRecord]) -> None:
         if not records or self.job is None or not self.job.driver_address:
             return
         owner = self.owner
@@ -170,17 +99,28 @@ class Executor:
 
     # ------------------------------------------------------------------ main thread
 
-    def run_forever(self) -> None:
+    def install_signal_handler(self) -> None:
         signal.signal(signal.SIGINT, self._on_sigint)
-        tasks = self.tasks
-        while True:
-            item = tasks.get()
-            if item is None:
-                return
-            stream, spec = item
-            if self.job is None and stream.job is not None:
-                self.bind_job(stream.job)
-            stream.post(self.run(spec))
+
+    def flush_output_blocking(self) -> None:
+        """Send what the finished tasks printed, before their results go out."""
+        if self.forwarder.unsent:
+            try:
+                self.io.run(self.flush_output(), timeout=10)
+            except Exception:
+                log.debug("could not flush task output", exc_info=True)
+
+    def check_hello(self, hello: pb.ChannelHello) -> str:
+        """A worker serves one job for its life; refuse owners of another job."""
+        if self.job is None:
+            self.bind_job(hello.job)
+            return ""
+        if hello.job.job_id != self.job.job_id:
+            return (
+                f"worker pid {self.pid} serves job {self.job.job_id.hex()}, "
+                f"not job {hello.job.job_id.hex()}"
+            )
+        return ""
 
     def bind_job(self, job: pb.JobConfig) -> None:
         """A worker serves one job for its life: its code paths and its owner for nested tasks."""

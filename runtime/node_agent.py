@@ -232,6 +232,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             worker_address=worker.address,
             node_id=self.node_id,
             worker_pid=worker.pid,
+            worker_channel=worker.channel_address,
         )))
         self._report_soon()
 
@@ -294,6 +295,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                         log.warning("unknown worker %s said hello", message.hello.worker_id.hex())
                         return
                     worker.address = message.hello.address
+                    worker.channel_address = message.hello.channel_address
                     worker.pid = message.hello.pid
                     worker.state = IDLE
                     worker.idle_since = time.monotonic()

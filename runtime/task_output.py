@@ -20,11 +20,14 @@ from ember.runtime.protocol import ember_pb2 as pb
 class OutputForwarder:
     def __init__(self, wakeup: Callable[[], None]) -> None:
         self.records: deque[pb.LogRecord] = deque()
+        # Records queued or on their way to the driver; results wait while this is non-zero.
+        self.unsent = 0
         self.task_name = ""
         self._wakeup = wakeup
         self._scheduled = False
 
     def add(self, text: str, is_stderr: bool) -> None:
+        self.unsent += 1
         self.records.append(pb.LogRecord(task_name=self.task_name, text=text, is_stderr=is_stderr))
         if not self._scheduled:
             self._scheduled = True
@@ -36,6 +39,9 @@ class OutputForwarder:
         while self.records:
             records.append(self.records.popleft())
         return records
+
+    def sent(self, count: int) -> None:
+        self.unsent -= count
 
 
 class TaskOutput(io.TextIOBase):

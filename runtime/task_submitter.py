@@ -1,9 +1,9 @@
 """Leasing workers and pushing tasks to them: the owner's half of the hot path.
 
 Tasks wait in one queue per resource shape. For each queue the submitter asks a node agent for
-worker leases and streams tasks straight to the leased workers over ``CoreWorker.Execute``;
-results come back on the same stream. A lease is reused while its queue has tasks, so the agent
-sees one message per lease, not per task.
+worker leases and streams tasks straight to the leased workers over their task channels
+(``task_channel.py``); results come back on the same channel. A lease is reused while its queue
+has tasks, so the agent sees one message per lease, not per task.
 
 How many tasks go to one worker at once is decided by how long that function's tasks ran so far:
 a worker gets more tasks while the estimated work already queued on it is below
@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ember.runtime import resources
+from ember.runtime import resources, task_channel
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.resources import Shape, ShapeKey
+from ember.runtime.task_channel import ChannelClient
 from ember.runtime.task_record import QUEUED, RUNNING, TaskRecord
 
 if TYPE_CHECKING:
@@ -58,16 +59,13 @@ class Lease:
         "lease_id",
         "worker_id",
         "worker_address",
+        "worker_channel",
         "worker_pid",
         "node_id",
         "in_flight",
         "est_work",
         "outbox",
-        "cancels",
-        "force_cancel",
-        "wakeup",
-        "call",
-        "job_sent",
+        "channel",
         "idle_since",
         "returning",
         "dead",
@@ -81,16 +79,13 @@ class Lease:
         self.lease_id = grant.lease_id
         self.worker_id = grant.worker_id
         self.worker_address = grant.worker_address
+        self.worker_channel = grant.worker_channel
         self.worker_pid = grant.worker_pid
         self.node_id = grant.node_id
         self.in_flight: dict[bytes, TaskRecord] = {}
         self.est_work = 0.0
         self.outbox: list[pb.TaskSpec] = []
-        self.cancels: list[bytes] = []
-        self.force_cancel = False
-        self.wakeup = asyncio.Event()
-        self.call: grpc.aio.StreamStreamCall | None = None
-        self.job_sent = False
+        self.channel: ChannelClient | None = None
         self.idle_since: float | None = None
         self.returning = False
         self.dead = False
@@ -185,6 +180,10 @@ class TaskSubmitter:
         self._request_ids = 0
         self._requests: dict[int, tuple[ShapeQueue, AgentConnection]] = {}
         self._loop = asyncio.get_event_loop()
+        self.running: dict[bytes, TaskRecord] = {}
+        self.channels: dict[bytes, ChannelClient] = {}
+        self._connecting: dict[bytes, asyncio.Future[ChannelClient]] = {}
+        self._dirty: list[Lease] = []
 
     # ------------------------------------------------------------------ queues
 
@@ -270,8 +269,23 @@ class TaskSubmitter:
             sent.add(function.function_id)
         if task.arg_values:
             spec.arg_values.extend(task.arg_values)
+        self.running[task.task_id] = task
+        if not lease.outbox:
+            if not self._dirty:
+                self._loop.call_soon(self._flush)
+            self._dirty.append(lease)
         lease.outbox.append(spec)
-        lease.wakeup.set()
+
+    def _flush(self) -> None:
+        """Send each lease's new tasks as one frame, once per turn of the loop."""
+        dirty = self._dirty
+        self._dirty = []
+        for lease in dirty:
+            channel = lease.channel
+            if channel is None or not lease.outbox:
+                continue  # still connecting: sent once the channel is up
+            channel.send(pb.ExecuteRequest(tasks=lease.outbox))
+            lease.outbox = []
 
     # ------------------------------------------------------------------ leases
 
@@ -358,11 +372,40 @@ class TaskSubmitter:
         lease = Lease(queue, agent, grant)
         agent.leases[lease.lease_id] = lease
         queue.leases.append(lease)
-        stub = self.owner.channels.core_worker(lease.worker_address)
-        lease.call = stub.Execute()
-        asyncio.ensure_future(self._write_loop(lease))
-        asyncio.ensure_future(self._read_loop(lease))
+        channel = self.channels.get(lease.worker_id)
+        if channel is not None and not channel.lost:
+            self._attach(lease, channel)
+        else:
+            asyncio.ensure_future(self._open_channel(lease))
         self.pump(queue)
+
+    async def _open_channel(self, lease: Lease) -> None:
+        worker_id = lease.worker_id
+        pending = self._connecting.get(worker_id)
+        if pending is None:
+            owner = self.owner
+            hello = pb.ChannelHello(job=owner.job_config, owner_address=owner.address)
+            pending = self._connecting[worker_id] = asyncio.ensure_future(
+                task_channel.connect(lease.worker_channel, hello, self._on_reply, self._on_lost)
+            )
+        try:
+            channel = await pending
+        except OSError as error:
+            self._lease_failed(lease, f"cannot open a task channel to {lease.describe()}: {error}")
+            return
+        finally:
+            self._connecting.pop(worker_id, None)
+        self.channels[worker_id] = channel
+        if lease.dead or lease.returning:
+            return
+        self._attach(lease, channel)
+
+    def _attach(self, lease: Lease, channel: ChannelClient) -> None:
+        lease.channel = channel
+        channel.leases.add(lease)
+        if lease.outbox:
+            channel.send(pb.ExecuteRequest(tasks=lease.outbox))
+            lease.outbox = []
 
     def _linger_over(self, lease: Lease, idle_since: float) -> None:
         if lease.idle_since == idle_since and not lease.in_flight and not lease.queue.ready:
@@ -373,7 +416,8 @@ class TaskSubmitter:
             return
         lease.returning = True
         self._drop_lease(lease)
-        lease.wakeup.set()
+        if lease.channel is not None:
+            lease.channel.leases.discard(lease)
         lease.agent.send(pb.LeaseClientMessage(release=pb.LeaseReturn(lease_id=lease.lease_id)))
 
     def _drop_lease(self, lease: Lease) -> None:
@@ -394,81 +438,53 @@ class TaskSubmitter:
         for request_id in list(agent.requests):
             self._request_done(agent, request_id)
 
-    # ------------------------------------------------------------------ streams
+    # ------------------------------------------------------------------ channels
 
-    async def _write_loop(self, lease: Lease) -> None:
-        call = lease.call
-        assert call is not None
-        try:
-            while not lease.dead:
-                await lease.wakeup.wait()
-                lease.wakeup.clear()
-                while lease.outbox or lease.cancels:
-                    request = pb.ExecuteRequest(tasks=lease.outbox)
-                    lease.outbox = []
-                    if lease.cancels:
-                        request.cancel.extend(lease.cancels)
-                        request.force_cancel = lease.force_cancel
-                        lease.cancels = []
-                        lease.force_cancel = False
-                    if not lease.job_sent:
-                        request.job.CopyFrom(self.owner.job_config)
-                        lease.job_sent = True
-                    await call.write(request)
-                if lease.returning and not lease.in_flight:
-                    await call.done_writing()
-                    return
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as error:
-            self._lease_failed(lease, f"connection to {lease.describe()} lost ({_code(error)})")
-        except asyncio.CancelledError:
-            raise
-
-    async def _read_loop(self, lease: Lease) -> None:
-        call = lease.call
-        assert call is not None
-        reason = ""
-        try:
-            while True:
-                reply = await call.read()
-                if reply is grpc.aio.EOF:
-                    break
-                self._on_reply(lease, reply)
-        except grpc.aio.AioRpcError as error:
-            reason = f"connection to {lease.describe()} lost ({_code(error)})"
-        if lease.in_flight or not lease.returning:
-            self._lease_failed(lease, reason or f"{lease.describe()} ended its stream")
-
-    def _on_reply(self, lease: Lease, reply: pb.ExecuteReply) -> None:
-        in_flight = lease.in_flight
+    def _on_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
+        running = self.running
         estimates = self.estimates
         owner = self.owner
+        touched: set[ShapeQueue] = set()
         for result in reply.results:
-            task = in_flight.pop(result.task_id, None)
+            task = running.pop(result.task_id, None)
             if task is None:
                 continue
-            lease.est_work -= task.estimate
+            lease = task.lease
+            if lease is not None:
+                if lease.in_flight.pop(task.task_id, None) is not None:
+                    lease.est_work -= task.estimate
+                    if not lease.in_flight:
+                        lease.est_work = 0.0
+                touched.add(lease.queue)
             function_id = task.function.function_id
             previous = estimates.get(function_id)
             run = result.run_seconds
             estimates[function_id] = run if previous is None else 0.8 * previous + 0.2 * run
             owner.on_task_result(task, result)
-        if not in_flight:
-            lease.est_work = 0.0
-        self.pump(lease.queue)
+        for queue in touched:
+            self.pump(queue)
+
+    def _on_lost(self, channel: ChannelClient, reason: str) -> None:
+        for worker_id, known in list(self.channels.items()):
+            if known is channel:
+                del self.channels[worker_id]
+        for lease in list(channel.leases):
+            self._lease_failed(lease, f"task channel to {lease.describe()}: {reason}")
 
     def _lease_failed(self, lease: Lease, reason: str) -> None:
         if lease.dead:
             return
         lease.dead = True
-        lease.wakeup.set()
         try:
             lease.queue.leases.remove(lease)
         except ValueError:
             pass
-        if lease.call is not None:
-            lease.call.cancel()
+        if lease.channel is not None:
+            lease.channel.leases.discard(lease)
         tasks = list(lease.in_flight.values())
         lease.in_flight.clear()
+        for task in tasks:
+            self.running.pop(task.task_id, None)
         asyncio.ensure_future(self._settle(lease, tasks, reason))
         self.pump(lease.queue)
 
@@ -497,18 +513,25 @@ class TaskSubmitter:
         lease = task.lease
         if lease is None or lease.dead:
             return
-        lease.cancels.append(task.task_id)
-        lease.force_cancel = lease.force_cancel or force
-        lease.wakeup.set()
+        asyncio.ensure_future(self._cancel(lease, task, force))
+
+    async def _cancel(self, lease: Lease, task: TaskRecord, force: bool) -> None:
+        stub = self.owner.channels.core_worker(lease.worker_address)
+        try:
+            await stub.CancelTasks(pb.CancelRequest(task_ids=[task.task_id], force=force), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            # A force-cancelled worker may die before it answers; the channel tells the rest.
+            log.debug("cancel of %s at %s: %s", task.describe(), lease.describe(), _code(error))
 
     def shutdown(self) -> None:
         for agent in self.agents.values():
             agent.close()
+        for channel in list(self.channels.values()):
+            channel.close()
+        self.channels.clear()
         for queue in self.queues.values():
             for lease in list(queue.leases):
                 lease.dead = True
-                if lease.call is not None:
-                    lease.call.cancel()
 
 
 def _code(error: BaseException) -> str:

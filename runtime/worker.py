@@ -1,8 +1,11 @@
-"""A worker process: serves CoreWorker on its I/O thread and runs tasks on its main thread.
+"""A worker process: runs tasks on its main thread, serves CoreWorker on its I/O thread.
 
-Workers are forked by the node's zygote (``zygote.py``) with their settings in the environment.
-A worker lives as long as its session with the node agent: when the agent goes away, or tells
-an idle worker to leave, the worker exits.
+The main thread owns the task channel (``task_channel.ChannelServer``): it reads tasks from
+owners, runs them and writes their results. The I/O thread serves the CoreWorker gRPC service
+(cancel, objects this worker owns) and the owner logic of nested tasks. Workers are forked by the
+node's zygote (``zygote.py``) with their settings in the environment, and live as long as their
+session with the node agent: when the agent goes away, or tells an idle worker to leave, the
+worker exits.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ember.runtime.event_loop import IoThread
 from ember.runtime.executor import Executor, _exit_now
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.task_channel import ChannelServer
 from ember.runtime.task_output import TaskOutput
 
 log = logging.getLogger("ember.runtime.worker")
@@ -28,8 +32,11 @@ log = logging.getLogger("ember.runtime.worker")
 class AgentSession:
     """The worker's lifeline to its node agent; also carries 'blocked in get' notices."""
 
-    def __init__(self, executor: Executor, agent_address: str, address: str) -> None:
+    def __init__(
+        self, executor: Executor, channel: ChannelServer, agent_address: str, address: str
+    ) -> None:
         self.executor = executor
+        self.channel = channel
         self.agent_address = agent_address
         self.address = address
         self.outbox: asyncio.Queue[pb.WorkerMessage] = asyncio.Queue()
@@ -41,7 +48,12 @@ class AgentSession:
         channel = grpc.aio.insecure_channel(self.agent_address, options=rpc.CHANNEL_OPTIONS)
         call = rpc_pb.NodeAgentStub(channel).WorkerSession()
         worker_id = self.executor.worker_id
-        hello = pb.WorkerHello(worker_id=worker_id, address=self.address, pid=os.getpid())
+        hello = pb.WorkerHello(
+            worker_id=worker_id,
+            address=self.address,
+            pid=os.getpid(),
+            channel_address=self.channel.address,
+        )
         try:
             await call.write(pb.WorkerMessage(hello=hello))
             writer = asyncio.ensure_future(self._write(call))
@@ -69,7 +81,7 @@ class AgentSession:
 
     def _idle(self) -> bool:
         executor = self.executor
-        if executor.current is not None or executor.streams or not executor.tasks.empty():
+        if executor.current is not None or not self.channel.idle():
             return False
         owner = executor.owner
         return owner is None or not owner.owns_objects()
@@ -117,13 +129,15 @@ def main() -> int:
 
     address = io.run(start())
     env["EMBER_WORKER_ADDRESS"] = address
-    session = AgentSession(executor, env["EMBER_AGENT_ADDRESS"], address)
+    channel = ChannelServer(host, executor, executor.check_hello, executor.worker_id)
+    session = AgentSession(executor, channel, env["EMBER_AGENT_ADDRESS"], address)
     executor.on_blocked_change = session.send_blocked
     io.submit(session.run())
     # What tasks print goes to the log files and to the driver.
     sys.stdout = TaskOutput(out_fd, executor.forwarder, is_stderr=False)
     sys.stderr = TaskOutput(err_fd, executor.forwarder, is_stderr=True)
-    executor.run_forever()
+    executor.install_signal_handler()
+    channel.serve_forever()
     return 0
 
 

@@ -28,6 +28,7 @@ class WorkerHandle:
         "worker_id",
         "pid",
         "address",
+        "channel_address",
         "state",
         "job_id",
         "lease",
@@ -43,6 +44,7 @@ class WorkerHandle:
         self.worker_id = worker_id
         self.pid = 0
         self.address = ""
+        self.channel_address = ""
         self.state = STARTING
         self.job_id: bytes | None = None
         self.lease: object | None = None

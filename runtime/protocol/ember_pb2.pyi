@@ -99,23 +99,43 @@ class JobConfig(_message.Message):
     namespace: str
     def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ..., code_paths: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
-class ExecuteRequest(_message.Message):
-    __slots__ = ("job", "tasks", "cancel", "force_cancel")
+class ChannelHello(_message.Message):
+    __slots__ = ("token", "job", "owner_address")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     JOB_FIELD_NUMBER: _ClassVar[int]
-    TASKS_FIELD_NUMBER: _ClassVar[int]
-    CANCEL_FIELD_NUMBER: _ClassVar[int]
-    FORCE_CANCEL_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    token: bytes
     job: JobConfig
+    owner_address: str
+    def __init__(self, token: _Optional[bytes] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ...) -> None: ...
+
+class ChannelWelcome(_message.Message):
+    __slots__ = ("worker_id", "error")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    error: str
+    def __init__(self, worker_id: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ExecuteRequest(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
-    cancel: _containers.RepeatedScalarFieldContainer[bytes]
-    force_cancel: bool
-    def __init__(self, job: _Optional[_Union[JobConfig, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ..., cancel: _Optional[_Iterable[bytes]] = ..., force_cancel: _Optional[bool] = ...) -> None: ...
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class ExecuteReply(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[TaskResult]
     def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
+
+class CancelRequest(_message.Message):
+    __slots__ = ("task_ids", "force")
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    force: bool
+    def __init__(self, task_ids: _Optional[_Iterable[bytes]] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
     __slots__ = ("id",)
@@ -200,20 +220,22 @@ class LeaseClientMessage(_message.Message):
     def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
-    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid")
+    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    WORKER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     lease_id: int
     worker_id: bytes
     worker_address: str
     node_id: bytes
     worker_pid: int
-    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ...) -> None: ...
+    worker_channel: str
+    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ...) -> None: ...
 
 class LeaseSpillback(_message.Message):
     __slots__ = ("request_id", "node_address", "node_id")
@@ -258,14 +280,16 @@ class LeaseServerMessage(_message.Message):
     def __init__(self, grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., spillback: _Optional[_Union[LeaseSpillback, _Mapping]] = ..., rejected: _Optional[_Union[LeaseRejected, _Mapping]] = ..., lost: _Optional[_Union[LeaseLost, _Mapping]] = ..., reclaim_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
-    __slots__ = ("worker_id", "address", "pid")
+    __slots__ = ("worker_id", "address", "pid", "channel_address")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     address: str
     pid: int
-    def __init__(self, worker_id: _Optional[bytes] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    channel_address: str
+    def __init__(self, worker_id: _Optional[bytes] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., channel_address: _Optional[str] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "blocked", "busy")

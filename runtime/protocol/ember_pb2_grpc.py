@@ -34,10 +34,10 @@ class CoreWorkerStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.Execute = channel.stream_stream(
-                '/ember.CoreWorker/Execute',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteReply.FromString,
+        self.CancelTasks = channel.unary_unary(
+                '/ember.CoreWorker/CancelTasks',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.GetObject = channel.unary_unary(
                 '/ember.CoreWorker/GetObject',
@@ -54,7 +54,7 @@ class CoreWorkerStub:
 class CoreWorkerServicer:
     """Missing associated documentation comment in .proto file."""
 
-    def Execute(self, request_iterator, context):
+    def CancelTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,10 +75,10 @@ class CoreWorkerServicer:
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'Execute': grpc.stream_stream_rpc_method_handler(
-                    servicer.Execute,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteReply.SerializeToString,
+            'CancelTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTasks,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'GetObject': grpc.unary_unary_rpc_method_handler(
                     servicer.GetObject,
@@ -102,7 +102,7 @@ class CoreWorker:
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
-    def Execute(request_iterator,
+    def CancelTasks(request,
             target,
             options=(),
             channel_credentials=None,
@@ -112,12 +112,12 @@ class CoreWorker:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.stream_stream(
-            request_iterator,
+        return grpc.experimental.unary_unary(
+            request,
             target,
-            '/ember.CoreWorker/Execute',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ExecuteReply.FromString,
+            '/ember.CoreWorker/CancelTasks',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
