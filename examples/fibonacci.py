@@ -38,7 +38,7 @@ def run_local(sequence_size):
     start_time = time.time()
     results = [fibonacci_local(sequence_size) for _ in range(os.cpu_count())]
     duration = time.time() - start_time
-    print("Sequence size: {}, Local execution time: {}".format(sequence_size, duration))
+    print(f"Sequence size: {sequence_size}, Local execution time: {duration}")
     return results
 
 
@@ -49,7 +49,7 @@ def run_remote(sequence_size):
     start_time = time.time()
     results = ray.get([fibonacci_distributed.remote(sequence_size) for _ in range(os.cpu_count())])
     duration = time.time() - start_time
-    print("Sequence size: {}, Remote execution time: {}".format(sequence_size, duration))
+    print(f"Sequence size: {sequence_size}, Remote execution time: {duration}")
     return results
 
 

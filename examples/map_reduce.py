@@ -6,7 +6,6 @@ host was a container address, here it is loopback.
 """
 
 import time
-from typing import List
 
 import ember as ray
 
@@ -23,7 +22,7 @@ def map_serial(function, xs):
     return [function(x) for x in xs]
 
 
-def map_parallel(function: ray.remote, xs: List):
+def map_parallel(function: ray.remote, xs: list):
     return [function.remote(x) for x in xs]
 
 
@@ -48,7 +47,7 @@ def reduce_serial(function, xs):
     return result
 
 
-def reduce_parallel(function: ray.remote, xs: List):
+def reduce_parallel(function: ray.remote, xs: list):
     if len(xs) == 1:
         return xs[0]
 
@@ -69,7 +68,7 @@ def add_remote(x, y):
 
 
 # recurisve overhead
-def reduce_parallel_tree(function: ray.remote, xs: List):
+def reduce_parallel_tree(function: ray.remote, xs: list):
     if len(xs) == 2:
         return function.remote(xs[0], xs[1])
     elif len(xs) == 1:

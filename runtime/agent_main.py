@@ -7,6 +7,7 @@ import costs at the same time.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -96,7 +97,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     agent.head_address = head_address
     pool.worker_env["EMBER_HEAD_ADDRESS"] = head_address
     if args.lifeline:
-        session.watch_lifeline(lambda: loop.call_soon_threadsafe(stop.set))
+        session.watch_lifeline(lambda: _set_soon(loop, stop))
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
     registered = asyncio.Event()
     head_task = asyncio.ensure_future(agent.head_session(registered))
@@ -109,6 +110,10 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     reaper.cancel()
     pool.stop()
     await server.stop(0.5)
+
+
+def _set_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    loop.call_soon_threadsafe(event.set)
 
 
 if __name__ == "__main__":

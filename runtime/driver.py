@@ -103,7 +103,7 @@ class DriverConnection:
             first = await asyncio.wait_for(call.read(), CONNECT_TIMEOUT)
             if first is grpc.aio.EOF:
                 raise RuntimeConnectionError(f"the head at {self.head_address} closed the session")
-        except (grpc.aio.AioRpcError, asyncio.TimeoutError) as error:
+        except (TimeoutError, grpc.aio.AioRpcError) as error:
             raise RuntimeConnectionError(
                 f"cannot reach the ember head at {self.head_address}: {_why(error)}"
             ) from None

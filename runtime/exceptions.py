@@ -76,7 +76,7 @@ class TaskError(EmberError):
         if issubclass(TaskError, cause_cls):
             return self
         try:
-            cls = _dual_class(cause_cls)
+            cls: Any = _dual_class(cause_cls)
         except TypeError:  # the two classes cannot be combined (instance layout conflict)
             return self
         try:

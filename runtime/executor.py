@@ -223,7 +223,9 @@ class Executor:
             try:
                 data, contained = serialization.dumps(item)
             except Exception as error:
-                raise TypeError(f"could not serialize the return value of {spec.name}: {error}")
+                raise TypeError(
+                    f"could not serialize the return value of {spec.name}: {error}"
+                ) from error
             message = pb.ObjectValue(data=data)
             if contained:
                 message.contained.extend(
@@ -255,8 +257,10 @@ class Executor:
         except Exception:
             if isinstance(error, TaskError):
                 # The exception itself cannot travel: send its text and type name instead.
-                cause = RuntimeError(f"{type(error.cause).__name__}: {error.cause}")
-                error = TaskError(error.function_name, error.traceback_str, cause, self.pid, self.host)
+                stand_in = RuntimeError(f"{type(error.cause).__name__}: {error.cause}")
+                error = TaskError(
+                    error.function_name, error.traceback_str, stand_in, self.pid, self.host
+                )
             else:
                 error = RuntimeError(str(error))
             data, _ = serialization.dumps(error)

@@ -30,7 +30,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if args.lifeline:
-        session.watch_lifeline(lambda: loop.call_soon_threadsafe(stop.set))
+        session.watch_lifeline(lambda: _set_soon(loop, stop))
     head = Head(args.session_dir)
     server = rpc.server()
     rpc_pb.add_HeadServicer_to_server(head, server)
@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     ready_fd = session.setup_daemon_logging(args.session_dir, "head")
     asyncio.run(serve(args, ready_fd))
     os._exit(0)
+
+
+def _set_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    loop.call_soon_threadsafe(event.set)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,12 @@ class StoredValue:
 
     __slots__ = ("data", "kind", "contained")
 
-    def __init__(self, data: bytes, kind: int = VALUE, contained: list[ObjectRef] | None = None):
+    def __init__(
+        self,
+        data: bytes,
+        kind: pb.ValueKind = VALUE,
+        contained: list[ObjectRef] | None = None,
+    ) -> None:
         self.data = data
         self.kind = kind
         self.contained = contained

@@ -350,10 +350,11 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             # The session broke first; the zygote's exit report carries the code.
             try:
                 await asyncio.wait_for(worker.exited.wait(), 1.0)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         lease = worker.lease
-        if isinstance(lease, LeaseState) and lease.owner.leases.pop(lease.lease_id, None):
+        if isinstance(lease, LeaseState) and lease.lease_id in lease.owner.leases:
+            del lease.owner.leases[lease.lease_id]
             how = describe_exit(worker.returncode) if worker.exited.is_set() else "lost"
             reason = f"worker pid {worker.pid} on {self.host} {_verb(how)}"
             lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(

@@ -300,7 +300,7 @@ class Owner:
         policy = task.options.retry_exceptions
         if not policy or task.retries_left() <= 0:
             return False
-        if policy is not True and not set(policy).intersection(result.error_types):
+        if isinstance(policy, tuple) and not set(policy).intersection(result.error_types):
             return False
         task.attempt += 1
         log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)

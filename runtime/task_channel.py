@@ -79,7 +79,7 @@ class FrameReader:
         return frames
 
 
-def parse(message_type: type, frame: bytes) -> Any:
+def parse(message_type: Any, frame: bytes) -> Any:
     try:
         return message_type.FromString(frame)
     except DecodeError as error:

@@ -268,7 +268,7 @@ class TaskSubmitter:
             spec.function = function.data
             sent.add(function.function_id)
         if task.arg_values:
-            spec.arg_values.extend(task.arg_values)
+            spec.arg_values.extend(v for v in task.arg_values if v is not None)
         self.running[task.task_id] = task
         if not lease.outbox:
             if not self._dirty:
@@ -499,7 +499,7 @@ class TaskSubmitter:
         if not lease.lost.is_set() and not lease.returning:
             try:
                 await asyncio.wait_for(lease.lost.wait(), LOST_REASON_WAIT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 lease.agent.send(
                     pb.LeaseClientMessage(
                         release=pb.LeaseReturn(lease_id=lease.lease_id, discard_worker=True)

@@ -33,11 +33,11 @@ def _die_with_parent() -> None:
 
 
 def _preload() -> None:
-    import ember.runtime.worker  # noqa: F401  (gRPC, protobuf, cloudpickle, the executor)
-
     # Most tasks use numpy; imported once here, its pages are shared by every worker and no
     # task pays the ~0.1 s import.
     import numpy  # noqa: F401
+
+    import ember.runtime.worker  # noqa: F401  (gRPC, protobuf, cloudpickle, the executor)
 
 
 class Zygote:
