@@ -10,6 +10,7 @@ from ember.runtime.exceptions import (
     TaskError,
     TaskUnschedulableError,
     WorkerCrashedError,
+    WorkerStartError,
 )
 
 RayError = EmberError
@@ -27,4 +28,5 @@ __all__ = [
     "TaskError",
     "TaskUnschedulableError",
     "WorkerCrashedError",
+    "WorkerStartError",
 ]

@@ -75,7 +75,13 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if warm is None:
         warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
     agent: NodeAgent | None = None
-    pool = WorkerPool(zygote, {}, lambda worker: agent.on_worker_exit(worker) if agent else None)  # type: ignore[arg-type]
+    pool = WorkerPool(
+        zygote,  # type: ignore[arg-type]
+        env,
+        lambda worker: agent.on_worker_exit(worker) if agent else None,
+        lambda: agent.on_pool_restarted() if agent else None,
+        lambda reason: agent.on_pool_broken(reason) if agent else None,
+    )
     agent = NodeAgent(ids.random_id(), args.host, total, pool, warm, json.loads(args.labels))
     server = rpc.server()
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)

@@ -163,6 +163,10 @@ class TaskUnschedulableError(EmberError):
     """The task asks for more resources than any node of the cluster has."""
 
 
+class WorkerStartError(EmberError):
+    """A node cannot start the worker processes a task needs."""
+
+
 class RuntimeConnectionError(EmberError, ConnectionError):
     """A cluster process (head, node agent, owner) cannot be reached."""
 

@@ -23,7 +23,15 @@ from ember.runtime.exceptions import describe_exit
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
-from ember.runtime.worker_pool import DEAD, IDLE, LEASED, STARTING, WorkerHandle, WorkerPool
+from ember.runtime.worker_pool import (
+    DEAD,
+    IDLE,
+    LEASED,
+    RETIRING,
+    STARTING,
+    WorkerHandle,
+    WorkerPool,
+)
 
 log = logging.getLogger("ember.runtime.node_agent")
 
@@ -137,6 +145,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def _on_request(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
         pending = PendingRequest(owner, request)
+        if self.pool.broken:
+            self._reject_broken(pending, self.pool.broken)
+            return
         if not resources.fits(pending.shape, self.total):
             asyncio.ensure_future(self._place_elsewhere(pending))
             return
@@ -278,8 +289,24 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     # ------------------------------------------------------------------ workers
 
-    def _spawn(self) -> WorkerHandle:
+    def _spawn(self) -> WorkerHandle | None:
         return self.pool.spawn()
+
+    def on_pool_restarted(self) -> None:
+        self._top_up()
+        self._schedule()
+
+    def on_pool_broken(self, reason: str) -> None:
+        queued, self.queue = self.queue, []
+        for request in queued:
+            self._reject_broken(request, reason)
+
+    def _reject_broken(self, request: PendingRequest, reason: str) -> None:
+        request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id,
+            reason=f"{self.describe()}: {reason}",
+            worker_start_failed=True,
+        )))
 
     async def WorkerSession(
         self, request_iterator: AsyncIterator[pb.WorkerMessage], context: grpc.aio.ServicerContext
@@ -305,8 +332,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                 elif kind == "blocked" and worker is not None:
                     self._set_blocked(worker, message.blocked)
                 elif kind == "busy" and worker is not None:
-                    worker.asked_to_exit = False
-                    worker.idle_since = time.monotonic()
+                    if worker.state == RETIRING:
+                        worker.state = IDLE
+                        worker.idle_since = time.monotonic()
+                        self._schedule()
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
@@ -371,11 +400,15 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         """Keep the warm pool at its size, so the next lease needs no fork."""
         if self.stopping:
             return
-        live = sum(1 for w in self.pool.workers.values() if w.state in (STARTING, IDLE))
+        live = sum(1 for w in self.pool.workers.values() if w.state in (STARTING, IDLE, LEASED))
         for _ in range(self.warm_workers - live):
-            if len(self.pool.workers) >= self.warm_workers:
-                break
             self._spawn()
+
+    def _retire(self, worker: WorkerHandle) -> None:
+        """Ask an idle worker to exit; it is not leased while it decides."""
+        if worker.state == IDLE and worker.outbox is not None:
+            worker.state = RETIRING
+            worker.outbox.put_nowait(pb.AgentToWorker(exit_if_idle=pb.Empty()))
 
     async def reap_idle_workers(self) -> None:
         while not self.stopping:
@@ -386,11 +419,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             for worker in sorted(idle, key=lambda w: w.idle_since):
                 if spare <= 0:
                     break
-                if now - worker.idle_since < IDLE_WORKER_TIMEOUT or worker.asked_to_exit:
-                    continue
-                if worker.outbox is not None:
-                    worker.asked_to_exit = True
-                    worker.outbox.put_nowait(pb.AgentToWorker(exit_if_idle=pb.Empty()))
+                if now - worker.idle_since >= IDLE_WORKER_TIMEOUT:
+                    self._retire(worker)
                     spare -= 1
 
     def job_finished(self, job_id: bytes) -> None:

@@ -34,6 +34,7 @@ from ember.runtime.exceptions import (
     TaskError,
     TaskUnschedulableError,
     WorkerCrashedError,
+    WorkerStartError,
 )
 from ember.runtime.memory_store import ERROR, VALUE, MemoryStore, StoredValue
 from ember.runtime.object_ref import ObjectRef
@@ -338,11 +339,15 @@ class Owner:
                 )
             self._finish(task, self._error(error))
 
-    def fail_unschedulable(self, tasks: list[TaskRecord], reason: str) -> None:
+    def fail_rejected(self, tasks: list[TaskRecord], rejected: pb.LeaseRejected) -> None:
+        """A node agent refused the lease the tasks wait for: say why, do not ask forever."""
+        kind: type[Exception] = RuntimeConnectionError
+        if rejected.infeasible:
+            kind = TaskUnschedulableError
+        elif rejected.worker_start_failed:
+            kind = WorkerStartError
         for task in tasks:
-            self._finish(
-                task, self._error(TaskUnschedulableError(f"{task.describe()} cannot run: {reason}"))
-            )
+            self._finish(task, self._error(kind(f"{task.describe()} cannot run: {rejected.reason}")))
 
     def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None:
         for task in tasks:

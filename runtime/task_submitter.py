@@ -335,9 +335,8 @@ class TaskSubmitter:
             rejected = message.rejected
             queue = self._request_done(agent, rejected.request_id)
             if queue is not None:
-                if rejected.infeasible:
-                    self.owner.fail_unschedulable(list(queue.ready), rejected.reason)
-                    queue.ready.clear()
+                self.owner.fail_rejected(list(queue.ready), rejected)
+                queue.ready.clear()
                 self.pump(queue)
         elif kind == "lost":
             lost = message.lost

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from ember.runtime import ids
+from ember.runtime.exceptions import describe_exit
 from ember.runtime.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.worker_pool")
@@ -20,6 +21,7 @@ log = logging.getLogger("ember.runtime.worker_pool")
 STARTING = "starting"
 IDLE = "idle"
 LEASED = "leased"
+RETIRING = "retiring"  # asked to exit if idle; never leased meanwhile
 DEAD = "dead"
 
 
@@ -37,7 +39,6 @@ class WorkerHandle:
         "started_at",
         "returncode",
         "exited",
-        "asked_to_exit",
     )
 
     def __init__(self, worker_id: bytes) -> None:
@@ -53,7 +54,6 @@ class WorkerHandle:
         self.started_at = time.monotonic()
         self.returncode: int | None = None
         self.exited = asyncio.Event()
-        self.asked_to_exit = False
 
     def describe(self) -> str:
         return f"worker {ids.short(self.worker_id)} (pid {self.pid or '?'})"
@@ -69,19 +69,33 @@ def start_zygote(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+ZYGOTE_FAILURES = 3  # deaths within ZYGOTE_WINDOW seconds before the pool gives up
+ZYGOTE_WINDOW = 60.0
+
+
 class WorkerPool:
+    """Workers started through the zygote; a zygote that dies is started again, unless it keeps
+    dying, in which case the node says so to everyone who asks for a worker."""
+
     def __init__(
         self,
         zygote: subprocess.Popen[bytes],
-        worker_env: dict[str, str],
+        zygote_env: dict[str, str],
         on_exit: Callable[[WorkerHandle], None],
+        on_restarted: Callable[[], None] = lambda: None,
+        on_broken: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.zygote = zygote
-        self.worker_env = worker_env
+        self.zygote_env = zygote_env
+        self.worker_env: dict[str, str] = {}
         self.on_exit = on_exit
+        self.on_restarted = on_restarted
+        self.on_broken = on_broken
         self.workers: dict[bytes, WorkerHandle] = {}
         self.by_pid: dict[int, WorkerHandle] = {}
         self._events: asyncio.Task[None] | None = None
+        self._deaths: list[float] = []
+        self.broken = ""
         self.closing = False
 
     async def start(self) -> None:
@@ -93,7 +107,9 @@ class WorkerPool:
         )
         self._events = asyncio.ensure_future(self._read_events(reader))
 
-    def spawn(self) -> WorkerHandle:
+    def spawn(self) -> WorkerHandle | None:
+        if self.broken:
+            return None
         worker = WorkerHandle(ids.random_id())
         self.workers[worker.worker_id] = worker
         command = {"spawn": worker.worker_id.hex(), "env": self.worker_env | {
@@ -103,10 +119,10 @@ class WorkerPool:
         try:
             self.zygote.stdin.write((json.dumps(command) + "\n").encode())
             self.zygote.stdin.flush()
-        except (BrokenPipeError, ValueError) as error:
-            log.error("the zygote is gone; cannot start workers: %s", error)
-            worker.state = DEAD
-            worker.exited.set()
+        except (BrokenPipeError, ValueError, OSError):
+            # The zygote is gone; its exit is being handled and the worker will be asked again.
+            self.workers.pop(worker.worker_id, None)
+            return None
         return worker
 
     def starting(self) -> int:
@@ -117,7 +133,7 @@ class WorkerPool:
             line = await reader.readline()
             if not line:
                 if not self.closing:
-                    log.error("the zygote exited (code %s); no new workers", self.zygote.poll())
+                    await self._zygote_died()
                 return
             event = json.loads(line)
             log.debug("zygote: %s", event)
@@ -132,6 +148,27 @@ class WorkerPool:
                     worker.returncode = event["returncode"]
                     worker.exited.set()
                     self.on_exit(worker)
+
+    async def _zygote_died(self) -> None:
+        code = await asyncio.get_running_loop().run_in_executor(None, self.zygote.wait)
+        # Workers it had not finished starting never will; the started ones die with it.
+        for worker in [w for w in self.workers.values() if w.state == STARTING]:
+            self.workers.pop(worker.worker_id, None)
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < ZYGOTE_WINDOW] + [now]
+        if len(self._deaths) >= ZYGOTE_FAILURES:
+            self.broken = (
+                f"the node cannot start worker processes: its zygote exited with "
+                f"{describe_exit(code)} {len(self._deaths)} times in {ZYGOTE_WINDOW:.0f}s "
+                f"(see node-agent.log in the session's logs)"
+            )
+            log.error("%s", self.broken)
+            self.on_broken(self.broken)
+            return
+        log.error("the zygote exited with %s; starting a new one", describe_exit(code))
+        self.zygote = start_zygote(self.zygote_env)
+        await self.start()
+        self.on_restarted()
 
     def kill(self, worker: WorkerHandle) -> None:
         if worker.pid and worker.state != DEAD:

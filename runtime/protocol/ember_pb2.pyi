@@ -1,11 +1,9 @@
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
-
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -28,10 +26,10 @@ class ResourceSet(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: float
-        def __init__(self, key: str | None = ..., value: float | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
     QUANTITIES_FIELD_NUMBER: _ClassVar[int]
     quantities: _containers.ScalarMap[str, float]
-    def __init__(self, quantities: _Mapping[str, float] | None = ...) -> None: ...
+    def __init__(self, quantities: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class ObjectRefMsg(_message.Message):
     __slots__ = ("id", "owner")
@@ -39,7 +37,7 @@ class ObjectRefMsg(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     owner: str
-    def __init__(self, id: bytes | None = ..., owner: str | None = ...) -> None: ...
+    def __init__(self, id: _Optional[bytes] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ObjectValue(_message.Message):
     __slots__ = ("id", "data", "kind", "contained")
@@ -51,7 +49,7 @@ class ObjectValue(_message.Message):
     data: bytes
     kind: ValueKind
     contained: _containers.RepeatedCompositeFieldContainer[ObjectRefMsg]
-    def __init__(self, id: bytes | None = ..., data: bytes | None = ..., kind: ValueKind | str | None = ..., contained: _Iterable[ObjectRefMsg | _Mapping] | None = ...) -> None: ...
+    def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
     __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt")
@@ -71,7 +69,7 @@ class TaskSpec(_message.Message):
     arg_values: _containers.RepeatedCompositeFieldContainer[ObjectValue]
     num_returns: int
     attempt: int
-    def __init__(self, task_id: bytes | None = ..., function_id: bytes | None = ..., function: bytes | None = ..., name: str | None = ..., args: bytes | None = ..., arg_values: _Iterable[ObjectValue | _Mapping] | None = ..., num_returns: int | None = ..., attempt: int | None = ...) -> None: ...
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -85,7 +83,7 @@ class TaskResult(_message.Message):
     run_seconds: float
     application_error: bool
     error_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: bytes | None = ..., returns: _Iterable[ObjectValue | _Mapping] | None = ..., run_seconds: float | None = ..., application_error: bool | None = ..., error_types: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., run_seconds: _Optional[float] = ..., application_error: _Optional[bool] = ..., error_types: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class JobConfig(_message.Message):
     __slots__ = ("job_id", "driver_address", "code_paths", "working_dir", "namespace")
@@ -99,7 +97,7 @@ class JobConfig(_message.Message):
     code_paths: _containers.RepeatedScalarFieldContainer[str]
     working_dir: str
     namespace: str
-    def __init__(self, job_id: bytes | None = ..., driver_address: str | None = ..., code_paths: _Iterable[str] | None = ..., working_dir: str | None = ..., namespace: str | None = ...) -> None: ...
+    def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ..., code_paths: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., namespace: _Optional[str] = ...) -> None: ...
 
 class ChannelHello(_message.Message):
     __slots__ = ("token", "job", "owner_address")
@@ -109,7 +107,7 @@ class ChannelHello(_message.Message):
     token: bytes
     job: JobConfig
     owner_address: str
-    def __init__(self, token: bytes | None = ..., job: JobConfig | _Mapping | None = ..., owner_address: str | None = ...) -> None: ...
+    def __init__(self, token: _Optional[bytes] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ...) -> None: ...
 
 class ChannelWelcome(_message.Message):
     __slots__ = ("worker_id", "error")
@@ -117,19 +115,19 @@ class ChannelWelcome(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     error: str
-    def __init__(self, worker_id: bytes | None = ..., error: str | None = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ExecuteRequest(_message.Message):
     __slots__ = ("tasks",)
     TASKS_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[TaskSpec]
-    def __init__(self, tasks: _Iterable[TaskSpec | _Mapping] | None = ...) -> None: ...
+    def __init__(self, tasks: _Optional[_Iterable[_Union[TaskSpec, _Mapping]]] = ...) -> None: ...
 
 class ExecuteReply(_message.Message):
     __slots__ = ("results",)
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[TaskResult]
-    def __init__(self, results: _Iterable[TaskResult | _Mapping] | None = ...) -> None: ...
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ...) -> None: ...
 
 class CancelRequest(_message.Message):
     __slots__ = ("task_ids", "force")
@@ -137,13 +135,13 @@ class CancelRequest(_message.Message):
     FORCE_FIELD_NUMBER: _ClassVar[int]
     task_ids: _containers.RepeatedScalarFieldContainer[bytes]
     force: bool
-    def __init__(self, task_ids: _Iterable[bytes] | None = ..., force: bool | None = ...) -> None: ...
+    def __init__(self, task_ids: _Optional[_Iterable[bytes]] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class GetObjectRequest(_message.Message):
     __slots__ = ("id",)
     ID_FIELD_NUMBER: _ClassVar[int]
     id: bytes
-    def __init__(self, id: bytes | None = ...) -> None: ...
+    def __init__(self, id: _Optional[bytes] = ...) -> None: ...
 
 class GetObjectReply(_message.Message):
     __slots__ = ("value", "lost_reason")
@@ -151,7 +149,7 @@ class GetObjectReply(_message.Message):
     LOST_REASON_FIELD_NUMBER: _ClassVar[int]
     value: ObjectValue
     lost_reason: str
-    def __init__(self, value: ObjectValue | _Mapping | None = ..., lost_reason: str | None = ...) -> None: ...
+    def __init__(self, value: _Optional[_Union[ObjectValue, _Mapping]] = ..., lost_reason: _Optional[str] = ...) -> None: ...
 
 class LogRecord(_message.Message):
     __slots__ = ("task_name", "text", "is_stderr")
@@ -161,7 +159,7 @@ class LogRecord(_message.Message):
     task_name: str
     text: str
     is_stderr: bool
-    def __init__(self, task_name: str | None = ..., text: str | None = ..., is_stderr: bool | None = ...) -> None: ...
+    def __init__(self, task_name: _Optional[str] = ..., text: _Optional[str] = ..., is_stderr: _Optional[bool] = ...) -> None: ...
 
 class LogBatch(_message.Message):
     __slots__ = ("pid", "node_host", "records")
@@ -171,7 +169,7 @@ class LogBatch(_message.Message):
     pid: int
     node_host: str
     records: _containers.RepeatedCompositeFieldContainer[LogRecord]
-    def __init__(self, pid: int | None = ..., node_host: str | None = ..., records: _Iterable[LogRecord | _Mapping] | None = ...) -> None: ...
+    def __init__(self, pid: _Optional[int] = ..., node_host: _Optional[str] = ..., records: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
 
 class LeaseOwner(_message.Message):
     __slots__ = ("job_id", "owner_address", "pid")
@@ -181,7 +179,7 @@ class LeaseOwner(_message.Message):
     job_id: bytes
     owner_address: str
     pid: int
-    def __init__(self, job_id: bytes | None = ..., owner_address: str | None = ..., pid: int | None = ...) -> None: ...
+    def __init__(self, job_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
     __slots__ = ("request_id", "shape", "task_name", "spilled")
@@ -193,7 +191,7 @@ class LeaseRequest(_message.Message):
     shape: ResourceSet
     task_name: str
     spilled: bool
-    def __init__(self, request_id: int | None = ..., shape: ResourceSet | _Mapping | None = ..., task_name: str | None = ..., spilled: bool | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ...) -> None: ...
 
 class LeaseReturn(_message.Message):
     __slots__ = ("lease_id", "discard_worker")
@@ -201,13 +199,13 @@ class LeaseReturn(_message.Message):
     DISCARD_WORKER_FIELD_NUMBER: _ClassVar[int]
     lease_id: int
     discard_worker: bool
-    def __init__(self, lease_id: int | None = ..., discard_worker: bool | None = ...) -> None: ...
+    def __init__(self, lease_id: _Optional[int] = ..., discard_worker: _Optional[bool] = ...) -> None: ...
 
 class LeaseCancel(_message.Message):
     __slots__ = ("request_id",)
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     request_id: int
-    def __init__(self, request_id: int | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ...) -> None: ...
 
 class LeaseClientMessage(_message.Message):
     __slots__ = ("owner", "request", "release", "cancel")
@@ -219,7 +217,7 @@ class LeaseClientMessage(_message.Message):
     request: LeaseRequest
     release: LeaseReturn
     cancel: LeaseCancel
-    def __init__(self, owner: LeaseOwner | _Mapping | None = ..., request: LeaseRequest | _Mapping | None = ..., release: LeaseReturn | _Mapping | None = ..., cancel: LeaseCancel | _Mapping | None = ...) -> None: ...
+    def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
     __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel")
@@ -237,7 +235,7 @@ class LeaseGrant(_message.Message):
     node_id: bytes
     worker_pid: int
     worker_channel: str
-    def __init__(self, request_id: int | None = ..., lease_id: int | None = ..., worker_id: bytes | None = ..., worker_address: str | None = ..., node_id: bytes | None = ..., worker_pid: int | None = ..., worker_channel: str | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ...) -> None: ...
 
 class LeaseSpillback(_message.Message):
     __slots__ = ("request_id", "node_address", "node_id")
@@ -247,17 +245,19 @@ class LeaseSpillback(_message.Message):
     request_id: int
     node_address: str
     node_id: bytes
-    def __init__(self, request_id: int | None = ..., node_address: str | None = ..., node_id: bytes | None = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., node_address: _Optional[str] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRejected(_message.Message):
-    __slots__ = ("request_id", "reason", "infeasible")
+    __slots__ = ("request_id", "reason", "infeasible", "worker_start_failed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_START_FAILED_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     reason: str
     infeasible: bool
-    def __init__(self, request_id: int | None = ..., reason: str | None = ..., infeasible: bool | None = ...) -> None: ...
+    worker_start_failed: bool
+    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ..., worker_start_failed: _Optional[bool] = ...) -> None: ...
 
 class LeaseLost(_message.Message):
     __slots__ = ("lease_id", "reason")
@@ -265,7 +265,7 @@ class LeaseLost(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     lease_id: int
     reason: str
-    def __init__(self, lease_id: int | None = ..., reason: str | None = ...) -> None: ...
+    def __init__(self, lease_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class LeaseServerMessage(_message.Message):
     __slots__ = ("grant", "spillback", "rejected", "lost", "reclaim_idle")
@@ -279,7 +279,7 @@ class LeaseServerMessage(_message.Message):
     rejected: LeaseRejected
     lost: LeaseLost
     reclaim_idle: Empty
-    def __init__(self, grant: LeaseGrant | _Mapping | None = ..., spillback: LeaseSpillback | _Mapping | None = ..., rejected: LeaseRejected | _Mapping | None = ..., lost: LeaseLost | _Mapping | None = ..., reclaim_idle: Empty | _Mapping | None = ...) -> None: ...
+    def __init__(self, grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., spillback: _Optional[_Union[LeaseSpillback, _Mapping]] = ..., rejected: _Optional[_Union[LeaseRejected, _Mapping]] = ..., lost: _Optional[_Union[LeaseLost, _Mapping]] = ..., reclaim_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
     __slots__ = ("worker_id", "address", "pid", "channel_address")
@@ -291,7 +291,7 @@ class WorkerHello(_message.Message):
     address: str
     pid: int
     channel_address: str
-    def __init__(self, worker_id: bytes | None = ..., address: str | None = ..., pid: int | None = ..., channel_address: str | None = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[bytes] = ..., address: _Optional[str] = ..., pid: _Optional[int] = ..., channel_address: _Optional[str] = ...) -> None: ...
 
 class WorkerMessage(_message.Message):
     __slots__ = ("hello", "blocked", "busy")
@@ -301,13 +301,13 @@ class WorkerMessage(_message.Message):
     hello: WorkerHello
     blocked: bool
     busy: Empty
-    def __init__(self, hello: WorkerHello | _Mapping | None = ..., blocked: bool | None = ..., busy: Empty | _Mapping | None = ...) -> None: ...
+    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., blocked: _Optional[bool] = ..., busy: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class AgentToWorker(_message.Message):
     __slots__ = ("exit_if_idle",)
     EXIT_IF_IDLE_FIELD_NUMBER: _ClassVar[int]
     exit_if_idle: Empty
-    def __init__(self, exit_if_idle: Empty | _Mapping | None = ...) -> None: ...
+    def __init__(self, exit_if_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node")
@@ -317,7 +317,7 @@ class NodeInfo(_message.Message):
         VALUE_FIELD_NUMBER: _ClassVar[int]
         key: str
         value: str
-        def __init__(self, key: str | None = ..., value: str | None = ...) -> None: ...
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -332,7 +332,7 @@ class NodeInfo(_message.Message):
     labels: _containers.ScalarMap[str, str]
     pid: int
     is_head_node: bool
-    def __init__(self, node_id: bytes | None = ..., address: str | None = ..., host: str | None = ..., total: ResourceSet | _Mapping | None = ..., labels: _Mapping[str, str] | None = ..., pid: int | None = ..., is_head_node: bool | None = ...) -> None: ...
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ...) -> None: ...
 
 class NodeReport(_message.Message):
     __slots__ = ("available", "num_workers", "num_leases")
@@ -342,7 +342,7 @@ class NodeReport(_message.Message):
     available: ResourceSet
     num_workers: int
     num_leases: int
-    def __init__(self, available: ResourceSet | _Mapping | None = ..., num_workers: int | None = ..., num_leases: int | None = ...) -> None: ...
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
     __slots__ = ("register", "report")
@@ -350,7 +350,7 @@ class NodeMessage(_message.Message):
     REPORT_FIELD_NUMBER: _ClassVar[int]
     register: NodeInfo
     report: NodeReport
-    def __init__(self, register: NodeInfo | _Mapping | None = ..., report: NodeReport | _Mapping | None = ...) -> None: ...
+    def __init__(self, register: _Optional[_Union[NodeInfo, _Mapping]] = ..., report: _Optional[_Union[NodeReport, _Mapping]] = ...) -> None: ...
 
 class HeadToNode(_message.Message):
     __slots__ = ("registered", "job_finished")
@@ -358,7 +358,7 @@ class HeadToNode(_message.Message):
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
     registered: Empty
     job_finished: bytes
-    def __init__(self, registered: Empty | _Mapping | None = ..., job_finished: bytes | None = ...) -> None: ...
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[bytes] = ...) -> None: ...
 
 class DriverHello(_message.Message):
     __slots__ = ("address", "namespace", "pid", "host")
@@ -370,13 +370,13 @@ class DriverHello(_message.Message):
     namespace: str
     pid: int
     host: str
-    def __init__(self, address: str | None = ..., namespace: str | None = ..., pid: int | None = ..., host: str | None = ...) -> None: ...
+    def __init__(self, address: _Optional[str] = ..., namespace: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
 
 class HeadToDriver(_message.Message):
     __slots__ = ("job_id",)
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
-    def __init__(self, job_id: bytes | None = ...) -> None: ...
+    def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class NodeView(_message.Message):
     __slots__ = ("info", "available", "alive", "num_workers")
@@ -388,7 +388,7 @@ class NodeView(_message.Message):
     available: ResourceSet
     alive: bool
     num_workers: int
-    def __init__(self, info: NodeInfo | _Mapping | None = ..., available: ResourceSet | _Mapping | None = ..., alive: bool | None = ..., num_workers: int | None = ...) -> None: ...
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ...) -> None: ...
 
 class ClusterView(_message.Message):
     __slots__ = ("nodes", "session_dir", "version")
@@ -398,7 +398,7 @@ class ClusterView(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
-    def __init__(self, nodes: _Iterable[NodeView | _Mapping] | None = ..., session_dir: str | None = ..., version: str | None = ...) -> None: ...
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
     __slots__ = ("shape", "exclude_node_id")
@@ -406,7 +406,7 @@ class FindNodeRequest(_message.Message):
     EXCLUDE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     exclude_node_id: bytes
-    def __init__(self, shape: ResourceSet | _Mapping | None = ..., exclude_node_id: bytes | None = ...) -> None: ...
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ...) -> None: ...
 
 class FindNodeReply(_message.Message):
     __slots__ = ("node", "feasible", "largest")
@@ -416,4 +416,4 @@ class FindNodeReply(_message.Message):
     node: NodeInfo
     feasible: bool
     largest: str
-    def __init__(self, node: NodeInfo | _Mapping | None = ..., feasible: bool | None = ..., largest: str | None = ...) -> None: ...
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...
