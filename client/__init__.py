@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import exceptions
+from ember.actor import ActorClass, ActorHandle, get_actor, kill, method
 from ember.connection import (
     EmberContext,
     available_resources,
@@ -29,6 +30,7 @@ from ember.objects import cancel, get, put, wait
 from ember.remote_function import RemoteFunction
 from ember.runtime import __version__
 from ember.runtime.object_ref import ObjectRef
+from ember.runtime_context import get_runtime_context
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -49,13 +51,15 @@ def remote(*args: Any, **options: Any) -> Any:
 
 def _make_remote(target: Any, options: dict[str, Any]) -> Any:
     if isinstance(target, type):
-        raise TypeError(f"@ember.remote on a class ({target.__name__}): actors are not supported yet")
+        return ActorClass(target, options)
     if not callable(target):
-        raise TypeError(f"@ember.remote expects a function, got {type(target).__name__}")
+        raise TypeError(f"@ember.remote expects a function or a class, got {type(target).__name__}")
     return RemoteFunction(target, options)
 
 
 __all__ = [
+    "ActorClass",
+    "ActorHandle",
     "EmberContext",
     "ObjectRef",
     "RemoteFunction",
@@ -65,8 +69,12 @@ __all__ = [
     "cluster_resources",
     "exceptions",
     "get",
+    "get_actor",
+    "get_runtime_context",
     "init",
     "is_initialized",
+    "kill",
+    "method",
     "nodes",
     "put",
     "remote",

@@ -173,6 +173,7 @@ def init(
         )
         assert connection.owner is not None
         context.set_core(connection.owner)
+        context.node_id = node_id
         _state = _State(connection, processes, ctx)
         if processes is not None:
             log.info("Started a local ember cluster at %s (session %s)", ctx.address, ctx.session_dir)

@@ -1,6 +1,8 @@
 """The errors ember raises, with Ray's names as aliases so ``except ray.exceptions.X`` works."""
 
 from ember.runtime.exceptions import (
+    ActorDiedError,
+    ActorError,
     EmberError,
     GetTimeoutError,
     ObjectLostError,
@@ -15,12 +17,16 @@ from ember.runtime.exceptions import (
 
 RayError = EmberError
 RayTaskError = TaskError
+RayActorError = ActorError
 
 __all__ = [
+    "ActorDiedError",
+    "ActorError",
     "EmberError",
     "GetTimeoutError",
     "ObjectLostError",
     "OwnerDiedError",
+    "RayActorError",
     "RayError",
     "RayTaskError",
     "RuntimeConnectionError",

@@ -25,6 +25,23 @@ TASK_OPTIONS = {
     "scheduling_strategy",
 }
 
+ACTOR_OPTIONS = {
+    "num_cpus",
+    "num_gpus",
+    "resources",
+    "memory",
+    "name",
+    "namespace",
+    "lifetime",
+    "get_if_exists",
+    "max_restarts",
+    "max_task_retries",
+    "max_concurrency",
+    "scheduling_strategy",
+}
+
+METHOD_OPTIONS = {"num_returns", "name"}
+
 # Ray options that ember accepts only with their default value, said plainly.
 _UNSUPPORTED = {
     "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
@@ -76,9 +93,23 @@ def _check(key: str, value: Any, what: str) -> None:
     elif key == "num_returns":
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"{what}: num_returns must be an int >= 0, got {value!r}")
-    elif key == "max_retries":
+    elif key in ("max_retries", "max_restarts", "max_task_retries"):
         if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-            raise ValueError(f"{what}: max_retries must be an int >= -1, got {value!r}")
+            raise ValueError(f"{what}: {key} must be an int >= -1, got {value!r}")
+    elif key == "max_concurrency":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{what}: max_concurrency must be an int >= 1, got {value!r}")
+    elif key == "lifetime":
+        if value not in (None, "detached", "non_detached"):
+            raise ValueError(
+                f"{what}: lifetime must be 'detached' or 'non_detached', got {value!r}"
+            )
+    elif key == "namespace":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{what}: namespace must be a string")
+    elif key == "get_if_exists":
+        if not isinstance(value, bool):
+            raise ValueError(f"{what}: get_if_exists must be True or False")
     elif key == "retry_exceptions":
         if isinstance(value, bool):
             return

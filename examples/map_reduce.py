@@ -6,6 +6,7 @@ host was a container address, here it is loopback.
 """
 
 import time
+from typing import List
 
 import ember as ray
 
@@ -22,7 +23,7 @@ def map_serial(function, xs):
     return [function(x) for x in xs]
 
 
-def map_parallel(function: ray.remote, xs: list):
+def map_parallel(function: ray.remote, xs: List):
     return [function.remote(x) for x in xs]
 
 
@@ -47,7 +48,7 @@ def reduce_serial(function, xs):
     return result
 
 
-def reduce_parallel(function: ray.remote, xs: list):
+def reduce_parallel(function: ray.remote, xs: List):
     if len(xs) == 1:
         return xs[0]
 
@@ -68,7 +69,7 @@ def add_remote(x, y):
 
 
 # recurisve overhead
-def reduce_parallel_tree(function: ray.remote, xs: list):
+def reduce_parallel_tree(function: ray.remote, xs: List):
     if len(xs) == 2:
         return function.remote(xs[0], xs[1])
     elif len(xs) == 1:

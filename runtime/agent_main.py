@@ -95,13 +95,14 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         "EMBER_NODE_HOST": args.host,
     }
     await pool.start()
-    for _ in range(warm):
-        pool.spawn()
     head_address = args.head_address
     if head_address == "-":
         head_address = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
     agent.head_address = head_address
     pool.worker_env["EMBER_HEAD_ADDRESS"] = head_address
+    # The zygote is still importing: these wait in its pipe, costing no time.
+    for _ in range(warm):
+        pool.spawn()
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -26,3 +27,26 @@ def require_core() -> Owner:
             "ember is not initialized in this process: call ember.init() first"
         )
     return core
+
+
+class TaskContext:
+    """What ``get_runtime_context`` reports about the task running in this thread or coroutine."""
+
+    __slots__ = ("task_id", "name")
+
+    def __init__(self, task_id: bytes, name: str) -> None:
+        self.task_id = task_id
+        self.name = name
+
+
+task_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
+    "ember_task", default=None
+)
+
+# Set in a worker that hosts an actor.
+actor_id: bytes = b""
+actor_restarted = False
+
+# Where this process runs: set by the driver's init and at a worker's start (hex strings).
+node_id = ""
+worker_id = ""

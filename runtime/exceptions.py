@@ -139,6 +139,22 @@ def _dual_class(cause_cls: type) -> type:
     return cls
 
 
+class ActorError(EmberError):
+    """An actor cannot run a call (Ray's RayActorError)."""
+
+
+class ActorDiedError(ActorError):
+    """The actor is dead (killed, crashed beyond max_restarts, its constructor raised, its node
+    or owner is gone), or died while running the call; the message says which."""
+
+    def __init__(self, message: str, actor_id: bytes = b"") -> None:
+        super().__init__(message)
+        self.actor_id = actor_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ActorDiedError, (str(self), self.actor_id))
+
+
 class WorkerCrashedError(EmberError):
     """The worker process running a task died before the task finished, on every attempt."""
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ember.runtime import context, serialization
+from ember.runtime.actor_host import ActorHost
 from ember.runtime.exceptions import TaskCancelledError, TaskError
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.task_output import OutputForwarder
@@ -48,6 +49,7 @@ class Executor:
         self.forwarder = OutputForwarder(lambda: io.call_soon(self._flush_output_soon))
         self._output_flush: asyncio.Task[None] | None = None
         self._output_lock: asyncio.Lock | None = None
+        self.actor_host = ActorHost(self)
         self.on_blocked_change: Any = None
 
     # ------------------------------------------------------------------ I/O thread
@@ -111,11 +113,12 @@ class Executor:
                 log.debug("could not flush task output", exc_info=True)
 
     def check_hello(self, hello: pb.ChannelHello) -> str:
-        """A worker serves one job for its life; refuse owners of another job."""
+        """A worker serves one job for its life; refuse owners of another job. An actor takes
+        calls from any job (a detached actor outlives the job that made it)."""
         if self.job is None:
             self.bind_job(hello.job)
             return ""
-        if hello.job.job_id != self.job.job_id:
+        if hello.job.job_id != self.job.job_id and not self.actor_host.active:
             return (
                 f"worker pid {self.pid} serves job {self.job.job_id.hex()}, "
                 f"not job {hello.job.job_id.hex()}"
@@ -166,7 +169,15 @@ class Executor:
             self.functions[spec.function_id] = function
         return function
 
-    def run(self, spec: pb.TaskSpec) -> pb.TaskResult:
+    def run(self, spec: pb.TaskSpec, connection: Any) -> pb.TaskResult | None:
+        """Run a task (or an actor call) from ``connection``; None when it finishes later."""
+        if spec.actor_id:
+            return self.actor_host.handle(spec, connection)
+        return self.invoke(spec, lambda: self._function(spec))
+
+    def invoke(self, spec: pb.TaskSpec, target: Any) -> pb.TaskResult:
+        """Call ``target()`` (which returns the callable) with the spec's arguments, on the
+        main thread, where cancellation can interrupt it."""
         task_id = spec.task_id
         if task_id in self.cancelled:
             self.cancelled.discard(task_id)
@@ -174,13 +185,13 @@ class Executor:
                 spec, TaskCancelledError(f"{spec.name} was cancelled before it started"), False
             )
         self.current = spec
-        self.forwarder.task_name = spec.name
+        if not self.actor_host.active:
+            self.forwarder.task_name = spec.name
+        token = context.task_context.set(context.TaskContext(spec.task_id, spec.name))
         start = time.perf_counter()
         try:
-            function = self._function(spec)
-            args, kwargs = serialization.deserialize_args(
-                spec.args, [serialization.loads(v.data) for v in spec.arg_values]
-            )
+            function = target()
+            args, kwargs = self.decode_args(spec)
             value = function(*args, **kwargs)
         except KeyboardInterrupt:
             if self.interrupted == task_id:
@@ -190,18 +201,30 @@ class Executor:
                 )
             raise
         except BaseException as error:  # noqa: BLE001 - whatever the task raised is its result
-            if isinstance(error, SystemExit | GeneratorExit):
-                error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
-            return self._finish_error(spec, self._task_error(spec, error), start)
+            return self.encode_error(spec, error, start)
         finally:
             self.current = None
+            context.task_context.reset(token)
             _flush_std_streams()
+        return self.encode_value(spec, value, start)
+
+    def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return serialization.deserialize_args(
+            spec.args, [serialization.loads(v.data) for v in spec.arg_values]
+        )
+
+    def encode_value(self, spec: pb.TaskSpec, value: Any, start: float) -> pb.TaskResult:
         run_seconds = time.perf_counter() - start
         try:
             returns = self._serialize_returns(spec, value)
         except Exception as error:
             return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
-        return pb.TaskResult(task_id=task_id, returns=returns, run_seconds=run_seconds)
+        return pb.TaskResult(task_id=spec.task_id, returns=returns, run_seconds=run_seconds)
+
+    def encode_error(self, spec: pb.TaskSpec, error: BaseException, start: float) -> pb.TaskResult:
+        if isinstance(error, SystemExit | GeneratorExit):
+            error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
+        return self._finish_error(spec, self._task_error(spec, error), start)
 
     def _serialize_returns(self, spec: pb.TaskSpec, value: Any) -> list[pb.ObjectValue]:
         count = spec.num_returns

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ember.runtime import __version__, ids, resources
+from ember.runtime.actor_manager import ActorManager, abort_not_found
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
@@ -55,6 +56,7 @@ class Head(rpc_pb.HeadServicer):
         self.jobs: dict[bytes, JobState] = {}
         self._job_counter = itertools.count(1)
         self.node_registered = asyncio.Event()
+        self.actors = ActorManager(self)
 
     # ------------------------------------------------------------------ nodes
 
@@ -80,6 +82,8 @@ class Head(rpc_pb.HeadServicer):
                     node.available = resources.to_fixed(message.report.available.quantities)
                     node.num_workers = message.report.num_workers
                     node.last_seen = time.monotonic()
+                    if message.report.dead_workers:
+                        self.actors.owners_died(list(message.report.dead_workers))
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
@@ -110,6 +114,8 @@ class Head(rpc_pb.HeadServicer):
         finally:
             job.alive = False
             log.info("job %s ended (driver pid %d gone)", job_id.hex(), request.pid)
+            # Actors first: their deaths must be known as kills before the nodes stop workers.
+            self.actors.job_finished(job_id, request.pid)
             for node in self.alive_nodes():
                 node.outbox.put_nowait(pb.HeadToNode(job_finished=job_id))
 
@@ -132,22 +138,51 @@ class Head(rpc_pb.HeadServicer):
             version=__version__,
         )
 
+    def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:
+        """The node to send work of this shape to: one with it free, else one it fits at all."""
+        candidates = [n for n in self.alive_nodes() if n.node_id != exclude]
+        feasible = [n for n in candidates if resources.fits(shape, n.total)]
+        free = [n for n in feasible if resources.fits(shape, n.available)]
+        chosen = free or feasible
+        if not chosen:
+            return None
+        return max(chosen, key=lambda n: n.available.get("CPU", 0))
+
+    def largest_node(self) -> str:
+        largest = max(self.alive_nodes(), key=lambda n: n.total.get("CPU", 0), default=None)
+        return resources.describe(largest.total) if largest else "no nodes"
+
     async def FindNode(
         self, request: pb.FindNodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.FindNodeReply:
         shape = resources.to_fixed(request.shape.quantities)
-        candidates = [n for n in self.alive_nodes() if n.node_id != request.exclude_node_id]
-        feasible = [n for n in candidates if resources.fits(shape, n.total)]
-        free = [n for n in feasible if resources.fits(shape, n.available)]
-        largest = max(
-            self.alive_nodes(), key=lambda n: n.total.get("CPU", 0), default=None
-        )
-        reply = pb.FindNodeReply(
-            feasible=bool(feasible),
-            largest=resources.describe(largest.total) if largest else "no nodes",
-        )
-        chosen = free or feasible
-        if chosen:
-            best = max(chosen, key=lambda n: n.available.get("CPU", 0))
-            reply.node.CopyFrom(best.info)
+        node = self.place(shape, request.exclude_node_id)
+        reply = pb.FindNodeReply(feasible=node is not None, largest=self.largest_node())
+        if node is not None:
+            reply.node.CopyFrom(node.info)
         return reply
+
+    # ------------------------------------------------------------------ actors
+
+    async def CreateActor(
+        self, request: pb.ActorSpec, context: grpc.aio.ServicerContext
+    ) -> pb.CreateActorReply:
+        return await self.actors.create(request)
+
+    async def GetActor(
+        self, request: pb.GetActorRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ActorInfo:
+        record = await self.actors.find_or_wait(request)
+        if record is None:
+            await abort_not_found(context, request)
+            return pb.ActorInfo()
+        return await self.actors.get(record, request.after_version, min(request.timeout, 60.0))
+
+    async def KillActor(
+        self, request: pb.KillActorRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.actors.kill(request)
+        return pb.Empty()
+
+    async def ListActors(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ActorList:
+        return self.actors.list()

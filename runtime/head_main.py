@@ -37,10 +37,12 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     port = rpc.bind(server, args.host, args.port)
     await server.start()
     address = f"{args.host}:{port}"
+    head.actors.address = address
     log.info("head listening on %s, session %s", address, args.session_dir)
     session.announce_ready(ready_fd, address)
     await stop.wait()
     log.info("head stopping")
+    await head.actors.close()
     await server.stop(0.5)
 
 

@@ -59,14 +59,20 @@ class OwnerSession:
 
 
 class PendingRequest:
-    __slots__ = ("owner", "request_id", "shape", "task_name", "spilled")
+    __slots__ = (
+        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached"
+    )
 
     def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
         self.owner = owner
         self.request_id = request.request_id
         self.shape = resources.to_fixed(request.shape.quantities)
+        # What the lease keeps once granted (an actor is placed with a CPU but holds none).
+        self.hold = resources.to_fixed(request.hold.quantities) if request.hold_set else self.shape
         self.task_name = request.task_name
         self.spilled = request.spilled
+        self.job_id = request.job_id or owner.job_id
+        self.detached = request.detached
 
 
 class LeaseState:
@@ -105,6 +111,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._report_pending = False
         self._report_event = asyncio.Event()
         self._finished_jobs: set[bytes] = set()
+        self._dead_workers: list[str] = []
         self.channels = rpc.Channels()
         self.stopping = False
 
@@ -204,8 +211,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             if not resources.fits(request.shape, free):
                 waiting = True
                 continue
-            resources.subtract(free, request.shape)
-            worker = self._idle_worker(request.owner.job_id)
+            resources.subtract(free, request.hold)
+            worker = self._idle_worker(request.job_id)
             if worker is None:
                 needs_worker += 1
                 continue
@@ -229,12 +236,13 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         return unbound
 
     def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
-        resources.subtract(self.available, request.shape)
-        lease = LeaseState(next(self._lease_ids), request.owner, worker, request.shape)
+        resources.subtract(self.available, request.hold)
+        lease = LeaseState(next(self._lease_ids), request.owner, worker, request.hold)
         worker.state = LEASED
         worker.lease = lease
+        worker.detached = worker.detached or request.detached
         if worker.job_id is None:
-            worker.job_id = request.owner.job_id
+            worker.job_id = request.job_id
         request.owner.leases[lease.lease_id] = lease
         request.owner.send(pb.LeaseServerMessage(grant=pb.LeaseGrant(
             request_id=request.request_id,
@@ -392,6 +400,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self._free_lease(lease)
         if previous == LEASED or worker.returncode not in (0, None):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
+        if worker.address and worker.job_id is not None:
+            # It may have owned actors; the head ends them.
+            self._dead_workers.append(worker.address)
+            self._report_soon()
         self.pool.forget(worker)
         self._top_up()
         self._schedule()
@@ -427,7 +439,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         """The head says a driver is gone: its workers go too."""
         self._finished_jobs.add(job_id)
         for worker in list(self.pool.workers.values()):
-            if worker.job_id == job_id and worker.state in (IDLE, LEASED):
+            if worker.job_id == job_id and worker.state in (IDLE, LEASED) and not worker.detached:
                 self.pool.kill(worker)
 
     # ------------------------------------------------------------------ head
@@ -440,10 +452,12 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     def report(self) -> pb.NodeReport:
         self._report_pending = False
         leases = sum(len(o.leases) for o in self.owners)
+        dead, self._dead_workers = self._dead_workers, []
         return pb.NodeReport(
             available=pb.ResourceSet(quantities=resources.to_float(self.available)),
             num_workers=len(self.pool.workers),
             num_leases=leases,
+            dead_workers=dead,
         )
 
     def node_info(self, pid: int) -> pb.NodeInfo:

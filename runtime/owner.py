@@ -23,7 +23,9 @@ from typing import Any
 
 import grpc
 
-from ember.runtime import ids, serialization
+from ember.runtime import ids, resources, serialization
+from ember.runtime.actor_host import TERMINATE
+from ember.runtime.actor_submitter import ActorSubmitter
 from ember.runtime.event_loop import IoThread
 from ember.runtime.exceptions import (
     GetTimeoutError,
@@ -41,16 +43,19 @@ from ember.runtime.object_ref import ObjectRef
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.reference_table import ReferenceTable
 from ember.runtime.rpc import Channels
+from ember.runtime.task_channel import ChannelClient
 from ember.runtime.task_record import (
     FINISHED,
     QUEUED,
     RESOLVING,
     RUNNING,
+    ActorOptions,
     FunctionDescriptor,
     TaskOptions,
     TaskRecord,
 )
 from ember.runtime.task_submitter import TaskSubmitter
+from ember.runtime.worker_channels import WorkerChannels
 
 log = logging.getLogger("ember.runtime.owner")
 
@@ -75,6 +80,10 @@ class Owner:
         self.channels = Channels()
         self.store = MemoryStore()
         self.references = ReferenceTable(self._on_zero_refs)
+        # Actor handles are counted like refs; an owned actor nobody can call is let go.
+        self.handles = ReferenceTable(self._on_zero_handles)
+        self.owned_actors: dict[bytes, ActorOptions] = {}
+        self.escaped_actors: set[bytes] = set()
         self.mint = ids.IdMint()
         self._put_task = self.mint.task_id()
         self._put_index = 0
@@ -93,9 +102,38 @@ class Owner:
     async def _start(self) -> TaskSubmitter:
         self._loop = asyncio.get_running_loop()
         self._drain_handle = self._loop.call_later(RELEASE_DRAIN_INTERVAL, self._periodic_drain)
+        self.worker_channels = WorkerChannels(
+            pb.ChannelHello(job=self.job_config, owner_address=self.address),
+            self._on_channel_reply,
+            self._on_channel_lost,
+        )
+        self.actors = ActorSubmitter(self)
         return TaskSubmitter(self, self.local_agent)
 
+    def _on_channel_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
+        tasks: list[tuple[TaskRecord, pb.TaskResult]] = []
+        calls: list[tuple[TaskRecord, pb.TaskResult]] = []
+        task_running = self.submitter.running
+        call_running = self.actors.running
+        for result in reply.results:
+            task = task_running.pop(result.task_id, None)
+            if task is not None:
+                tasks.append((task, result))
+                continue
+            call = call_running.pop(result.task_id, None)
+            if call is not None:
+                calls.append((call, result))
+        if tasks:
+            self.submitter.on_results(tasks)
+        if calls:
+            self.actors.on_results(calls)
+
+    def _on_channel_lost(self, channel: ChannelClient, reason: str) -> None:
+        self.submitter.on_channel_lost(channel, reason)
+        self.actors.on_channel_lost(channel, reason)
+
     def _periodic_drain(self) -> None:
+        self.handles.drain()
         self.references.drain()
         if not self._closed:
             self._drain_handle = self._loop.call_later(
@@ -230,6 +268,184 @@ class Owner:
     def as_future(self, ref: ObjectRef) -> asyncio.Future[Any]:
         return asyncio.wrap_future(self.as_concurrent_future(ref))
 
+    # ---------------------------------------------------------------- actors (user thread)
+
+    def create_actor(
+        self,
+        cls: FunctionDescriptor,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: ActorOptions,
+        handle_meta: bytes,
+    ) -> tuple[bytes, bytes]:
+        """Register an actor with the head; returns its id and method table (an existing
+        actor's, with get_if_exists). The head creates it in the background."""
+        self._check_open()
+        data, deps, nested = serialization.serialize_args(cls.name, args, kwargs)
+        if nested:
+            self._escape(nested)
+        actor_id = ids.random_id()
+        creation = pb.TaskSpec(
+            task_id=self.mint.task_id(),
+            function=cls.data,
+            function_id=cls.function_id,
+            name=f"{options.class_name}.__init__",
+            args=data,
+            num_returns=1,
+            actor_id=actor_id,
+            actor_creation=True,
+            max_concurrency=options.max_concurrency,
+            is_async=options.is_async,
+        )
+        spec = pb.ActorSpec(
+            actor_id=actor_id,
+            class_name=options.class_name,
+            name=options.name,
+            namespace=options.namespace or self.job_config.namespace,
+            creation=creation,
+            shape=pb.ResourceSet(quantities=resources.to_float(options.shape)),
+            hold=pb.ResourceSet(quantities=resources.to_float(options.hold)),
+            max_restarts=options.max_restarts,
+            detached=options.detached,
+            job=self.job_config,
+            owner_address=self.address,
+            handle_meta=handle_meta,
+            get_if_exists=options.get_if_exists,
+        )
+        # Calls made before the head knows the actor wait for its registration.
+        self.io.call_soon(self.actors.registering, actor_id, options.class_name)
+        if options.name or not deps:
+            # Registered before the handle exists, so that every holder of the handle finds
+            # the actor at the head (and a taken name is an error here, not later).
+            reply = self.io.run(self._register_actor(spec, deps))
+            if reply.error and options.name:
+                raise ValueError(reply.error)
+            if reply.actor_id and reply.actor_id != actor_id:
+                return reply.actor_id, reply.handle_meta
+        else:
+            # The constructor's arguments are still being computed: register once they are.
+            self.io.submit(self._register_actor(spec, deps))
+        self.owned_actors[actor_id] = options
+        return actor_id, handle_meta
+
+    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
+        self.io.call_soon(self.actors.client, actor_id, class_name)
+
+    async def _register_actor(self, spec: pb.ActorSpec, deps: list[ObjectRef]) -> pb.CreateActorReply:
+        try:
+            for index, ref in enumerate(deps):
+                value = await self._value_of(ref)
+                if value.kind == ERROR:
+                    error = serialization.loads(value.data)
+                    raise ValueError(f"an argument of its constructor failed: {error}")
+                while len(spec.creation.arg_values) <= index:
+                    spec.creation.arg_values.add()
+                spec.creation.arg_values[index].data = value.data
+            reply = await self.channels.head(self.head_address).CreateActor(spec, timeout=30)
+        except (grpc.aio.AioRpcError, ValueError) as error:
+            detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
+            reply = pb.CreateActorReply(error=f"could not create it: {detail}")
+        registered = self.actors.client(spec.actor_id).registered
+        if registered is not None and not registered.done():
+            registered.set_result(None)
+        if reply.error:
+            self.actors.mark_dead(spec.actor_id, reply.error)
+        return reply
+
+    async def _value_of(self, ref: ObjectRef) -> StoredValue:
+        value = self.store.get(ref._id)
+        if value is not None:
+            return value
+        if ref._owner_address != self.address:
+            self._fetch_all([ref])
+        future: asyncio.Future[StoredValue] = self._loop.create_future()
+
+        def ready(_: bytes, value: StoredValue) -> None:
+            self._loop.call_soon_threadsafe(_set_result, future, value)
+
+        self.store.on_ready(ref._id, ready)
+        return await future
+
+    def submit_actor_call(
+        self,
+        actor_id: bytes,
+        method: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        options: TaskOptions,
+    ) -> list[ObjectRef]:
+        self._check_open()
+        data, deps, nested = serialization.serialize_args(options.name, args, kwargs)
+        task_id = self.mint.task_id()
+        return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
+        refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
+        if nested:
+            self._escape(nested)
+        task = TaskRecord(task_id, _actor_function(options.name), options, data, deps, nested, return_ids)
+        task.actor_id = actor_id
+        task.method = method
+        self._submissions.append(task)
+        if not self._submit_scheduled:
+            self._submit_scheduled = True
+            self.io.call_soon(self._drain_submissions)
+        return refs
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
+        self._check_open()
+        request = pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart)
+        self.io.run(self._head_call("KillActor", request))
+        # Calls made from here on must not reach the dying worker.
+        self.io.run(self._killed(actor_id, no_restart))
+
+    async def _killed(self, actor_id: bytes, no_restart: bool) -> None:
+        self.actors.killed(actor_id, no_restart)
+
+    def get_actor_info(self, name: str, namespace: str) -> pb.ActorInfo:
+        self._check_open()
+        request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
+        return self.io.run(self._head_call("GetActor", request))
+
+    async def _head_call(self, method: str, request: Any) -> Any:
+        """A unary call to the head, made on the I/O thread where the channel lives."""
+        return await getattr(self.channels.head(self.head_address), method)(request, timeout=30)
+
+    def add_handle(self, actor_id: bytes) -> None:
+        self.handles.add_local(actor_id, self.address)
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        if actor_id in self.owned_actors:
+            self.escaped_actors.add(actor_id)
+
+    def _on_zero_handles(self, actor_id: bytes) -> None:
+        """Nobody here can call an actor this process owns: let it go, after the calls already
+        made (the terminate call queues behind them)."""
+        options = self.owned_actors.get(actor_id)
+        if options is None or options.detached or actor_id in self.escaped_actors or self._closed:
+            return
+        del self.owned_actors[actor_id]
+        if self.io.in_loop_thread():
+            self._terminate_actor(actor_id)
+        else:
+            self.io.call_soon(self._terminate_actor, actor_id)
+
+    def _terminate_actor(self, actor_id: bytes) -> None:
+        request = pb.KillActorRequest(
+            actor_id=actor_id,
+            graceful=True,
+            reason="every handle to it went out of scope",
+        )
+        asyncio.ensure_future(self.channels.head(self.head_address).KillActor(request, timeout=30))
+        options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
+        task = TaskRecord(
+            self.mint.task_id(), _actor_function("terminate"), options, serialization.EMPTY_ARGS,
+            [], [], [],
+        )
+        task.actor_id = actor_id
+        task.method = TERMINATE
+        task.state = QUEUED
+        self.tasks[task.task_id] = task
+        self.actors.submit(task)
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("ember has been shut down in this process; call ember.init()")
@@ -246,13 +462,27 @@ class Owner:
         submissions = self._submissions
         tasks = self.tasks
         submitter = self.submitter
-        while submissions:
-            task = submissions.popleft()
-            tasks[task.task_id] = task
-            if task.deps:
-                self._resolve(task)
-            else:
-                submitter.enqueue(task)
+        actors = self.actors
+        submitter.batching = actors.batching = True
+        try:
+            while submissions:
+                task = submissions.popleft()
+                tasks[task.task_id] = task
+                if task.actor_id is not None:
+                    # Actor calls take their place in the actor's queue now, in submission order.
+                    task.state = QUEUED
+                    if task.deps:
+                        self._resolve(task)
+                    actors.submit(task)
+                elif task.deps:
+                    self._resolve(task)
+                else:
+                    submitter.enqueue(task)
+        finally:
+            # Whatever the batch made ready goes out now, not on the loop's next turn.
+            submitter.batching = actors.batching = False
+            actors.flush()
+            submitter.flush()
 
     def _resolve(self, task: TaskRecord) -> None:
         task.state = RESOLVING
@@ -273,7 +503,11 @@ class Owner:
         task.arg_values[index] = pb.ObjectValue(data=value.data)
         task.unresolved -= 1
         if task.unresolved == 0:
-            self.submitter.enqueue(task)
+            if task.actor_id is not None:
+                task.state = QUEUED
+                self.actors.wake(self.actors.client(task.actor_id))
+            else:
+                self.submitter.enqueue(task)
 
     def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None:
         if task.state == FINISHED:
@@ -353,6 +587,12 @@ class Owner:
         for task in tasks:
             self._finish(task, self._error(RuntimeConnectionError(f"{task.describe()}: {reason}")))
 
+    def finish(self, task: TaskRecord, value: StoredValue) -> None:
+        self._finish(task, value)
+
+    def error_value(self, error: BaseException) -> StoredValue:
+        return self._error(error)
+
     def _finish(self, task: TaskRecord, value: StoredValue) -> None:
         """End a task with one value (an error) for each of its returns."""
         if task.state == FINISHED:
@@ -372,6 +612,13 @@ class Owner:
         if task is None or task.state == FINISHED:
             return
         task.cancelled = True
+        if task.actor_id is not None:
+            if task.state in (RESOLVING, QUEUED):
+                # It keeps no place in the actor's queue once finished.
+                self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            elif task.state == RUNNING:
+                self.actors.cancel_running(task, force)
+            return
         if task.state == RESOLVING or (
             task.state == QUEUED and self.submitter.remove_queued(task)
         ):
@@ -445,8 +692,8 @@ class Owner:
     # ================================================================== lifetime
 
     def owns_objects(self) -> bool:
-        """True while other processes may still ask this one for objects."""
-        return bool(self.escaped) or bool(self.tasks)
+        """True while other processes may still ask this one for objects, or its actors live."""
+        return bool(self.escaped) or bool(self.tasks) or bool(self.owned_actors)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -456,12 +703,18 @@ class Owner:
         async def close() -> None:
             self._drain_handle.cancel()
             self.submitter.shutdown()
+            self.actors.shutdown()
+            self.worker_channels.close()
             await self.channels.close()
 
         try:
             self.io.run(close(), timeout=2.0)
         except Exception:
             log.debug("error closing owner channels", exc_info=True)
+
+
+def _actor_function(name: str) -> FunctionDescriptor:
+    return FunctionDescriptor(name, b"", b"")
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -102,6 +102,9 @@ class _Connection:
         self.peer = peer
 
 
+_WAKE = object()
+
+
 class ChannelServer:
     """Accepts owners' channels and runs their tasks, in order, on the calling thread."""
 
@@ -122,17 +125,38 @@ class ChannelServer:
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.pending: collections.deque[tuple[_Connection, pb.TaskSpec]] = collections.deque()
         self.connections = 0
+        # Results of calls that ran on other threads (concurrent actors), and the socket pair
+        # they wake this loop with.
+        self.completed: collections.deque[tuple[_Connection, pb.TaskResult]] = collections.deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        executor.actor_host.server = self
+
+    def post(self, connection: _Connection, result: pb.TaskResult) -> None:
+        """Hand over a result from another thread; the main thread sends it."""
+        self.completed.append((connection, result))
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending
 
     def serve_forever(self) -> None:
         select = self.selector.select
+        host = self.executor.actor_host
         while True:
             for key, _ in select():
                 if key.data is None:
                     self._accept()
+                elif key.data is _WAKE:
+                    self._drain_completed()
                 else:
                     self._receive(key.data)
             if self.pending:
                 self._run_pending()
+            if host.terminating and not self.pending and not host.running:
+                self._exit()
 
     def _accept(self) -> None:
         try:
@@ -194,6 +218,34 @@ class ChannelServer:
         except OSError as error:
             self._close(connection, f"send failed: {error}")
 
+    def _drain_completed(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        host = self.executor.actor_host
+        touched = []
+        while self.completed:
+            connection, result = self.completed.popleft()
+            host.running -= 1
+            if connection.closed:
+                continue
+            if not connection.results:
+                touched.append(connection)
+            connection.results.append(result)
+        for connection in touched:
+            self._flush(connection)
+
+    def _exit(self) -> None:
+        """The actor's owner let it go (its last call was a terminate): leave cleanly."""
+        import os
+
+        self._drain_completed()
+        log.info("actor terminated by its owner; worker exits")
+        self.executor.flush_output_blocking()
+        os._exit(0)
+
     def _run_pending(self) -> None:
         pending = self.pending
         run = self.executor.run
@@ -202,8 +254,8 @@ class ChannelServer:
             connection, spec = pending.popleft()
             if connection.closed:
                 continue
-            result = run(spec)
-            if connection.closed:
+            result = run(spec, connection)
+            if result is None or connection.closed:
                 continue
             if not connection.results:
                 connection.first_result = time.monotonic()
@@ -256,7 +308,9 @@ class ChannelClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.welcome: pb.ChannelWelcome | None = None
         self.lost = False
+        # Who sends on this channel: task leases and actor clients of the owner.
         self.leases: set[Any] = set()
+        self.actors: set[Any] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

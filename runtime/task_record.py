@@ -36,6 +36,23 @@ class TaskOptions:
     retry_exceptions: bool | tuple[str, ...] = False
 
 
+@dataclass(frozen=True, slots=True)
+class ActorOptions:
+    """An actor's options, resolved once per ``.options()`` call."""
+
+    class_name: str
+    shape: Shape  # what placing it needs
+    hold: Shape  # what it keeps while alive
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+    is_async: bool = False
+    name: str = ""
+    namespace: str = ""
+    detached: bool = False
+    get_if_exists: bool = False
+
+
 # Task states, in the order a task passes through them.
 RESOLVING = "resolving"  # waiting for its top-level ObjectRef arguments
 QUEUED = "queued"  # waiting for a lease of its shape
@@ -61,6 +78,8 @@ class TaskRecord:
         "cancelled",
         "force_cancel",
         "last_failure",
+        "actor_id",
+        "method",
     )
 
     def __init__(
@@ -89,6 +108,8 @@ class TaskRecord:
         self.cancelled = False
         self.force_cancel = False
         self.last_failure = ""
+        self.actor_id: bytes | None = None  # set on actor calls
+        self.method = ""
 
     @property
     def name(self) -> str:

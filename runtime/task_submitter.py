@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ember.runtime import resources, task_channel
+from ember.runtime import resources
+from ember.runtime.lease_client import LeaseClient
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.resources import Shape, ShapeKey
 from ember.runtime.task_channel import ChannelClient
@@ -73,7 +74,7 @@ class Lease:
         "lost",
     )
 
-    def __init__(self, queue: ShapeQueue, agent: AgentConnection, grant: pb.LeaseGrant) -> None:
+    def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
         self.queue = queue
         self.agent = agent
         self.lease_id = grant.lease_id
@@ -96,94 +97,21 @@ class Lease:
         return f"worker pid {self.worker_pid} at {self.worker_address}"
 
 
-class AgentConnection:
-    """The owner's lease stream to one node agent (opened on first use)."""
-
-    def __init__(self, submitter: TaskSubmitter, address: str) -> None:
-        self.submitter = submitter
-        self.address = address
-        self.outbox: asyncio.Queue[pb.LeaseClientMessage] = asyncio.Queue()
-        self.requests: dict[int, ShapeQueue] = {}
-        self.leases: dict[int, Lease] = {}
-        self.task: asyncio.Task[None] | None = None
-        self.closed = False
-
-    def send(self, message: pb.LeaseClientMessage) -> None:
-        if self.task is None:
-            self.task = asyncio.ensure_future(self._run())
-        self.outbox.put_nowait(message)
-
-    async def _run(self) -> None:
-        owner = self.submitter.owner
-        failures = 0
-        while not self.closed:
-            call = self.submitter.owner.channels.node_agent(self.address).Leases()
-            reader = asyncio.ensure_future(self._read(call))
-            try:
-                await call.write(
-                    pb.LeaseClientMessage(
-                        owner=pb.LeaseOwner(
-                            job_id=owner.job_id, owner_address=owner.address, pid=os.getpid()
-                        )
-                    )
-                )
-                # Requests outstanding from a previous connection are asked again.
-                for request_id, queue in list(self.requests.items()):
-                    await call.write(self.submitter.request_message(request_id, queue))
-                failures = 0
-                while True:
-                    writer = asyncio.ensure_future(self.outbox.get())
-                    done, _ = await asyncio.wait(
-                        {writer, reader}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if reader in done:
-                        writer.cancel()
-                        break
-                    await call.write(writer.result())
-            except asyncio.CancelledError:
-                call.cancel()
-                raise
-            except grpc.aio.AioRpcError as error:
-                log.debug("lease stream to node agent %s failed: %s", self.address, error)
-            reader.cancel()
-            call.cancel()
-            if self.closed:
-                return
-            failures += 1
-            self.submitter.agent_unreachable(self, failures)
-            await asyncio.sleep(min(0.05 * 2**failures, 2.0))
-
-    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
-        try:
-            while True:
-                message = await call.read()
-                if message is grpc.aio.EOF:
-                    return
-                self.submitter.on_agent_message(self, message)
-        except grpc.aio.AioRpcError:
-            return
-
-    def close(self) -> None:
-        self.closed = True
-        if self.task is not None:
-            self.task.cancel()
-
-
 class TaskSubmitter:
     def __init__(self, owner: Owner, local_agent: str) -> None:
         self.owner = owner
         self.local_agent = local_agent
         self.queues: dict[ShapeKey, ShapeQueue] = {}
-        self.agents: dict[str, AgentConnection] = {}
+        self.agents: dict[str, LeaseClient] = {}
         self.estimates: dict[bytes, float] = {}
         self.sent_functions: dict[bytes, set[bytes]] = {}
         self._request_ids = 0
-        self._requests: dict[int, tuple[ShapeQueue, AgentConnection]] = {}
+        self._requests: dict[int, tuple[ShapeQueue, LeaseClient]] = {}
         self._loop = asyncio.get_event_loop()
         self.running: dict[bytes, TaskRecord] = {}
-        self.channels: dict[bytes, ChannelClient] = {}
-        self._connecting: dict[bytes, asyncio.Future[ChannelClient]] = {}
         self._dirty: list[Lease] = []
+        # True while the owner handles a batch of submissions and flushes after it.
+        self.batching = False
 
     # ------------------------------------------------------------------ queues
 
@@ -271,12 +199,12 @@ class TaskSubmitter:
             spec.arg_values.extend(v for v in task.arg_values if v is not None)
         self.running[task.task_id] = task
         if not lease.outbox:
-            if not self._dirty:
-                self._loop.call_soon(self._flush)
+            if not self._dirty and not self.batching:
+                self._loop.call_soon(self.flush)
             self._dirty.append(lease)
         lease.outbox.append(spec)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Send each lease's new tasks as one frame, once per turn of the loop."""
         dirty = self._dirty
         self._dirty = []
@@ -289,11 +217,23 @@ class TaskSubmitter:
 
     # ------------------------------------------------------------------ leases
 
-    def _agent(self, address: str) -> AgentConnection:
+    def _agent(self, address: str) -> LeaseClient:
         agent = self.agents.get(address)
         if agent is None:
-            agent = self.agents[address] = AgentConnection(self, address)
+            owner = self.owner
+            agent = self.agents[address] = LeaseClient(
+                address,
+                owner.channels,
+                pb.LeaseOwner(job_id=owner.job_id, owner_address=owner.address, pid=os.getpid()),
+                self.on_agent_message,
+                self._resend,
+                self.agent_unreachable,
+            )
         return agent
+
+    def _resend(self, agent: LeaseClient) -> list[pb.LeaseClientMessage]:
+        """Requests outstanding when a lease stream broke are asked again on the new one."""
+        return [self.request_message(rid, queue) for rid, queue in agent.requests.items()]
 
     def request_message(self, request_id: int, queue: ShapeQueue) -> pb.LeaseClientMessage:
         name = queue.ready[0].name if queue.ready else ""
@@ -305,7 +245,7 @@ class TaskSubmitter:
             )
         )
 
-    def _request_lease(self, queue: ShapeQueue, agent: AgentConnection, spilled: bool) -> None:
+    def _request_lease(self, queue: ShapeQueue, agent: LeaseClient, spilled: bool) -> None:
         self._request_ids += 1
         request_id = self._request_ids
         queue.pending_requests += 1
@@ -322,7 +262,7 @@ class TaskSubmitter:
                 queue.pending_requests -= 1
                 agent.send(pb.LeaseClientMessage(cancel=pb.LeaseCancel(request_id=request_id)))
 
-    def on_agent_message(self, agent: AgentConnection, message: pb.LeaseServerMessage) -> None:
+    def on_agent_message(self, agent: LeaseClient, message: pb.LeaseServerMessage) -> None:
         kind = message.WhichOneof("kind")
         if kind == "grant":
             self._on_grant(agent, message.grant)
@@ -350,7 +290,7 @@ class TaskSubmitter:
                 if not lease.in_flight and not lease.queue.ready:
                     self._return_lease(lease)
 
-    def _request_done(self, agent: AgentConnection, request_id: int) -> ShapeQueue | None:
+    def _request_done(self, agent: LeaseClient, request_id: int) -> ShapeQueue | None:
         entry = self._requests.pop(request_id, None)
         if entry is None:
             return None
@@ -359,7 +299,7 @@ class TaskSubmitter:
             queue.pending_requests -= 1
         return queue
 
-    def _on_grant(self, agent: AgentConnection, grant: pb.LeaseGrant) -> None:
+    def _on_grant(self, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
         entry = self._requests.get(grant.request_id)
         queue = self._request_done(agent, grant.request_id)
         if queue is None and entry is not None:
@@ -371,30 +311,19 @@ class TaskSubmitter:
         lease = Lease(queue, agent, grant)
         agent.leases[lease.lease_id] = lease
         queue.leases.append(lease)
-        channel = self.channels.get(lease.worker_id)
-        if channel is not None and not channel.lost:
+        channel = self.owner.worker_channels.cached(lease.worker_id)
+        if channel is not None:
             self._attach(lease, channel)
         else:
             asyncio.ensure_future(self._open_channel(lease))
         self.pump(queue)
 
     async def _open_channel(self, lease: Lease) -> None:
-        worker_id = lease.worker_id
-        pending = self._connecting.get(worker_id)
-        if pending is None:
-            owner = self.owner
-            hello = pb.ChannelHello(job=owner.job_config, owner_address=owner.address)
-            pending = self._connecting[worker_id] = asyncio.ensure_future(
-                task_channel.connect(lease.worker_channel, hello, self._on_reply, self._on_lost)
-            )
         try:
-            channel = await pending
+            channel = await self.owner.worker_channels.open(lease.worker_id, lease.worker_channel)
         except OSError as error:
             self._lease_failed(lease, f"cannot open a task channel to {lease.describe()}: {error}")
             return
-        finally:
-            self._connecting.pop(worker_id, None)
-        self.channels[worker_id] = channel
         if lease.dead or lease.returning:
             return
         self._attach(lease, channel)
@@ -426,7 +355,7 @@ class TaskSubmitter:
             pass
         lease.agent.leases.pop(lease.lease_id, None)
 
-    def agent_unreachable(self, agent: AgentConnection, failures: int) -> None:
+    def agent_unreachable(self, agent: LeaseClient, failures: int) -> None:
         """The lease stream broke; after repeated failures the queued tasks fail."""
         if failures < 20:
             return
@@ -439,15 +368,11 @@ class TaskSubmitter:
 
     # ------------------------------------------------------------------ channels
 
-    def _on_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
-        running = self.running
+    def on_results(self, done: list[tuple[TaskRecord, pb.TaskResult]]) -> None:
         estimates = self.estimates
         owner = self.owner
         touched: set[ShapeQueue] = set()
-        for result in reply.results:
-            task = running.pop(result.task_id, None)
-            if task is None:
-                continue
+        for task, result in done:
             lease = task.lease
             if lease is not None:
                 if lease.in_flight.pop(task.task_id, None) is not None:
@@ -463,10 +388,7 @@ class TaskSubmitter:
         for queue in touched:
             self.pump(queue)
 
-    def _on_lost(self, channel: ChannelClient, reason: str) -> None:
-        for worker_id, known in list(self.channels.items()):
-            if known is channel:
-                del self.channels[worker_id]
+    def on_channel_lost(self, channel: ChannelClient, reason: str) -> None:
         for lease in list(channel.leases):
             self._lease_failed(lease, f"task channel to {lease.describe()}: {reason}")
 
@@ -525,9 +447,6 @@ class TaskSubmitter:
     def shutdown(self) -> None:
         for agent in self.agents.values():
             agent.close()
-        for channel in list(self.channels.values()):
-            channel.close()
-        self.channels.clear()
         for queue in self.queues.values():
             for lease in list(queue.leases):
                 lease.dead = True

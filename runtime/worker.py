@@ -17,7 +17,7 @@ import sys
 
 import grpc
 
-from ember.runtime import rpc
+from ember.runtime import context, rpc
 from ember.runtime.core_service import CoreWorkerService
 from ember.runtime.event_loop import IoThread
 from ember.runtime.executor import Executor, _exit_now
@@ -114,6 +114,8 @@ def main() -> int:
         format=f"%(asctime)s %(levelname)s worker pid={os.getpid()} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    context.node_id = env.get("EMBER_NODE_ID", "")
+    context.worker_id = worker_id_hex
     io = IoThread("ember-io")
     executor = Executor(io, bytes.fromhex(worker_id_hex), host)
 

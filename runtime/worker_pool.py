@@ -39,6 +39,7 @@ class WorkerHandle:
         "started_at",
         "returncode",
         "exited",
+        "detached",
     )
 
     def __init__(self, worker_id: bytes) -> None:
@@ -54,6 +55,7 @@ class WorkerHandle:
         self.started_at = time.monotonic()
         self.returncode: int | None = None
         self.exited = asyncio.Event()
+        self.detached = False  # hosts a detached actor: outlives its job
 
     def describe(self) -> str:
         return f"worker {ids.short(self.worker_id)} (pid {self.pid or '?'})"

@@ -11,8 +11,19 @@ class ValueKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     VALUE: _ClassVar[ValueKind]
     ERROR: _ClassVar[ValueKind]
+
+class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PENDING: _ClassVar[ActorState]
+    ALIVE: _ClassVar[ActorState]
+    RESTARTING: _ClassVar[ActorState]
+    DEAD: _ClassVar[ActorState]
 VALUE: ValueKind
 ERROR: ValueKind
+PENDING: ActorState
+ALIVE: ActorState
+RESTARTING: ActorState
+DEAD: ActorState
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -52,7 +63,7 @@ class ObjectValue(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt")
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +72,11 @@ class TaskSpec(_message.Message):
     ARG_VALUES_FIELD_NUMBER: _ClassVar[int]
     NUM_RETURNS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_CREATION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
+    IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     function_id: bytes
     function: bytes
@@ -69,7 +85,12 @@ class TaskSpec(_message.Message):
     arg_values: _containers.RepeatedCompositeFieldContainer[ObjectValue]
     num_returns: int
     attempt: int
-    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
+    actor_id: bytes
+    method: str
+    actor_creation: bool
+    max_concurrency: int
+    is_async: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -182,16 +203,26 @@ class LeaseOwner(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("request_id", "shape", "task_name", "spilled")
+    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     SPILLED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    HOLD_SET_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     shape: ResourceSet
     task_name: str
     spilled: bool
-    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ...) -> None: ...
+    hold: ResourceSet
+    hold_set: bool
+    job_id: bytes
+    actor_id: bytes
+    detached: bool
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ...) -> None: ...
 
 class LeaseReturn(_message.Message):
     __slots__ = ("lease_id", "discard_worker")
@@ -335,14 +366,16 @@ class NodeInfo(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
+    DEAD_WORKERS_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ...) -> None: ...
+    dead_workers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
     __slots__ = ("register", "report")
@@ -417,3 +450,113 @@ class FindNodeReply(_message.Message):
     feasible: bool
     largest: str
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...
+
+class ActorSpec(_message.Message):
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    CREATION_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    class_name: str
+    name: str
+    namespace: str
+    creation: TaskSpec
+    shape: ResourceSet
+    hold: ResourceSet
+    max_restarts: int
+    detached: bool
+    job: JobConfig
+    owner_address: str
+    handle_meta: bytes
+    get_if_exists: bool
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ...) -> None: ...
+
+class CreateActorReply(_message.Message):
+    __slots__ = ("actor_id", "handle_meta", "error")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    handle_meta: bytes
+    error: str
+    def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ActorInfo(_message.Message):
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    NUM_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    HANDLE_META_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    state: ActorState
+    version: int
+    class_name: str
+    name: str
+    namespace: str
+    address: str
+    channel: str
+    worker_id: bytes
+    node_id: bytes
+    pid: int
+    death_cause: str
+    num_restarts: int
+    max_restarts: int
+    handle_meta: bytes
+    detached: bool
+    job_id: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ...) -> None: ...
+
+class GetActorRequest(_message.Message):
+    __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    name: str
+    namespace: str
+    after_version: int
+    timeout: float
+    def __init__(self, actor_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., after_version: _Optional[int] = ..., timeout: _Optional[float] = ...) -> None: ...
+
+class KillActorRequest(_message.Message):
+    __slots__ = ("actor_id", "no_restart", "reason", "graceful")
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    NO_RESTART_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    GRACEFUL_FIELD_NUMBER: _ClassVar[int]
+    actor_id: bytes
+    no_restart: bool
+    reason: str
+    graceful: bool
+    def __init__(self, actor_id: _Optional[bytes] = ..., no_restart: _Optional[bool] = ..., reason: _Optional[str] = ..., graceful: _Optional[bool] = ...) -> None: ...
+
+class ActorList(_message.Message):
+    __slots__ = ("actors",)
+    ACTORS_FIELD_NUMBER: _ClassVar[int]
+    actors: _containers.RepeatedCompositeFieldContainer[ActorInfo]
+    def __init__(self, actors: _Optional[_Iterable[_Union[ActorInfo, _Mapping]]] = ...) -> None: ...

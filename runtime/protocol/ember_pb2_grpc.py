@@ -327,6 +327,26 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
                 _registered_method=True)
+        self.CreateActor = channel.unary_unary(
+                '/ember.Head/CreateActor',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
+                _registered_method=True)
+        self.GetActor = channel.unary_unary(
+                '/ember.Head/GetActor',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
+                _registered_method=True)
+        self.KillActor = channel.unary_unary(
+                '/ember.Head/KillActor',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListActors = channel.unary_unary(
+                '/ember.Head/ListActors',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
+                _registered_method=True)
 
 
 class HeadServicer:
@@ -356,6 +376,30 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def KillActor(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeadServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -378,6 +422,26 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.FindNode,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.SerializeToString,
+            ),
+            'CreateActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateActor,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.SerializeToString,
+            ),
+            'GetActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActor,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.SerializeToString,
+            ),
+            'KillActor': grpc.unary_unary_rpc_method_handler(
+                    servicer.KillActor,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'ListActors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActors,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +552,114 @@ class Head:
             '/ember.Head/FindNode',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/CreateActor',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/GetActor',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def KillActor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/KillActor',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListActors',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
             options,
             channel_credentials,
             insecure,

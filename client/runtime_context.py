@@ -1,0 +1,71 @@
+"""``get_runtime_context()``: which job, task, actor and node the calling code runs in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ember.runtime import context
+
+
+class RuntimeContext:
+    """Ray's ``RuntimeContext``, for the code that asks: ids are hex strings, or None."""
+
+    def get_job_id(self) -> str:
+        return self._core().job_id.hex()
+
+    def get_task_id(self) -> str | None:
+        current = context.task_context.get()
+        return current.task_id.hex() if current is not None else None
+
+    def get_task_name(self) -> str | None:
+        current = context.task_context.get()
+        return current.name if current is not None else None
+
+    def get_actor_id(self) -> str | None:
+        return context.actor_id.hex() if context.actor_id else None
+
+    def get_node_id(self) -> str:
+        return context.node_id
+
+    def get_worker_id(self) -> str:
+        return context.worker_id
+
+    @property
+    def namespace(self) -> str:
+        return self._core().job_config.namespace
+
+    @property
+    def job_id(self) -> str:
+        return self.get_job_id()
+
+    @property
+    def node_id(self) -> str:
+        return self.get_node_id()
+
+    @property
+    def task_id(self) -> str | None:
+        return self.get_task_id()
+
+    @property
+    def actor_id(self) -> str | None:
+        return self.get_actor_id()
+
+    @property
+    def was_current_actor_reconstructed(self) -> bool:
+        return context.actor_restarted
+
+    def get(self) -> dict[str, Any]:
+        return {
+            "job_id": self.get_job_id(),
+            "task_id": self.get_task_id(),
+            "actor_id": self.get_actor_id(),
+            "node_id": self.get_node_id(),
+            "namespace": self.namespace,
+        }
+
+    def _core(self) -> Any:
+        return context.require_core()
+
+
+def get_runtime_context() -> RuntimeContext:
+    return RuntimeContext()
