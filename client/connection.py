@@ -149,8 +149,6 @@ def init(
                 local_agent=processes.agent_address if processes else None,
                 log_to_driver=log_to_driver,
             )
-            if processes is not None:
-                connection.wait_for_nodes(1)
             view = connection.cluster_view()
         except BaseException:
             if processes is not None:

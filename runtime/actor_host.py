@@ -65,7 +65,9 @@ class ActorHost:
             self.running += 1
             self._threads.submit(self._call_threaded, spec, connection)
             return None
-        return self.executor.invoke(spec, lambda: getattr(self.instance, spec.method))
+        return self.executor.invoke(
+            spec, lambda: getattr(self.instance, spec.method), connection.owner
+        )
 
     def _create(self, spec: pb.TaskSpec) -> pb.TaskResult:
         executor = self.executor
@@ -83,7 +85,7 @@ class ActorHost:
 
             return build
 
-        result = executor.invoke(spec, construct)
+        result = executor.invoke(spec, construct, "")
         if self.instance is None:
             return result  # the constructor raised: the head marks the actor dead
         self.active = True
@@ -104,7 +106,7 @@ class ActorHost:
         try:
             method = getattr(self.instance, spec.method)
             args, kwargs = executor.decode_args(spec)
-            result = executor.encode_value(spec, method(*args, **kwargs), start)
+            result = executor.encode_value(spec, method(*args, **kwargs), start, connection.owner)
         except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
             result = executor.encode_error(spec, error, start)
         finally:
@@ -137,7 +139,7 @@ class ActorHost:
                 value = method(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
-                result = executor.encode_value(spec, value, start)
+                result = executor.encode_value(spec, value, start, connection.owner)
             except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
                 result = executor.encode_error(spec, error, start)
         self._done(connection, result)

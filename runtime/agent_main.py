@@ -26,6 +26,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--resources", default="{}", help="custom resources as JSON")
     parser.add_argument("--labels", default="{}", help="node labels as JSON")
     parser.add_argument("--warm-workers", type=int, help="workers kept started (default: CPUs)")
+    parser.add_argument("--spill-dir", help="where the object store spills (default: the session's)")
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
     return parser.parse_args(argv)
 
@@ -53,6 +54,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
 
     from ember.runtime import ids, node_resources, resources, rpc, session
     from ember.runtime.node_agent import NodeAgent
+    from ember.runtime.object_store import ObjectStore
     from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
     from ember.runtime.worker_pool import WorkerPool
 
@@ -74,6 +76,12 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     warm = args.warm_workers
     if warm is None:
         warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
+    node_id = ids.random_id()
+    store = ObjectStore(
+        os.path.join("/dev/shm", f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}"),
+        total.get("object_store_memory", 0) // 10_000,
+        args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8]),
+    )
     agent: NodeAgent | None = None
     pool = WorkerPool(
         zygote,  # type: ignore[arg-type]
@@ -82,7 +90,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         lambda: agent.on_pool_restarted() if agent else None,
         lambda reason: agent.on_pool_broken(reason) if agent else None,
     )
-    agent = NodeAgent(ids.random_id(), args.host, total, pool, warm, json.loads(args.labels))
+    agent = NodeAgent(node_id, args.host, total, pool, warm, store, json.loads(args.labels))
     server = rpc.server()
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     port = rpc.bind(server, args.host, args.port)
@@ -93,6 +101,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         "EMBER_NODE_ID": agent.node_id.hex(),
         "EMBER_SESSION_DIR": args.session_dir,
         "EMBER_NODE_HOST": args.host,
+        "EMBER_STORE_DIR": store.directory,
     }
     await pool.start()
     head_address = args.head_address
@@ -116,6 +125,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     head_task.cancel()
     reaper.cancel()
     pool.stop()
+    store.close()
     await server.stop(0.5)
 
 

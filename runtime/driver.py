@@ -54,7 +54,7 @@ class DriverConnection:
         self.owner: Owner | None = None
         self.head_lost = False
         try:
-            address, job_id, agent = self.io.run(
+            address, job_id, agent, node = self.io.run(
                 self._connect(namespace, local_agent, log_to_driver), timeout=CONNECT_TIMEOUT + 5
             )
         except BaseException:
@@ -75,11 +75,12 @@ class DriverConnection:
             working_dir=os.getcwd() if self.host == "127.0.0.1" else "",
             namespace=namespace,
         )
-        self.owner = Owner(self.io, address, job, agent, head_address)
+        self.node_id = node.node_id
+        self.owner = Owner(self.io, address, job, agent, head_address, node.node_id, node.store_dir)
 
     async def _connect(
         self, namespace: str, local_agent: str | None, log_to_driver: bool
-    ) -> tuple[str, bytes, str]:
+    ) -> tuple[str, bytes, str, pb.NodeInfo]:
         self.channels = rpc.Channels()
         sink = (lambda batch: print_logs(batch, self.host)) if log_to_driver else None
         server = rpc.server()
@@ -109,20 +110,24 @@ class DriverConnection:
             ) from None
         self._session = call
         self._session_watch = asyncio.ensure_future(self._watch_session(call))
-        if local_agent is None:
-            local_agent = await self._find_local_agent(head)
-        return address, first.job_id, local_agent
+        node = await self._find_local_node(head, local_agent)
+        return address, first.job_id, node.address, node
 
-    async def _find_local_agent(self, head: rpc_pb.HeadStub) -> str:
+    async def _find_local_node(self, head: rpc_pb.HeadStub, agent: str | None) -> pb.NodeInfo:
+        """The node this driver submits through: the one started for it, or one on its host."""
         deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
         while True:
             view = await head.GetClusterView(pb.Empty(), timeout=CONNECT_TIMEOUT)
             alive = [n for n in view.nodes if n.alive]
             for node in alive:
-                if node.info.host == self.host:
-                    return node.info.address
-            if alive:
-                return alive[0].info.address
+                if agent is not None and node.info.address == agent:
+                    return node.info
+            if agent is None:
+                for node in alive:
+                    if node.info.host == self.host:
+                        return node.info
+                if alive:
+                    return alive[0].info
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeConnectionError(
                     f"the cluster at {self.head_address} has no nodes to run tasks on"
@@ -153,23 +158,6 @@ class DriverConnection:
             raise RuntimeConnectionError(
                 f"cannot reach the ember head at {self.head_address}: {_why(error)}"
             ) from None
-
-    def wait_for_nodes(self, count: int, timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            head = self.channels.head(self.head_address)
-            deadline = asyncio.get_running_loop().time() + timeout
-            while True:
-                view = await head.GetClusterView(pb.Empty(), timeout=timeout)
-                if sum(1 for n in view.nodes if n.alive) >= count:
-                    return
-                if asyncio.get_running_loop().time() > deadline:
-                    raise RuntimeConnectionError(
-                        f"the cluster at {self.head_address} did not reach {count} node(s) "
-                        f"within {timeout}s"
-                    )
-                await asyncio.sleep(0.01)
-
-        self.io.run(wait())
 
     def close(self) -> None:
         if self.owner is not None:

@@ -175,6 +175,10 @@ class OwnerDiedError(ObjectLostError):
     """The process that owned the object (and held its value) exited."""
 
 
+class ObjectStoreFullError(EmberError, MemoryError):
+    """The node's object store has no room for the object, and nothing it holds can be spilled."""
+
+
 class TaskUnschedulableError(EmberError):
     """The task asks for more resources than any node of the cluster has."""
 

@@ -22,7 +22,7 @@ import grpc
 
 from ember.runtime import context, serialization
 from ember.runtime.actor_host import ActorHost
-from ember.runtime.exceptions import TaskCancelledError, TaskError
+from ember.runtime.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.task_output import OutputForwarder
 
@@ -142,6 +142,8 @@ class Executor:
             job,
             os.environ["EMBER_AGENT_ADDRESS"],
             os.environ.get("EMBER_HEAD_ADDRESS", ""),
+            bytes.fromhex(os.environ.get("EMBER_NODE_ID", "")),
+            os.environ.get("EMBER_STORE_DIR", ""),
         )
         owner.on_blocked = self._blocked
         self.owner = owner
@@ -173,9 +175,9 @@ class Executor:
         """Run a task (or an actor call) from ``connection``; None when it finishes later."""
         if spec.actor_id:
             return self.actor_host.handle(spec, connection)
-        return self.invoke(spec, lambda: self._function(spec))
+        return self.invoke(spec, lambda: self._function(spec), connection.owner)
 
-    def invoke(self, spec: pb.TaskSpec, target: Any) -> pb.TaskResult:
+    def invoke(self, spec: pb.TaskSpec, target: Any, owner: str) -> pb.TaskResult:
         """Call ``target()`` (which returns the callable) with the spec's arguments, on the
         main thread, where cancellation can interrupt it."""
         task_id = spec.task_id
@@ -206,17 +208,22 @@ class Executor:
             self.current = None
             context.task_context.reset(token)
             _flush_std_streams()
-        return self.encode_value(spec, value, start)
+        return self.encode_value(spec, value, start, owner)
 
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        return serialization.deserialize_args(
-            spec.args, [serialization.loads(v.data) for v in spec.arg_values]
-        )
+        values = []
+        for value in spec.arg_values:
+            if value.HasField("location"):
+                assert self.owner is not None
+                values.append(self.owner.objects.decode(value.id, value.location))
+            else:
+                values.append(serialization.loads(value.data))
+        return serialization.deserialize_args(spec.args, values)
 
-    def encode_value(self, spec: pb.TaskSpec, value: Any, start: float) -> pb.TaskResult:
+    def encode_value(self, spec: pb.TaskSpec, value: Any, start: float, owner: str) -> pb.TaskResult:
         run_seconds = time.perf_counter() - start
         try:
-            returns = self._serialize_returns(spec, value)
+            returns = self._serialize_returns(spec, value, owner)
         except Exception as error:
             return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
         return pb.TaskResult(task_id=spec.task_id, returns=returns, run_seconds=run_seconds)
@@ -226,7 +233,7 @@ class Executor:
             error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
         return self._finish_error(spec, self._task_error(spec, error), start)
 
-    def _serialize_returns(self, spec: pb.TaskSpec, value: Any) -> list[pb.ObjectValue]:
+    def _serialize_returns(self, spec: pb.TaskSpec, value: Any, owner: str) -> list[pb.ObjectValue]:
         count = spec.num_returns
         if count == 1:
             values = [value]
@@ -241,21 +248,26 @@ class Executor:
                 )
             values = list(value)
         returns = []
-        owner = self.owner
-        for item in values:
+        core = self.owner
+        assert core is not None
+        for index, item in enumerate(values, start=1):
+            object_id = spec.task_id + index.to_bytes(4, "big")
             try:
-                data, contained = serialization.dumps(item)
+                data, location, contained = core.objects.encode(item, object_id, owner)
+            except EmberError:
+                raise
             except Exception as error:
                 raise TypeError(
                     f"could not serialize the return value of {spec.name}: {error}"
                 ) from error
             message = pb.ObjectValue(data=data)
+            if location is not None:
+                message.location.CopyFrom(location)
             if contained:
                 message.contained.extend(
                     pb.ObjectRefMsg(id=r.id, owner=r.owner_address) for r in contained
                 )
-                if owner is not None:
-                    owner._escape(contained)
+                core._escape(contained)
             returns.append(message)
         return returns
 

@@ -48,6 +48,9 @@ class JobState:
         self.alive = True
         self.started = time.time()
 
+    def ended(self) -> pb.JobEnded:
+        return pb.JobEnded(job_id=self.job_id, driver_address=self.driver_address)
+
 
 class Head(rpc_pb.HeadServicer):
     def __init__(self, session_dir: str) -> None:
@@ -76,7 +79,7 @@ class Head(rpc_pb.HeadServicer):
                     node.outbox.put_nowait(pb.HeadToNode(registered=pb.Empty()))
                     for job in self.jobs.values():
                         if not job.alive:
-                            node.outbox.put_nowait(pb.HeadToNode(job_finished=job.job_id))
+                            node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
                     self.node_registered.set()
                 elif kind == "report" and node is not None:
                     node.available = resources.to_fixed(message.report.available.quantities)
@@ -117,7 +120,7 @@ class Head(rpc_pb.HeadServicer):
             # Actors first: their deaths must be known as kills before the nodes stop workers.
             self.actors.job_finished(job_id, request.pid)
             for node in self.alive_nodes():
-                node.outbox.put_nowait(pb.HeadToNode(job_finished=job_id))
+                node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
 
     # ------------------------------------------------------------------ views
 

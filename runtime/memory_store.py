@@ -22,19 +22,28 @@ ERROR = pb.ERROR
 
 
 class StoredValue:
-    """A serialized value and the refs pickled inside it (kept alive while it is)."""
+    """A value as it travels: inline pickle bytes, or where it lives in a node's object store;
+    and the refs pickled inside it (kept alive while it is)."""
 
-    __slots__ = ("data", "kind", "contained")
+    __slots__ = ("data", "kind", "contained", "location")
 
     def __init__(
         self,
         data: bytes,
         kind: pb.ValueKind = VALUE,
         contained: list[ObjectRef] | None = None,
+        location: pb.ObjectLocation | None = None,
     ) -> None:
         self.data = data
         self.kind = kind
         self.contained = contained
+        self.location = location
+
+    def message(self, object_id: bytes = b"") -> pb.ObjectValue:
+        value = pb.ObjectValue(id=object_id, data=self.data, kind=self.kind)
+        if self.location is not None:
+            value.location.CopyFrom(self.location)
+        return value
 
 
 class _Waiter:

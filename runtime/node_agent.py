@@ -20,6 +20,7 @@ import grpc
 
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
+from ember.runtime.object_store import Lost, ObjectStore, StoreFull
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
@@ -94,9 +95,11 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         total: Shape,
         pool: WorkerPool,
         warm_workers: int,
+        store: ObjectStore,
         labels: dict[str, str] | None = None,
     ) -> None:
         self.node_id = node_id
+        self.store = store
         self.host = host
         self.total = dict(total)
         self.available = dict(total)
@@ -400,10 +403,13 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self._free_lease(lease)
         if previous == LEASED or worker.returncode not in (0, None):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
-        if worker.address and worker.job_id is not None:
-            # It may have owned actors; the head ends them.
-            self._dead_workers.append(worker.address)
-            self._report_soon()
+        if worker.address:
+            # Objects it owned or was writing go; actors it owned end (the head sees to it).
+            self.store.owner_gone(worker.address)
+            self.store.creator_gone(worker.address)
+            if worker.job_id is not None:
+                self._dead_workers.append(worker.address)
+                self._report_soon()
         self.pool.forget(worker)
         self._top_up()
         self._schedule()
@@ -425,6 +431,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     async def reap_idle_workers(self) -> None:
         while not self.stopping:
             await asyncio.sleep(IDLE_WORKER_TIMEOUT / 2)
+            released = self.store.release_idle_memory()
+            if released:
+                log.debug("gave %d bytes of idle object store memory back", released)
             now = time.monotonic()
             idle = [w for w in self.pool.workers.values() if w.state == IDLE]
             spare = len(self.pool.workers) - self.warm_workers
@@ -435,9 +444,12 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self._retire(worker)
                     spare -= 1
 
-    def job_finished(self, job_id: bytes) -> None:
-        """The head says a driver is gone: its workers go too."""
+    def job_finished(self, ended: pb.JobEnded) -> None:
+        """The head says a driver is gone: its workers go too, and the objects it owned."""
+        job_id = ended.job_id
         self._finished_jobs.add(job_id)
+        if ended.driver_address:
+            self.store.owner_gone(ended.driver_address)
         for worker in list(self.pool.workers.values()):
             if worker.job_id == job_id and worker.state in (IDLE, LEASED) and not worker.detached:
                 self.pool.kill(worker)
@@ -468,7 +480,44 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             total=pb.ResourceSet(quantities=resources.to_float(self.total)),
             labels=self.labels,
             pid=pid,
+            store_dir=self.store.directory,
         )
+
+    # ------------------------------------------------------------------ object store
+
+    async def CreateObject(
+        self, request: pb.CreateObjectRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateObjectReply:
+        try:
+            offset = await self.store.create(
+                request.object_id, request.size, request.owner_address, request.creator
+            )
+        except StoreFull as full:
+            return pb.CreateObjectReply(error=f"{self.describe()}: {full}", store_full=True)
+        if offset is None:
+            return pb.CreateObjectReply(exists=True)
+        return pb.CreateObjectReply(offset=offset)
+
+    async def SealObjects(self, request: pb.ObjectIds, context: grpc.aio.ServicerContext) -> pb.Empty:
+        self.store.seal(list(request.ids))
+        return pb.Empty()
+
+    async def FreeObjects(self, request: pb.ObjectIds, context: grpc.aio.ServicerContext) -> pb.Empty:
+        self.store.free(list(request.ids))
+        return pb.Empty()
+
+    async def RestoreObject(
+        self, request: pb.ObjectIds, context: grpc.aio.ServicerContext
+    ) -> pb.RestoreObjectReply:
+        try:
+            offset = await self.store.restore(request.ids[0])
+        except (Lost, StoreFull) as error:
+            return pb.RestoreObjectReply(lost_reason=str(error))
+        return pb.RestoreObjectReply(offset=offset)
+
+    async def GetStoreInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StoreInfo:
+        info = self.store.info()
+        return pb.StoreInfo(arena=self.store.arena.path, **info)
 
     async def head_session(self, registered: asyncio.Event) -> None:
         """Register with the head and stream resource reports; re-register if it restarts."""

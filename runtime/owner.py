@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 
-from ember.runtime import ids, resources, serialization
+from ember.runtime import ids, resources, serialization, shm_object
 from ember.runtime.actor_host import TERMINATE
 from ember.runtime.actor_submitter import ActorSubmitter
 from ember.runtime.event_loop import IoThread
@@ -43,6 +43,8 @@ from ember.runtime.object_ref import ObjectRef
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.reference_table import ReferenceTable
 from ember.runtime.rpc import Channels
+from ember.runtime.shm_object import INLINE_THRESHOLD
+from ember.runtime.store_client import StoreClient
 from ember.runtime.task_channel import ChannelClient
 from ember.runtime.task_record import (
     FINISHED,
@@ -70,6 +72,8 @@ class Owner:
         job_config: pb.JobConfig,
         local_agent: str,
         head_address: str,
+        node_id: bytes,
+        store_dir: str,
     ) -> None:
         self.io = io
         self.address = address
@@ -78,6 +82,7 @@ class Owner:
         self.local_agent = local_agent
         self.head_address = head_address
         self.channels = Channels()
+        self.objects = StoreClient(io, self.channels, local_agent, node_id, store_dir, address)
         self.store = MemoryStore()
         self.references = ReferenceTable(self._on_zero_refs)
         # Actor handles are counted like refs; an owned actor nobody can call is let go.
@@ -135,6 +140,7 @@ class Owner:
     def _periodic_drain(self) -> None:
         self.handles.drain()
         self.references.drain()
+        self.objects.release_dead_pins()
         if not self._closed:
             self._drain_handle = self._loop.call_later(
                 RELEASE_DRAIN_INTERVAL, self._periodic_drain
@@ -150,7 +156,7 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = serialization.serialize_args(function.name, args, kwargs)
+        data, deps, nested = self._serialize_args(function.name, args, kwargs)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -163,6 +169,28 @@ class Owner:
             self.io.call_soon(self._drain_submissions)
         return refs
 
+    def _serialize_args(
+        self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
+    ) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
+        """Arguments travel inline; large ones are put in the object store first and pass as
+        refs (resolved to their values on the worker), as Ray does."""
+        if any(_large(a) for a in args) or any(_large(v) for v in kwargs.values()):
+            args = [self.put(a) if _large(a) else a for a in args]
+            kwargs = {k: self.put(v) if _large(v) else v for k, v in kwargs.items()}
+        data, deps, nested = serialization.serialize_args(name, args, kwargs)
+        if len(data) > INLINE_THRESHOLD:
+            # Big without a buffer to show for it (a long list, say): measure each one.
+            args = [
+                self.put(a) if type(a) is not ObjectRef and _pickled_size(a) > INLINE_THRESHOLD else a
+                for a in args
+            ]
+            kwargs = {
+                k: self.put(v) if type(v) is not ObjectRef and _pickled_size(v) > INLINE_THRESHOLD else v
+                for k, v in kwargs.items()
+            }
+            data, deps, nested = serialization.serialize_args(name, args, kwargs)
+        return data, deps, nested
+
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
         if isinstance(value, ObjectRef):
@@ -170,15 +198,15 @@ class Owner:
                 "Calling put on an ObjectRef is not allowed; to store the ref itself, "
                 "wrap it in a list: put([ref])"
             )
-        if self.references.pending_releases() > 256:
-            self.references.drain()
-        data, contained = serialization.dumps(value)
-        if contained:
-            self._escape(contained)
+        if self.references.pending_releases():
+            self.references.drain()  # free what was dropped before taking more room
         self._put_index += 1
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
+        data, location, contained = self.objects.encode(value, object_id, self.address)
+        if contained:
+            self._escape(contained)
         ref = ObjectRef(object_id, self.address, self)
-        self.store.put(object_id, StoredValue(data, VALUE, contained or None))
+        self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
         return ref
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
@@ -236,6 +264,8 @@ class Owner:
         if value is None:
             raise ObjectLostError(f"{ref!r} is no longer available at this process")
         if value.kind == VALUE:
+            if value.location is not None:
+                return self.objects.decode(ref._id, value.location)
             return serialization.loads(value.data)
         error = serialization.loads(value.data)
         if isinstance(error, TaskError):
@@ -281,7 +311,7 @@ class Owner:
         """Register an actor with the head; returns its id and method table (an existing
         actor's, with get_if_exists). The head creates it in the background."""
         self._check_open()
-        data, deps, nested = serialization.serialize_args(cls.name, args, kwargs)
+        data, deps, nested = self._serialize_args(cls.name, args, kwargs)
         if nested:
             self._escape(nested)
         actor_id = ids.random_id()
@@ -375,7 +405,7 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = serialization.serialize_args(options.name, args, kwargs)
+        data, deps, nested = self._serialize_args(options.name, args, kwargs)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -500,7 +530,7 @@ class Owner:
             # An argument failed: so does this task, with the same error, without running.
             self._finish(task, value)
             return
-        task.arg_values[index] = pb.ObjectValue(data=value.data)
+        task.arg_values[index] = value.message(task.deps[index]._id)
         task.unresolved -= 1
         if task.unresolved == 0:
             if task.actor_id is not None:
@@ -522,11 +552,15 @@ class Owner:
         references = self.references
         for object_id, value in zip(task.return_ids, returns, strict=False):
             if references.count(object_id) == 0 and object_id not in self.escaped:
-                continue  # nobody holds a ref to this return any more
+                # Nobody holds a ref to this return any more.
+                if value.HasField("location"):
+                    self.objects.free(object_id, value.location)
+                continue
             contained = None
             if value.contained:
                 contained = [ObjectRef(r.id, r.owner, self) for r in value.contained]
-            store.put(object_id, StoredValue(value.data, value.kind, contained))
+            location = value.location if value.HasField("location") else None
+            store.put(object_id, StoredValue(value.data, value.kind, contained, location))
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
         task.forget_arguments()
@@ -645,7 +679,8 @@ class Owner:
                 contained = None
                 if reply.value.contained:
                     contained = [ObjectRef(r.id, r.owner, self) for r in reply.value.contained]
-                value = StoredValue(reply.value.data, reply.value.kind, contained)
+                location = reply.value.location if reply.value.HasField("location") else None
+                value = StoredValue(reply.value.data, reply.value.kind, contained, location)
         except grpc.aio.AioRpcError as error:
             value = self._error(
                 OwnerDiedError(
@@ -674,7 +709,7 @@ class Owner:
 
             self.store.on_ready(object_id, ready)
             value = await future
-        message = pb.ObjectValue(id=object_id, data=value.data, kind=value.kind)
+        message = value.message(object_id)
         if value.contained:
             message.contained.extend(
                 pb.ObjectRefMsg(id=r._id, owner=r._owner_address) for r in value.contained
@@ -687,7 +722,16 @@ class Owner:
             return
         if ids.task_of(object_id) in self.tasks:
             return  # still being computed; the result is dropped when it arrives
-        self.store.delete(object_id)
+        value = self.store.delete(object_id)
+        if value is not None and value.location is not None and self._owns(object_id):
+            # Only the owner frees; a borrower just forgets its copy of the location.
+            if self.io.in_loop_thread():
+                self.objects.free(object_id, value.location)
+            else:
+                self.io.call_soon(self.objects.free, object_id, value.location)
+
+    def _owns(self, object_id: bytes) -> bool:
+        return object_id[:8] == self._put_task[:8]
 
     # ================================================================== lifetime
 
@@ -715,6 +759,22 @@ class Owner:
 
 def _actor_function(name: str) -> FunctionDescriptor:
     return FunctionDescriptor(name, b"", b"")
+
+
+def _large(value: Any) -> bool:
+    """A top-level argument big enough to go through the object store (cheap to tell)."""
+    if type(value) is ObjectRef:
+        return False
+    size = getattr(value, "nbytes", None)
+    if isinstance(size, int):
+        return size > INLINE_THRESHOLD
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value) > INLINE_THRESHOLD
+    return False
+
+
+def _pickled_size(value: Any) -> int:
+    return shm_object.serialize(value).inline_size
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -90,9 +90,10 @@ def parse(message_type: Any, frame: bytes) -> Any:
 
 
 class _Connection:
-    __slots__ = ("sock", "reader", "welcomed", "results", "first_result", "closed", "peer")
+    __slots__ = ("sock", "reader", "welcomed", "results", "first_result", "closed", "peer", "owner")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.owner = ""  # the owner's address: it owns the results sent back here
         self.sock = sock
         self.reader = FrameReader()
         self.welcomed = False
@@ -196,6 +197,7 @@ class ChannelServer:
         if error:
             raise FrameError(f"refused: {error}")
         connection.welcomed = True
+        connection.owner = hello.owner_address
 
     def _close(self, connection: _Connection, why: str) -> None:
         if connection.closed:

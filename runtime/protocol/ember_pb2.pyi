@@ -50,17 +50,31 @@ class ObjectRefMsg(_message.Message):
     owner: str
     def __init__(self, id: _Optional[bytes] = ..., owner: _Optional[str] = ...) -> None: ...
 
+class ObjectLocation(_message.Message):
+    __slots__ = ("node_id", "node_address", "size", "offset")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    size: int
+    offset: int
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., size: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
 class ObjectValue(_message.Message):
-    __slots__ = ("id", "data", "kind", "contained")
+    __slots__ = ("id", "data", "kind", "contained", "location")
     ID_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CONTAINED_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
     id: bytes
     data: bytes
     kind: ValueKind
     contained: _containers.RepeatedCompositeFieldContainer[ObjectRefMsg]
-    def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ...) -> None: ...
+    location: ObjectLocation
+    def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
     __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async")
@@ -340,8 +354,66 @@ class AgentToWorker(_message.Message):
     exit_if_idle: Empty
     def __init__(self, exit_if_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
+class CreateObjectRequest(_message.Message):
+    __slots__ = ("object_id", "size", "owner_address", "creator")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    owner_address: str
+    creator: str
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner_address: _Optional[str] = ..., creator: _Optional[str] = ...) -> None: ...
+
+class CreateObjectReply(_message.Message):
+    __slots__ = ("offset", "error", "store_full", "exists")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STORE_FULL_FIELD_NUMBER: _ClassVar[int]
+    EXISTS_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    error: str
+    store_full: bool
+    exists: bool
+    def __init__(self, offset: _Optional[int] = ..., error: _Optional[str] = ..., store_full: _Optional[bool] = ..., exists: _Optional[bool] = ...) -> None: ...
+
+class ObjectIds(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class RestoreObjectReply(_message.Message):
+    __slots__ = ("offset", "lost_reason")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LOST_REASON_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    lost_reason: str
+    def __init__(self, offset: _Optional[int] = ..., lost_reason: _Optional[str] = ...) -> None: ...
+
+class StoreInfo(_message.Message):
+    __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled")
+    ARENA_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    RESTORED_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RECYCLED_FIELD_NUMBER: _ClassVar[int]
+    arena: str
+    capacity: int
+    used: int
+    spilled: int
+    restored: int
+    objects: int
+    created: int
+    recycled: int
+    def __init__(self, arena: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ..., restored: _Optional[int] = ..., objects: _Optional[int] = ..., created: _Optional[int] = ..., recycled: _Optional[int] = ...) -> None: ...
+
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node")
+    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +428,7 @@ class NodeInfo(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     IS_HEAD_NODE_FIELD_NUMBER: _ClassVar[int]
+    STORE_DIR_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     address: str
     host: str
@@ -363,7 +436,8 @@ class NodeInfo(_message.Message):
     labels: _containers.ScalarMap[str, str]
     pid: int
     is_head_node: bool
-    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ...) -> None: ...
+    store_dir: str
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ...) -> None: ...
 
 class NodeReport(_message.Message):
     __slots__ = ("available", "num_workers", "num_leases", "dead_workers")
@@ -385,13 +459,21 @@ class NodeMessage(_message.Message):
     report: NodeReport
     def __init__(self, register: _Optional[_Union[NodeInfo, _Mapping]] = ..., report: _Optional[_Union[NodeReport, _Mapping]] = ...) -> None: ...
 
+class JobEnded(_message.Message):
+    __slots__ = ("job_id", "driver_address")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DRIVER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    driver_address: str
+    def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ...) -> None: ...
+
 class HeadToNode(_message.Message):
     __slots__ = ("registered", "job_finished")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
     registered: Empty
-    job_finished: bytes
-    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[bytes] = ...) -> None: ...
+    job_finished: JobEnded
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ...) -> None: ...
 
 class DriverHello(_message.Message):
     __slots__ = ("address", "namespace", "pid", "host")

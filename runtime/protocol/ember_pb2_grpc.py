@@ -202,6 +202,31 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
                 _registered_method=True)
+        self.CreateObject = channel.unary_unary(
+                '/ember.NodeAgent/CreateObject',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
+                _registered_method=True)
+        self.SealObjects = channel.unary_unary(
+                '/ember.NodeAgent/SealObjects',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.FreeObjects = channel.unary_unary(
+                '/ember.NodeAgent/FreeObjects',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.RestoreObject = channel.unary_unary(
+                '/ember.NodeAgent/RestoreObject',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
+                _registered_method=True)
+        self.GetStoreInfo = channel.unary_unary(
+                '/ember.NodeAgent/GetStoreInfo',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -219,6 +244,36 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SealObjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FreeObjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStoreInfo(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -231,6 +286,31 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.WorkerSession,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.SerializeToString,
+            ),
+            'CreateObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateObject,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.SerializeToString,
+            ),
+            'SealObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealObjects,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'FreeObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.FreeObjects,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'RestoreObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreObject,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.SerializeToString,
+            ),
+            'GetStoreInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStoreInfo,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -287,6 +367,141 @@ class NodeAgent:
             '/ember.NodeAgent/WorkerSession',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/CreateObject',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/SealObjects',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FreeObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/FreeObjects',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/RestoreObject',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStoreInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/GetStoreInfo',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
             options,
             channel_credentials,
             insecure,

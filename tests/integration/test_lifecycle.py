@@ -203,3 +203,63 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_actors_die_with_their_driver_unless_detached(temp_root):
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "2", env=env)
+    assert started.returncode == 0, started.stderr
+    first = textwrap.dedent(
+        """
+        import os, ember
+        ember.init(address="auto", namespace="jobs")
+
+        @ember.remote
+        class Box:
+            def __init__(self):
+                self.items = []
+            def put(self, item):
+                self.items.append(item)
+                return len(self.items)
+            def items_(self):
+                return self.items
+            def pid(self):
+                return os.getpid()
+
+        kept = Box.options(name="kept", lifetime="detached").remote()
+        owned = Box.options(name="owned").remote()
+        ember.get(kept.put.remote("from the first driver"))
+        print(ember.get(kept.pid.remote()), ember.get(owned.pid.remote()), flush=True)
+        """
+    )
+    result = run_driver(first, env=env)
+    assert result.returncode == 0, result.stderr
+    kept_pid, owned_pid = map(int, result.stdout.split())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(owned_pid):
+        time.sleep(0.05)
+    assert not _alive(owned_pid), "a non-detached actor dies with its driver"
+    assert _alive(kept_pid), "a detached actor outlives its driver"
+
+    second = textwrap.dedent(
+        """
+        import ember
+        ember.init(address="auto", namespace="jobs")
+        box = ember.get_actor("kept")
+        print(ember.get(box.put.remote("from the second driver")), ember.get(box.items_.remote()))
+        try:
+            ember.get_actor("owned")
+        except ValueError as error:
+            print("owned is gone:", error)
+        ember.kill(box)
+        """
+    )
+    result = run_driver(second, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "2 ['from the first driver', 'from the second driver']" in result.stdout
+    assert "owned is gone: Failed to look up actor with name 'owned'" in result.stdout
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(kept_pid):
+        time.sleep(0.05)
+    assert not _alive(kept_pid)

@@ -1,0 +1,333 @@
+"""A node's shared-memory object store, kept by its node agent.
+
+Objects live in ranges of the node's arena (``arena.py``), a sparse file of the store's capacity
+in a ``/dev/shm`` directory of the node's own (two agents on one machine have two stores).
+Writers ask for a range (``create``), write into it through their own mapping and seal it;
+readers view it in place. The store keeps the books: which range holds what, who owns it, what
+is spilled.
+
+Ranges are handed out first-fit from the lowest offset, so the memory written for earlier
+objects is what new objects reuse: already faulted in, it is written at memory bandwidth.
+Free memory that stays unused for ``IDLE_RELEASE`` seconds is given back to the system (a hole
+punched in the file), so an idle node returns to its idle footprint.
+
+When there is no room, the objects created longest ago that no process pins are spilled to a
+directory on disk and restored when read again. When nothing can be spilled, ``create`` fails
+with the sizes, so ``put`` raises ``ObjectStoreFullError`` instead of the node running out of
+memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from ember.runtime import arena as arena_io
+from ember.runtime import shm_object
+from ember.runtime.arena import PAGE, Arena
+
+log = logging.getLogger("ember.runtime.object_store")
+
+IDLE_RELEASE = 10.0  # seconds free memory is kept for reuse before it goes back to the system
+
+CREATING = "creating"
+SEALED = "sealed"
+SPILLED = "spilled"
+
+
+class StoreFull(Exception):
+    pass
+
+
+class Lost(Exception):
+    pass
+
+
+@dataclass
+class Entry:
+    object_id: bytes
+    offset: int
+    size: int
+    owner: str
+    creator: str
+    state: str = CREATING
+    created: float = field(default_factory=time.monotonic)
+    spill_path: str = ""
+
+
+def _gib(size: float) -> str:
+    return f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
+
+
+def _round(size: int) -> int:
+    return max(PAGE, (size + PAGE - 1) // PAGE * PAGE)
+
+
+class FreeList:
+    """Free ranges of the arena, kept sorted and coalesced; each remembers when it was freed."""
+
+    def __init__(self, size: int) -> None:
+        self.starts: list[int] = [0]
+        self.blocks: dict[int, tuple[int, float]] = {0: (size, 0.0)}  # start -> (size, freed)
+
+    def take(self, size: int, skip: set[int]) -> int | None:
+        """The lowest free offset with ``size`` bytes (ranges starting in ``skip`` excluded)."""
+        for start in self.starts:
+            block, freed = self.blocks[start]
+            if block >= size and start not in skip:
+                self._remove(start)
+                if block > size:
+                    self._insert(start + size, block - size, freed)
+                return start
+        return None
+
+    def give(self, start: int, size: int, now: float) -> None:
+        index = bisect.bisect_left(self.starts, start)
+        if index > 0:
+            before = self.starts[index - 1]
+            before_size, _ = self.blocks[before]
+            if before + before_size == start:
+                self._remove(before)
+                start, size = before, before_size + size
+        after = start + size
+        if after in self.blocks:
+            after_size, _ = self.blocks[after]
+            self._remove(after)
+            size += after_size
+        self._insert(start, size, now)
+
+    def largest(self) -> int:
+        return max((size for size, _ in self.blocks.values()), default=0)
+
+    def idle(self, now: float, seconds: float) -> list[tuple[int, int]]:
+        found = []
+        for start in self.starts:
+            size, freed = self.blocks[start]
+            if freed and now - freed > seconds:
+                found.append((start, size))
+                self.blocks[start] = (size, 0.0)  # released: not again until reused
+        return found
+
+    def _insert(self, start: int, size: int, freed: float) -> None:
+        bisect.insort(self.starts, start)
+        self.blocks[start] = (size, freed)
+
+    def _remove(self, start: int) -> None:
+        del self.starts[bisect.bisect_left(self.starts, start)]
+        del self.blocks[start]
+
+
+class ObjectStore:
+    def __init__(self, directory: str, capacity: int, spill_dir: str) -> None:
+        self.directory = directory
+        self.capacity = capacity // PAGE * PAGE
+        self.spill_dir = spill_dir
+        os.makedirs(directory, exist_ok=True)
+        self.arena = Arena(os.path.join(directory, "arena"), self.capacity, create=True)
+        self.free_list = FreeList(self.capacity)
+        self.entries: dict[bytes, Entry] = {}
+        # Freed ranges some reader still pins: free for real once it lets go.
+        self.pinned_free: list[tuple[int, int]] = []
+        self.used = 0
+        self.spilled_bytes = 0
+        self.spilled_total = 0
+        self.restored_total = 0
+        self.created_total = 0
+        self.reused_total = 0
+        self._lock = asyncio.Lock()
+        self._touched = 0  # high-water mark of the arena: below it, pages may be in memory
+
+    # ------------------------------------------------------------------ writing
+
+    async def create(self, object_id: bytes, size: int, owner: str, creator: str) -> int | None:
+        """A range for a new object; None if it is stored already (a retried task writing its
+        result again: the first copy stands)."""
+        async with self._lock:
+            existing = self.entries.get(object_id)
+            if existing is not None:
+                if existing.state != CREATING:
+                    return None
+                self.free([object_id])  # a writer that died half way: start over
+            rounded = _round(size)
+            offset = await self._allocate(rounded)
+            entry = Entry(object_id, offset, rounded, owner, creator)
+            self.entries[object_id] = entry
+            self.used += rounded
+            self.created_total += rounded
+            if offset < self._touched:
+                self.reused_total += min(rounded, self._touched - offset)
+            self._touched = max(self._touched, offset + rounded)
+            # No reader may take what was there for a complete object any more.
+            view = self.arena.view
+            view[offset + shm_object.ID_OFFSET : offset + shm_object.ID_OFFSET + shm_object.ID_SIZE] = (
+                bytes(shm_object.ID_SIZE)
+            )
+            return offset
+
+    def seal(self, object_ids: list[bytes]) -> None:
+        for object_id in object_ids:
+            entry = self.entries.get(object_id)
+            if entry is not None and entry.state == CREATING:
+                entry.state = SEALED
+
+    async def _allocate(self, size: int) -> int:
+        if size > self.capacity:
+            raise StoreFull(
+                f"an object of {_gib(size)} is larger than the whole object store "
+                f"({_gib(self.capacity)}; set object_store_memory)"
+            )
+        self._retry_pinned()
+        offset = self._take(size)
+        if offset is not None:
+            return offset
+        for entry in sorted(
+            (e for e in self.entries.values() if e.state == SEALED), key=lambda e: e.created
+        ):
+            if self.arena.in_use(entry.offset, entry.size):
+                continue
+            await self._spill(entry)
+            offset = self._take(size)
+            if offset is not None:
+                return offset
+        in_use = sum(e.size for e in self.entries.values() if e.state != SPILLED)
+        raise StoreFull(
+            f"the object store is full: {_gib(size)} needed, {_gib(self.capacity - self.used)} "
+            f"free of {_gib(self.capacity)} (largest free range {_gib(self.free_list.largest())}), "
+            f"and the {_gib(in_use)} held are all in use (read by a process, or being written)"
+        )
+
+    def _take(self, size: int) -> int | None:
+        skip: set[int] = set()
+        while True:
+            offset = self.free_list.take(size, skip)
+            if offset is None:
+                return None
+            if not self.arena.in_use(offset, size):
+                return offset
+            # A reader still views part of it (through a stale location): not this one.
+            self.free_list.give(offset, size, time.monotonic())
+            skip.add(offset)
+
+    async def _spill(self, entry: Entry) -> None:
+        os.makedirs(self.spill_dir, exist_ok=True)
+        target = os.path.join(self.spill_dir, entry.object_id.hex())
+        await asyncio.get_running_loop().run_in_executor(
+            None, arena_io.copy_out, self.arena, entry.offset, entry.size, target
+        )
+        entry.state = SPILLED
+        entry.spill_path = target
+        self._release_range(entry.offset, entry.size)
+        self.used -= entry.size
+        self.spilled_bytes += entry.size
+        self.spilled_total += entry.size
+        log.info("spilled object %s (%s) to %s", entry.object_id.hex()[:12], _gib(entry.size), target)
+
+    # ------------------------------------------------------------------ reading
+
+    async def restore(self, object_id: bytes) -> int:
+        """Where the object is now, bringing it back from disk if it was spilled."""
+        async with self._lock:
+            entry = self.entries.get(object_id)
+            if entry is None:
+                raise Lost(f"object {object_id.hex()} is not in the object store of this node")
+            if entry.state != SPILLED:
+                if not shm_object.holds(self.arena.view[entry.offset : entry.offset + entry.size], object_id):
+                    raise Lost(f"object {object_id.hex()} was overwritten in the store")
+                return entry.offset
+            offset = await self._allocate(entry.size)
+            await asyncio.get_running_loop().run_in_executor(
+                None, arena_io.copy_in, self.arena, offset, entry.size, entry.spill_path
+            )
+            os.unlink(entry.spill_path)
+            entry.offset = offset
+            entry.state = SEALED
+            entry.created = time.monotonic()
+            self.used += entry.size
+            self.spilled_bytes -= entry.size
+            self.restored_total += entry.size
+            self._touched = max(self._touched, offset + entry.size)
+            return offset
+
+    # ------------------------------------------------------------------ freeing
+
+    def free(self, object_ids: list[bytes]) -> None:
+        for object_id in object_ids:
+            entry = self.entries.pop(object_id, None)
+            if entry is None:
+                continue
+            if entry.state == SPILLED:
+                self.spilled_bytes -= entry.size
+                _unlink(entry.spill_path)
+                continue
+            self.used -= entry.size
+            self._release_range(entry.offset, entry.size)
+
+    def _release_range(self, offset: int, size: int) -> None:
+        if self.arena.in_use(offset, size):
+            self.pinned_free.append((offset, size))
+        else:
+            self.free_list.give(offset, size, time.monotonic())
+
+    def _retry_pinned(self) -> None:
+        if not self.pinned_free:
+            return
+        still = []
+        now = time.monotonic()
+        for offset, size in self.pinned_free:
+            if self.arena.in_use(offset, size):
+                still.append((offset, size))
+            else:
+                self.free_list.give(offset, size, now)
+        self.pinned_free = still
+
+    def release_idle_memory(self) -> int:
+        """Punch out free memory unused for a while; returns the bytes given back."""
+        self._retry_pinned()
+        given = 0
+        for start, size in self.free_list.idle(time.monotonic(), IDLE_RELEASE):
+            if start >= self._touched:
+                continue
+            size = min(size, self._touched - start)
+            self.arena.punch(start, size)
+            given += size
+        return given
+
+    def owner_gone(self, owner: str) -> int:
+        """Objects owned by a process that died can never be freed by it: free them now."""
+        ids = [e.object_id for e in self.entries.values() if e.owner == owner]
+        self.free(ids)
+        return len(ids)
+
+    def creator_gone(self, creator: str) -> None:
+        """A writer died mid-write: its unsealed objects are garbage."""
+        self.free(
+            [e.object_id for e in self.entries.values() if e.creator == creator and e.state == CREATING]
+        )
+
+    def close(self) -> None:
+        self.arena.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+        shutil.rmtree(self.spill_dir, ignore_errors=True)
+
+    def info(self) -> dict[str, int]:
+        return {
+            "capacity": self.capacity,
+            "used": self.used,
+            "spilled": self.spilled_bytes,
+            "restored": self.restored_total,
+            "objects": len(self.entries),
+            "created": self.created_total,
+            "recycled": self.reused_total,
+        }
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,180 @@
+"""A process's way to its node's object store: values in, values out, frees batched.
+
+``encode`` decides where a value travels: inline in messages when it is small, through the
+node's shared-memory arena when its pickle and buffers exceed ``INLINE_THRESHOLD``. Writes
+happen on the calling thread straight into the arena (no copy through the I/O thread); only the
+request for a range and the seal go to the node agent. ``decode`` views an object in place,
+asking the agent where it went if it was spilled and restored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ember.runtime import serialization, shm_object
+from ember.runtime.arena import Arena
+from ember.runtime.exceptions import ObjectLostError, ObjectStoreFullError
+from ember.runtime.protocol import ember_pb2 as pb
+
+if TYPE_CHECKING:
+    from ember.runtime.event_loop import IoThread
+    from ember.runtime.object_ref import ObjectRef
+    from ember.runtime.rpc import Channels
+
+log = logging.getLogger("ember.runtime.store_client")
+
+
+class StoreClient:
+    def __init__(
+        self,
+        io: IoThread,
+        channels: Channels,
+        agent_address: str,
+        node_id: bytes,
+        store_dir: str,
+        creator: str,
+    ) -> None:
+        self.io = io
+        self.channels = channels
+        self.agent_address = agent_address
+        self.node_id = node_id
+        self.store_dir = store_dir
+        self.creator = creator
+        self._arena: Arena | None = None
+        self._to_seal: list[bytes] = []
+        self._to_free: dict[str, list[bytes]] = {}
+
+    @property
+    def arena(self) -> Arena:
+        """The node's arena, mapped on first use (most processes never touch it)."""
+        if self._arena is None:
+            self._arena = Arena(os.path.join(self.store_dir, "arena"))
+        return self._arena
+
+    # ------------------------------------------------------------------ writing (any thread but I/O)
+
+    def encode(
+        self, value: Any, object_id: bytes, owner: str
+    ) -> tuple[bytes, pb.ObjectLocation | None, list[ObjectRef]]:
+        """(inline pickle, or b"" with the location in the store, refs found inside)."""
+        serialized = shm_object.serialize(value)
+        if serialized.inline_size <= shm_object.INLINE_THRESHOLD:
+            if serialized.buffers:
+                data, _ = serialization.dumps(value)
+                return data, None, serialized.refs
+            return serialized.data, None, serialized.refs
+        return b"", self.write(object_id, serialized, owner), serialized.refs
+
+    def write(
+        self, object_id: bytes, serialized: shm_object.Serialized, owner: str
+    ) -> pb.ObjectLocation:
+        reply = self.io.run(self._create(object_id, serialized.size, owner))
+        if reply.error:
+            if reply.store_full:
+                raise ObjectStoreFullError(reply.error)
+            raise ObjectLostError(reply.error)
+        if not reply.exists:
+            offset = reply.offset
+            serialized.write_into(self.arena.view[offset : offset + serialized.size], object_id)
+            self.io.call_soon(self._seal, object_id)
+        return pb.ObjectLocation(
+            node_id=self.node_id,
+            node_address=self.agent_address,
+            size=serialized.size,
+            offset=reply.offset,
+        )
+
+    async def _create(self, object_id: bytes, size: int, owner: str) -> pb.CreateObjectReply:
+        try:
+            return await self.channels.node_agent(self.agent_address).CreateObject(
+                pb.CreateObjectRequest(
+                    object_id=object_id, size=size, owner_address=owner, creator=self.creator
+                ),
+                timeout=120,
+            )
+        except grpc.aio.AioRpcError as error:
+            return pb.CreateObjectReply(
+                error=f"the node agent at {self.agent_address} cannot store it ({error.code().name})"
+            )
+
+    def _seal(self, object_id: bytes) -> None:
+        if not self._to_seal:
+            asyncio.ensure_future(self._send_seals())
+        self._to_seal.append(object_id)
+
+    async def _send_seals(self) -> None:
+        await asyncio.sleep(0)  # let the seals of this turn of the loop join
+        ids, self._to_seal = self._to_seal, []
+        try:
+            await self.channels.node_agent(self.agent_address).SealObjects(pb.ObjectIds(ids=ids))
+        except grpc.aio.AioRpcError as error:
+            log.debug("could not seal %d objects: %s", len(ids), error.code().name)
+
+    # ------------------------------------------------------------------ reading
+
+    def local(self, location: pb.ObjectLocation) -> bool:
+        return location.node_id == self.node_id
+
+    def decode(self, object_id: bytes, location: pb.ObjectLocation) -> Any:
+        """The value of a stored object, viewed in place (any thread but the I/O thread)."""
+        if not self.local(location):
+            raise ObjectLostError(
+                f"object {object_id.hex()} lives on node {location.node_id.hex()[:12]} "
+                f"({location.node_address}) and this process cannot read it from there"
+            )
+        arena = self.arena
+        view = arena.pinned_view(location.offset, location.size)
+        if shm_object.holds(view, object_id):
+            return shm_object.load(view, object_id)
+        # Spilled (and maybe restored elsewhere in the arena) since the location was made.
+        del view
+        reply = self.io.run(self._restore(object_id))
+        if reply.lost_reason:
+            raise ObjectLostError(f"object {object_id.hex()} is lost: {reply.lost_reason}")
+        view = arena.pinned_view(reply.offset, location.size)
+        try:
+            return shm_object.load(view, object_id)
+        except shm_object.ObjectMissing:
+            raise ObjectLostError(
+                f"object {object_id.hex()} is lost: the store no longer holds it"
+            ) from None
+
+    async def _restore(self, object_id: bytes) -> pb.RestoreObjectReply:
+        try:
+            return await self.channels.node_agent(self.agent_address).RestoreObject(
+                pb.ObjectIds(ids=[object_id]), timeout=120
+            )
+        except grpc.aio.AioRpcError as error:
+            return pb.RestoreObjectReply(
+                lost_reason=f"the node agent at {self.agent_address} does not answer "
+                f"({error.code().name})"
+            )
+
+    def release_dead_pins(self) -> None:
+        if self._arena is not None:
+            self._arena.release_pins()
+
+    # ------------------------------------------------------------------ freeing (I/O thread)
+
+    def free(self, object_id: bytes, location: pb.ObjectLocation) -> None:
+        pending = self._to_free.setdefault(location.node_address, [])
+        if not pending:
+            asyncio.ensure_future(self._send_frees(location.node_address))
+        pending.append(object_id)
+        if self._arena is not None:
+            self._arena.release_pins()
+
+    async def _send_frees(self, address: str) -> None:
+        await asyncio.sleep(0)  # let the frees of this turn of the loop join
+        ids = self._to_free.pop(address, [])
+        if not ids:
+            return
+        try:
+            await self.channels.node_agent(address).FreeObjects(pb.ObjectIds(ids=ids), timeout=30)
+        except grpc.aio.AioRpcError as error:
+            log.debug("could not free %d objects at %s: %s", len(ids), address, error.code().name)
