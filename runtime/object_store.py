@@ -236,8 +236,13 @@ class ObjectStore:
             if entry is None:
                 raise Lost(f"object {object_id.hex()} is not in the object store of this node")
             if entry.state != SPILLED:
-                if not shm_object.holds(self.arena.view[entry.offset : entry.offset + entry.size], object_id):
-                    raise Lost(f"object {object_id.hex()} was overwritten in the store")
+                if not shm_object.holds(
+                    self.arena.view[entry.offset : entry.offset + entry.size], object_id
+                ):
+                    # Not what was sealed there: the copy is gone, and so is its entry (a
+                    # rebuilt object may be stored under the same id).
+                    self.free([object_id])
+                    raise Lost(f"the stored copy on this node was destroyed ({self.directory})")
                 return entry.offset
             offset = await self._allocate(entry.size)
             await asyncio.get_running_loop().run_in_executor(

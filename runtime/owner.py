@@ -96,6 +96,9 @@ class Owner:
         # Owned refs pickled into values sent elsewhere: kept until this process exits, since
         # a borrower may still ask for them.
         self.escaped: dict[bytes, ObjectRef] = {}
+        # Finished tasks whose results live in an object store, kept (with their arguments)
+        # while a result is referenced, to run them again if every copy is lost.
+        self.lineage: dict[bytes, TaskRecord] = {}
         self._submissions: deque[TaskRecord] = deque()
         self._submit_scheduled = False
         self._fetching: set[bytes] = set()
@@ -215,7 +218,44 @@ class Owner:
         if missing:
             self._check_open()
             self._wait_present(missing, len(missing), timeout, raise_on_timeout=True)
-        return [self._deserialize(store.get(ref._id), ref) for ref in refs]
+        values = []
+        for ref in refs:
+            try:
+                values.append(self._deserialize(store.get(ref._id), ref))
+            except ObjectLostError as lost:
+                values.append(self._rebuild(ref, lost, timeout))
+        return values
+
+    def _rebuild(self, ref: ObjectRef, lost: ObjectLostError, timeout: float | None) -> Any:
+        """Every copy of the object is gone: run the task that made it again, if it may be."""
+        task = self.lineage.get(ref.task_id())
+        if task is None:
+            what = "it was put, not computed" if ref._id[:16] == self._put_task else (
+                "the task that made it cannot be retried (max_retries=0), or this process "
+                "does not own it"
+            )
+            raise ObjectLostError(f"{lost}; it cannot be rebuilt: {what}") from None
+        if not self.io.run(self._resubmit(task, str(lost))):
+            raise ObjectLostError(
+                f"{lost}; rebuilding it failed: {task.describe()} ran out of retries "
+                f"(max_retries={task.options.max_retries})"
+            ) from None
+        self._wait_present([ref], 1, timeout, raise_on_timeout=True)
+        return self._deserialize(self.store.get(ref._id), ref)
+
+    async def _resubmit(self, task: TaskRecord, why: str) -> bool:
+        if task.state != FINISHED:
+            return True  # already being rebuilt for another reader
+        if task.retries_left() <= 0:
+            return False
+        log.warning("rebuilding the results of %s: %s", task.describe(), why)
+        for object_id in task.return_ids:
+            self.store.delete(object_id)
+        task.attempt += 1
+        task.state = QUEUED
+        self.tasks[task.task_id] = task
+        self.submitter.enqueue(task)
+        return True
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None
@@ -550,6 +590,7 @@ class Owner:
         returns = result.returns
         store = self.store
         references = self.references
+        stored_remotely = False
         for object_id, value in zip(task.return_ids, returns, strict=False):
             if references.count(object_id) == 0 and object_id not in self.escaped:
                 # Nobody holds a ref to this return any more.
@@ -560,10 +601,14 @@ class Owner:
             if value.contained:
                 contained = [ObjectRef(r.id, r.owner, self) for r in value.contained]
             location = value.location if value.HasField("location") else None
+            stored_remotely = stored_remotely or location is not None
             store.put(object_id, StoredValue(value.data, value.kind, contained, location))
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
-        task.forget_arguments()
+        if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
+            self.lineage[task.task_id] = task  # keeps its arguments, to run it again
+        else:
+            task.forget_arguments()
 
     def _retry_exception(self, task: TaskRecord, result: pb.TaskResult) -> bool:
         policy = task.options.retry_exceptions
@@ -720,8 +765,15 @@ class Owner:
     def _on_zero_refs(self, object_id: bytes) -> None:
         if object_id in self.escaped:
             return
-        if ids.task_of(object_id) in self.tasks:
+        task_id = ids.task_of(object_id)
+        if task_id in self.tasks:
             return  # still being computed; the result is dropped when it arrives
+        task = self.lineage.get(task_id)
+        if task is not None and not any(
+            self.references.count(rid) for rid in task.return_ids if rid != object_id
+        ):
+            del self.lineage[task_id]
+            task.forget_arguments()
         value = self.store.delete(object_id)
         if value is not None and value.location is not None and self._owns(object_id):
             # Only the owner frees; a borrower just forgets its copy of the location.
