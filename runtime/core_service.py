@@ -7,8 +7,9 @@ task channel (``task_channel.py``), not here.
 
 from __future__ import annotations
 
+import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -48,6 +49,18 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         if owner is None:
             return pb.GetObjectReply(lost_reason="the process it names owns no objects")
         return await owner.serve_get_object(request.id)
+
+    async def UpdateBorrows(
+        self, request: pb.BorrowUpdate, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        owner = self._owner()
+        if owner is not None:
+            owner.serve_update_borrows(request)
+        return pb.Empty()
+
+    async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
+        await asyncio.Event().wait()
+        yield pb.Empty()  # never reached: the stream ends with this process
 
     async def PushLogs(self, request: pb.LogBatch, context: grpc.aio.ServicerContext) -> pb.Empty:
         if self._log_sink is not None:

@@ -14,15 +14,29 @@ from collections.abc import Callable
 
 
 class ReferenceTable:
-    def __init__(self, on_zero: Callable[[bytes], None]) -> None:
+    """``on_first(id, owner)`` is called when a ref owned by another process (``home`` is
+    this one's address) starts being held here: this process becomes a borrower. It must only
+    queue work: it runs under the table's lock, on whatever thread created the ref."""
+
+    def __init__(
+        self,
+        on_zero: Callable[[bytes], None],
+        home: str = "",
+        on_first: Callable[[bytes, str], None] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._counts: dict[bytes, int] = {}
         self._released: deque[bytes] = deque()
         self._on_zero = on_zero
+        self._home = home
+        self._on_first = on_first
 
     def add_local(self, object_id: bytes, owner_address: str) -> None:
         with self._lock:
-            self._counts[object_id] = self._counts.get(object_id, 0) + 1
+            count = self._counts.get(object_id, 0)
+            self._counts[object_id] = count + 1
+            if not count and self._on_first is not None and owner_address != self._home:
+                self._on_first(object_id, owner_address)
 
     def release_local(self, object_id: bytes) -> None:
         self._released.append(object_id)

@@ -283,8 +283,11 @@ class ChannelServer:
         if not results or connection.closed:
             return
         connection.results = []
-        # A task's output reaches the driver before its result.
+        # A task's output reaches the driver before its result, and the owners of refs it
+        # kept know it borrows them before anyone can drop theirs.
         self.executor.flush_output_blocking()
+        if self.executor.owner is not None:
+            self.executor.owner.flush_borrows_blocking()
         self._send(connection, pb.ExecuteReply(results=results))
 
     def idle(self) -> bool:

@@ -186,6 +186,16 @@ class GetObjectReply(_message.Message):
     lost_reason: str
     def __init__(self, value: _Optional[_Union[ObjectValue, _Mapping]] = ..., lost_reason: _Optional[str] = ...) -> None: ...
 
+class BorrowUpdate(_message.Message):
+    __slots__ = ("borrower", "added", "removed")
+    BORROWER_FIELD_NUMBER: _ClassVar[int]
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    borrower: str
+    added: _containers.RepeatedScalarFieldContainer[bytes]
+    removed: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, borrower: _Optional[str] = ..., added: _Optional[_Iterable[bytes]] = ..., removed: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class LogRecord(_message.Message):
     __slots__ = ("task_name", "text", "is_stderr")
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]

@@ -49,6 +49,16 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
+        self.UpdateBorrows = channel.unary_unary(
+                '/ember.CoreWorker/UpdateBorrows',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/ember.CoreWorker/Watch',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class CoreWorkerServicer:
@@ -72,6 +82,20 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateBorrows(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Watch(self, request, context):
+        """Never answers: it ends when this process does, which is how an owner learns that a
+        borrower died.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +112,16 @@ def add_CoreWorkerServicer_to_server(servicer, server):
             'PushLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.PushLogs,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'UpdateBorrows': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateBorrows,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
     }
@@ -171,6 +205,60 @@ class CoreWorker:
             target,
             '/ember.CoreWorker/PushLogs',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateBorrows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/UpdateBorrows',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.CoreWorker/Watch',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
