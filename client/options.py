@@ -123,9 +123,9 @@ def _check(key: str, value: Any, what: str) -> None:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{what}: name must be a string")
     elif key == "scheduling_strategy":
-        if value not in (None, "DEFAULT"):
+        if value not in (None, "DEFAULT", "SPREAD"):
             raise ValueError(
-                f"{what}: only scheduling_strategy='DEFAULT' is supported, got {value!r}"
+                f"{what}: scheduling_strategy must be 'DEFAULT' or 'SPREAD', got {value!r}"
             )
 
 
@@ -154,4 +154,5 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         num_returns=options.get("num_returns", 1),
         max_retries=3 if max_retries is None else max_retries,
         retry_exceptions=retry,
+        strategy=options.get("scheduling_strategy") or "DEFAULT",
     )

@@ -96,6 +96,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     port = rpc.bind(server, args.host, args.port)
     await server.start()
     agent.address = f"{args.host}:{port}"
+    agent.transfer.address = agent.address
     pool.worker_env = {
         "EMBER_AGENT_ADDRESS": agent.address,
         "EMBER_NODE_ID": agent.node_id.hex(),

@@ -21,6 +21,7 @@ import grpc
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
 from ember.runtime.object_store import Lost, ObjectStore, StoreFull
+from ember.runtime.object_transfer import ObjectTransfer
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
@@ -100,6 +101,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     ) -> None:
         self.node_id = node_id
         self.store = store
+        self.transfer = ObjectTransfer(store, rpc.Channels(), node_id)
         self.host = host
         self.total = dict(total)
         self.available = dict(total)
@@ -405,7 +407,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
         if worker.address:
             # Objects it owned or was writing go; actors it owned end (the head sees to it).
-            self.store.owner_gone(worker.address)
+            self._free_everywhere(self.store.owner_gone(worker.address))
             self.store.creator_gone(worker.address)
             if worker.job_id is not None:
                 self._dead_workers.append(worker.address)
@@ -449,7 +451,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         job_id = ended.job_id
         self._finished_jobs.add(job_id)
         if ended.driver_address:
-            self.store.owner_gone(ended.driver_address)
+            self._free_everywhere(self.store.owner_gone(ended.driver_address))
         for worker in list(self.pool.workers.values()):
             if worker.job_id == job_id and worker.state in (IDLE, LEASED) and not worker.detached:
                 self.pool.kill(worker)
@@ -503,8 +505,24 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         return pb.Empty()
 
     async def FreeObjects(self, request: pb.ObjectIds, context: grpc.aio.ServicerContext) -> pb.Empty:
-        self.store.free(list(request.ids))
+        self._free_everywhere(self.store.free(list(request.ids)))
         return pb.Empty()
+
+    def _free_everywhere(self, elsewhere: dict[str, list[bytes]]) -> None:
+        if elsewhere:
+            asyncio.ensure_future(self.transfer.forward_frees(elsewhere))
+
+    async def FetchObject(self, request: pb.FetchRequest, context: grpc.aio.ServicerContext) -> pb.FetchReply:
+        return await self.transfer.fetch(request)
+
+    async def PullObject(
+        self, request: pb.PullRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ObjectChunk]:
+        try:
+            async for chunk in self.transfer.serve(request):
+                yield chunk
+        except Lost as lost:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(lost))
 
     async def RestoreObject(
         self, request: pb.ObjectIds, context: grpc.aio.ServicerContext

@@ -58,6 +58,10 @@ class Entry:
     state: str = CREATING
     created: float = field(default_factory=time.monotonic)
     spill_path: str = ""
+    # Node agents that pulled a copy (they free it when this, the first copy, is freed).
+    copies: set[str] = field(default_factory=set)
+    readers: int = 0  # streams sending it to other nodes right now
+    freed: bool = False  # freed while being streamed: released when the stream ends
 
 
 def _gib(size: float) -> str:
@@ -188,7 +192,7 @@ class ObjectStore:
         for entry in sorted(
             (e for e in self.entries.values() if e.state == SEALED), key=lambda e: e.created
         ):
-            if self.arena.in_use(entry.offset, entry.size):
+            if entry.readers or self.arena.in_use(entry.offset, entry.size):
                 continue
             await self._spill(entry)
             offset = self._take(size)
@@ -260,16 +264,36 @@ class ObjectStore:
 
     # ------------------------------------------------------------------ freeing
 
-    def free(self, object_ids: list[bytes]) -> None:
+    def free(self, object_ids: list[bytes]) -> dict[str, list[bytes]]:
+        """Free objects here; returns the other nodes holding copies, with what to free there."""
+        elsewhere: dict[str, list[bytes]] = {}
         for object_id in object_ids:
             entry = self.entries.pop(object_id, None)
             if entry is None:
                 continue
+            for node in entry.copies:
+                elsewhere.setdefault(node, []).append(object_id)
             if entry.state == SPILLED:
                 self.spilled_bytes -= entry.size
                 _unlink(entry.spill_path)
                 continue
             self.used -= entry.size
+            if entry.readers:
+                entry.freed = True  # the stream still reads it: released when it ends
+                continue
+            self._release_range(entry.offset, entry.size)
+        return elsewhere
+
+    def start_reading(self, object_id: bytes) -> Entry:
+        entry = self.entries.get(object_id)
+        if entry is None or entry.state != SEALED:
+            raise Lost(f"object {object_id.hex()} is not in the object store of this node")
+        entry.readers += 1
+        return entry
+
+    def stop_reading(self, entry: Entry) -> None:
+        entry.readers -= 1
+        if entry.freed and not entry.readers:
             self._release_range(entry.offset, entry.size)
 
     def _release_range(self, offset: int, size: int) -> None:
@@ -302,11 +326,13 @@ class ObjectStore:
             given += size
         return given
 
-    def owner_gone(self, owner: str) -> int:
+    def owner_gone(self, owner: str) -> dict[str, list[bytes]]:
         """Objects owned by a process that died can never be freed by it: free them now."""
-        ids = [e.object_id for e in self.entries.values() if e.owner == owner]
-        self.free(ids)
-        return len(ids)
+        return self.free([e.object_id for e in self.entries.values() if e.owner == owner])
+
+    def location_of(self, object_id: bytes) -> Entry | None:
+        entry = self.entries.get(object_id)
+        return entry if entry is not None and entry.state != CREATING else None
 
     def creator_gone(self, creator: str) -> None:
         """A writer died mid-write: its unsealed objects are garbage."""

@@ -629,7 +629,7 @@ class Owner:
         task.attempt += 1
         log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)
         self.submitter.requeue_front(task)
-        self.submitter.pump(self.submitter.queues[task.options.key])
+        self.submitter.pump(task.queue)
         return True
 
     def retry_after_crash(self, task: TaskRecord, reason: str, lease: Any) -> bool:
@@ -644,7 +644,7 @@ class Owner:
             "%s failed because %s; retrying (attempt %d)", task.describe(), reason, task.attempt + 1
         )
         self.submitter.requeue_front(task)
-        self.submitter.pump(self.submitter.queues[task.options.key])
+        self.submitter.pump(task.queue)
         return True
 
     def fail_crashed(self, tasks: list[TaskRecord], reason: str, lease: Any) -> None:

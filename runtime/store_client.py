@@ -87,6 +87,7 @@ class StoreClient:
             node_address=self.agent_address,
             size=serialized.size,
             offset=reply.offset,
+            owner_address=owner,
         )
 
     async def _create(self, object_id: bytes, size: int, owner: str) -> pb.CreateObjectReply:
@@ -121,12 +122,10 @@ class StoreClient:
         return location.node_id == self.node_id
 
     def decode(self, object_id: bytes, location: pb.ObjectLocation) -> Any:
-        """The value of a stored object, viewed in place (any thread but the I/O thread)."""
+        """The value of a stored object, viewed in place (any thread but the I/O thread).
+        An object on another node is copied to this node's store first."""
         if not self.local(location):
-            raise ObjectLostError(
-                f"object {object_id.hex()} lives on node {location.node_id.hex()[:12]} "
-                f"({location.node_address}) and this process cannot read it from there"
-            )
+            location = self._copy_here(object_id, location)
         arena = self.arena
         view = arena.pinned_view(location.offset, location.size)
         if shm_object.holds(view, object_id):
@@ -143,6 +142,29 @@ class StoreClient:
             raise ObjectLostError(
                 f"object {object_id.hex()} is lost: the store no longer holds it"
             ) from None
+
+    def _copy_here(self, object_id: bytes, location: pb.ObjectLocation) -> pb.ObjectLocation:
+        reply = self.io.run(self._fetch(object_id, location))
+        if reply.lost_reason:
+            raise ObjectLostError(
+                f"object {object_id.hex()} on node {location.node_id.hex()[:12]} "
+                f"({location.node_address}) could not be copied here: {reply.lost_reason}"
+            )
+        return reply.location
+
+    async def _fetch(self, object_id: bytes, location: pb.ObjectLocation) -> pb.FetchReply:
+        try:
+            return await self.channels.node_agent(self.agent_address).FetchObject(
+                pb.FetchRequest(
+                    object_id=object_id, location=location, owner_address=location.owner_address
+                ),
+                timeout=600,
+            )
+        except grpc.aio.AioRpcError as error:
+            return pb.FetchReply(
+                lost_reason=f"the node agent at {self.agent_address} does not answer "
+                f"({error.code().name})"
+            )
 
     async def _restore(self, object_id: bytes) -> pb.RestoreObjectReply:
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ember.runtime import ids
 from ember.runtime.resources import Shape, ShapeKey
@@ -34,6 +34,7 @@ class TaskOptions:
     max_retries: int = 3
     # True (any exception), False, or the qualified names of the exception classes to retry.
     retry_exceptions: bool | tuple[str, ...] = False
+    strategy: str = "DEFAULT"  # or "SPREAD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class TaskRecord:
         "last_failure",
         "actor_id",
         "method",
+        "queue",
     )
 
     def __init__(
@@ -110,6 +112,7 @@ class TaskRecord:
         self.last_failure = ""
         self.actor_id: bytes | None = None  # set on actor calls
         self.method = ""
+        self.queue: Any = None  # the submitter's queue it waits in
 
     @property
     def name(self) -> str:

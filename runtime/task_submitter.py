@@ -42,12 +42,21 @@ LEASE_LINGER = 0.2  # seconds an idle lease is kept for the next task of its sha
 LOST_REASON_WAIT = 1.0  # how long to wait for the agent's account of a dead worker
 
 
-class ShapeQueue:
-    __slots__ = ("key", "shape", "ready", "leases", "pending_requests")
+SPREAD = "SPREAD"
+LOCALITY_BYTES = 1 << 20  # arguments on another node worth going there for
+NODES_REFRESH = 5.0  # seconds between refreshes of the node list SPREAD rotates over
 
-    def __init__(self, key: ShapeKey, shape: Shape) -> None:
+
+class ShapeQueue:
+    """Tasks of one shape bound for one place: the local node (""), a node's agent address
+    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+
+    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+
+    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
         self.key = key
         self.shape = shape
+        self.target = target
         self.ready: deque[TaskRecord] = deque()
         self.leases: list[Lease] = []
         self.pending_requests = 0
@@ -101,7 +110,10 @@ class TaskSubmitter:
     def __init__(self, owner: Owner, local_agent: str) -> None:
         self.owner = owner
         self.local_agent = local_agent
-        self.queues: dict[ShapeKey, ShapeQueue] = {}
+        self.queues: dict[tuple[ShapeKey, str], ShapeQueue] = {}
+        self.spread_nodes: list[str] = []
+        self._spread_next = 0
+        self._nodes_fetched = 0.0
         self.agents: dict[str, LeaseClient] = {}
         self.estimates: dict[bytes, float] = {}
         self.sent_functions: dict[bytes, set[bytes]] = {}
@@ -116,21 +128,43 @@ class TaskSubmitter:
     # ------------------------------------------------------------------ queues
 
     def enqueue(self, task: TaskRecord) -> None:
-        queue = self.queues.get(task.options.key)
+        target = self._target(task)
+        key = (task.options.key, target)
+        queue = self.queues.get(key)
         if queue is None:
-            queue = self.queues[task.options.key] = ShapeQueue(task.options.key, task.options.shape)
+            queue = self.queues[key] = ShapeQueue(task.options.key, task.options.shape, target)
         task.state = QUEUED
+        task.queue = queue
         queue.ready.append(task)
         self.pump(queue)
 
+    def _target(self, task: TaskRecord) -> str:
+        """Where to lease for it: SPREAD, the node holding most of its argument bytes (when
+        that is another node and worth it), or here."""
+        if task.options.strategy == SPREAD:
+            return SPREAD
+        if not task.arg_values:
+            return ""
+        by_node: dict[str, int] = {}
+        for value in task.arg_values:
+            if value is not None and value.HasField("location"):
+                address = value.location.node_address
+                by_node[address] = by_node.get(address, 0) + value.location.size
+        if not by_node:
+            return ""
+        best = max(by_node, key=by_node.__getitem__)
+        if best == self.local_agent or by_node[best] < LOCALITY_BYTES:
+            return ""
+        return best
+
     def requeue_front(self, task: TaskRecord) -> None:
-        queue = self.queues[task.options.key]
+        queue = task.queue
         task.state = QUEUED
         task.lease = None
         queue.ready.appendleft(task)
 
     def remove_queued(self, task: TaskRecord) -> bool:
-        queue = self.queues.get(task.options.key)
+        queue = task.queue
         if queue is None:
             return False
         try:
@@ -154,7 +188,10 @@ class TaskSubmitter:
         if ready:
             wanted = min(len(ready), MAX_PENDING_REQUESTS) - queue.pending_requests
             for _ in range(wanted):
-                self._request_lease(queue, self._agent(self.local_agent), spilled=False)
+                address = self._lease_address(queue)
+                if not address:
+                    break  # SPREAD before the node list is known: pumped again once it is
+                self._request_lease(queue, self._agent(address), spilled=False)
         else:
             if queue.pending_requests:
                 self._cancel_requests(queue)
@@ -216,6 +253,32 @@ class TaskSubmitter:
             lease.outbox = []
 
     # ------------------------------------------------------------------ leases
+
+    def _lease_address(self, queue: ShapeQueue) -> str:
+        if queue.target == SPREAD:
+            now = time.monotonic()
+            if now - self._nodes_fetched > NODES_REFRESH:
+                self._nodes_fetched = now
+                asyncio.ensure_future(self._refresh_nodes())
+            if self.spread_nodes:
+                self._spread_next = (self._spread_next + 1) % len(self.spread_nodes)
+                return self.spread_nodes[self._spread_next]
+            return ""
+        return queue.target or self.local_agent
+
+    async def _refresh_nodes(self) -> None:
+        owner = self.owner
+        try:
+            view = await owner.channels.head(owner.head_address).GetClusterView(
+                pb.Empty(), timeout=10
+            )
+        except grpc.aio.AioRpcError:
+            self.spread_nodes = self.spread_nodes or [self.local_agent]
+        else:
+            self.spread_nodes = sorted(n.info.address for n in view.nodes if n.alive)
+        for queue in list(self.queues.values()):
+            if queue.target == SPREAD and queue.ready:
+                self.pump(queue)
 
     def _agent(self, address: str) -> LeaseClient:
         agent = self.agents.get(address)

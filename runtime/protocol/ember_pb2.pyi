@@ -51,16 +51,18 @@ class ObjectRefMsg(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ObjectLocation(_message.Message):
-    __slots__ = ("node_id", "node_address", "size", "offset")
+    __slots__ = ("node_id", "node_address", "size", "offset", "owner_address")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     node_address: str
     size: int
     offset: int
-    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., size: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    owner_address: str
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., size: _Optional[int] = ..., offset: _Optional[int] = ..., owner_address: _Optional[str] = ...) -> None: ...
 
 class ObjectValue(_message.Message):
     __slots__ = ("id", "data", "kind", "contained", "location")
@@ -401,6 +403,40 @@ class RestoreObjectReply(_message.Message):
     offset: int
     lost_reason: str
     def __init__(self, offset: _Optional[int] = ..., lost_reason: _Optional[str] = ...) -> None: ...
+
+class FetchRequest(_message.Message):
+    __slots__ = ("object_id", "location", "owner_address")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    location: ObjectLocation
+    owner_address: str
+    def __init__(self, object_id: _Optional[bytes] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ..., owner_address: _Optional[str] = ...) -> None: ...
+
+class FetchReply(_message.Message):
+    __slots__ = ("location", "lost_reason")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    LOST_REASON_FIELD_NUMBER: _ClassVar[int]
+    location: ObjectLocation
+    lost_reason: str
+    def __init__(self, location: _Optional[_Union[ObjectLocation, _Mapping]] = ..., lost_reason: _Optional[str] = ...) -> None: ...
+
+class PullRequest(_message.Message):
+    __slots__ = ("object_id", "requester")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    requester: str
+    def __init__(self, object_id: _Optional[bytes] = ..., requester: _Optional[str] = ...) -> None: ...
+
+class ObjectChunk(_message.Message):
+    __slots__ = ("size", "data")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    data: bytes
+    def __init__(self, size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class StoreInfo(_message.Message):
     __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled")

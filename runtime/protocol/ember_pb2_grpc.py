@@ -315,6 +315,16 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
                 _registered_method=True)
+        self.FetchObject = channel.unary_unary(
+                '/ember.NodeAgent/FetchObject',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.FromString,
+                _registered_method=True)
+        self.PullObject = channel.unary_stream(
+                '/ember.NodeAgent/PullObject',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -362,6 +372,19 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchObject(self, request, context):
+        """Between nodes: the local agent fetches a copy; the holder's agent streams it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PullObject(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -399,6 +422,16 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.GetStoreInfo,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.SerializeToString,
+            ),
+            'FetchObject': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchObject,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.SerializeToString,
+            ),
+            'PullObject': grpc.unary_stream_rpc_method_handler(
+                    servicer.PullObject,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -590,6 +623,60 @@ class NodeAgent:
             '/ember.NodeAgent/GetStoreInfo',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/FetchObject',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PullObject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.NodeAgent/PullObject',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,127 @@
+"""Moving objects between nodes: a node agent fetches copies for its node's processes.
+
+A process that needs an object stored on another node asks its own node agent (``fetch``); the
+agent pulls the object from the holder's agent as a stream of chunks straight into its arena,
+and answers with where the copy is. Pulls of the same object are shared: ten tasks that need
+the same array on a node cause one transfer. The holder remembers who took copies, so that
+freeing the object frees them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+import grpc
+
+from ember.runtime.object_store import Lost, ObjectStore, StoreFull
+from ember.runtime.protocol import ember_pb2 as pb
+
+if TYPE_CHECKING:
+    from ember.runtime.rpc import Channels
+
+log = logging.getLogger("ember.runtime.object_transfer")
+
+CHUNK = 8 << 20
+
+
+class ObjectTransfer:
+    def __init__(self, store: ObjectStore, channels: Channels, node_id: bytes) -> None:
+        self.store = store
+        self.channels = channels
+        self.node_id = node_id
+        self.address = ""
+        self._pulls: dict[bytes, asyncio.Future[pb.ObjectLocation]] = {}
+
+    def _here(self, object_id: bytes) -> pb.ObjectLocation | None:
+        entry = self.store.location_of(object_id)
+        if entry is None:
+            return None
+        return pb.ObjectLocation(
+            node_id=self.node_id, node_address=self.address, size=entry.size, offset=entry.offset
+        )
+
+    async def fetch(self, request: pb.FetchRequest) -> pb.FetchReply:
+        object_id = request.object_id
+        try:
+            here = self._here(object_id)
+            if here is not None:
+                here.offset = await self.store.restore(object_id)  # back from disk if spilled
+                return pb.FetchReply(location=here)
+            pull = self._pulls.get(object_id)
+            if pull is None:
+                pull = self._pulls[object_id] = asyncio.ensure_future(self._pull(request))
+                pull.add_done_callback(lambda _: self._pulls.pop(object_id, None))
+            return pb.FetchReply(location=await asyncio.shield(pull))
+        except (Lost, StoreFull, ConnectionError) as error:
+            return pb.FetchReply(lost_reason=str(error))
+
+    async def _pull(self, request: pb.FetchRequest) -> pb.ObjectLocation:
+        object_id = request.object_id
+        source = request.location.node_address
+        call = self.channels.node_agent(source).PullObject(
+            pb.PullRequest(object_id=object_id, requester=self.address)
+        )
+        try:
+            first = await call.read()
+            if first is grpc.aio.EOF:
+                raise ConnectionError(f"node {source} has no copy of object {object_id.hex()}")
+            size = first.size
+            offset = await self.store.create(object_id, size, request.owner_address, f"pull:{source}")
+            if offset is None:  # another path stored it meanwhile
+                location = self._here(object_id)
+                assert location is not None
+                call.cancel()
+                return location
+            view = self.store.arena.view
+            position = offset
+            chunk = first
+            try:
+                while True:
+                    data = chunk.data
+                    view[position : position + len(data)] = data
+                    position += len(data)
+                    chunk = await call.read()
+                    if chunk is grpc.aio.EOF:
+                        break
+            except BaseException:
+                self.store.free([object_id])
+                raise
+            if position - offset != size:
+                self.store.free([object_id])
+                raise ConnectionError(
+                    f"node {source} sent {position - offset} of the {size} bytes of "
+                    f"object {object_id.hex()}"
+                )
+            self.store.seal([object_id])
+            return pb.ObjectLocation(
+                node_id=self.node_id, node_address=self.address, size=size, offset=offset
+            )
+        except grpc.aio.AioRpcError as error:
+            detail = error.details() or error.code().name
+            raise ConnectionError(f"pulling object {object_id.hex()} from node {source} failed: {detail}") from None
+
+    async def serve(self, request: pb.PullRequest) -> AsyncIterator[pb.ObjectChunk]:
+        """PullObject: stream an object held here to another node."""
+        entry = self.store.start_reading(request.object_id)
+        try:
+            if request.requester:
+                entry.copies.add(request.requester)
+            view = self.store.arena.view
+            start, end = entry.offset, entry.offset + entry.size
+            first = True
+            for position in range(start, end, CHUNK):
+                data = bytes(view[position : min(position + CHUNK, end)])
+                yield pb.ObjectChunk(size=entry.size if first else 0, data=data)
+                first = False
+        finally:
+            self.store.stop_reading(entry)
+
+    async def forward_frees(self, elsewhere: dict[str, list[bytes]]) -> None:
+        for address, ids in elsewhere.items():
+            try:
+                await self.channels.node_agent(address).FreeObjects(pb.ObjectIds(ids=ids), timeout=30)
+            except grpc.aio.AioRpcError as error:
+                log.debug("could not free %d copies at %s: %s", len(ids), address, error.code().name)
