@@ -114,7 +114,9 @@ class DriverConnection:
         return address, first.job_id, node.address, node
 
     async def _find_local_node(self, head: rpc_pb.HeadStub, agent: str | None) -> pb.NodeInfo:
-        """The node this driver submits through: the one started for it, or one on its host."""
+        """The node this driver submits through: the one started for it, or one on its host.
+        On no node of the cluster, it submits through any node and has no object store of
+        its own (the returned info then has no store directory)."""
         deadline = asyncio.get_running_loop().time() + CONNECT_TIMEOUT
         while True:
             view = await head.GetClusterView(pb.Empty(), timeout=CONNECT_TIMEOUT)
@@ -127,7 +129,11 @@ class DriverConnection:
                     if node.info.host == self.host:
                         return node.info
                 if alive:
-                    return alive[0].info
+                    entry = pb.NodeInfo()
+                    entry.CopyFrom(alive[0].info)
+                    entry.store_dir = ""
+                    entry.node_id = b""
+                    return entry
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeConnectionError(
                     f"the cluster at {self.head_address} has no nodes to run tasks on"

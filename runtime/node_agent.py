@@ -515,6 +515,11 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     async def FetchObject(self, request: pb.FetchRequest, context: grpc.aio.ServicerContext) -> pb.FetchReply:
         return await self.transfer.fetch(request)
 
+    async def PushObject(
+        self, request_iterator: AsyncIterator[pb.ObjectChunk], context: grpc.aio.ServicerContext
+    ) -> pb.PushReply:
+        return await self.transfer.receive(request_iterator)
+
     async def PullObject(
         self, request: pb.PullRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ObjectChunk]:

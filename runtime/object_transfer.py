@@ -119,6 +119,38 @@ class ObjectTransfer:
         finally:
             self.store.stop_reading(entry)
 
+    async def receive(self, chunks: AsyncIterator[pb.ObjectChunk]) -> pb.PushReply:
+        """PushObject: a driver on no node stores a value here."""
+        first = None
+        object_id = b""
+        offset = position = 0
+        try:
+            async for chunk in chunks:
+                if first is None:
+                    first = chunk
+                    object_id = chunk.object_id
+                    created = await self.store.create(
+                        object_id, chunk.size, chunk.owner_address, chunk.owner_address
+                    )
+                    if created is None:
+                        return pb.PushReply(location=self._here(object_id))
+                    offset = position = created
+                data = chunk.data
+                self.store.arena.view[position : position + len(data)] = data
+                position += len(data)
+        except StoreFull as full:
+            return pb.PushReply(error=str(full), store_full=True)
+        if first is None:
+            return pb.PushReply(error="an empty push")
+        if position - offset != first.size:
+            self.store.free([object_id])
+            return pb.PushReply(error=f"{position - offset} of {first.size} bytes arrived")
+        self.store.seal([object_id])
+        location = self._here(object_id)
+        assert location is not None
+        location.owner_address = first.owner_address
+        return pb.PushReply(location=location)
+
     async def forward_frees(self, elsewhere: dict[str, list[bytes]]) -> None:
         for address, ids in elsewhere.items():
             try:

@@ -5,6 +5,10 @@ node's shared-memory arena when its pickle and buffers exceed ``INLINE_THRESHOLD
 happen on the calling thread straight into the arena (no copy through the I/O thread); only the
 request for a range and the seal go to the node agent. ``decode`` views an object in place,
 asking the agent where it went if it was spilled and restored.
+
+A driver that runs on no node of the cluster (``store_dir`` empty) has no arena: it pushes its
+large values to its entry node's store in chunks, and pulls the objects it reads from the node
+that holds them (the location says which) into its own memory.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ember.runtime.store_client")
 
+CHUNK = 8 << 20
+
 
 class StoreClient:
     def __init__(
@@ -50,6 +56,10 @@ class StoreClient:
         self._to_free: dict[str, list[bytes]] = {}
 
     @property
+    def on_a_node(self) -> bool:
+        return bool(self.store_dir)
+
+    @property
     def arena(self) -> Arena:
         """The node's arena, mapped on first use (most processes never touch it)."""
         if self._arena is None:
@@ -68,7 +78,43 @@ class StoreClient:
                 data, _ = serialization.dumps(value)
                 return data, None, serialized.refs
             return serialized.data, None, serialized.refs
+        if not self.on_a_node:
+            return b"", self._push(object_id, serialized, owner), serialized.refs
         return b"", self.write(object_id, serialized, owner), serialized.refs
+
+    def _push(
+        self, object_id: bytes, serialized: shm_object.Serialized, owner: str
+    ) -> pb.ObjectLocation:
+        image = bytearray(serialized.size)
+        serialized.write_into(memoryview(image), object_id)
+        reply = self.io.run(self._send_push(object_id, image, owner))
+        if reply.error:
+            if reply.store_full:
+                raise ObjectStoreFullError(reply.error)
+            raise ObjectLostError(reply.error)
+        return reply.location
+
+    async def _send_push(self, object_id: bytes, image: bytearray, owner: str) -> pb.PushReply:
+        view = memoryview(image)
+
+        async def chunks() -> Any:
+            for start in range(0, len(image), CHUNK):
+                data = bytes(view[start : start + CHUNK])
+                if start == 0:
+                    yield pb.ObjectChunk(
+                        size=len(image), data=data, object_id=object_id, owner_address=owner
+                    )
+                else:
+                    yield pb.ObjectChunk(data=data)
+
+        try:
+            return await self.channels.node_agent(self.agent_address).PushObject(
+                chunks(), timeout=600
+            )
+        except grpc.aio.AioRpcError as error:
+            return pb.PushReply(
+                error=f"the node agent at {self.agent_address} cannot store it ({error.code().name})"
+            )
 
     def write(
         self, object_id: bytes, serialized: shm_object.Serialized, owner: str
@@ -124,6 +170,8 @@ class StoreClient:
     def decode(self, object_id: bytes, location: pb.ObjectLocation) -> Any:
         """The value of a stored object, viewed in place (any thread but the I/O thread).
         An object on another node is copied to this node's store first."""
+        if not self.on_a_node:
+            return self._pull_into_memory(object_id, location)
         if not self.local(location):
             location = self._copy_here(object_id, location)
         arena = self.arena
@@ -142,6 +190,24 @@ class StoreClient:
             raise ObjectLostError(
                 f"object {object_id.hex()} is lost: the store no longer holds it"
             ) from None
+
+    def _pull_into_memory(self, object_id: bytes, location: pb.ObjectLocation) -> Any:
+        image = self.io.run(self._pull(object_id, location))
+        return shm_object.load(memoryview(image).toreadonly(), object_id)
+
+    async def _pull(self, object_id: bytes, location: pb.ObjectLocation) -> bytearray:
+        image = bytearray()
+        try:
+            async for chunk in self.channels.node_agent(location.node_address).PullObject(
+                pb.PullRequest(object_id=object_id), timeout=600
+            ):
+                image += chunk.data
+        except grpc.aio.AioRpcError as error:
+            raise ObjectLostError(
+                f"object {object_id.hex()} could not be read from node "
+                f"{location.node_address}: {error.details() or error.code().name}"
+            ) from None
+        return image
 
     def _copy_here(self, object_id: bytes, location: pb.ObjectLocation) -> pb.ObjectLocation:
         reply = self.io.run(self._fetch(object_id, location))

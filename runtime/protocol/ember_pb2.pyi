@@ -431,12 +431,26 @@ class PullRequest(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., requester: _Optional[str] = ...) -> None: ...
 
 class ObjectChunk(_message.Message):
-    __slots__ = ("size", "data")
+    __slots__ = ("size", "data", "object_id", "owner_address")
     SIZE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     size: int
     data: bytes
-    def __init__(self, size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+    object_id: bytes
+    owner_address: str
+    def __init__(self, size: _Optional[int] = ..., data: _Optional[bytes] = ..., object_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ...) -> None: ...
+
+class PushReply(_message.Message):
+    __slots__ = ("location", "error", "store_full")
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    STORE_FULL_FIELD_NUMBER: _ClassVar[int]
+    location: ObjectLocation
+    error: str
+    store_full: bool
+    def __init__(self, location: _Optional[_Union[ObjectLocation, _Mapping]] = ..., error: _Optional[str] = ..., store_full: _Optional[bool] = ...) -> None: ...
 
 class StoreInfo(_message.Message):
     __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled")

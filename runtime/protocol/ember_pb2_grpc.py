@@ -325,6 +325,11 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
                 _registered_method=True)
+        self.PushObject = channel.stream_unary(
+                '/ember.NodeAgent/PushObject',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -385,6 +390,13 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PushObject(self, request_iterator, context):
+        """A driver on no node of the cluster stores its large values through this.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -432,6 +444,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.PullObject,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+            ),
+            'PushObject': grpc.stream_unary_rpc_method_handler(
+                    servicer.PushObject,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -677,6 +694,33 @@ class NodeAgent:
             '/ember.NodeAgent/PullObject',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PushObject(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ember.NodeAgent/PushObject',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.FromString,
             options,
             channel_credentials,
             insecure,

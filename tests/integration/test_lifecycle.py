@@ -263,3 +263,32 @@ def test_actors_die_with_their_driver_unless_detached(temp_root):
     while time.monotonic() < deadline and _alive(kept_pid):
         time.sleep(0.05)
     assert not _alive(kept_pid)
+
+
+def test_driver_on_no_node_moves_objects_over_the_network(temp_root):
+    """Nodes listen on 127.0.0.2, the driver runs at 127.0.0.1: it has no object store of its
+    own, so its large values are pushed to a node and the ones it reads are pulled from one."""
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--host", "127.0.0.2", "--port", str(port), "--num-cpus", "2", env=env)
+    assert started.returncode == 0, started.stderr
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, ember
+        from ember.runtime import context
+        ember.init(address="ember://127.0.0.2:{port}")
+        assert not context.require_core().objects.on_a_node
+        @ember.remote
+        def total(array):
+            return float(array.sum())
+        @ember.remote
+        def make():
+            return np.full(1 << 20, 2.0)
+        ref = ember.put(np.ones(1 << 20))
+        made = ember.get(make.remote())
+        print(ember.get(total.remote(ref)), ember.get(ref).sum(), made.sum(), made.flags.writeable)
+        """
+    )
+    result = run_driver(script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1048576.0", "1048576.0", "2097152.0", "False"]
