@@ -15,7 +15,6 @@ import asyncio
 import concurrent.futures
 import logging
 import os
-import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -936,7 +935,3 @@ def _pickled_size(value: Any) -> int:
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:
     if not future.done():
         future.set_result(value)
-
-
-def format_exception(error: BaseException) -> str:
-    return "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -7,7 +7,6 @@ inline until the object store takes them), peers must notice a vanished process 
 
 from __future__ import annotations
 
-import grpc
 from grpc import aio
 
 from ember.runtime.protocol import ember_pb2_grpc as rpc
@@ -103,10 +102,3 @@ class Channels:
         self._core.clear()
         self._agents.clear()
         self._heads.clear()
-
-
-def is_unavailable(error: BaseException) -> bool:
-    return isinstance(error, grpc.aio.AioRpcError) and error.code() in (
-        grpc.StatusCode.UNAVAILABLE,
-        grpc.StatusCode.CANCELLED,
-    )
