@@ -179,6 +179,9 @@ class Owner:
             self.io.call_soon(self._drain_submissions)
         return refs
 
+    async def _drain_references(self) -> None:
+        self.references.drain()
+
     def _serialize_args(
         self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
@@ -209,7 +212,8 @@ class Owner:
                 "wrap it in a list: put([ref])"
             )
         if self.references.pending_releases():
-            self.references.drain()  # free what was dropped before taking more room
+            # Free what was dropped before taking more room (the frees reach the store first).
+            self.io.run(self._drain_references())
         self._put_index += 1
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
         data, location, contained = self.objects.encode(value, object_id, self.address)
