@@ -1,7 +1,9 @@
 """The workloads, written once against ``systems`` adapters.
 
-Each returns ``(value, unit)``; units ending in ``/s`` are better when higher, ``s`` when lower.
-Functions are module-level so every system can ship them to its workers.
+Each returns ``(value, unit)``; units ending in ``/s`` are better when higher, ``s`` and ``ms``
+when lower. A workload returns None for a system with no equivalent of what it measures (the
+report prints "-"). Functions and actor classes are module-level so every system can ship them
+to its workers.
 """
 
 from __future__ import annotations
@@ -10,9 +12,14 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 Result = tuple[float, str]
+Workload = Callable[[Any], Result | None]
+
+MB = 10**6
 
 
 def noop() -> None:
@@ -62,6 +69,61 @@ def fibonacci(sequence_size: int) -> int:
             continue
         fib.append(fib[i - 1] + fib[i - 2])
     return sequence_size
+
+
+def array_sum(array: Any) -> float:
+    return float(array.sum())
+
+
+class Pinger:
+    """The trivial actor: what creating one and calling it costs, with no work inside."""
+
+    def ping(self) -> None:
+        return None
+
+
+class ParameterServer:
+    """The seed's ParameterServer; with a shard's size, its identical ParameterServerShard."""
+
+    def __init__(self, dim: int) -> None:
+        import numpy as np
+
+        self.parameters = np.zeros(dim)
+
+    def get_parameters(self) -> Any:
+        return self.parameters
+
+    def update_parameters(self, update: Any) -> None:
+        self.parameters += update
+
+
+def call_round_robin(calls: Any, handles: list[Any], n: int) -> int:
+    """A caller task of ``actor_calls_n_n``: submits all its calls, then waits for them at once."""
+    calls.get([calls.call(handles[i % len(handles)], "ping") for i in range(n)])
+    return n
+
+
+def ps_worker(calls: Any, ps: Any, dim: int, num_iters: int) -> None:
+    """The seed's ``worker``: reads the parameters, and sends an update without waiting for it."""
+    import numpy as np
+
+    for _ in range(num_iters):
+        parameters = calls.get(calls.call(ps, "get_parameters"))
+        update = 1e-3 * parameters + np.random.rand(dim)
+        calls.call(ps, "update_parameters", update)
+
+
+def sharded_ps_worker(calls: Any, total_dim: int, num_iters: int, *ps_shards: Any) -> None:
+    """The seed's ``worker_task``: gathers every shard, sends each its slice of a random update."""
+    import numpy as np
+
+    for _ in range(num_iters):
+        parameter_shards = calls.get([calls.call(ps, "get_parameters") for ps in ps_shards])
+        parameters = np.concatenate(parameter_shards)
+        assert parameters.shape == (total_dim,)
+        update = np.random.rand(total_dim)
+        for ps, update_shard in zip(ps_shards, np.split(update, len(ps_shards)), strict=True):
+            calls.call(ps, "update_parameters", update_shard)
 
 
 def _median(run: Callable[[], float], repeat: int) -> float:
@@ -184,7 +246,219 @@ def seed_sleep16(system: Any, repeat: int = 3) -> Result:
     return _median(run, repeat), "s"
 
 
-CORE = {
+# ------------------------------------------------------------------ actors
+
+
+def actor_create(system: Any, repeat: int = 3, n: int = 20) -> Result:
+    """Counts an actor only once it has answered a call: creation is asynchronous in ember/Ray."""
+
+    def run() -> float:
+        start = time.perf_counter()
+        handles = system.actors(Pinger, n)
+        system.get([system.call(handle, "ping") for handle in handles])
+        rate = n / (time.perf_counter() - start)
+        for handle in handles:  # so that the repetitions do not pile actors up
+            system.kill(handle)
+        return rate
+
+    return _median(run, repeat), "actors/s"
+
+
+def actor_calls_sync(system: Any, repeat: int = 3, n: int = 2000) -> Result:
+    [handle] = system.actors(Pinger, 1)
+    system.get(system.call(handle, "ping"))
+
+    def run() -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            system.get(system.call(handle, "ping"))
+        return n / (time.perf_counter() - start)
+
+    rate = _median(run, repeat)
+    system.kill(handle)
+    return rate, "calls/s"
+
+
+def actor_calls_async(system: Any, repeat: int = 3, n: int = 10_000) -> Result:
+    [handle] = system.actors(Pinger, 1)
+    system.get(system.call(handle, "ping"))
+
+    def run() -> float:
+        start = time.perf_counter()
+        system.get([system.call(handle, "ping") for _ in range(n)])
+        return n / (time.perf_counter() - start)
+
+    rate = _median(run, repeat)
+    system.kill(handle)
+    return rate, "calls/s"
+
+
+def actor_calls_n_n(
+    system: Any, repeat: int = 3, n: int = 2000, actors: int = 2, callers: int = 2
+) -> Result:
+    """Calls made from tasks, not the driver: each caller spreads its calls over every actor."""
+    handles = system.actors(Pinger, actors)
+    submit = system.task(call_round_robin)
+    calls = system.in_task()
+    system.get([submit(calls, handles, actors) for _ in range(callers)])
+
+    def run() -> float:
+        start = time.perf_counter()
+        assert system.get([submit(calls, handles, n) for _ in range(callers)]) == [n] * callers
+        return callers * n / (time.perf_counter() - start)
+
+    rate = _median(run, repeat)
+    for handle in handles:
+        system.kill(handle)
+    return rate, "calls/s"
+
+
+def seed_parameter_server(
+    system: Any, repeat: int = 3, dim: int = 32, workers: int = 2, iterations: int = 1000
+) -> Result:
+    """Seed 002, first half: 2 worker tasks x 1000 iterations against one actor.
+
+    As in the seed, the driver reads the parameters three times while the workers train.
+    """
+    [ps] = system.actors(ParameterServer, 1, dim)
+    submit = system.task(ps_worker)
+    calls = system.in_task()
+    system.get(submit(calls, ps, dim, 1))
+
+    def run() -> float:
+        start = time.perf_counter()
+        results = [submit(calls, ps, dim, iterations) for _ in range(workers)]
+        for _ in range(3):
+            assert system.get(system.call(ps, "get_parameters")).shape == (dim,)
+        system.get(results)
+        return time.perf_counter() - start
+
+    elapsed = _median(run, repeat)
+    system.kill(ps)
+    return elapsed, "s"
+
+
+def seed_sharded_ps(
+    system: Any,
+    total_dim: int = 10**8 // 8,
+    shards: int = 2,
+    workers: int = 4,
+    iterations: int = 10,
+    warmup_iterations: int = 40,
+) -> Result:
+    """Seed 002, second half: 100 MB of parameters over 2 shard actors, 4 workers x 10 iterations.
+
+    Timed once, as the seed does: its untimed warm-up alone moves some 8 GB.
+    """
+    ps_shards = system.actors(ParameterServer, shards, total_dim // shards)
+    submit = system.task(sharded_ps_worker)
+    calls = system.in_task()
+    system.get(submit(calls, total_dim, warmup_iterations, *ps_shards))
+    start = time.perf_counter()
+    system.get([submit(calls, total_dim, iterations, *ps_shards) for _ in range(workers)])
+    elapsed = time.perf_counter() - start
+    for ps in ps_shards:
+        system.kill(ps)
+    return elapsed, "s"
+
+
+# ------------------------------------------------------------------ large objects
+
+
+def put_array(system: Any, nbytes: int, repeat: int = 3) -> Result:
+    """Each ref is dropped once timed, as in a loop, so the store may reuse its memory."""
+    import numpy as np
+
+    array = np.ones(nbytes // 8)
+
+    def run() -> float:
+        start = time.perf_counter()
+        ref = system.put(array)
+        elapsed = time.perf_counter() - start
+        del ref
+        return nbytes / 1e9 / elapsed
+
+    return _median(run, repeat), "GB/s"
+
+
+def get_array(system: Any, nbytes: int, repeat: int = 3) -> Result:
+    """In ember and Ray a zero-copy view of the store, hence milliseconds; Dask copies it over."""
+    import numpy as np
+
+    array = np.ones(nbytes // 8)
+
+    def run() -> float:
+        ref = system.put(array)
+        start = time.perf_counter()
+        value = system.get(ref)
+        elapsed = time.perf_counter() - start
+        assert value.nbytes == nbytes
+        del value, ref
+        return elapsed * 1000
+
+    return _median(run, repeat), "ms"
+
+
+def arg_by_ref(system: Any, nbytes: int = 100 * MB, repeat: int = 3) -> Result:
+    """The array is stored once; each task reads it from the store."""
+    import numpy as np
+
+    submit = system.task(array_sum)
+    system.get(submit(np.ones(1)))
+    ref = system.put(np.ones(nbytes // 8))
+
+    def run() -> float:
+        start = time.perf_counter()
+        assert system.get(submit(ref)) == nbytes // 8
+        return time.perf_counter() - start
+
+    return _median(run, repeat), "s"
+
+
+def arg_by_value(system: Any, nbytes: int = 100 * MB, repeat: int = 3) -> Result:
+    """The array goes with each submission, so storing it is part of every call."""
+    import numpy as np
+
+    submit = system.task(array_sum)
+    system.get(submit(np.ones(1)))
+    array = np.ones(nbytes // 8)
+
+    def run() -> float:
+        start = time.perf_counter()
+        assert system.get(submit(array)) == nbytes // 8
+        return time.perf_counter() - start
+
+    return _median(run, repeat), "s"
+
+
+def transfer_between_nodes(system: Any, nbytes: int = 1000 * MB, repeat: int = 3) -> Result:
+    """A task on the second node reads an array stored on the first: the bytes cross over.
+
+    Each repetition stores a fresh array, so no copy cached on the second node from an earlier
+    run can answer.
+    """
+    import numpy as np
+
+    submit = system.task(array_sum, on_second_node=True)
+    system.get(submit(np.ones(1)))
+    array = np.ones(nbytes // 8)
+
+    def run() -> float:
+        ref = system.put(array)
+        system.wait_all([ref])
+        start = time.perf_counter()
+        assert system.get(submit(ref)) == nbytes // 8
+        elapsed = time.perf_counter() - start
+        del ref
+        return nbytes / 1e9 / elapsed
+
+    return _median(run, repeat), "GB/s"
+
+
+# ------------------------------------------------------------------ suites
+
+
+CORE: dict[str, Workload] = {
     "tasks_sync": tasks_sync,
     "tasks_async": tasks_async,
     "tasks_1kib": tasks_1kib,
@@ -193,4 +467,42 @@ CORE = {
     "seed_map_tree_reduce": seed_map_tree_reduce,
     "seed_fibonacci": seed_fibonacci,
 }
-WIDE = {"seed_sleep16": seed_sleep16}
+WIDE: dict[str, Workload] = {"seed_sleep16": seed_sleep16}
+ACTORS: dict[str, Workload] = {
+    "actor_create": actor_create,
+    "actor_calls_sync": actor_calls_sync,
+    "actor_calls_async": actor_calls_async,
+    "actor_calls_n_n": actor_calls_n_n,
+    "seed_parameter_server": seed_parameter_server,
+}
+OBJECTS: dict[str, Workload] = {
+    "put_100mb": partial(put_array, nbytes=100 * MB),
+    "put_1gb": partial(put_array, nbytes=1000 * MB),
+    "get_100mb": partial(get_array, nbytes=100 * MB),
+    "get_1gb": partial(get_array, nbytes=1000 * MB),
+    "arg_by_ref_100mb": arg_by_ref,
+    "arg_by_value_100mb": arg_by_value,
+}
+
+
+@dataclass(frozen=True)
+class Suite:
+    """Workloads that share one cluster, started fresh in a child process of its own.
+
+    Separate suites keep what one leaves behind (actors, gigabytes in a store, a wider cluster)
+    from weighing on another.
+    """
+
+    workloads: dict[str, Workload]
+    num_cpus: int | None = None
+    nodes: int = 1
+
+
+SUITES = {
+    "core": Suite(CORE),
+    "wide": Suite(WIDE, num_cpus=16),
+    "actors": Suite(ACTORS),
+    "objects": Suite(OBJECTS),
+    "sharded_ps": Suite({"seed_sharded_ps": seed_sharded_ps}),
+    "two_nodes": Suite({"transfer_1gb_between_nodes": transfer_between_nodes}, num_cpus=2, nodes=2),
+}
