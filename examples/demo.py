@@ -17,6 +17,7 @@ EXAMPLES = [
     ("matrix_dag.py", "four-matrix multiply/add DAG (seed 000)"),
     ("map_reduce.py", "map, reduce and tree reduce over 100 numbers (seed 002)"),
     ("fibonacci.py", "Fibonacci tasks vs a local loop (seed 004)"),
+    ("parameter_server.py", "a parameter-server actor, then a sharded one, fed by tasks (seed 002)"),
 ]
 
 

@@ -46,3 +46,12 @@ def test_map_reduce():
 def test_fibonacci():
     out = _run("fibonacci.py")
     assert "Local execution time" in out and "Remote execution time" in out
+
+
+def test_parameter_server():
+    out = _run("parameter_server.py")
+    assert re.search(r"^Actor\(ParameterServer, [0-9a-f]+\)$", out, re.M), out
+    assert "2 workers x 1000 iterations" in out
+    # The sharded part: each of the 4 worker tasks returns None once its updates are sent.
+    assert "[None, None, None, None]" in out
+    assert "sharded: 4 workers x 10 iterations" in out
