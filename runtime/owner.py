@@ -110,6 +110,7 @@ class Owner:
         self._submit_scheduled = False
         self._fetching: set[bytes] = set()
         self._closed = False
+        self.lost = ""  # why the cluster is gone, once it is
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         self.submitter: TaskSubmitter = io.run(self._start())
@@ -179,9 +180,6 @@ class Owner:
             self.io.call_soon(self._drain_submissions)
         return refs
 
-    async def _drain_references(self) -> None:
-        self.references.drain()
-
     def _serialize_args(
         self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
     ) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
@@ -212,8 +210,9 @@ class Owner:
                 "wrap it in a list: put([ref])"
             )
         if self.references.pending_releases():
-            # Free what was dropped before taking more room (the frees reach the store first).
-            self.io.run(self._drain_references())
+            # Free what was dropped before taking more room: the frees are queued on the I/O
+            # loop ahead of this put's create, which sends them to the store first.
+            self.references.drain()
         self._put_index += 1
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
         data, location, contained = self.objects.encode(value, object_id, self.address)
@@ -301,6 +300,8 @@ class Owner:
         finally:
             if on_blocked is not None:
                 on_blocked(False)
+        if self.lost:
+            raise RuntimeConnectionError(self.lost)
         if not done and raise_on_timeout:
             still = [ref for ref in missing if ref._id not in self.store]
             first = still[0] if still else missing[0]
@@ -526,8 +527,16 @@ class Owner:
         self.actors.submit(task)
 
     def _check_open(self) -> None:
+        if self.lost:
+            raise RuntimeConnectionError(self.lost)
         if self._closed:
             raise RuntimeError("ember has been shut down in this process; call ember.init()")
+
+    def cluster_lost(self, why: str) -> None:
+        """The cluster this driver's job ran on is gone: every call from now on, and every
+        ``get`` waiting now, raises ``why`` instead of waiting for what will never come."""
+        self.lost = why
+        self.store.release_waiters()
 
     def _escape(self, refs: list[ObjectRef]) -> None:
         for ref in refs:
