@@ -11,34 +11,50 @@ import sys
 import time
 from typing import Any
 
-from ember.runtime import launcher, resources, session
+import grpc
+
+from ember.runtime import launcher, session
 
 
 def _start(args: argparse.Namespace) -> int:
-    if not args.head:
-        print("ember start: only --head is supported on this version", file=sys.stderr)
+    if args.head == bool(args.address):
+        print("ember start: give --head (start a cluster) or --address HOST:PORT (join one)", file=sys.stderr)
         return 2
-    custom = json.loads(args.resources) if args.resources else None
-    session_dir = session.new_session_dir()
     try:
-        processes = launcher.start(
-            session_dir,
-            host=args.host,
-            head_port=args.port,
-            num_cpus=args.num_cpus,
-            num_gpus=args.num_gpus,
-            object_store_memory=args.object_store_memory,
-            resources=custom,
-            lifeline=args.block,
-        )
+        custom = json.loads(args.resources) if args.resources else None
+        labels = json.loads(args.labels) if args.labels else None
+    except ValueError as error:
+        print(f"ember start: --resources and --labels take JSON objects: {error}", file=sys.stderr)
+        return 2
+    session_dir = session.new_session_dir()
+    node = {
+        "host": args.host,
+        "num_cpus": args.num_cpus,
+        "num_gpus": args.num_gpus,
+        "object_store_memory": args.object_store_memory,
+        "resources": custom,
+        "labels": labels,
+        "lifeline": args.block,
+    }
+    try:
+        if args.head:
+            processes = launcher.start(session_dir, head_port=args.port, **node)
+        else:
+            head_address = args.address.removeprefix("ember://")
+            processes = launcher.start_agent(session_dir, head_address, **node)
     except (launcher.LaunchError, OSError) as error:
         print(f"ember start: {error}", file=sys.stderr)
         return 1
     address = f"ember://{processes.head_address}"
-    session.write_current_cluster(address, session_dir, processes.pids)
-    print(f"Started an ember cluster: head and node agent on {args.host}.")
-    print(f"  address:  {address}")
-    print(f"  connect:  ember.init(address=\"{address}\")   or   ember.init(address=\"auto\")")
+    if args.head:
+        session.write_current_cluster(address, session_dir, processes.pids)
+        print(f"Started an ember cluster: head and node agent on {args.host}.")
+        print(f"  address:  {address}")
+        print(f"  connect:  ember.init(address=\"{address}\")   or   ember.init(address=\"auto\")")
+        print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
+    else:
+        session.record_started(session_dir, processes.pids)
+        print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
     print(f"  logs:     {session_dir}/logs")
     print("  stop:     ember stop")
     sys.stdout.flush()
@@ -48,7 +64,11 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _block(processes: launcher.LocalProcesses) -> int:
-    """Stay in the foreground until a signal or until a child exits (what a container runs)."""
+    """Stay in the foreground until a signal or until a child exits (what a container runs).
+
+    A child that exits on its own (a node agent the head declared dead) makes the command fail,
+    so that a container's restart policy starts the node afresh.
+    """
     stopping = False
 
     def stop(signum: int, frame: Any) -> None:
@@ -59,7 +79,12 @@ def _block(processes: launcher.LocalProcesses) -> int:
     signal.signal(signal.SIGINT, stop)
     while not stopping and all(p.poll() is None for p in processes.processes):
         time.sleep(0.2)
+    exited = [p for p in processes.processes if p.poll() is not None]
     processes.stop()
+    if not stopping and exited:
+        print(f"ember start: process {exited[0].pid} exited (code {exited[0].returncode}); "
+              f"see the logs", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -82,61 +107,38 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    import ember
+    from ember import status_report
 
-    address = args.address or session.read_current_cluster() or os.environ.get("EMBER_ADDRESS")
+    address = args.address or os.environ.get("EMBER_ADDRESS") or session.read_current_cluster()
     if not address:
         print("ember status: no running cluster found (start one with 'ember start --head')")
         return 1
-    ember.init(address=address, logging_level="WARNING")
+    head_address = address.removeprefix("ember://")
     try:
-        nodes = ember.nodes()
-        total = resources.to_fixed(ember.cluster_resources())
-        free = resources.to_fixed(ember.available_resources())
-    finally:
-        ember.shutdown()
-    healthy = [n for n in nodes if n["Alive"]]
-    dead = [n for n in nodes if not n["Alive"]]
-    print("Node status")
-    print("-" * 60)
-    print("Healthy:")
-    for node in healthy:
-        print(f" 1 node_{node['NodeID']} ({node['NodeManagerAddress']})")
-    print("Dead:" if dead else "Dead:\n (no dead nodes)")
-    for node in dead:
-        print(f" 1 node_{node['NodeID']} ({node['NodeManagerAddress']})")
-    print()
-    print("Resources")
-    print("-" * 60)
-    print("Usage:")
-    for name in sorted(total):
-        if name.startswith("node:"):
-            continue
-        used = resources.to_float({name: total[name] - free.get(name, 0)})[name]
-        whole = resources.to_float({name: total[name]})[name]
-        if name in ("memory", "object_store_memory"):
-            print(f" {_gib(used)}/{_gib(whole)} {name}")
-        else:
-            print(f" {used:g}/{whole:g} {name}")
+        view = status_report.fetch(head_address)
+    except grpc.aio.AioRpcError as error:
+        print(f"ember status: cannot reach the head at {head_address}: {error.details()}", file=sys.stderr)
+        return 1
+    print(status_report.render(view))
     return 0
-
-
-def _gib(value: float) -> str:
-    return f"{value / 2**30:.2f}GiB"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    start = commands.add_parser("start", help="start a head (and its node agent) on this machine")
+    start = commands.add_parser(
+        "start", help="start a head (and its node agent), or a node agent joining a head"
+    )
     start.add_argument("--head", action="store_true", help="start a head node")
+    start.add_argument("--address", help="HOST:PORT of the head for this node agent to join")
     start.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     start.add_argument("--port", type=int, default=10001, help="the head's port")
-    start.add_argument("--num-cpus", type=float)
+    start.add_argument("--num-cpus", type=float, help="default: what the machine or cgroup allows")
     start.add_argument("--num-gpus", type=float)
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
+    start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)
 

@@ -271,6 +271,7 @@ def nodes() -> list[dict[str, Any]]:
                 "NodeName": info.host,
                 "Resources": dict(info.total.quantities),
                 "Labels": dict(info.labels),
+                "DeathReasonMessage": node.death_cause,
                 "alive": node.alive,
             }
         )

@@ -173,6 +173,36 @@ class ActorManager:
                     reason=f"its owner, the worker at {record.spec.owner_address}, exited",
                 ))
 
+    def node_died(self, node_id: bytes, address: str, cause: str) -> None:
+        """The actors there are lost; requests waiting on its agent are placed again."""
+        client = self._agents.pop(address, None)
+        if client is not None:
+            for request_id in list(client.requests):
+                future = self._requests.get(request_id)
+                if future is not None and not future.done():
+                    future.set_result(pb.LeaseServerMessage(
+                        rejected=pb.LeaseRejected(request_id=request_id, reason=cause)
+                    ))
+            client.close()
+        for record in list(self.actors.values()):
+            on_node = record.info.node_id == node_id and record.info.state == pb.ALIVE
+            leased_there = record.lease is not None and record.lease[0] is client
+            if on_node or leased_there:
+                record.lease = None  # the agent is gone: nothing to give back
+                self._worker_lost(record, cause)
+
+    def demand(self) -> list[pb.ResourceDemand]:
+        """Shapes of the actors waiting for a node: pending creation or restart."""
+        counts: dict[tuple[tuple[str, float], ...], int] = {}
+        for record in self.actors.values():
+            if record.info.state in (pb.PENDING, pb.RESTARTING) and record.lease is None:
+                key = tuple(sorted(record.spec.shape.quantities.items()))
+                counts[key] = counts.get(key, 0) + 1
+        return [
+            pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
+            for key, count in counts.items()
+        ]
+
     def list(self) -> pb.ActorList:
         return pb.ActorList(actors=[r.info for r in self.actors.values()])
 
@@ -206,6 +236,7 @@ class ActorManager:
                 self._dead(record, f"{reason} ({restarts} restarts, {limit})")
                 return
             log.info("restarting %s after %s", record.describe(), reason)
+            self.head.events.add(f"{record.describe()} restarting: {reason}")
             record.set_state(pb.RESTARTING, num_restarts=restarts + 1, death_cause=reason)
 
     async def _incarnate(self, record: ActorRecord) -> str:
@@ -385,6 +416,9 @@ class ActorManager:
         if record.info.state == pb.DEAD:
             return
         log.info("%s is dead: %s", record.describe(), cause)
+        deliberate = cause == record.stopping and not cause.startswith("its constructor raised")
+        if not deliberate:  # a kill, or its owner's exit, is no failure
+            self.head.events.add(f"{record.describe()} died: {cause}")
         record.set_state(pb.DEAD, death_cause=cause)
         if record.lease is not None:
             client, lease_id = record.lease

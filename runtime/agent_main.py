@@ -61,8 +61,9 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     log = logging.getLogger("ember.runtime.node_agent")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    why = {"reason": ""}
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, _on_signal, stop, why, sig.name)
 
     total = node_resources.default_resources(
         num_cpus=args.num_cpus,
@@ -116,18 +117,26 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
+    agent.on_refused = lambda reason: stop.set()
     registered = asyncio.Event()
     head_task = asyncio.ensure_future(agent.head_session(registered))
     reaper = asyncio.ensure_future(agent.reap_idle_workers())
     session.announce_ready(ready_fd, agent.address)
     await stop.wait()
     log.info("%s stopping", agent.describe())
+    if why["reason"]:
+        await agent.say_leaving(why["reason"])
     agent.stopping = True
     head_task.cancel()
     reaper.cancel()
     pool.stop()
     store.close()
     await server.stop(0.5)
+
+
+def _on_signal(stop: asyncio.Event, why: dict[str, str], name: str) -> None:
+    why["reason"] = f"{name} received"
+    stop.set()
 
 
 def _set_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:

@@ -52,7 +52,6 @@ class DriverConnection:
         self.host = reachable_host(head_address)
         self.io = IoThread("ember-driver-io")
         self.owner: Owner | None = None
-        self.head_lost = False
         try:
             address, job_id, agent, node = self.io.run(
                 self._connect(namespace, local_agent, log_to_driver), timeout=CONNECT_TIMEOUT + 5
@@ -149,8 +148,14 @@ class DriverConnection:
                 return
         except asyncio.CancelledError:
             return
-        self.head_lost = True
-        log.error("lost the session with the ember head at %s", self.head_address)
+        why = (
+            f"lost the connection to the ember head at {self.head_address}: it stopped or "
+            f"restarted, and this driver's job ended with it; call ember.shutdown(), then "
+            f"ember.init() to start a new job"
+        )
+        log.error(why)
+        if self.owner is not None:
+            self.owner.cluster_lost(why)
 
     def cluster_view(self) -> pb.ClusterView:
         async def view() -> pb.ClusterView:

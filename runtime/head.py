@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -17,11 +18,16 @@ import grpc
 
 from ember.runtime import __version__, ids, resources
 from ember.runtime.actor_manager import ActorManager, abort_not_found
+from ember.runtime.events import EventLog
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
 
 log = logging.getLogger("ember.runtime.head")
+
+# A node silent this long is declared dead. Agents report at least every second
+# (node_agent.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
+NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
 
 
 class NodeState:
@@ -31,12 +37,25 @@ class NodeState:
         self.total: Shape = resources.to_fixed(info.total.quantities)
         self.available: Shape = dict(self.total)
         self.alive = True
+        self.death_cause = ""
         self.last_seen = time.monotonic()
         self.num_workers = 0
+        self.pending: list[pb.ResourceDemand] = []
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
 
     def describe(self) -> str:
         return f"node {ids.short(self.node_id)} ({self.info.address})"
+
+    def view(self) -> pb.NodeView:
+        return pb.NodeView(
+            info=self.info,
+            available=pb.ResourceSet(quantities=resources.to_float(self.available)),
+            alive=self.alive,
+            num_workers=self.num_workers,
+            death_cause=self.death_cause,
+            pending=self.pending if self.alive else [],
+            seconds_since_report=time.monotonic() - self.last_seen,
+        )
 
 
 class JobState:
@@ -53,12 +72,14 @@ class JobState:
 
 
 class Head(rpc_pb.HeadServicer):
-    def __init__(self, session_dir: str) -> None:
+    def __init__(self, session_dir: str, node_timeout: float = NODE_TIMEOUT) -> None:
         self.session_dir = session_dir
+        self.node_timeout = node_timeout
         self.nodes: dict[bytes, NodeState] = {}
         self.jobs: dict[bytes, JobState] = {}
         self._job_counter = itertools.count(1)
         self.node_registered = asyncio.Event()
+        self.events = EventLog()
         self.actors = ActorManager(self)
 
     # ------------------------------------------------------------------ nodes
@@ -72,9 +93,17 @@ class Head(rpc_pb.HeadServicer):
             async for message in request_iterator:
                 kind = message.WhichOneof("kind")
                 if kind == "register":
+                    known = self.nodes.get(message.register.node_id)
+                    if known is not None and not known.alive:
+                        # Its work was retried elsewhere and its actors restarted: taking it
+                        # back would run them twice. Restarted, the agent joins as a new node.
+                        log.warning("%s came back after it was declared dead; refused", known.describe())
+                        await context.write(pb.HeadToNode(refused=known.death_cause))
+                        return
                     node = NodeState(message.register)
                     self.nodes[node.node_id] = node
-                    log.info("%s joined with %s", node.describe(), resources.describe(node.total))
+                    verb = "rejoined" if known is not None else "joined"
+                    log.info("%s %s with %s", node.describe(), verb, resources.describe(node.total))
                     writer = asyncio.ensure_future(self._write_node(node, context))
                     node.outbox.put_nowait(pb.HeadToNode(registered=pb.Empty()))
                     for job in self.jobs.values():
@@ -82,23 +111,55 @@ class Head(rpc_pb.HeadServicer):
                             node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
                     self.node_registered.set()
                 elif kind == "report" and node is not None:
-                    node.available = resources.to_fixed(message.report.available.quantities)
-                    node.num_workers = message.report.num_workers
+                    report = message.report
+                    node.available = resources.to_fixed(report.available.quantities)
+                    node.num_workers = report.num_workers
+                    node.pending = list(report.pending)
                     node.last_seen = time.monotonic()
-                    if message.report.dead_workers:
-                        self.actors.owners_died(list(message.report.dead_workers))
+                    for failure in report.failures:
+                        self.events.add(f"{node.describe()}: {failure}")
+                    if report.dead_workers:
+                        self.actors.owners_died(list(report.dead_workers))
+                elif kind == "leaving" and node is not None and node.alive:
+                    self.node_died(node, f"it stopped ({message.leaving})", failure=False)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
             if writer is not None:
                 writer.cancel()
-            if node is not None and self.nodes.get(node.node_id) is node:
-                node.alive = False
-                log.info("%s left", node.describe())
+            if node is not None and node.alive and self.nodes.get(node.node_id) is node:
+                self.node_died(node, "its session with the head closed (the agent exited, or the network broke)")
 
     async def _write_node(self, node: NodeState, context: grpc.aio.ServicerContext) -> None:
         while True:
             await context.write(await node.outbox.get())
+
+    def node_died(self, node: NodeState, cause: str, failure: bool = True) -> None:
+        """Take the node out of the view; its actors restart elsewhere, as max_restarts allows.
+
+        Tasks need nothing from here: their owners see the workers' channels break and retry
+        them, and rebuild lost objects from lineage when they are needed.
+        """
+        node.alive = False
+        node.death_cause = cause
+        node.pending = []
+        if failure:
+            log.warning("%s is dead: %s", node.describe(), cause)
+            self.events.add(f"{node.describe()} died: {cause}")
+        else:
+            log.info("%s left: %s", node.describe(), cause)
+        node.outbox.put_nowait(pb.HeadToNode(refused=cause))
+        self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
+
+    async def watch_heartbeats(self) -> None:
+        """Declare dead the nodes that fell silent (a partition, a frozen machine)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.node_timeout / 4))
+            now = time.monotonic()
+            for node in self.alive_nodes():
+                silent = now - node.last_seen
+                if silent > self.node_timeout:
+                    self.node_died(node, f"no report for {silent:.1f}s (timeout {self.node_timeout:g}s)")
 
     def alive_nodes(self) -> list[NodeState]:
         return [node for node in self.nodes.values() if node.alive]
@@ -128,17 +189,11 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ClusterView:
         return pb.ClusterView(
-            nodes=[
-                pb.NodeView(
-                    info=node.info,
-                    available=pb.ResourceSet(quantities=resources.to_float(node.available)),
-                    alive=node.alive,
-                    num_workers=node.num_workers,
-                )
-                for node in self.nodes.values()
-            ],
+            nodes=[node.view() for node in self.nodes.values()],
             session_dir=self.session_dir,
             version=__version__,
+            actor_demand=self.actors.demand(),
+            events=self.events.recent(),
         )
 
     def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:

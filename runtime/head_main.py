@@ -39,9 +39,11 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     address = f"{args.host}:{port}"
     head.actors.address = address
     log.info("head listening on %s, session %s", address, args.session_dir)
+    watcher = asyncio.ensure_future(head.watch_heartbeats())
     session.announce_ready(ready_fd, address)
     await stop.wait()
     log.info("head stopping")
+    watcher.cancel()
     await head.actors.close()
     await server.stop(0.5)
 

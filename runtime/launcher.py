@@ -124,19 +124,9 @@ def start(
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen."""
     result = LocalProcesses(session_dir)
-    agent_args = ["--head-address", "-", "--host", host]
-    if num_cpus is not None:
-        agent_args += ["--num-cpus", str(num_cpus)]
-    if num_gpus is not None:
-        agent_args += ["--num-gpus", str(num_gpus)]
-    if memory is not None:
-        agent_args += ["--memory", str(int(memory))]
-    if object_store_memory is not None:
-        agent_args += ["--object-store-memory", str(int(object_store_memory))]
-    if resources:
-        agent_args += ["--resources", json.dumps(resources)]
-    if labels:
-        agent_args += ["--labels", json.dumps(labels)]
+    agent_args = _agent_args(
+        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels
+    )
     try:
         head = _spawn(
             "ember.runtime.head_main",
@@ -170,23 +160,53 @@ def start_agent(
     num_cpus: float | None = None,
     resources: dict[str, float] | None = None,
     lifeline: bool = True,
+    num_gpus: float | None = None,
+    memory: int | None = None,
+    object_store_memory: int | None = None,
+    labels: dict[str, str] | None = None,
 ) -> LocalProcesses:
-    """Start one more node agent joining ``head_address`` (tests use it for multi-node)."""
+    """Start one more node agent, joining the head at ``head_address``."""
     result = LocalProcesses(session_dir, head_address=head_address)
-    args = ["--head-address", head_address, "--host", host]
-    if num_cpus is not None:
-        args += ["--num-cpus", str(num_cpus)]
-    if resources:
-        args += ["--resources", json.dumps(resources)]
+    args = _agent_args(
+        head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels
+    )
     component = f"node-agent-{os.urandom(2).hex()}"
     try:
         agent = _spawn("ember.runtime.agent_main", args, session_dir, component, lifeline)
         result.processes.append(agent)
         result.agent_address = _read_ready(agent, component, session_dir)
+        if not lifeline and agent.stdin is not None:
+            agent.stdin.close()
     except BaseException:
         result.stop(timeout=2.0)
         raise
     return result
+
+
+def _agent_args(
+    head_address: str,
+    host: str,
+    num_cpus: float | None,
+    num_gpus: float | None,
+    memory: int | None,
+    object_store_memory: int | None,
+    resources: dict[str, float] | None,
+    labels: dict[str, str] | None,
+) -> list[str]:
+    args = ["--head-address", head_address, "--host", host]
+    if num_cpus is not None:
+        args += ["--num-cpus", str(num_cpus)]
+    if num_gpus is not None:
+        args += ["--num-gpus", str(num_gpus)]
+    if memory is not None:
+        args += ["--memory", str(int(memory))]
+    if object_store_memory is not None:
+        args += ["--object-store-memory", str(int(object_store_memory))]
+    if resources:
+        args += ["--resources", json.dumps(resources)]
+    if labels:
+        args += ["--labels", json.dumps(labels)]
+    return args
 
 
 def stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:

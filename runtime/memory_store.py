@@ -106,6 +106,17 @@ class MemoryStore:
                 return
         callback(object_id, value)
 
+    def release_waiters(self) -> None:
+        """Wake everyone blocked in ``wait`` at once: what they wait for will never come (the
+        cluster is gone), and each of them asks its owner why."""
+        with self._lock:
+            waiters = {id(w): w for ws in self._waiters.values() for w in ws}
+            self._waiters.clear()
+            for waiter in waiters.values():
+                if waiter.remaining > 0:
+                    waiter.remaining = 0
+                    waiter.lock.release()
+
     def wait(self, object_ids: list[bytes], num: int, timeout: float | None) -> bool:
         """Block until ``num`` of the (distinct) ids are present; False on timeout."""
         with self._lock:

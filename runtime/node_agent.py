@@ -10,11 +10,12 @@ and keeps a warm pool of workers forked from the zygote.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -38,6 +39,7 @@ from ember.runtime.worker_pool import (
 log = logging.getLogger("ember.runtime.node_agent")
 
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
+HEARTBEAT_INTERVAL = float(os.environ.get("EMBER_HEARTBEAT_INTERVAL_S", "1"))
 REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
 RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
 
@@ -117,8 +119,12 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._report_event = asyncio.Event()
         self._finished_jobs: set[bytes] = set()
         self._dead_workers: list[str] = []
+        self._failures: list[str] = []
         self.channels = rpc.Channels()
         self.stopping = False
+        self._head_call: grpc.aio.StreamStreamCall | None = None
+        # Called with the reason when the head declares this node dead: the agent exits.
+        self.on_refused: Callable[[str], None] = lambda reason: None
 
     def describe(self) -> str:
         return f"node {ids.short(self.node_id)} ({self.address})"
@@ -402,6 +408,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
                 lease_id=lease.lease_id, reason=reason
             )))
+            self._failures.append(f"{reason} while leased to {lease.owner.describe()}")
             self._free_lease(lease)
         if previous == LEASED or worker.returncode not in (0, None):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
@@ -467,12 +474,26 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._report_pending = False
         leases = sum(len(o.leases) for o in self.owners)
         dead, self._dead_workers = self._dead_workers, []
+        failures, self._failures = self._failures, []
         return pb.NodeReport(
             available=pb.ResourceSet(quantities=resources.to_float(self.available)),
             num_workers=len(self.pool.workers),
             num_leases=leases,
             dead_workers=dead,
+            pending=self._pending_demand(),
+            failures=failures,
         )
+
+    def _pending_demand(self) -> list[pb.ResourceDemand]:
+        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
+            tuple(sorted(request.shape.items())) for request in self.queue
+        )
+        return [
+            pb.ResourceDemand(
+                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
+            )
+            for key, count in counts.items()
+        ]
 
     def node_info(self, pid: int) -> pb.NodeInfo:
         return pb.NodeInfo(
@@ -547,14 +568,22 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         failures = 0
         while not self.stopping:
             call = self.channels.head(self.head_address).NodeSession()
+            self._head_call = call
             try:
                 await call.write(pb.NodeMessage(register=self.node_info(os.getpid())))
                 reader = asyncio.ensure_future(self._read_head(call, registered))
                 while not reader.done():
                     waiter = asyncio.ensure_future(self._report_event.wait())
-                    await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {waiter, reader},
+                        timeout=HEARTBEAT_INTERVAL,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                     waiter.cancel()
-                    if self._report_event.is_set():
+                    if reader.done():
+                        break
+                    # A report goes at least every interval, changed or not: the heartbeat.
+                    if self._report_event.is_set() or registered.is_set():
                         self._report_event.clear()
                         await call.write(pb.NodeMessage(report=self.report()))
                 failures = 0 if registered.is_set() else failures
@@ -564,6 +593,16 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                 call.cancel()
             failures += 1
             await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+
+    async def say_leaving(self, why: str) -> None:
+        """Tell the head this stop is on purpose, so it is not reported as a failure."""
+        call = self._head_call
+        if call is None or call.done():
+            return
+        try:
+            await asyncio.wait_for(call.write(pb.NodeMessage(leaving=why)), 1.0)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
+            pass
 
     async def _read_head(self, call: grpc.aio.StreamStreamCall, registered: asyncio.Event) -> None:
         try:
@@ -577,6 +616,14 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self._report_event.set()
                 elif kind == "job_finished":
                     self.job_finished(message.job_finished)
+                elif kind == "refused":
+                    log.error(
+                        "%s: head %s declared this node dead (%s); exiting, so that it can "
+                        "rejoin as a new node", self.describe(), self.head_address, message.refused
+                    )
+                    self.stopping = True
+                    self.on_refused(message.refused)
+                    return
         except grpc.aio.AioRpcError:
             return
 

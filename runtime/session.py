@@ -38,10 +38,16 @@ def started_dir() -> str:
 
 
 def write_current_cluster(address: str, session_dir: str, pids: list[int]) -> None:
-    os.makedirs(started_dir(), exist_ok=True)
-    record = {"address": address, "session_dir": session_dir, "pids": pids}
+    """Remember a cluster ``ember start --head`` started: ``init("auto")`` finds it."""
     with open(current_cluster_file(), "w") as f:
         f.write(address + "\n")
+    record_started(session_dir, pids, address)
+
+
+def record_started(session_dir: str, pids: list[int], address: str = "") -> None:
+    """Remember processes ``ember start`` left running, for ``ember stop``."""
+    os.makedirs(started_dir(), exist_ok=True)
+    record = {"address": address, "session_dir": session_dir, "pids": pids}
     with open(os.path.join(started_dir(), os.path.basename(session_dir) + ".json"), "w") as f:
         json.dump(record, f)
 

@@ -500,24 +500,38 @@ class NodeInfo(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
     DEAD_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    FAILURES_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
     dead_workers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
+    failures: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResourceDemand(_message.Message):
+    __slots__ = ("shape", "count")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    shape: ResourceSet
+    count: int
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
-    __slots__ = ("register", "report")
+    __slots__ = ("register", "report", "leaving")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     REPORT_FIELD_NUMBER: _ClassVar[int]
+    LEAVING_FIELD_NUMBER: _ClassVar[int]
     register: NodeInfo
     report: NodeReport
-    def __init__(self, register: _Optional[_Union[NodeInfo, _Mapping]] = ..., report: _Optional[_Union[NodeReport, _Mapping]] = ...) -> None: ...
+    leaving: str
+    def __init__(self, register: _Optional[_Union[NodeInfo, _Mapping]] = ..., report: _Optional[_Union[NodeReport, _Mapping]] = ..., leaving: _Optional[str] = ...) -> None: ...
 
 class JobEnded(_message.Message):
     __slots__ = ("job_id", "driver_address")
@@ -528,12 +542,14 @@ class JobEnded(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ...) -> None: ...
 
 class HeadToNode(_message.Message):
-    __slots__ = ("registered", "job_finished")
+    __slots__ = ("registered", "job_finished", "refused")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     registered: Empty
     job_finished: JobEnded
-    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ...) -> None: ...
+    refused: str
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ..., refused: _Optional[str] = ...) -> None: ...
 
 class DriverHello(_message.Message):
     __slots__ = ("address", "namespace", "pid", "host")
@@ -554,26 +570,44 @@ class HeadToDriver(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class NodeView(_message.Message):
-    __slots__ = ("info", "available", "alive", "num_workers")
+    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report")
     INFO_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_SINCE_REPORT_FIELD_NUMBER: _ClassVar[int]
     info: NodeInfo
     available: ResourceSet
     alive: bool
     num_workers: int
-    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ...) -> None: ...
+    death_cause: str
+    pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
+    seconds_since_report: float
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ...) -> None: ...
+
+class ClusterEvent(_message.Message):
+    __slots__ = ("time", "message")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    time: float
+    message: str
+    def __init__(self, time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ClusterView(_message.Message):
-    __slots__ = ("nodes", "session_dir", "version")
+    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events")
     NODES_FIELD_NUMBER: _ClassVar[int]
     SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_DEMAND_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    actor_demand: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
+    events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
     __slots__ = ("shape", "exclude_node_id")

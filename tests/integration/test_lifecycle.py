@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 
@@ -292,3 +294,113 @@ def test_driver_on_no_node_moves_objects_over_the_network(temp_root):
     result = run_driver(script, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1048576.0", "1048576.0", "2097152.0", "False"]
+
+
+def test_nodes_join_with_ember_start_address_and_status_shows_them(temp_root):
+    env = dict(temp_root, EMBER_NODE_TIMEOUT_S="3")
+    port = _free_port()
+    head = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert head.returncode == 0, head.stderr
+    joined = _ember(
+        "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "2",
+        "--resources", '{"gadget": 3}', "--labels", '{"zone": "b"}', env=env,
+    )
+    assert joined.returncode == 0, joined.stderr
+    assert f"joining the head at ember://127.0.0.1:{port}" in joined.stdout
+    # In the foreground, as a container runs it; SIGTERM stops it cleanly.
+    blocking = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "start", "--address", f"ember://127.0.0.1:{port}",
+         "--num-cpus", "1", "--block"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO),
+    )
+    try:
+        assert blocking.stdout is not None
+        first = blocking.stdout.readline()
+        assert "Started a node agent" in first, first + blocking.stderr.read()
+        deadline = time.monotonic() + 15
+        status = _ember("status", env=env)
+        while "0/4 CPU" not in status.stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = _ember("status", env=env)
+        assert status.returncode == 0, status.stderr
+        # Head's agent (1 CPU) + the joined one (2) + the blocking one (1).
+        assert " 0/4 CPU" in status.stdout and " 0/3 gadget" in status.stdout, status.stdout
+        assert status.stdout.count(" node_") == 3, status.stdout
+        assert "(no dead nodes)" in status.stdout
+
+        script = textwrap.dedent(
+            """
+            import ember
+            ember.init(address="auto")
+            @ember.remote(resources={"gadget": 1})
+            def where():
+                return ember.get_runtime_context().get_node_id()
+            labels = {n["NodeID"]: n["Labels"] for n in ember.nodes()}
+            print(labels[ember.get(where.remote())]["zone"])
+            """
+        )
+        result = run_driver(script, env=env)
+        assert result.stdout.strip() == "b", result.stderr
+
+        blocking.send_signal(signal.SIGTERM)
+        assert blocking.wait(15) == 0
+        deadline = time.monotonic() + 15
+        while "Dead:\n (no dead nodes)" in status.stdout and time.monotonic() < deadline:
+            time.sleep(0.2)
+            status = _ember("status", env=env)
+        assert " 0/3 CPU" in status.stdout, status.stdout
+        # A stop on purpose is no failure.
+        assert "it stopped (SIGTERM received)" in status.stdout, status.stdout
+        assert "Recent failures:\n (none)" in status.stdout, status.stdout
+    finally:
+        if blocking.poll() is None:
+            blocking.kill()
+    stopped = _ember("stop", env=env)
+    assert stopped.stdout.startswith("Stopped 3 ember processes"), stopped.stdout  # head + 2 agents
+    assert _ember("status", env=env).returncode == 1
+
+
+def test_ember_start_needs_head_or_address(temp_root):
+    result = _ember("start", env=temp_root)
+    assert result.returncode == 2
+    assert "--head" in result.stderr and "--address" in result.stderr
+    bad = _ember("start", "--address", "127.0.0.1:1", "--resources", "{oops", env=temp_root)
+    assert bad.returncode == 2 and "JSON" in bad.stderr
+
+
+def test_driver_gets_a_connection_error_naming_the_head_when_it_dies(temp_root):
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "2", env=env)
+    assert started.returncode == 0, started.stderr
+    record = next((Path(env["EMBER_TEMP_DIR"]) / "started").glob("*.json"))
+    head_pid = json.loads(record.read_text())["pids"][0]
+    script = textwrap.dedent(
+        """
+        import os, signal, sys, time
+        import ember
+        ember.init(address="auto")
+        @ember.remote
+        def slow():
+            time.sleep(60)
+        ref = slow.remote()
+        assert ember.get(ember.put(1)) == 1
+        os.kill(int(sys.argv[1]), signal.SIGKILL)
+        start = time.monotonic()
+        try:
+            ember.get(ref)
+        except ConnectionError as error:
+            print(f"{type(error).__name__} after {time.monotonic() - start:.1f}s: {error}")
+        try:
+            slow.remote()
+        except ConnectionError as error:
+            print(f"then: {error}")
+        """
+    )
+    result = run_driver(script, str(head_pid), env=env, timeout=60)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout + result.stderr
+    assert lines[0].startswith("RuntimeConnectionError after "), lines[0]
+    assert float(lines[0].split()[2].rstrip("s:")) < 20, lines[0]
+    assert f"the ember head at 127.0.0.1:{port}" in lines[0]
+    assert lines[1].startswith(f"then: lost the connection to the ember head at 127.0.0.1:{port}")

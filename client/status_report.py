@@ -1,0 +1,91 @@
+"""``ember status``: what ``ray status`` says, read straight from the head.
+
+It asks the head for its view over one RPC instead of joining as a driver: looking at a cluster
+must not start a job on it, and must work while the cluster is too busy to lease anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ember.runtime import ids, resources, rpc
+from ember.runtime.protocol import ember_pb2 as pb
+
+RULE = "-" * 60
+
+
+def fetch(head_address: str, timeout: float = 10.0) -> pb.ClusterView:
+    async def ask() -> pb.ClusterView:
+        channels = rpc.Channels()
+        try:
+            return await channels.head(head_address).GetClusterView(pb.Empty(), timeout=timeout)
+        finally:
+            await channels.close()
+
+    return asyncio.run(ask())
+
+
+def render(view: pb.ClusterView, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+    lines = [f"======== Cluster status: {stamp} ========", "Node status", RULE, "Healthy:"]
+    alive = [n for n in view.nodes if n.alive]
+    dead = [n for n in view.nodes if not n.alive]
+    for node in alive:
+        lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}  "
+                     f"{node.num_workers} workers  {_usage_line(node)}")
+    if not alive:
+        lines.append(" (no healthy nodes)")
+    lines.append("Dead:")
+    for node in dead:
+        lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}: {node.death_cause}")
+    if not dead:
+        lines.append(" (no dead nodes)")
+    lines += ["Pending:"]
+    pending = _demand(view)
+    lines += pending or [" (no pending work)"]
+    lines += ["", "Resources", RULE, "Usage:"]
+    total: dict[str, int] = {}
+    free: dict[str, int] = {}
+    for node in alive:
+        resources.add(total, resources.to_fixed(node.info.total.quantities))
+        resources.add(free, resources.to_fixed(node.available.quantities))
+    for name in sorted(total):
+        if name.startswith("node:"):
+            continue
+        used, whole = (total[name] - free.get(name, 0)) / resources.UNIT, total[name] / resources.UNIT
+        if name in ("memory", "object_store_memory"):
+            lines.append(f" {used / 2**30:.2f}GiB/{whole / 2**30:.2f}GiB {name}")
+        else:
+            lines.append(f" {used:g}/{whole:g} {name}")
+    lines += ["", "Recent failures:"]
+    for event in view.events[-20:]:
+        when = time.strftime("%H:%M:%S", time.localtime(event.time))
+        lines.append(f" {when} {event.message}")
+    if not view.events:
+        lines.append(" (none)")
+    return "\n".join(lines)
+
+
+def _usage_line(node: pb.NodeView) -> str:
+    total = resources.to_fixed(node.info.total.quantities)
+    free = resources.to_fixed(node.available.quantities)
+    cpu = total.get("CPU", 0)
+    return f"CPU {(cpu - free.get('CPU', 0)) / resources.UNIT:g}/{cpu / resources.UNIT:g} in use"
+
+
+def _demand(view: pb.ClusterView) -> list[str]:
+    """Waiting shapes, tasks (queued at agents) and actors (queued at the head) apart."""
+    tasks: dict[str, int] = {}
+    for node in view.nodes:
+        if node.alive:
+            for demand in node.pending:
+                key = resources.describe(resources.to_fixed(demand.shape.quantities))
+                tasks[key] = tasks.get(key, 0) + demand.count
+    lines = [f" {shape}: {count} lease request{'s' if count != 1 else ''} waiting"
+             for shape, count in sorted(tasks.items())]
+    for demand in view.actor_demand:
+        key = resources.describe(resources.to_fixed(demand.shape.quantities))
+        lines.append(f" {key}: {demand.count} actor{'s' if demand.count != 1 else ''} waiting")
+    return lines
