@@ -38,7 +38,9 @@ def _start(args: argparse.Namespace) -> int:
     }
     try:
         if args.head:
-            processes = launcher.start(session_dir, head_port=args.port, **node)
+            processes = launcher.start(
+                session_dir, head_port=args.port, state_dir=args.state_dir, **node
+            )
         else:
             head_address = args.address.removeprefix("ember://")
             processes = launcher.start_agent(session_dir, head_address, **node)
@@ -139,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
     start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
+    start.add_argument(
+        "--state-dir",
+        help="with --head: keep detached actors and the job counter here, across head restarts",
+    )
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import grpc
@@ -26,12 +27,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("ember.runtime.actor_manager")
 
 LOST_REASON_WAIT = 1.0
+ADOPT_GRACE = 15.0  # seconds beyond the node timeout a restarted head waits for an actor's node
 PLACEMENT_RETRY = 0.5  # seconds between attempts to find a node with room
 
 
 class ActorRecord:
-    def __init__(self, spec: pb.ActorSpec) -> None:
+    def __init__(
+        self, spec: pb.ActorSpec, on_change: Callable[[ActorRecord], None] = lambda record: None
+    ) -> None:
         self.spec = spec
+        self.on_change = on_change
         self.info = pb.ActorInfo(
             actor_id=spec.actor_id,
             state=pb.PENDING,
@@ -64,6 +69,7 @@ class ActorRecord:
         info.version += 1
         self.changed.set()
         self.changed = asyncio.Event()
+        self.on_change(self)
 
 
 class ActorManager:
@@ -95,12 +101,89 @@ class ActorManager:
                 )
         if spec.actor_id in self.actors:
             return pb.CreateActorReply(error=f"actor id {spec.actor_id.hex()} is taken")
-        record = ActorRecord(spec)
+        record = ActorRecord(spec, self._persist)
         self.actors[spec.actor_id] = record
         if spec.name:
             self.names[(spec.namespace, spec.name)] = spec.actor_id
+        self._persist(record)
         record.runner = asyncio.ensure_future(self._run(record))
         return pb.CreateActorReply(actor_id=spec.actor_id, handle_meta=spec.handle_meta)
+
+    # ------------------------------------------------------------------ surviving a restart
+
+    def _persist(self, record: ActorRecord) -> None:
+        state = self.head.state
+        if state is None or not record.spec.detached:
+            return
+        if record.info.state == pb.DEAD:
+            state.drop_actor(record.spec.actor_id)
+        else:
+            state.save_actor(record.spec, record.info)
+
+    def restore(self) -> int:
+        """Take back the detached actors a previous head wrote down.
+
+        Those that were alive still run on their nodes (the agents keep a detached actor's
+        worker a while when the head's lease stream breaks): they are adopted, state and all.
+        The others are created again, as a restart of theirs would.
+        """
+        assert self.head.state is not None
+        persisted = self.head.state.load_actors()
+        for entry in persisted:
+            record = ActorRecord(entry.spec, self._persist)
+            record.info.CopyFrom(entry.info)
+            self.actors[entry.spec.actor_id] = record
+            if entry.spec.name:
+                self.names[(entry.spec.namespace, entry.spec.name)] = entry.spec.actor_id
+            adopt = entry.info.state == pb.ALIVE
+            record.runner = asyncio.ensure_future(self._run(record, adopt=adopt))
+        return len(persisted)
+
+    async def _adopt(self, record: ActorRecord) -> str:
+        """Lease the running worker back from its node; returns why not, or ''."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.head.node_timeout + ADOPT_GRACE
+        node = self.head.node_by_id(record.info.node_id)
+        while node is None and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+            node = self.head.node_by_id(record.info.node_id)
+        if node is None:
+            return "its node did not come back after the head restarted"
+        request_id = next(self._request_ids)
+        future: asyncio.Future[pb.LeaseServerMessage] = loop.create_future()
+        self._requests[request_id] = future
+        client = self._agent(node.info.address)
+        message = pb.LeaseClientMessage(
+            adopt=pb.AdoptRequest(request_id=request_id, actor_id=record.spec.actor_id)
+        )
+        client.requests[request_id] = message
+        client.send(message)
+        try:
+            reply = await asyncio.wait_for(future, self.head.node_timeout + ADOPT_GRACE)
+        except TimeoutError:
+            return f"its {node.describe()} did not answer the head's request to take it back"
+        finally:
+            self._requests.pop(request_id, None)
+            client.requests.pop(request_id, None)
+        if reply.WhichOneof("kind") != "grant":
+            return f"its worker is gone ({reply.rejected.reason})"
+        lease = reply.grant
+        record.lease = (client, lease.lease_id)
+        client.leases[lease.lease_id] = record
+
+        def on_lost(_: ChannelClient, why: str) -> None:
+            asyncio.ensure_future(self._channel_lost(record, why))
+
+        hello = pb.ChannelHello(job=record.spec.job, owner_address=self.address)
+        try:
+            record.channel = await task_channel.connect(
+                lease.worker_channel, hello, lambda _c, _m: None, on_lost
+            )
+        except (OSError, ConnectionError) as error:
+            return f"its worker (pid {lease.worker_pid}) cannot be reached: {error}"
+        record.set_state(pb.ALIVE)  # same worker, same address: callers need not look again
+        log.info("took back %s in worker pid %d", record.describe(), lease.worker_pid)
+        return ""
 
     def find(self, request: pb.GetActorRequest) -> ActorRecord | None:
         if request.actor_id:
@@ -208,15 +291,22 @@ class ActorManager:
 
     # ------------------------------------------------------------------ life of an actor
 
-    async def _run(self, record: ActorRecord) -> None:
+    async def _run(self, record: ActorRecord, adopt: bool = False) -> None:
         """Create the actor, and create it again each time its worker dies, while allowed."""
         spec = record.spec
         while True:
-            try:
-                error = await self._incarnate(record)
-            except Exception as failure:  # noqa: BLE001 - an actor that cannot start is dead
-                log.exception("could not start %s", record.describe())
-                error = f"it could not be started: {failure}"
+            if adopt:
+                adopt = False
+                missing = await self._adopt(record)
+                if missing:
+                    self._worker_lost(record, missing)
+                error = ""
+            else:
+                try:
+                    error = await self._incarnate(record)
+                except Exception as failure:  # noqa: BLE001 - an actor that cannot start is dead
+                    log.exception("could not start %s", record.describe())
+                    error = f"it could not be started: {failure}"
             if error:
                 self._dead(record, error)
                 return
@@ -355,7 +445,7 @@ class ActorManager:
             client = self._agents[address] = LeaseClient(
                 address,
                 self.channels,
-                pb.LeaseOwner(owner_address=self.address),
+                pb.LeaseOwner(owner_address=self.address, head=True),
                 self._on_agent_message,
                 lambda c: list(c.requests.values()),
                 self._agent_unreachable,

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import os
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -19,6 +20,7 @@ import grpc
 from ember.runtime import __version__, ids, resources
 from ember.runtime.actor_manager import ActorManager, abort_not_found
 from ember.runtime.events import EventLog
+from ember.runtime.head_state import HeadState
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.resources import Shape
@@ -72,15 +74,24 @@ class JobState:
 
 
 class Head(rpc_pb.HeadServicer):
-    def __init__(self, session_dir: str, node_timeout: float = NODE_TIMEOUT) -> None:
+    def __init__(
+        self, session_dir: str, node_timeout: float = NODE_TIMEOUT, state: HeadState | None = None
+    ) -> None:
         self.session_dir = session_dir
         self.node_timeout = node_timeout
+        self.state = state
         self.nodes: dict[bytes, NodeState] = {}
         self.jobs: dict[bytes, JobState] = {}
-        self._job_counter = itertools.count(1)
+        # Without a state directory a restarted head cannot know the ids its predecessor gave
+        # out; starting anywhere in a large range makes meeting one of them unlikely.
+        self._job_counter = itertools.count(random.randrange(1, 1 << 30))
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self)
+
+    def _new_job_id(self) -> bytes:
+        number = self.state.next_job_number() if self.state else next(self._job_counter)
+        return number.to_bytes(4, "little")
 
     # ------------------------------------------------------------------ nodes
 
@@ -134,6 +145,10 @@ class Head(rpc_pb.HeadServicer):
         while True:
             await context.write(await node.outbox.get())
 
+    def node_by_id(self, node_id: bytes) -> NodeState | None:
+        node = self.nodes.get(node_id)
+        return node if node is not None and node.alive else None
+
     def node_died(self, node: NodeState, cause: str, failure: bool = True) -> None:
         """Take the node out of the view; its actors restart elsewhere, as max_restarts allows.
 
@@ -169,7 +184,7 @@ class Head(rpc_pb.HeadServicer):
     async def DriverSession(
         self, request: pb.DriverHello, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.HeadToDriver]:
-        job_id = next(self._job_counter).to_bytes(4, "little")
+        job_id = self._new_job_id()
         job = self.jobs[job_id] = JobState(job_id, request)
         log.info("job %s started by driver pid %d at %s", job_id.hex(), request.pid, request.address)
         try:

@@ -10,6 +10,7 @@ import signal
 
 from ember.runtime import rpc, session
 from ember.runtime.head import Head
+from ember.runtime.head_state import HeadState
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 
 log = logging.getLogger("ember.runtime.head")
@@ -20,6 +21,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--session-dir", required=True)
+    parser.add_argument(
+        "--state-dir",
+        default=os.environ.get("EMBER_STATE_DIR") or None,
+        help="where detached actors and the job counter are kept across head restarts",
+    )
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
     return parser.parse_args(argv)
 
@@ -31,13 +37,17 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
-    head = Head(args.session_dir)
+    state = HeadState(args.state_dir) if args.state_dir else None
+    head = Head(args.session_dir, state=state)
     server = rpc.server()
     rpc_pb.add_HeadServicer_to_server(head, server)
     port = rpc.bind(server, args.host, args.port)
     await server.start()
     address = f"{args.host}:{port}"
     head.actors.address = address
+    if state is not None:
+        restored = head.actors.restore()
+        log.info("state directory %s: %d detached actors to take back", args.state_dir, restored)
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     session.announce_ready(ready_fd, address)

@@ -121,6 +121,7 @@ def start(
     resources: dict[str, float] | None = None,
     labels: dict[str, str] | None = None,
     lifeline: bool = True,
+    state_dir: str | None = None,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen."""
     result = LocalProcesses(session_dir)
@@ -129,11 +130,7 @@ def start(
     )
     try:
         head = _spawn(
-            "ember.runtime.head_main",
-            ["--host", host, "--port", str(head_port)],
-            session_dir,
-            "head",
-            lifeline,
+            "ember.runtime.head_main", _head_args(host, head_port, state_dir), session_dir, "head", lifeline
         )
         result.processes.append(head)
         agent = _spawn("ember.runtime.agent_main", agent_args, session_dir, "node-agent", lifeline)
@@ -181,6 +178,34 @@ def start_agent(
         result.stop(timeout=2.0)
         raise
     return result
+
+
+def start_head(
+    session_dir: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    state_dir: str | None = None,
+    lifeline: bool = True,
+) -> LocalProcesses:
+    """Start a head alone: a head restarted where its node agents can find it again."""
+    result = LocalProcesses(session_dir)
+    try:
+        head = _spawn("ember.runtime.head_main", _head_args(host, port, state_dir), session_dir, "head", lifeline)
+        result.processes.append(head)
+        result.head_address = _read_ready(head, "head", session_dir)
+        if not lifeline and head.stdin is not None:
+            head.stdin.close()
+    except BaseException:
+        result.stop(timeout=2.0)
+        raise
+    return result
+
+
+def _head_args(host: str, port: int, state_dir: str | None) -> list[str]:
+    args = ["--host", host, "--port", str(port)]
+    if state_dir:
+        args += ["--state-dir", state_dir]
+    return args
 
 
 def _agent_args(

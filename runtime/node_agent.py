@@ -39,6 +39,8 @@ from ember.runtime.worker_pool import (
 log = logging.getLogger("ember.runtime.node_agent")
 
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
+# How long a detached actor's worker outlives its head's lease stream, for a restarted head.
+ORPHAN_GRACE = float(os.environ.get("EMBER_HEAD_RESTART_GRACE_S", "60"))
 HEARTBEAT_INTERVAL = float(os.environ.get("EMBER_HEARTBEAT_INTERVAL_S", "1"))
 REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
 RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
@@ -51,6 +53,7 @@ class OwnerSession:
         self.job_id = b""
         self.address = ""
         self.pid = 0
+        self.head = False
         self.outbox: asyncio.Queue[pb.LeaseServerMessage] = asyncio.Queue()
         self.leases: dict[int, LeaseState] = {}
         self.last_reclaim = 0.0
@@ -64,7 +67,8 @@ class OwnerSession:
 
 class PendingRequest:
     __slots__ = (
-        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached"
+        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
+        "actor_id",
     )
 
     def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
@@ -77,17 +81,23 @@ class PendingRequest:
         self.spilled = request.spilled
         self.job_id = request.job_id or owner.job_id
         self.detached = request.detached
+        self.actor_id = request.actor_id
 
 
 class LeaseState:
-    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked")
+    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at")
 
-    def __init__(self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape):
+    def __init__(
+        self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape,
+        actor_id: bytes = b"",
+    ):
         self.lease_id = lease_id
         self.owner = owner
         self.worker = worker
         self.shape = shape
         self.blocked = False
+        self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
+        self.orphaned_at = 0.0
 
 
 class NodeAgent(rpc_pb.NodeAgentServicer):
@@ -118,6 +128,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._report_pending = False
         self._report_event = asyncio.Event()
         self._finished_jobs: set[bytes] = set()
+        # Leases of detached actors whose head went away, by actor id, until a head adopts them.
+        self.orphans: dict[bytes, LeaseState] = {}
         self._dead_workers: list[str] = []
         self._failures: list[str] = []
         self.channels = rpc.Channels()
@@ -155,6 +167,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     owner.job_id = message.owner.job_id
                     owner.address = message.owner.owner_address
                     owner.pid = message.owner.pid
+                    owner.head = message.owner.head
+                elif kind == "adopt":
+                    self._adopt(owner, message.adopt)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
             pass
         finally:
@@ -248,7 +263,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
         resources.subtract(self.available, request.hold)
-        lease = LeaseState(next(self._lease_ids), request.owner, worker, request.hold)
+        lease = LeaseState(
+            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id
+        )
         worker.state = LEASED
         worker.lease = lease
         worker.detached = worker.detached or request.detached
@@ -292,12 +309,58 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.owners.discard(owner)
         self.queue = [r for r in self.queue if r.owner is not owner]
         for lease in list(owner.leases.values()):
-            # Whatever the worker runs was for an owner that can no longer take the result.
             owner.leases.pop(lease.lease_id, None)
+            if owner.head and lease.actor_id and lease.worker.detached and not self.stopping:
+                # The head went away (a restart?): its successor may take this actor back.
+                lease.orphaned_at = time.monotonic()
+                self.orphans[lease.actor_id] = lease
+                log.info(
+                    "%s: keeping detached actor %s (worker pid %d) for %gs for a restarted head "
+                    "to take back", self.describe(), lease.actor_id.hex()[:12], lease.worker.pid,
+                    ORPHAN_GRACE,
+                )
+                continue
+            # Whatever the worker runs was for an owner that can no longer take the result.
             self._free_lease(lease)
             lease.worker.lease = None
             self.pool.kill(lease.worker)
         self._schedule()
+
+    def _adopt(self, owner: OwnerSession, request: pb.AdoptRequest) -> None:
+        lease = self.orphans.pop(request.actor_id, None)
+        if lease is None or lease.worker.state != LEASED:
+            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                request_id=request.request_id,
+                reason=f"{self.describe()} keeps no worker for actor {request.actor_id.hex()[:12]}",
+            )))
+            return
+        lease.owner = owner
+        lease.orphaned_at = 0.0
+        owner.leases[lease.lease_id] = lease
+        worker = lease.worker
+        owner.send(pb.LeaseServerMessage(grant=pb.LeaseGrant(
+            request_id=request.request_id,
+            lease_id=lease.lease_id,
+            worker_id=worker.worker_id,
+            worker_address=worker.address,
+            node_id=self.node_id,
+            worker_pid=worker.pid,
+            worker_channel=worker.channel_address,
+        )))
+        log.info("%s: the head took back actor %s", self.describe(), request.actor_id.hex()[:12])
+
+    def _expire_orphans(self) -> None:
+        now = time.monotonic()
+        for actor_id, lease in list(self.orphans.items()):
+            if now - lease.orphaned_at >= ORPHAN_GRACE:
+                del self.orphans[actor_id]
+                log.warning(
+                    "%s: no head took back actor %s within %gs; stopping its worker pid %d",
+                    self.describe(), actor_id.hex()[:12], ORPHAN_GRACE, lease.worker.pid,
+                )
+                self._free_lease(lease)
+                lease.worker.lease = None
+                self.pool.kill(lease.worker)
 
     def _reclaim_idle_leases(self) -> None:
         now = time.monotonic()
@@ -401,7 +464,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             except TimeoutError:
                 pass
         lease = worker.lease
-        if isinstance(lease, LeaseState) and lease.lease_id in lease.owner.leases:
+        if isinstance(lease, LeaseState) and self.orphans.get(lease.actor_id) is lease:
+            del self.orphans[lease.actor_id]
+            self._free_lease(lease)
+        elif isinstance(lease, LeaseState) and lease.lease_id in lease.owner.leases:
             del lease.owner.leases[lease.lease_id]
             how = describe_exit(worker.returncode) if worker.exited.is_set() else "lost"
             reason = f"worker pid {worker.pid} on {self.host} {_verb(how)}"
@@ -440,6 +506,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     async def reap_idle_workers(self) -> None:
         while not self.stopping:
             await asyncio.sleep(IDLE_WORKER_TIMEOUT / 2)
+            if self.orphans:
+                self._expire_orphans()
             released = self.store.release_idle_memory()
             if released:
                 log.debug("gave %d bytes of idle object store memory back", released)

@@ -219,14 +219,24 @@ class LogBatch(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., node_host: _Optional[str] = ..., records: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
 
 class LeaseOwner(_message.Message):
-    __slots__ = ("job_id", "owner_address", "pid")
+    __slots__ = ("job_id", "owner_address", "pid", "head")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
     job_id: bytes
     owner_address: str
     pid: int
-    def __init__(self, job_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., pid: _Optional[int] = ...) -> None: ...
+    head: bool
+    def __init__(self, job_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., pid: _Optional[int] = ..., head: _Optional[bool] = ...) -> None: ...
+
+class AdoptRequest(_message.Message):
+    __slots__ = ("request_id", "actor_id")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    actor_id: bytes
+    def __init__(self, request_id: _Optional[int] = ..., actor_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
     __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached")
@@ -265,16 +275,18 @@ class LeaseCancel(_message.Message):
     def __init__(self, request_id: _Optional[int] = ...) -> None: ...
 
 class LeaseClientMessage(_message.Message):
-    __slots__ = ("owner", "request", "release", "cancel")
+    __slots__ = ("owner", "request", "release", "cancel", "adopt")
     OWNER_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    ADOPT_FIELD_NUMBER: _ClassVar[int]
     owner: LeaseOwner
     request: LeaseRequest
     release: LeaseReturn
     cancel: LeaseCancel
-    def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ...) -> None: ...
+    adopt: AdoptRequest
+    def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ..., adopt: _Optional[_Union[AdoptRequest, _Mapping]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
     __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel")
@@ -736,3 +748,11 @@ class ActorList(_message.Message):
     ACTORS_FIELD_NUMBER: _ClassVar[int]
     actors: _containers.RepeatedCompositeFieldContainer[ActorInfo]
     def __init__(self, actors: _Optional[_Iterable[_Union[ActorInfo, _Mapping]]] = ...) -> None: ...
+
+class PersistedActor(_message.Message):
+    __slots__ = ("spec", "info")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    spec: ActorSpec
+    info: ActorInfo
+    def __init__(self, spec: _Optional[_Union[ActorSpec, _Mapping]] = ..., info: _Optional[_Union[ActorInfo, _Mapping]] = ...) -> None: ...
