@@ -9,6 +9,8 @@ from ember.runtime import resources
 from ember.runtime.resources import Shape
 
 OBJECT_STORE_FRACTION = 0.3  # of the node's memory, as Ray
+CGROUP_ROOT = "/sys/fs/cgroup"  # where a container's limits are (v2, or v1 controllers below)
+SHM = "/dev/shm"  # the object store's arena lives here: a pod's is often small
 
 
 def cpu_count() -> float:
@@ -24,16 +26,16 @@ def cpu_count() -> float:
 
 def _cgroup_cpu_quota() -> float | None:
     try:
-        with open("/sys/fs/cgroup/cpu.max") as f:
+        with open(os.path.join(CGROUP_ROOT, "cpu.max")) as f:
             quota, period = f.read().split()
         if quota != "max":
             return int(quota) / int(period)
     except (OSError, ValueError):
         pass
     try:
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_quota_us") as f:
+        with open(os.path.join(CGROUP_ROOT, "cpu", "cpu.cfs_quota_us")) as f:
             quota_us = int(f.read())
-        with open("/sys/fs/cgroup/cpu/cpu.cfs_period_us") as f:
+        with open(os.path.join(CGROUP_ROOT, "cpu", "cpu.cfs_period_us")) as f:
             period_us = int(f.read())
         if quota_us > 0:
             return quota_us / period_us
@@ -52,7 +54,10 @@ def memory_bytes() -> int:
                     break
     except OSError:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    for path in (
+        os.path.join(CGROUP_ROOT, "memory.max"),
+        os.path.join(CGROUP_ROOT, "memory", "memory.limit_in_bytes"),
+    ):
         try:
             with open(path) as f:
                 value = f.read().strip()
@@ -61,6 +66,14 @@ def memory_bytes() -> int:
         except (OSError, ValueError):
             pass
     return total
+
+
+def shm_bytes() -> int:
+    try:
+        stat = os.statvfs(SHM)
+    except OSError:
+        return 0
+    return int(stat.f_blocks * stat.f_frsize * 0.95)
 
 
 def gpu_count() -> int:
@@ -84,6 +97,9 @@ def default_resources(
     machine_memory = memory_bytes()
     if object_store_memory is None:
         object_store_memory = int(machine_memory * OBJECT_STORE_FRACTION)
+        # A container's /dev/shm may be far smaller (64 MiB unless a memory volume is mounted):
+        # a store larger than it would fail with SIGBUS on first touch, not with a clear error.
+        object_store_memory = min(object_store_memory, shm_bytes() or object_store_memory)
     if memory is None:
         memory = max(0, machine_memory - object_store_memory)
     quantities: dict[str, float] = {

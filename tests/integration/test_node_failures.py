@@ -163,3 +163,37 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@ember.remote(num_returns=2)
+def make_array(seed: int):
+    import numpy as np
+
+    return np.full(1 << 18, seed, dtype=np.int64), ember.get_runtime_context().get_node_id()
+
+
+def test_objects_only_on_a_killed_node_are_rebuilt_from_lineage(nodes: Nodes) -> None:
+    alive_before = len([n for n in ember.nodes() if n["Alive"]])
+    victim = nodes.add()
+    _wait_alive(alive_before + 1)
+    victim_id = nodes.node_id(victim)
+    # Only the small second results are fetched: the 2 MiB arrays stay where they were made.
+    # SPREAD learns of a new node within seconds (NODES_REFRESH): try a few rounds.
+    pairs: list = []
+    on_victim: list[int] = []
+    for _ in range(20):
+        more = [make_array.options(scheduling_strategy="SPREAD").remote(len(pairs) + i) for i in range(6)]
+        where = ember.get([node for _, node in more])
+        on_victim += [len(pairs) + i for i, node in enumerate(where) if node == victim_id]
+        pairs += more
+        if on_victim:
+            break
+        time.sleep(0.5)
+    assert on_victim, "no array was made on the victim node"
+    os.kill(victim.pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _view(victim_id)["Alive"]:
+        time.sleep(0.05)
+    for i in on_victim:
+        array = ember.get(pairs[i][0], timeout=60)
+        assert array.shape == (1 << 18,) and int(array[0]) == i and int(array[-1]) == i
