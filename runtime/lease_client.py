@@ -50,13 +50,22 @@ class LeaseClient:
 
     async def _run(self) -> None:
         failures = 0
+        first = True
         while not self.closed:
             call = self.channels.node_agent(self.address).Leases()
             reader = asyncio.ensure_future(self._read(call))
             try:
                 await call.write(pb.LeaseClientMessage(owner=self.owner))
-                for message in self.resend(self):
-                    await call.write(message)
+                if first:
+                    first = False  # what is outstanding is all in the outbox, once
+                else:
+                    # A new stream: the agent forgot the old one's leases and requests. Ask
+                    # again for what is outstanding; the rest queued meanwhile (returns and
+                    # cancels of the old stream's leases and requests) means nothing now.
+                    while not self.outbox.empty():
+                        self.outbox.get_nowait()
+                    for message in self.resend(self):
+                        await call.write(message)
                 failures = 0
                 while True:
                     writer = asyncio.ensure_future(self.outbox.get())
