@@ -272,6 +272,7 @@ def nodes() -> list[dict[str, Any]]:
                 "Resources": dict(info.total.quantities),
                 "Labels": dict(info.labels),
                 "DeathReasonMessage": node.death_cause,
+                "MetricsExportPort": info.metrics_port,
                 "alive": node.alive,
             }
         )

@@ -28,6 +28,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warm-workers", type=int, help="workers kept started (default: CPUs)")
     parser.add_argument("--spill-dir", help="where the object store spills (default: the session's)")
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="Prometheus endpoint port (0: any free one)"
+    )
     return parser.parse_args(argv)
 
 
@@ -53,6 +56,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import ids, node_resources, resources, rpc, session
+    from ember.runtime.metrics_server import MetricsServer
     from ember.runtime.node_agent import NodeAgent
     from ember.runtime.object_store import ObjectStore
     from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
@@ -92,7 +96,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         lambda reason: agent.on_pool_broken(reason) if agent else None,
     )
     agent = NodeAgent(node_id, args.host, total, pool, warm, store, json.loads(args.labels))
-    server = rpc.server()
+    server = rpc.server(observe=agent.metrics.rpc.observe)
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     port = rpc.bind(server, args.host, args.port)
     await server.start()
@@ -122,6 +126,13 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     head_task = asyncio.ensure_future(agent.head_session(registered))
     reaper = asyncio.ensure_future(agent.reap_idle_workers())
     session.announce_ready(ready_fd, agent.address)
+    metrics = MetricsServer(loop, agent.metrics.families)
+    try:
+        agent.metrics_port = await metrics.start(args.host, args.metrics_port)
+        agent._report_soon()
+        log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
+    except OSError as error:
+        log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)
     await stop.wait()
     log.info("%s stopping", agent.describe())
     if why["reason"]:
@@ -129,6 +140,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     agent.stopping = True
     head_task.cancel()
     reaper.cancel()
+    metrics.stop()
     pool.stop()
     store.close()
     await server.stop(0.5)

@@ -75,7 +75,9 @@ class DriverConnection:
             namespace=namespace,
         )
         self.node_id = node.node_id
-        self.owner = Owner(self.io, address, job, agent, head_address, node.node_id, node.store_dir)
+        self.owner = Owner(
+            self.io, address, job, agent, head_address, node.node_id, node.store_dir, "driver"
+        )
 
     async def _connect(
         self, namespace: str, local_agent: str | None, log_to_driver: bool

@@ -88,6 +88,7 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self)
+        self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -126,6 +127,8 @@ class Head(rpc_pb.HeadServicer):
                     node.available = resources.to_fixed(report.available.quantities)
                     node.num_workers = report.num_workers
                     node.pending = list(report.pending)
+                    if report.metrics_port and node.info.metrics_port != report.metrics_port:
+                        node.info.metrics_port = report.metrics_port
                     node.last_seen = time.monotonic()
                     for failure in report.failures:
                         self.events.add(f"{node.describe()}: {failure}")
@@ -161,9 +164,10 @@ class Head(rpc_pb.HeadServicer):
         if failure:
             log.warning("%s is dead: %s", node.describe(), cause)
             self.events.add(f"{node.describe()} died: {cause}")
+            # If it still listens (a partition, a pause), it must stop: its work runs elsewhere.
+            node.outbox.put_nowait(pb.HeadToNode(refused=cause))
         else:
             log.info("%s left: %s", node.describe(), cause)
-        node.outbox.put_nowait(pb.HeadToNode(refused=cause))
         self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
 
     async def watch_heartbeats(self) -> None:
@@ -209,6 +213,7 @@ class Head(rpc_pb.HeadServicer):
             version=__version__,
             actor_demand=self.actors.demand(),
             events=self.events.recent(),
+            metrics_address=self.metrics_address,
         )
 
     def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:

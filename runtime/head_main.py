@@ -10,7 +10,9 @@ import signal
 
 from ember.runtime import rpc, session
 from ember.runtime.head import Head
+from ember.runtime.head_metrics import HeadMetrics
 from ember.runtime.head_state import HeadState
+from ember.runtime.metrics_server import MetricsServer
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 
 log = logging.getLogger("ember.runtime.head")
@@ -27,6 +29,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="where detached actors and the job counter are kept across head restarts",
     )
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="Prometheus endpoint port (0: any free one)"
+    )
     return parser.parse_args(argv)
 
 
@@ -39,7 +44,8 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     state = HeadState(args.state_dir) if args.state_dir else None
     head = Head(args.session_dir, state=state)
-    server = rpc.server()
+    metrics = HeadMetrics(head)
+    server = rpc.server(observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)
     port = rpc.bind(server, args.host, args.port)
     await server.start()
@@ -51,8 +57,16 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     session.announce_ready(ready_fd, address)
+    endpoint = MetricsServer(loop, metrics.families)
+    try:
+        port = await endpoint.start(args.host, args.metrics_port)
+        head.metrics_address = f"{args.host}:{port}"
+        log.info("head serves metrics on http://%s/metrics", head.metrics_address)
+    except OSError as error:
+        log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
     await stop.wait()
     log.info("head stopping")
+    endpoint.stop()
     watcher.cancel()
     await head.actors.close()
     await server.stop(0.5)

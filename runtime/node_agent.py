@@ -21,6 +21,7 @@ import grpc
 
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
+from ember.runtime.node_metrics import NodeMetrics
 from ember.runtime.object_store import Lost, ObjectStore, StoreFull
 from ember.runtime.object_transfer import ObjectTransfer
 from ember.runtime.protocol import ember_pb2 as pb
@@ -135,6 +136,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.channels = rpc.Channels()
         self.stopping = False
         self._head_call: grpc.aio.StreamStreamCall | None = None
+        self.metrics = NodeMetrics(self)
+        self.metrics_port = 0
         # Called with the reason when the head declares this node dead: the agent exits.
         self.on_refused: Callable[[str], None] = lambda reason: None
 
@@ -550,6 +553,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             dead_workers=dead,
             pending=self._pending_demand(),
             failures=failures,
+            metrics_port=self.metrics_port,
         )
 
     def _pending_demand(self) -> list[pb.ResourceDemand]:
@@ -572,6 +576,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             labels=self.labels,
             pid=pid,
             store_dir=self.store.directory,
+            metrics_port=self.metrics_port,
         )
 
     # ------------------------------------------------------------------ object store
@@ -626,6 +631,12 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         except (Lost, StoreFull) as error:
             return pb.RestoreObjectReply(lost_reason=str(error))
         return pb.RestoreObjectReply(offset=offset)
+
+    async def ReportMetrics(
+        self, request: pb.MetricsReport, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.metrics.add(request)
+        return pb.Empty()
 
     async def GetStoreInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StoreInfo:
         info = self.store.info()

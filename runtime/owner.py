@@ -39,6 +39,7 @@ from ember.runtime.exceptions import (
 )
 from ember.runtime.memory_store import ERROR, VALUE, MemoryStore, StoredValue
 from ember.runtime.object_ref import ObjectRef
+from ember.runtime.process_metrics import REPORT_INTERVAL, ProcessMetrics
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.reference_table import ReferenceTable
 from ember.runtime.rpc import Channels
@@ -73,6 +74,7 @@ class Owner:
         head_address: str,
         node_id: bytes,
         store_dir: str,
+        component: str = "worker",
     ) -> None:
         self.io = io
         self.address = address
@@ -111,6 +113,7 @@ class Owner:
         self._fetching: set[bytes] = set()
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
+        self.metrics = ProcessMetrics(component)
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         self.submitter: TaskSubmitter = io.run(self._start())
@@ -118,6 +121,7 @@ class Owner:
     async def _start(self) -> TaskSubmitter:
         self._loop = asyncio.get_running_loop()
         self._drain_handle = self._loop.call_later(RELEASE_DRAIN_INTERVAL, self._periodic_drain)
+        self._metrics_task = asyncio.ensure_future(self._report_metrics())
         self.worker_channels = WorkerChannels(
             pb.ChannelHello(job=self.job_config, owner_address=self.address),
             self._on_channel_reply,
@@ -147,6 +151,23 @@ class Owner:
     def _on_channel_lost(self, channel: ChannelClient, reason: str) -> None:
         self.submitter.on_channel_lost(channel, reason)
         self.actors.on_channel_lost(channel, reason)
+
+    async def _report_metrics(self) -> None:
+        """Every few seconds, what this process's tasks and user metrics did, to its agent."""
+        while not self._closed:
+            await asyncio.sleep(REPORT_INTERVAL)
+            await self.flush_metrics()
+
+    async def flush_metrics(self, timeout: float = 5.0) -> None:
+        """Send what was counted since the last report (also on the way out, so that a
+        worker retired while idle loses nothing it counted)."""
+        report = self.metrics.report(self.tasks.values())
+        if report is None or not self.local_agent:
+            return
+        try:
+            await self.channels.node_agent(self.local_agent).ReportMetrics(report, timeout=timeout)
+        except grpc.aio.AioRpcError as error:
+            log.debug("metrics report to %s failed: %s", self.local_agent, error.code().name)
 
     def _periodic_drain(self) -> None:
         self.handles.drain()
@@ -625,6 +646,7 @@ class Owner:
             location = value.location if value.HasField("location") else None
             stored_remotely = stored_remotely or location is not None
             store.put(object_id, StoredValue(value.data, value.kind, contained, location))
+        self.metrics.task_ended(task, result.run_seconds, result.application_error)
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
         if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
@@ -698,6 +720,8 @@ class Owner:
         """End a task with one value (an error) for each of its returns."""
         if task.state == FINISHED:
             return
+        if value.kind == ERROR:
+            self.metrics.task_ended(task, 0.0, failed=True)
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
         task.forget_arguments()
@@ -914,6 +938,8 @@ class Owner:
 
         async def close() -> None:
             self._drain_handle.cancel()
+            self._metrics_task.cancel()
+            await self.flush_metrics(timeout=0.5)
             self.submitter.shutdown()
             self.actors.shutdown()
             self.worker_channels.close()

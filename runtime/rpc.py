@@ -7,6 +7,11 @@ inline until the object store takes them), peers must notice a vanished process 
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
 from grpc import aio
 
 from ember.runtime.protocol import ember_pb2_grpc as rpc
@@ -35,8 +40,43 @@ SERVER_OPTIONS = _COMMON + [
 ]
 
 
-def server() -> aio.Server:
-    return aio.server(options=SERVER_OPTIONS)
+def server(observe: Callable[[str, float], None] | None = None) -> aio.Server:
+    """A server; with ``observe``, each unary handler's time is reported by method name."""
+    interceptors = [LatencyInterceptor(observe)] if observe is not None else []
+    return aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+
+
+class LatencyInterceptor(aio.ServerInterceptor):
+    """Times unary handlers for ``ember_rpc_server_latency_seconds``; streams live too long
+    (a session lasts as long as its node) for a latency to mean anything."""
+
+    def __init__(self, observe: Callable[[str, float], None]) -> None:
+        self._observe = observe
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+        observe = self._observe
+
+        async def timed(request: Any, context: aio.ServicerContext) -> Any:
+            start = time.perf_counter()
+            try:
+                return await inner(request, context)
+            finally:
+                observe(method, time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
 
 def bind(srv: aio.Server, host: str, port: int = 0) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,7 @@ class TaskRecord:
         "actor_id",
         "method",
         "queue",
+        "submitted",
     )
 
     def __init__(
@@ -113,6 +115,7 @@ class TaskRecord:
         self.actor_id: bytes | None = None  # set on actor calls
         self.method = ""
         self.queue: Any = None  # the submitter's queue it waits in
+        self.submitted = time.monotonic()
 
     @property
     def name(self) -> str:

@@ -65,6 +65,8 @@ class AgentSession:
                     if message.WhichOneof("kind") == "exit_if_idle":
                         if self._idle():
                             log.info("idle and not needed: exiting")
+                            if self.executor.owner is not None:
+                                await self.executor.owner.flush_metrics(timeout=1.0)
                             _exit_now(0)
                         await self.outbox.put(pb.WorkerMessage(busy=pb.Empty()))
             finally:

@@ -285,6 +285,11 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
                 _registered_method=True)
+        self.ReportMetrics = channel.unary_unary(
+                '/ember.NodeAgent/ReportMetrics',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
         self.WorkerSession = channel.stream_stream(
                 '/ember.NodeAgent/WorkerSession',
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
@@ -336,6 +341,12 @@ class NodeAgentServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Leases(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportMetrics(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -404,6 +415,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.Leases,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.SerializeToString,
+            ),
+            'ReportMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportMetrics,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'WorkerSession': grpc.stream_stream_rpc_method_handler(
                     servicer.WorkerSession,
@@ -478,6 +494,33 @@ class NodeAgent:
             '/ember.NodeAgent/Leases',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ReportMetrics',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,1 @@
+"""``ember.util``: what Ray keeps under ``ray.util`` that ember offers (today: ``metrics``)."""
