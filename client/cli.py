@@ -35,11 +35,16 @@ def _start(args: argparse.Namespace) -> int:
         "resources": custom,
         "labels": labels,
         "lifeline": args.block,
+        "metrics_port": args.metrics_port,
     }
     try:
         if args.head:
             processes = launcher.start(
-                session_dir, head_port=args.port, state_dir=args.state_dir, **node
+                session_dir,
+                head_port=args.port,
+                state_dir=args.state_dir,
+                head_metrics_port=args.head_metrics_port,
+                **node,
             )
         else:
             head_address = args.address.removeprefix("ember://")
@@ -141,6 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
     start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
+    start.add_argument(
+        "--metrics-port", type=int, default=0,
+        help="this node agent's Prometheus port (default: any free one)",
+    )
+    start.add_argument(
+        "--head-metrics-port", type=int, default=0,
+        help="with --head: the head's Prometheus port (default: any free one)",
+    )
     start.add_argument(
         "--state-dir",
         help="with --head: keep detached actors and the job counter here, across head restarts",

@@ -59,6 +59,12 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
             lines.append(f" {used / 2**30:.2f}GiB/{whole / 2**30:.2f}GiB {name}")
         else:
             lines.append(f" {used:g}/{whole:g} {name}")
+    lines += ["", "Metrics (Prometheus):"]
+    if view.metrics_address:
+        lines.append(f" head   http://{view.metrics_address}/metrics")
+    for node in alive:
+        if node.info.metrics_port:
+            lines.append(f" node_{ids.short(node.info.node_id)} http://{node.info.host}:{node.info.metrics_port}/metrics")
     lines += ["", "Recent failures:"]
     for event in view.events[-20:]:
         when = time.strftime("%H:%M:%S", time.localtime(event.time))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import random
@@ -129,6 +130,7 @@ class Head(rpc_pb.HeadServicer):
                     node.pending = list(report.pending)
                     if report.metrics_port and node.info.metrics_port != report.metrics_port:
                         node.info.metrics_port = report.metrics_port
+                        self.write_metrics_targets()
                     node.last_seen = time.monotonic()
                     for failure in report.failures:
                         self.events.add(f"{node.describe()}: {failure}")
@@ -147,6 +149,26 @@ class Head(rpc_pb.HeadServicer):
     async def _write_node(self, node: NodeState, context: grpc.aio.ServicerContext) -> None:
         while True:
             await context.write(await node.outbox.get())
+
+    def write_metrics_targets(self) -> None:
+        """``metrics_targets.json`` in the session directory, in Prometheus's file_sd format:
+        point a local Prometheus at it and it scrapes whatever nodes the cluster has."""
+        targets = []
+        if self.metrics_address:
+            targets.append({"targets": [self.metrics_address], "labels": {"component": "head"}})
+        for node in self.alive_nodes():
+            if node.info.metrics_port:
+                targets.append({
+                    "targets": [f"{node.info.host}:{node.info.metrics_port}"],
+                    "labels": {"component": "node_agent", "node": ids.short(node.node_id)},
+                })
+        path = os.path.join(self.session_dir, "metrics_targets.json")
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(targets, f, indent=1)
+            os.replace(path + ".tmp", path)
+        except OSError as error:
+            log.warning("cannot write %s: %s", path, error)
 
     def node_by_id(self, node_id: bytes) -> NodeState | None:
         node = self.nodes.get(node_id)
@@ -169,6 +191,7 @@ class Head(rpc_pb.HeadServicer):
         else:
             log.info("%s left: %s", node.describe(), cause)
         self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
+        self.write_metrics_targets()
 
     async def watch_heartbeats(self) -> None:
         """Declare dead the nodes that fell silent (a partition, a frozen machine)."""

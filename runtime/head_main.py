@@ -61,6 +61,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     try:
         port = await endpoint.start(args.host, args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
+        head.write_metrics_targets()
         log.info("head serves metrics on http://%s/metrics", head.metrics_address)
     except OSError as error:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)

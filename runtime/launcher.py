@@ -122,15 +122,21 @@ def start(
     labels: dict[str, str] | None = None,
     lifeline: bool = True,
     state_dir: str | None = None,
+    metrics_port: int = 0,
+    head_metrics_port: int = 0,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen."""
     result = LocalProcesses(session_dir)
     agent_args = _agent_args(
-        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels
+        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port
     )
     try:
         head = _spawn(
-            "ember.runtime.head_main", _head_args(host, head_port, state_dir), session_dir, "head", lifeline
+            "ember.runtime.head_main",
+            _head_args(host, head_port, state_dir, head_metrics_port),
+            session_dir,
+            "head",
+            lifeline,
         )
         result.processes.append(head)
         agent = _spawn("ember.runtime.agent_main", agent_args, session_dir, "node-agent", lifeline)
@@ -161,11 +167,13 @@ def start_agent(
     memory: int | None = None,
     object_store_memory: int | None = None,
     labels: dict[str, str] | None = None,
+    metrics_port: int = 0,
 ) -> LocalProcesses:
     """Start one more node agent, joining the head at ``head_address``."""
     result = LocalProcesses(session_dir, head_address=head_address)
     args = _agent_args(
-        head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels
+        head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels,
+        metrics_port,
     )
     component = f"node-agent-{os.urandom(2).hex()}"
     try:
@@ -186,11 +194,18 @@ def start_head(
     port: int = 0,
     state_dir: str | None = None,
     lifeline: bool = True,
+    metrics_port: int = 0,
 ) -> LocalProcesses:
     """Start a head alone: a head restarted where its node agents can find it again."""
     result = LocalProcesses(session_dir)
     try:
-        head = _spawn("ember.runtime.head_main", _head_args(host, port, state_dir), session_dir, "head", lifeline)
+        head = _spawn(
+            "ember.runtime.head_main",
+            _head_args(host, port, state_dir, metrics_port),
+            session_dir,
+            "head",
+            lifeline,
+        )
         result.processes.append(head)
         result.head_address = _read_ready(head, "head", session_dir)
         if not lifeline and head.stdin is not None:
@@ -201,8 +216,8 @@ def start_head(
     return result
 
 
-def _head_args(host: str, port: int, state_dir: str | None) -> list[str]:
-    args = ["--host", host, "--port", str(port)]
+def _head_args(host: str, port: int, state_dir: str | None, metrics_port: int) -> list[str]:
+    args = ["--host", host, "--port", str(port), "--metrics-port", str(metrics_port)]
     if state_dir:
         args += ["--state-dir", state_dir]
     return args
@@ -217,8 +232,9 @@ def _agent_args(
     object_store_memory: int | None,
     resources: dict[str, float] | None,
     labels: dict[str, str] | None,
+    metrics_port: int = 0,
 ) -> list[str]:
-    args = ["--head-address", head_address, "--host", host]
+    args = ["--head-address", head_address, "--host", host, "--metrics-port", str(metrics_port)]
     if num_cpus is not None:
         args += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:

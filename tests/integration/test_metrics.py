@@ -137,3 +137,16 @@ def test_pending_demand_by_shape(cluster) -> None:
     assert waiting, "the waiting shape never showed as demand"
     ember.get(refs)
     assert wait_for(lambda: value(scrape(head), "ember_pending_demand", shape=shape, kind="task") == 0)
+
+
+def test_prometheus_file_sd_targets_list_the_endpoints(cluster) -> None:
+    import json
+    from pathlib import Path
+
+    head, agent = wait_for(lambda: all(endpoints()) and endpoints())
+    path = Path(cluster.session_dir) / "metrics_targets.json"
+    targets = wait_for(lambda: path.exists() and json.loads(path.read_text()))
+    found = {(t["labels"]["component"], t["targets"][0]) for t in targets}
+    assert found == {("head", head), ("node_agent", agent)}
+    for _, address in found:
+        assert scrape(address)
