@@ -150,3 +150,26 @@ def test_prometheus_file_sd_targets_list_the_endpoints(cluster) -> None:
     assert found == {("head", head), ("node_agent", agent)}
     for _, address in found:
         assert scrape(address)
+
+
+def test_grafana_dashboard_asks_only_for_metrics_that_exist(cluster) -> None:
+    import json
+    import re
+
+    from tests.conftest import REPO
+
+    dashboard = json.loads((REPO / "manifests" / "grafana" / "ember-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    wanted = {name for expr in exprs for name in re.findall(r"\bember_[a-z_]+", expr)}
+    assert len(wanted) >= 12
+    served: set[str] = set()
+    for address in wait_for(lambda: all(endpoints()) and endpoints()):
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as response:
+            for family in text_string_to_metric_families(response.read().decode()):
+                served.add(family.name)
+                served.update(sample.name for sample in family.samples)
+                if family.type == "counter":
+                    served.add(family.name + "_total")
+                if family.type == "histogram":
+                    served.update(family.name + s for s in ("_bucket", "_sum", "_count"))
+    assert wanted <= served, f"the dashboard asks for metrics nobody serves: {sorted(wanted - served)}"
