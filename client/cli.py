@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from ember.log_echo import LogEcho
 from ember.runtime import launcher, session
 
 
@@ -71,7 +72,8 @@ def _start(args: argparse.Namespace) -> int:
 
 
 def _block(processes: launcher.LocalProcesses) -> int:
-    """Stay in the foreground until a signal or until a child exits (what a container runs).
+    """Stay in the foreground until a signal or until a child exits (what a container runs),
+    echoing every log file of the session to stdout, where ``kubectl logs`` looks.
 
     A child that exits on its own (a node agent the head declared dead) makes the command fail,
     so that a container's restart policy starts the node afresh.
@@ -84,10 +86,13 @@ def _block(processes: launcher.LocalProcesses) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    echo = LogEcho(processes.session_dir)
+    echo.start()
     while not stopping and all(p.poll() is None for p in processes.processes):
         time.sleep(0.2)
     exited = [p for p in processes.processes if p.poll() is not None]
     processes.stop()
+    echo.stop()
     if not stopping and exited:
         print(f"ember start: process {exited[0].pid} exited (code {exited[0].returncode}); "
               f"see the logs", file=sys.stderr)
@@ -116,17 +121,41 @@ def _stop(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from ember import status_report
 
-    address = args.address or os.environ.get("EMBER_ADDRESS") or session.read_current_cluster()
-    if not address:
+    head_address = _head_address(args)
+    if not head_address:
         print("ember status: no running cluster found (start one with 'ember start --head')")
         return 1
-    head_address = address.removeprefix("ember://")
     try:
         view = status_report.fetch(head_address)
     except grpc.aio.AioRpcError as error:
         print(f"ember status: cannot reach the head at {head_address}: {error.details()}", file=sys.stderr)
         return 1
     print(status_report.render(view))
+    return 0
+
+
+def _head_address(args: argparse.Namespace) -> str | None:
+    address = args.address or os.environ.get("EMBER_ADDRESS") or session.read_current_cluster()
+    return address.removeprefix("ember://") if address else None
+
+
+def _logs(args: argparse.Namespace) -> int:
+    from ember import cluster_logs
+
+    head_address = _head_address(args)
+    if not head_address:
+        print("ember logs: no running cluster found (give --address)", file=sys.stderr)
+        return 1
+    try:
+        if args.name:
+            cluster_logs.show(head_address, args.name, args.node or "", args.tail, args.follow)
+        else:
+            print(cluster_logs.list_files(head_address))
+    except cluster_logs.LogsError as error:
+        print(f"ember logs: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
     return 0
 
 
@@ -168,6 +197,14 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="nodes and resources of a running cluster")
     status.add_argument("--address")
     status.set_defaults(run=_status)
+
+    logs = commands.add_parser("logs", help="list, print or follow the log files of every node")
+    logs.add_argument("name", nargs="?", help="a file 'ember logs' listed; without it, list them")
+    logs.add_argument("--node", help="the node (id prefix or agent address) the file is on")
+    logs.add_argument("--tail", type=int, default=100, help="print the last N lines (default 100)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
+    logs.add_argument("--address")
+    logs.set_defaults(run=_logs)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

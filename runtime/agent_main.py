@@ -95,7 +95,9 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         lambda: agent.on_pool_restarted() if agent else None,
         lambda reason: agent.on_pool_broken(reason) if agent else None,
     )
-    agent = NodeAgent(node_id, args.host, total, pool, warm, store, json.loads(args.labels))
+    agent = NodeAgent(
+        node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir
+    )
     server = rpc.server(observe=agent.metrics.rpc.observe)
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     port = rpc.bind(server, args.host, args.port)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from ember.runtime import __version__, ids, resources
+from ember.runtime import __version__, cluster_queries, ids, resources
 from ember.runtime.actor_manager import ActorManager, abort_not_found
 from ember.runtime.events import EventLog
 from ember.runtime.head_state import HeadState
@@ -287,3 +287,21 @@ class Head(rpc_pb.HeadServicer):
 
     async def ListActors(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ActorList:
         return self.actors.list()
+
+    # ------------------------------------------------------------------ logs
+
+    async def ListClusterLogs(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterLogs:
+        return await cluster_queries.cluster_logs(self)
+
+    async def TailNodeLog(
+        self, request: pb.NodeTailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TailReply:
+        try:
+            return await cluster_queries.tail(self, request)
+        except cluster_queries.NodeNotFound as missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
+        except grpc.aio.AioRpcError as error:
+            await context.abort(error.code(), error.details() or error.code().name)
+        raise AssertionError("unreachable")

@@ -21,6 +21,7 @@ import grpc
 
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
+from ember.runtime.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node_metrics import NodeMetrics
 from ember.runtime.object_store import Lost, ObjectStore, StoreFull
 from ember.runtime.object_transfer import ObjectTransfer
@@ -111,6 +112,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         warm_workers: int,
         store: ObjectStore,
         labels: dict[str, str] | None = None,
+        session_dir: str = "",
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -138,6 +140,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._head_call: grpc.aio.StreamStreamCall | None = None
         self.metrics = NodeMetrics(self)
         self.metrics_port = 0
+        self.logs = NodeLogs(session_dir)
         # Called with the reason when the head declares this node dead: the agent exits.
         self.on_refused: Callable[[str], None] = lambda reason: None
 
@@ -637,6 +640,38 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     ) -> pb.Empty:
         self.metrics.add(request)
         return pb.Empty()
+
+    async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.TaskList:
+        return self.metrics.task_list()
+
+    async def ListWorkers(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.WorkerList:
+        now = time.monotonic()
+        views = []
+        for worker in self.pool.workers.values():
+            lease = worker.lease
+            view = pb.WorkerView(
+                worker_id=worker.worker_id,
+                pid=worker.pid,
+                state=worker.state,
+                job_id=worker.job_id or b"",
+                age_seconds=now - worker.started_at,
+                detached=worker.detached,
+            )
+            if isinstance(lease, LeaseState):
+                view.actor_id = lease.actor_id
+                view.owner = lease.owner.address if lease.owner is not None else ""
+            views.append(view)
+        return pb.WorkerList(workers=views)
+
+    async def ListLogs(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.LogList:
+        return self.logs.list()
+
+    async def TailLog(self, request: pb.TailRequest, context: grpc.aio.ServicerContext) -> pb.TailReply:
+        try:
+            return self.logs.tail(request)
+        except LogNotFound as missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{self.describe()}: {missing}")
+            raise
 
     async def GetStoreInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StoreInfo:
         info = self.store.info()

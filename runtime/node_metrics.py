@@ -7,6 +7,7 @@ histograms only ever add up, as Prometheus expects of them.
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from ember.runtime.metrics_server import Family, RpcLatency, build_info
 from ember.runtime.process_metrics import LATENCY_BOUNDS, RUN_BOUNDS, STALE_AFTER, STATE_NAMES
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.user_metrics import TagKey
+
+ENDED_KEPT = 1000  # tasks that ended, kept for the dashboard
 
 if TYPE_CHECKING:
     from ember.runtime.node_agent import NodeAgent
@@ -25,6 +28,8 @@ class NodeMetrics:
         self.agent = agent
         self.rpc = RpcLatency()
         self.tasks_now: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (seen, counts)
+        self.running: dict[int, list[pb.TaskEvent]] = {}  # pid -> its tasks running now
+        self.ended: collections.deque[pb.TaskEvent] = collections.deque(maxlen=ENDED_KEPT)
         self.finished = 0
         self.failed = 0
         self.latency = Totals(LATENCY_BOUNDS)
@@ -36,6 +41,15 @@ class NodeMetrics:
 
     def add(self, report: pb.MetricsReport) -> None:
         self.tasks_now[report.pid] = (time.monotonic(), dict(report.tasks))
+        for event in report.ended:
+            event.owner_pid = report.pid
+            self.ended.append(event)
+        if report.running:
+            for event in report.running:
+                event.owner_pid = report.pid
+            self.running[report.pid] = list(report.running)
+        else:
+            self.running.pop(report.pid, None)
         self.finished += report.tasks_finished
         self.failed += report.tasks_failed
         if report.HasField("scheduling_latency"):
@@ -95,10 +109,7 @@ class NodeMetrics:
             "ember_leases", "Workers leased to owners now.", value=sum(len(o.leases) for o in agent.owners)
         ))
 
-        now = time.monotonic()
-        for pid, (seen, _) in list(self.tasks_now.items()):
-            if now - seen > STALE_AFTER:
-                del self.tasks_now[pid]
+        self._forget_stale()
         tasks = GaugeMetricFamily(
             "ember_tasks",
             "Tasks owned by the node's processes that wait for arguments (pending_args), for a "
@@ -124,6 +135,25 @@ class NodeMetrics:
         families += self.rpc.families()
         families += self._user_families()
         return families
+
+    def _forget_stale(self) -> None:
+        now = time.monotonic()
+        for pid, (seen, _) in list(self.tasks_now.items()):
+            if now - seen > STALE_AFTER:
+                del self.tasks_now[pid]
+                self.running.pop(pid, None)
+
+    def task_list(self) -> pb.TaskList:
+        self._forget_stale()
+        counts: dict[str, int] = {}
+        for _, by_state in self.tasks_now.values():
+            for state, count in by_state.items():
+                counts[state] = counts.get(state, 0) + count
+        return pb.TaskList(
+            ended=reversed(self.ended),
+            running=[event for events in self.running.values() for event in events],
+            counts=counts,
+        )
 
     def _user_families(self) -> list[Family]:
         from prometheus_client.core import (

@@ -646,7 +646,8 @@ class Owner:
             location = value.location if value.HasField("location") else None
             stored_remotely = stored_remotely or location is not None
             store.put(object_id, StoredValue(value.data, value.kind, contained, location))
-        self.metrics.task_ended(task, result.run_seconds, result.application_error)
+        error = returns[0].data if result.application_error and returns else b""
+        self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
         if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
@@ -721,7 +722,7 @@ class Owner:
         if task.state == FINISHED:
             return
         if value.kind == ERROR:
-            self.metrics.task_ended(task, 0.0, failed=True)
+            self.metrics.task_ended(task, 0.0, failed=True, error=value.data)
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
         task.forget_arguments()

@@ -8,13 +8,14 @@ the node's sum to Prometheus. Nothing here is on a task's path but the counting.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ember.runtime import user_metrics
+from ember.runtime import serialization, user_metrics
 from ember.runtime.buckets import Buckets
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.task_record import QUEUED, RESOLVING, RUNNING
@@ -36,6 +37,19 @@ RUN_BOUNDS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 30
 
 # What the owner's task states are called in metrics (Ray's names, lower case).
 STATE_NAMES = {RESOLVING: "pending_args", QUEUED: "pending_resources", RUNNING: "running"}
+RECENT = 300  # ended tasks kept for the next report
+RUNNING_SHOWN = 500  # running tasks listed in a report
+
+
+def error_summary(data: bytes) -> str:
+    """``ValueError: bad input``: what the dashboard shows of a failure (rare: worth a loads)."""
+    try:
+        error = serialization.loads(data)
+    except Exception:  # noqa: BLE001 - the class may not exist here
+        return "(an error that cannot be read in the owner)"
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0][:300] if lines else ''}"
 
 
 class ProcessMetrics:
@@ -46,12 +60,27 @@ class ProcessMetrics:
         self.latency = Buckets(LATENCY_BOUNDS)
         self.run_time = Buckets(RUN_BOUNDS)
         self._quiet = False  # the last report said nothing: skip until something happens
+        self.ended: collections.deque[pb.TaskEvent] = collections.deque(maxlen=RECENT)
 
-    def task_ended(self, task: TaskRecord, run_seconds: float, failed: bool) -> None:
+    def task_ended(
+        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b""
+    ) -> None:
         if failed:
             self.failed += 1
         else:
             self.finished += 1
+        lease = task.lease
+        self.ended.append(pb.TaskEvent(
+            task_id=task.task_id,
+            name=task.options.name,
+            state="failed" if failed else "finished",
+            time=time.time(),
+            run_seconds=run_seconds,
+            error=error_summary(error) if failed and error else "",
+            attempt=task.attempt,
+            worker_pid=lease.worker_pid if lease is not None else 0,
+            node_address=lease.agent.address if lease is not None else "",
+        ))
         if run_seconds > 0:
             self.run_time.observe(run_seconds)
             waited = time.monotonic() - task.submitted - run_seconds
@@ -60,10 +89,21 @@ class ProcessMetrics:
     def report(self, tasks: Iterable[TaskRecord]) -> pb.MetricsReport | None:
         """What happened since the last report; None when there is nothing to say."""
         counts: dict[str, int] = {}
+        running: list[pb.TaskEvent] = []
         for task in tasks:
             name = STATE_NAMES.get(task.state)
             if name is not None:
                 counts[name] = counts.get(name, 0) + 1
+            lease = task.lease
+            if task.state == RUNNING and lease is not None and len(running) < RUNNING_SHOWN:
+                running.append(pb.TaskEvent(
+                    task_id=task.task_id,
+                    name=task.options.name,
+                    state="running",
+                    attempt=task.attempt,
+                    worker_pid=lease.worker_pid,
+                    node_address=lease.agent.address,
+                ))
         report = pb.MetricsReport(
             pid=os.getpid(),
             component=self.component,
@@ -71,14 +111,17 @@ class ProcessMetrics:
             tasks_finished=self.finished,
             tasks_failed=self.failed,
             user=user_metrics.REGISTRY.take(),
+            ended=self.ended,
+            running=running,
         )
+        self.ended.clear()
         self.finished = self.failed = 0
         latency, run_time = self.latency.take(), self.run_time.take()
         if latency is not None:
             report.scheduling_latency.CopyFrom(latency)
         if run_time is not None:
             report.run_time.CopyFrom(run_time)
-        quiet = not (counts or report.tasks_finished or report.tasks_failed or report.user)
+        quiet = not (counts or report.tasks_finished or report.tasks_failed or report.user or report.ended)
         if quiet and self._quiet:
             return None
         self._quiet = quiet

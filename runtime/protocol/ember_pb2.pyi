@@ -518,7 +518,7 @@ class MetricSample(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., histogram: _Optional[_Union[HistogramData, _Mapping]] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user")
+    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running")
     class TasksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -534,6 +534,8 @@ class MetricsReport(_message.Message):
     SCHEDULING_LATENCY_FIELD_NUMBER: _ClassVar[int]
     RUN_TIME_FIELD_NUMBER: _ClassVar[int]
     USER_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
     pid: int
     component: str
     tasks: _containers.ScalarMap[str, int]
@@ -542,7 +544,136 @@ class MetricsReport(_message.Message):
     scheduling_latency: HistogramData
     run_time: HistogramData
     user: _containers.RepeatedCompositeFieldContainer[MetricSample]
-    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ...) -> None: ...
+    ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ...) -> None: ...
+
+class TaskEvent(_message.Message):
+    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_PID_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    name: str
+    state: str
+    time: float
+    run_seconds: float
+    error: str
+    attempt: int
+    worker_pid: int
+    node_address: str
+    owner_pid: int
+    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ...) -> None: ...
+
+class TaskList(_message.Message):
+    __slots__ = ("ended", "running", "counts")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    counts: _containers.ScalarMap[str, int]
+    def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class WorkerView(_message.Message):
+    __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    worker_id: bytes
+    pid: int
+    state: str
+    job_id: bytes
+    actor_id: bytes
+    owner: str
+    age_seconds: float
+    detached: bool
+    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., state: _Optional[str] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., owner: _Optional[str] = ..., age_seconds: _Optional[float] = ..., detached: _Optional[bool] = ...) -> None: ...
+
+class WorkerList(_message.Message):
+    __slots__ = ("workers",)
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerView]
+    def __init__(self, workers: _Optional[_Iterable[_Union[WorkerView, _Mapping]]] = ...) -> None: ...
+
+class LogFile(_message.Message):
+    __slots__ = ("name", "size", "modified")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    MODIFIED_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    size: int
+    modified: float
+    def __init__(self, name: _Optional[str] = ..., size: _Optional[int] = ..., modified: _Optional[float] = ...) -> None: ...
+
+class LogList(_message.Message):
+    __slots__ = ("files",)
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    files: _containers.RepeatedCompositeFieldContainer[LogFile]
+    def __init__(self, files: _Optional[_Iterable[_Union[LogFile, _Mapping]]] = ...) -> None: ...
+
+class TailRequest(_message.Message):
+    __slots__ = ("name", "lines", "offset")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    lines: int
+    offset: int
+    def __init__(self, name: _Optional[str] = ..., lines: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class TailReply(_message.Message):
+    __slots__ = ("text", "end")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    end: int
+    def __init__(self, text: _Optional[str] = ..., end: _Optional[int] = ...) -> None: ...
+
+class NodeLogs(_message.Message):
+    __slots__ = ("node_id", "node_address", "files", "error")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    files: _containers.RepeatedCompositeFieldContainer[LogFile]
+    error: str
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., files: _Optional[_Iterable[_Union[LogFile, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterLogs(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeLogs]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeLogs, _Mapping]]] = ...) -> None: ...
+
+class NodeTailRequest(_message.Message):
+    __slots__ = ("node", "tail")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    tail: TailRequest
+    def __init__(self, node: _Optional[str] = ..., tail: _Optional[_Union[TailRequest, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
     __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port")

@@ -290,6 +290,26 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/ember.NodeAgent/ListTasks',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.FromString,
+                _registered_method=True)
+        self.ListWorkers = channel.unary_unary(
+                '/ember.NodeAgent/ListWorkers',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.FromString,
+                _registered_method=True)
+        self.ListLogs = channel.unary_unary(
+                '/ember.NodeAgent/ListLogs',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.FromString,
+                _registered_method=True)
+        self.TailLog = channel.unary_unary(
+                '/ember.NodeAgent/TailLog',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+                _registered_method=True)
         self.WorkerSession = channel.stream_stream(
                 '/ember.NodeAgent/WorkerSession',
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
@@ -347,6 +367,30 @@ class NodeAgentServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWorkers(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TailLog(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -420,6 +464,26 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.ReportMetrics,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.SerializeToString,
+            ),
+            'ListWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWorkers,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.SerializeToString,
+            ),
+            'ListLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLogs,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.SerializeToString,
+            ),
+            'TailLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.TailLog,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
             ),
             'WorkerSession': grpc.stream_stream_rpc_method_handler(
                     servicer.WorkerSession,
@@ -521,6 +585,114 @@ class NodeAgent:
             '/ember.NodeAgent/ReportMetrics',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ListTasks',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ListWorkers',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ListLogs',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/TailLog',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -824,6 +996,16 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
                 _registered_method=True)
+        self.ListClusterLogs = channel.unary_unary(
+                '/ember.Head/ListClusterLogs',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
+                _registered_method=True)
+        self.TailNodeLog = channel.unary_unary(
+                '/ember.Head/TailNodeLog',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+                _registered_method=True)
 
 
 class HeadServicer:
@@ -877,6 +1059,19 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListClusterLogs(self, request, context):
+        """Logs of every node, read through their agents (ember logs, the dashboard).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TailNodeLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeadServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -919,6 +1114,16 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.ListActors,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.SerializeToString,
+            ),
+            'ListClusterLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClusterLogs,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.SerializeToString,
+            ),
+            'TailNodeLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.TailNodeLog,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1137,6 +1342,60 @@ class Head:
             '/ember.Head/ListActors',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClusterLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListClusterLogs',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailNodeLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/TailNodeLog',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -325,7 +325,7 @@ def test_nodes_join_with_ember_start_address_and_status_shows_them(temp_root):
         assert status.returncode == 0, status.stderr
         # Head's agent (1 CPU) + the joined one (2) + the blocking one (1).
         assert " 0/4 CPU" in status.stdout and " 0/3 gadget" in status.stdout, status.stdout
-        assert status.stdout.count(" node_") == 3, status.stdout
+        assert status.stdout.count(" workers  CPU") == 3, status.stdout
         assert "(no dead nodes)" in status.stdout
 
         script = textwrap.dedent(
@@ -344,6 +344,9 @@ def test_nodes_join_with_ember_start_address_and_status_shows_them(temp_root):
 
         blocking.send_signal(signal.SIGTERM)
         assert blocking.wait(15) == 0
+        # In the foreground the session's log files go to stdout too, as in a container.
+        echoed = blocking.stdout.read()
+        assert "[node-agent" in echoed and "serving with" in echoed, echoed
         deadline = time.monotonic() + 15
         while "Dead:\n (no dead nodes)" in status.stdout and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -404,3 +407,63 @@ def test_driver_gets_a_connection_error_naming_the_head_when_it_dies(temp_root):
     assert float(lines[0].split()[2].rstrip("s:")) < 20, lines[0]
     assert f"the ember head at 127.0.0.1:{port}" in lines[0]
     assert lines[1].startswith(f"then: lost the connection to the ember head at 127.0.0.1:{port}")
+
+
+def test_ember_logs_lists_prints_and_follows(temp_root):
+    env = temp_root
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert started.returncode == 0, started.stderr
+    script = textwrap.dedent(
+        """
+        import ember
+        ember.init(address="auto")
+        @ember.remote
+        def shout(i):
+            import os, sys
+            print("line", i, "from", os.getpid())
+            print("oops", i, file=sys.stderr)
+            return os.getpid()
+        print(ember.get([shout.remote(i) for i in range(3)])[0])
+        """
+    )
+    ran = run_driver(script, env=env)
+    assert ran.returncode == 0, ran.stderr
+    pid = ran.stdout.split()[-1]
+
+    listed = _ember("logs", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "head.log" in listed.stdout and "node-agent.log" in listed.stdout
+    out_name = next(w for w in listed.stdout.split() if w.startswith("worker-") and w.endswith(f"-{pid}.out"))
+    err_name = out_name[:-4] + ".err"
+    assert err_name in listed.stdout
+
+    printed = _ember("logs", out_name, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert [line.split()[:2] for line in printed.stdout.splitlines()] == [["line", "0"], ["line", "1"], ["line", "2"]]
+    last = _ember("logs", err_name, "--tail", "1", env=env)
+    assert last.stdout.strip() == "oops 2", last.stdout
+
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "logs", "head.log", "--tail", "1", "--follow"],
+        stdout=subprocess.PIPE, text=True, env=env, cwd=str(REPO),
+    )
+    try:
+        assert follow.stdout is not None
+        follow.stdout.readline()  # the last line so far
+        again = run_driver(script, env=env)  # a new job: the head logs it
+        assert again.returncode == 0
+        deadline = time.monotonic() + 15
+        seen = ""
+        while "started by driver" not in seen and time.monotonic() < deadline:
+            seen += follow.stdout.readline()
+        assert "started by driver" in seen
+    finally:
+        follow.terminate()
+        follow.wait(10)
+
+    missing = _ember("logs", "no-such.log", env=env)
+    assert missing.returncode == 1 and "no node has a log file named 'no-such.log'" in missing.stderr
+    node = listed.stdout.split()[0].removeprefix("node_")
+    sneaky = _ember("logs", "../../etc/passwd", "--node", node, env=env)
+    assert sneaky.returncode == 1 and "not a log file name" in sneaky.stderr, sneaky.stderr
