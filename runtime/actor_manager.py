@@ -171,8 +171,10 @@ class ActorManager:
         record.lease = (client, lease.lease_id)
         client.leases[lease.lease_id] = record
 
+        incarnation = record.lease
+
         def on_lost(_: ChannelClient, why: str) -> None:
-            asyncio.ensure_future(self._channel_lost(record, why))
+            asyncio.ensure_future(self._channel_lost(record, why, incarnation))
 
         hello = pb.ChannelHello(job=record.spec.job, owner_address=self.address)
         try:
@@ -346,10 +348,12 @@ class ActorManager:
             if not reply.done():
                 reply.set_result(message)
 
+        incarnation = record.lease
+
         def on_lost(_: ChannelClient, why: str) -> None:
             if not reply.done():
                 reply.set_exception(ConnectionError(why))
-            asyncio.ensure_future(self._channel_lost(record, why))
+            asyncio.ensure_future(self._channel_lost(record, why, incarnation))
 
         hello = pb.ChannelHello(job=record.spec.job, owner_address=self.address)
         try:
@@ -476,11 +480,18 @@ class ActorManager:
             if isinstance(record, ActorRecord):
                 self._worker_lost(record, f"its node ({client.address}) is unreachable")
 
-    async def _channel_lost(self, record: ActorRecord, why: str) -> None:
-        # The agent usually says how the worker ended right after; wait for its account.
+    async def _channel_lost(
+        self, record: ActorRecord, why: str, lease: tuple[LeaseClient, int] | None
+    ) -> None:
+        """The channel of the incarnation holding ``lease`` broke; once the agent has had a
+        moment to say how the worker ended, that incarnation is over. A later incarnation
+        (the actor restarted meanwhile, say because its node died) is left alone."""
+        lost = record.lost
         try:
-            await asyncio.wait_for(record.lost.wait(), LOST_REASON_WAIT)
+            await asyncio.wait_for(lost.wait(), LOST_REASON_WAIT)
         except TimeoutError:
+            if record.lease is not lease or record.lost is not lost:
+                return
             if record.lease is not None:
                 self._discard_worker(record, why)
             self._worker_lost(record, f"the connection to its worker was lost ({why})")
