@@ -15,6 +15,7 @@ import grpc
 
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session
+from ember.runtime.protocol import ember_pb2 as pb
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -45,6 +46,8 @@ def _start(args: argparse.Namespace) -> int:
                 head_port=args.port,
                 state_dir=args.state_dir,
                 head_metrics_port=args.head_metrics_port,
+                dashboard_host=args.dashboard_host,
+                dashboard_port=args.dashboard_port,
                 **node,
             )
         else:
@@ -60,6 +63,9 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  address:  {address}")
         print(f"  connect:  ember.init(address=\"{address}\")   or   ember.init(address=\"auto\")")
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
+        view = _view_or_none(processes.head_address)
+        if view is not None and view.dashboard_address:
+            print(f"  dashboard: http://{view.dashboard_address}")
     else:
         session.record_started(session_dir, processes.pids)
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
@@ -69,6 +75,15 @@ def _start(args: argparse.Namespace) -> int:
     if args.block:
         return _block(processes)
     return 0
+
+
+def _view_or_none(head_address: str) -> pb.ClusterView | None:
+    from ember import status_report
+
+    try:
+        return status_report.fetch(head_address, timeout=5)
+    except grpc.aio.AioRpcError:
+        return None
 
 
 def _block(processes: launcher.LocalProcesses) -> int:
@@ -182,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--head-metrics-port", type=int, default=0,
         help="with --head: the head's Prometheus port (default: any free one)",
+    )
+    start.add_argument("--dashboard-host", default="127.0.0.1", help="with --head: where the dashboard listens")
+    start.add_argument(
+        "--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT,
+        help="with --head: the dashboard's port (-1: none)",
     )
     start.add_argument(
         "--state-dir",

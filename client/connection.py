@@ -135,6 +135,10 @@ def init(
                 memory=memory,
                 object_store_memory=object_store_memory,
                 resources=resources,
+                dashboard_host=dashboard_host,
+                dashboard_port=-1 if include_dashboard is False else (
+                    dashboard_port if dashboard_port is not None else launcher.DEFAULT_DASHBOARD_PORT
+                ),
             )
             head_address = processes.head_address
         elif any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
@@ -160,7 +164,7 @@ def init(
         )
         ctx = EmberContext(
             address=f"{SCHEME}{head_address}",
-            dashboard_url=None,
+            dashboard_url=view.dashboard_address or None,
             python_version=".".join(map(str, sys.version_info[:3])),
             ember_version=__version__,
             session_dir=view.session_dir,
@@ -173,10 +177,11 @@ def init(
         context.set_core(connection.owner)
         context.node_id = node_id
         _state = _State(connection, processes, ctx)
+        dashboard = f"; dashboard at http://{ctx.dashboard_url}" if ctx.dashboard_url else ""
         if processes is not None:
-            log.info("Started a local ember cluster at %s (session %s)", ctx.address, ctx.session_dir)
+            log.info("Started a local ember cluster at %s (session %s)%s", ctx.address, ctx.session_dir, dashboard)
         else:
-            log.info("Connected to the ember cluster at %s", ctx.address)
+            log.info("Connected to the ember cluster at %s%s", ctx.address, dashboard)
         return ctx
 
 

@@ -90,6 +90,7 @@ class Head(rpc_pb.HeadServicer):
         self.events = EventLog()
         self.actors = ActorManager(self)
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
+        self.dashboard_address = ""
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -237,6 +238,7 @@ class Head(rpc_pb.HeadServicer):
             actor_demand=self.actors.demand(),
             events=self.events.recent(),
             metrics_address=self.metrics_address,
+            dashboard_address=self.dashboard_address,
         )
 
     def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:

@@ -9,9 +9,11 @@ import os
 import signal
 
 from ember.runtime import rpc, session
+from ember.runtime.dashboard import Dashboard
 from ember.runtime.head import Head
 from ember.runtime.head_metrics import HeadMetrics
 from ember.runtime.head_state import HeadState
+from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
 from ember.runtime.metrics_server import MetricsServer
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 
@@ -31,6 +33,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
     parser.add_argument(
         "--metrics-port", type=int, default=0, help="Prometheus endpoint port (0: any free one)"
+    )
+    parser.add_argument("--dashboard-host", default="127.0.0.1")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=DEFAULT_DASHBOARD_PORT, help="-1: no dashboard"
     )
     return parser.parse_args(argv)
 
@@ -56,6 +62,15 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         log.info("state directory %s: %d detached actors to take back", args.state_dir, restored)
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
+    # Before the head says it is ready, so that init() can print the dashboard's address.
+    dashboard = Dashboard(head, loop, lambda: "")
+    if args.dashboard_port >= 0:
+        try:
+            port = dashboard.start(args.dashboard_host, args.dashboard_port)
+            head.dashboard_address = f"{args.dashboard_host}:{port}"
+            log.info("dashboard at http://%s", head.dashboard_address)
+        except OSError as error:
+            log.error("dashboard: cannot listen on %s:%d: %s", args.dashboard_host, args.dashboard_port, error)
     session.announce_ready(ready_fd, address)
     endpoint = MetricsServer(loop, metrics.families)
     try:
@@ -67,6 +82,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
     await stop.wait()
     log.info("head stopping")
+    dashboard.stop()
     endpoint.stop()
     watcher.cancel()
     await head.actors.close()

@@ -24,6 +24,8 @@ class LaunchError(RuntimeError):
     pass
 
 
+DEFAULT_DASHBOARD_PORT = 8265  # Ray's
+
 @dataclass
 class LocalProcesses:
     session_dir: str
@@ -124,8 +126,13 @@ def start(
     state_dir: str | None = None,
     metrics_port: int = 0,
     head_metrics_port: int = 0,
+    dashboard_host: str = "127.0.0.1",
+    dashboard_port: int = DEFAULT_DASHBOARD_PORT,
 ) -> LocalProcesses:
-    """Start a head and a node agent on this machine; returns once both listen."""
+    """Start a head and a node agent on this machine; returns once both listen.
+
+    ``dashboard_port``: the head's dashboard (-1: none; taken: any free port).
+    """
     result = LocalProcesses(session_dir)
     agent_args = _agent_args(
         "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port
@@ -133,7 +140,8 @@ def start(
     try:
         head = _spawn(
             "ember.runtime.head_main",
-            _head_args(host, head_port, state_dir, head_metrics_port),
+            _head_args(host, head_port, state_dir, head_metrics_port)
+            + ["--dashboard-host", dashboard_host, "--dashboard-port", str(dashboard_port)],
             session_dir,
             "head",
             lifeline,
@@ -195,13 +203,14 @@ def start_head(
     state_dir: str | None = None,
     lifeline: bool = True,
     metrics_port: int = 0,
+    dashboard_port: int = -1,
 ) -> LocalProcesses:
     """Start a head alone: a head restarted where its node agents can find it again."""
     result = LocalProcesses(session_dir)
     try:
         head = _spawn(
             "ember.runtime.head_main",
-            _head_args(host, port, state_dir, metrics_port),
+            _head_args(host, port, state_dir, metrics_port) + ["--dashboard-port", str(dashboard_port)],
             session_dir,
             "head",
             lifeline,

@@ -803,20 +803,22 @@ class ClusterEvent(_message.Message):
     def __init__(self, time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ClusterView(_message.Message):
-    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address")
+    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address")
     NODES_FIELD_NUMBER: _ClassVar[int]
     SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_DEMAND_FIELD_NUMBER: _ClassVar[int]
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DASHBOARD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
     actor_demand: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
     metrics_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ...) -> None: ...
+    dashboard_address: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
     __slots__ = ("shape", "exclude_node_id")

@@ -1,0 +1,142 @@
+"""The dashboard: its JSON API during a workload, and the page itself in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import ember
+from tests.conftest import REPO
+
+OUTPUT = REPO / "test-output"  # kept after the run (git ignores it)
+
+
+def get(url: str) -> tuple[int, object]:
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            body = response.read()
+            kind = response.headers["Content-Type"]
+            return response.status, json.loads(body) if kind == "application/json" else body.decode()
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@ember.remote
+def dozing_task(seconds: float) -> int:
+    import os
+
+    print(f"dozing for {seconds} s in pid {os.getpid()}")
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@ember.remote
+def broken_task() -> None:
+    raise KeyError("no such key")
+
+
+@ember.remote(max_restarts=1)
+class Librarian:
+    def shelve(self) -> str:
+        return "done"
+
+
+def test_api_shows_nodes_workers_tasks_actors_and_logs(cluster) -> None:
+    base = f"http://{cluster.dashboard_url}"
+    assert cluster.dashboard_url, "init() did not report the dashboard"
+    dozing = [dozing_task.remote(4.0) for _ in range(2)]
+    with pytest.raises(KeyError):
+        ember.get(broken_task.remote())
+    librarian = Librarian.options(name="librarian").remote()
+    assert ember.get(librarian.shelve.remote()) == "done"
+
+    status, page = get(base + "/")
+    assert status == 200 and "<title>ember dashboard</title>" in str(page)
+
+    status, overview = get(base + "/api/overview")
+    assert status == 200 and isinstance(overview, dict)
+    assert overview["nodes_alive"] == 1 and overview["resources"]["CPU"] == 4.0
+    assert any(job["alive"] for job in overview["jobs"])
+
+    status, nodes = get(base + "/api/nodes")
+    assert status == 200 and isinstance(nodes, list) and len(nodes) == 1
+    assert nodes[0]["alive"] and nodes[0]["object_store"]["capacity"] > 0
+
+    def running() -> list[dict]:
+        _, tasks = get(base + "/api/tasks")
+        return [t for t in tasks["running"] if t["name"] == "dozing_task"]  # type: ignore[index]
+
+    deadline = time.monotonic() + 10
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert running(), "the running tasks never showed"
+    _, workers = get(base + "/api/workers")
+    busy = [w for w in workers["workers"] if "dozing_task" in w["running"]]  # type: ignore[index]
+    assert busy and all(w["state"] == "leased" for w in busy)
+    librarian_workers = [w for w in workers["workers"] if "Librarian" in w["actor"]]  # type: ignore[index]
+    assert len(librarian_workers) == 1
+
+    _, tasks = get(base + "/api/tasks")
+    failed = [t for t in tasks["ended"] if t["name"] == "broken_task"]  # type: ignore[index]
+    assert failed and failed[0]["state"] == "failed" and failed[0]["error"] == "KeyError: 'no such key'"
+
+    _, actors = get(base + "/api/actors")
+    (mine,) = [a for a in actors if a["name"] == "librarian"]  # type: ignore[union-attr]
+    assert mine["state"] == "alive" and mine["class_name"] == "Librarian" and mine["max_restarts"] == 1
+
+    pids = ember.get(dozing)
+    _, logs = get(base + "/api/logs")
+    node = logs[0]["node"]  # type: ignore[index]
+    name = next(f["name"] for f in logs[0]["files"] if f["name"].endswith(f"-{pids[0]}.out"))  # type: ignore[index]
+    status, tail = get(f"{base}/api/logs/tail?node={node}&name={name}&lines=5")
+    assert status == 200 and f"dozing for 4.0 s in pid {pids[0]}" in tail["text"]  # type: ignore[index]
+    status, refused = get(f"{base}/api/logs/tail?node={node}&name=../../etc/passwd")
+    assert status == 404 and "not a log file name" in refused["error"]  # type: ignore[index]
+    assert get(base + "/api/nothing")[0] == 404
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _browse(url: str, screenshot: Path | None = None) -> str:
+    browser = _chromium()
+    assert browser is not None
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+            "--window-size=1280,900"]
+    args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    out = subprocess.run(args + [url], capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_the_page_in_a_real_browser(cluster) -> None:
+    if _chromium() is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium): the page is not loaded in a browser")
+    base = f"http://{cluster.dashboard_url}"
+    dozing = [dozing_task.remote(8.0) for _ in range(2)]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        _, tasks = get(base + "/api/tasks")
+        if any(t["name"] == "dozing_task" for t in tasks["running"]):  # type: ignore[index]
+            break
+        time.sleep(0.3)
+    nodes_page = _browse(base + "/#tab=nodes")
+    node_id = ember.nodes()[0]["NodeID"][:12]
+    assert node_id in nodes_page and ">alive<" in nodes_page
+    tasks_page = _browse(base + "/#tab=tasks")
+    assert "dozing_task" in tasks_page and "<h3>Running</h3>" in tasks_page
+    OUTPUT.mkdir(exist_ok=True)
+    for tab in ("overview", "tasks"):
+        shot = OUTPUT / f"dashboard-{tab}.png"
+        _browse(f"{base}/#tab={tab}", screenshot=shot)
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+    ember.get(dozing)
