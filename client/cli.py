@@ -14,7 +14,8 @@ from typing import Any
 import grpc
 
 from ember.log_echo import LogEcho
-from ember.runtime import launcher, session
+from ember.runtime import auth, launcher, session
+from ember.runtime.head_state import HeadState
 from ember.runtime.protocol import ember_pb2 as pb
 
 
@@ -28,6 +29,22 @@ def _start(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"ember start: --resources and --labels take JSON objects: {error}", file=sys.stderr)
         return 2
+    try:
+        token = auth.from_environment()
+    except auth.TokenError as error:
+        print(f"ember start: {error}", file=sys.stderr)
+        return 2
+    if args.head and not token and args.state_dir:
+        token = HeadState(args.state_dir).token()  # the token of the cluster before a restart
+    if not args.head:
+        token = token or session.token_of_current_cluster(args.address)
+        if not token:
+            print(
+                "ember start: a node agent needs the cluster's token: set EMBER_TOKEN, or "
+                "EMBER_TOKEN_FILE to a file holding it (ember start --head said where it is)",
+                file=sys.stderr,
+            )
+            return 2
     session_dir = session.new_session_dir()
     node = {
         "host": args.host,
@@ -48,11 +65,12 @@ def _start(args: argparse.Namespace) -> int:
                 head_metrics_port=args.head_metrics_port,
                 dashboard_host=args.dashboard_host,
                 dashboard_port=args.dashboard_port,
+                token=token or None,
                 **node,
             )
         else:
             head_address = args.address.removeprefix("ember://")
-            processes = launcher.start_agent(session_dir, head_address, **node)
+            processes = launcher.start_agent(session_dir, head_address, token=token, **node)
     except (launcher.LaunchError, OSError) as error:
         print(f"ember start: {error}", file=sys.stderr)
         return 1
@@ -62,6 +80,8 @@ def _start(args: argparse.Namespace) -> int:
         print(f"Started an ember cluster: head and node agent on {args.host}.")
         print(f"  address:  {address}")
         print(f"  connect:  ember.init(address=\"{address}\")   or   ember.init(address=\"auto\")")
+        print(f"  token:    {launcher.token_file(session_dir)} (readable only by you); drivers and")
+        print("            nodes elsewhere need it: EMBER_TOKEN_FILE=<a copy of it> or EMBER_TOKEN=<it>")
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
         view = _view_or_none(processes.head_address)
         if view is not None and view.dashboard_address:
@@ -150,8 +170,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _head_address(args: argparse.Namespace) -> str | None:
+    """The head to ask, and with it the token to present (set for this process)."""
     address = args.address or os.environ.get("EMBER_ADDRESS") or session.read_current_cluster()
-    return address.removeprefix("ember://") if address else None
+    if not address:
+        return None
+    head_address = address.removeprefix("ember://")
+    auth.set_token(auth.from_environment() or session.token_of_current_cluster(head_address))
+    return head_address
 
 
 def _logs(args: argparse.Namespace) -> int:

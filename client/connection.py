@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember.runtime import __version__, context, launcher, resources, session
+from ember.runtime import __version__, auth, context, launcher, resources, session
 from ember.runtime.driver import DriverConnection
 from ember.runtime.owner import Owner
 from ember.runtime.protocol import ember_pb2 as pb
@@ -127,6 +127,7 @@ def init(
         _configure_logging(logging_level)
         head_address = _resolve_address(address)
         processes = None
+        auth.set_token(_token_for(head_address))
         if head_address is None:
             processes = launcher.start(
                 session.new_session_dir(),
@@ -141,6 +142,7 @@ def init(
                 ),
             )
             head_address = processes.head_address
+            auth.set_token(processes.token)
         elif any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
             raise ValueError(
                 "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
@@ -183,6 +185,15 @@ def init(
         else:
             log.info("Connected to the ember cluster at %s%s", ctx.address, dashboard)
         return ctx
+
+
+def _token_for(head_address: str | None) -> str:
+    """The token to present: the environment's, else — for the cluster ``ember start`` left
+    running on this machine — the one in its session. A new local cluster gets a new one."""
+    token = auth.from_environment()
+    if token or head_address is None:
+        return token
+    return session.token_of_current_cluster(head_address)
 
 
 def _anonymous_namespace() -> str:

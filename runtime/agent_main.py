@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     from ember.runtime import session
 
     ready_fd = session.setup_daemon_logging(args.session_dir, "node-agent")
+    from ember.runtime import auth
+
+    auth.set_token(auth.from_environment())
     asyncio.run(_serve(args, zygote, env, ready_fd))
     os._exit(0)
 
@@ -98,7 +101,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     agent = NodeAgent(
         node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir
     )
-    server = rpc.server(observe=agent.metrics.rpc.observe)
+    server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     port = rpc.bind(server, args.host, args.port)
     await server.start()

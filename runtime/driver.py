@@ -84,7 +84,7 @@ class DriverConnection:
     ) -> tuple[str, bytes, str, pb.NodeInfo]:
         self.channels = rpc.Channels()
         sink = (lambda batch: print_logs(batch, self.host)) if log_to_driver else None
-        server = rpc.server()
+        server = rpc.server(f"driver pid {os.getpid()}")
         rpc_pb.add_CoreWorkerServicer_to_server(
             CoreWorkerService(lambda: self.owner, log_sink=sink), server
         )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime import context, serialization
+from ember.runtime import auth, context, serialization
 from ember.runtime.actor_host import ActorHost
 from ember.runtime.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.runtime.protocol import ember_pb2 as pb
@@ -113,8 +113,13 @@ class Executor:
                 log.debug("could not flush task output", exc_info=True)
 
     def check_hello(self, hello: pb.ChannelHello) -> str:
-        """A worker serves one job for its life; refuse owners of another job. An actor takes
-        calls from any job (a detached actor outlives the job that made it)."""
+        """Refuse a caller without the cluster token. A worker serves one job for its life;
+        refuse owners of another job. An actor takes calls from any job (a detached actor
+        outlives the job that made it)."""
+        expected = auth.token()
+        if expected and not auth.matches(hello.token, expected):
+            log.warning("worker pid %d: refused a task channel from %s: %s", self.pid, hello.owner_address or "an unnamed caller", "missing or wrong cluster token")
+            return f"worker pid {self.pid}: {auth.REFUSED}"
         if self.job is None:
             self.bind_job(hello.job)
             return ""

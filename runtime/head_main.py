@@ -8,7 +8,7 @@ import logging
 import os
 import signal
 
-from ember.runtime import rpc, session
+from ember.runtime import auth, rpc, session
 from ember.runtime.dashboard import Dashboard
 from ember.runtime.head import Head
 from ember.runtime.head_metrics import HeadMetrics
@@ -49,9 +49,10 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     state = HeadState(args.state_dir) if args.state_dir else None
+    auth.set_token(_cluster_token(args.session_dir, state))
     head = Head(args.session_dir, state=state)
     metrics = HeadMetrics(head)
-    server = rpc.server(observe=metrics.rpc.observe)
+    server = rpc.server("ember head", observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)
     port = rpc.bind(server, args.host, args.port)
     await server.start()
@@ -63,7 +64,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     # Before the head says it is ready, so that init() can print the dashboard's address.
-    dashboard = Dashboard(head, loop, lambda: "")
+    dashboard = Dashboard(head, loop, auth.token)
     if args.dashboard_port >= 0:
         try:
             port = dashboard.start(args.dashboard_host, args.dashboard_port)
@@ -87,6 +88,23 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     watcher.cancel()
     await head.actors.close()
     await server.stop(0.5)
+
+
+def _cluster_token(session_dir: str, state: HeadState | None) -> str:
+    """The token given (environment), else the one a previous head kept, else a new one: a
+    head never serves without one."""
+    token = auth.from_environment()
+    saved = state.token() if state is not None else ""
+    if not token and saved:
+        token = saved
+    if not token:
+        token = auth.generate()
+        path = os.path.join(session_dir, "token")
+        auth.write_file(path, token)
+        log.warning("no cluster token was given (EMBER_TOKEN, EMBER_TOKEN_FILE): made one, in %s", path)
+    if state is not None and token != saved:
+        state.save_token(token)
+    return token
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,8 +2,9 @@
 
 Ray keeps this in its GCS, and loses it on a head restart unless an external Redis is set up.
 ember keeps the little that must survive in a directory (a persistent volume in Kubernetes):
-the detached actors, which users expect to outlive any driver, and the job counter, so that a
-new head never hands out a job id an agent has already seen finish. Everything else — nodes,
+the detached actors, which users expect to outlive any driver, the job counter, so that a new
+head never hands out a job id an agent has already seen finish, and the cluster token, which
+the agents that stay up keep presenting. Everything else — nodes,
 resources, drivers' jobs — is rebuilt by the agents re-registering, or ends with the head.
 
 Each record is one small file replaced atomically (write, fsync, rename): a head killed in the
@@ -16,6 +17,7 @@ import logging
 import os
 import tempfile
 
+from ember.runtime import auth
 from ember.runtime.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.head")
@@ -53,6 +55,19 @@ class HeadState:
             except Exception as error:  # noqa: BLE001 - one bad file must not stop the head
                 log.error("state directory %s: cannot read actor record %s: %s", self.directory, path, error)
         return found
+
+    # ------------------------------------------------------------------ the token
+
+    def token(self) -> str:
+        """The cluster token a previous head kept here ("" if none): agents that joined before
+        a restart still hold it."""
+        try:
+            return auth.read_file(os.path.join(self.directory, "token"))
+        except auth.TokenError:
+            return ""
+
+    def save_token(self, value: str) -> None:
+        auth.write_file(os.path.join(self.directory, "token"), value)
 
     # ------------------------------------------------------------------ jobs
 

@@ -17,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from ember.runtime import auth
+
 READY_TIMEOUT = 60.0
 
 
@@ -31,6 +33,7 @@ class LocalProcesses:
     session_dir: str
     head_address: str = ""
     agent_address: str = ""
+    token: str = ""
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -60,10 +63,23 @@ class LocalProcesses:
                         pass
 
 
+def token_file(session_dir: str) -> str:
+    return os.path.join(session_dir, "token")
+
+
 def _spawn(
-    module: str, args: list[str], session_dir: str, component: str, lifeline: bool
+    module: str,
+    args: list[str],
+    session_dir: str,
+    component: str,
+    lifeline: bool,
+    token: str = "",
 ) -> subprocess.Popen[bytes]:
+    """Start a daemon; the cluster token goes in its environment (a command line is public)."""
     logs = os.path.join(session_dir, "logs")
+    env = dict(os.environ, EMBER_SESSION_DIR=session_dir)
+    if token:
+        env[auth.ENV] = token
     os.makedirs(logs, exist_ok=True)
     with open(os.path.join(logs, f"{component}.log"), "ab") as stderr:
         return subprocess.Popen(
@@ -73,7 +89,7 @@ def _spawn(
             stdout=subprocess.PIPE,
             stderr=stderr,
             start_new_session=True,
-            env=dict(os.environ, EMBER_SESSION_DIR=session_dir),
+            env=env,
         )
 
 
@@ -128,12 +144,18 @@ def start(
     head_metrics_port: int = 0,
     dashboard_host: str = "127.0.0.1",
     dashboard_port: int = DEFAULT_DASHBOARD_PORT,
+    token: str | None = None,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen.
 
-    ``dashboard_port``: the head's dashboard (-1: none; taken: any free port).
+    ``dashboard_port``: the head's dashboard (-1: none; taken: any free port). ``token``: the
+    cluster's (by default this process's, else a new one); it is also written, readable only by
+    this user, to the session's ``token`` file, where drivers and the CLI on this machine find it.
     """
-    result = LocalProcesses(session_dir)
+    token = token if token is not None else auth.token()
+    token = token or auth.generate()
+    auth.write_file(token_file(session_dir), token)
+    result = LocalProcesses(session_dir, token=token)
     agent_args = _agent_args(
         "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port
     )
@@ -145,9 +167,12 @@ def start(
             session_dir,
             "head",
             lifeline,
+            token,
         )
         result.processes.append(head)
-        agent = _spawn("ember.runtime.agent_main", agent_args, session_dir, "node-agent", lifeline)
+        agent = _spawn(
+            "ember.runtime.agent_main", agent_args, session_dir, "node-agent", lifeline, token
+        )
         result.processes.append(agent)
         result.head_address = _read_ready(head, "head", session_dir)
         assert agent.stdin is not None
@@ -176,8 +201,10 @@ def start_agent(
     object_store_memory: int | None = None,
     labels: dict[str, str] | None = None,
     metrics_port: int = 0,
+    token: str | None = None,
 ) -> LocalProcesses:
-    """Start one more node agent, joining the head at ``head_address``."""
+    """Start one more node agent, joining the head at ``head_address`` (with ``token``, by
+    default this process's)."""
     result = LocalProcesses(session_dir, head_address=head_address)
     args = _agent_args(
         head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels,
@@ -185,7 +212,10 @@ def start_agent(
     )
     component = f"node-agent-{os.urandom(2).hex()}"
     try:
-        agent = _spawn("ember.runtime.agent_main", args, session_dir, component, lifeline)
+        agent = _spawn(
+            "ember.runtime.agent_main", args, session_dir, component, lifeline,
+            auth.token() if token is None else token,
+        )
         result.processes.append(agent)
         result.agent_address = _read_ready(agent, component, session_dir)
         if not lifeline and agent.stdin is not None:
@@ -204,6 +234,7 @@ def start_head(
     lifeline: bool = True,
     metrics_port: int = 0,
     dashboard_port: int = -1,
+    token: str | None = None,
 ) -> LocalProcesses:
     """Start a head alone: a head restarted where its node agents can find it again."""
     result = LocalProcesses(session_dir)
@@ -214,6 +245,7 @@ def start_head(
             session_dir,
             "head",
             lifeline,
+            auth.token() if token is None else token,
         )
         result.processes.append(head)
         result.head_address = _read_ready(head, "head", session_dir)

@@ -702,11 +702,22 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                         await call.write(pb.NodeMessage(report=self.report()))
                 failures = 0 if registered.is_set() else failures
             except grpc.aio.AioRpcError as error:
+                if self._unauthenticated(error):
+                    return
                 log.warning("session with head %s failed: %s", self.head_address, error.code().name)
             finally:
                 call.cancel()
             failures += 1
             await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+
+    def _unauthenticated(self, error: grpc.aio.AioRpcError) -> bool:
+        """A refused token is not something a retry mends: say so, and stop the agent."""
+        if error.code() != grpc.StatusCode.UNAUTHENTICATED:
+            return False
+        log.error("%s: the head at %s refused this node: %s", self.describe(), self.head_address, error.details())
+        self.stopping = True
+        self.on_refused(error.details() or "unauthenticated")
+        return True
 
     async def say_leaving(self, why: str) -> None:
         """Tell the head this stop is on purpose, so it is not reported as a failure."""
@@ -730,7 +741,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self._report_event.set()
                 elif kind == "job_finished":
                     self.job_finished(message.job_finished)
-                elif kind == "refused":
+                elif kind == "refused" and not self.stopping:
                     log.error(
                         "%s: head %s declared this node dead (%s); exiting, so that it can "
                         "rejoin as a new node", self.describe(), self.head_address, message.refused
@@ -738,8 +749,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self.stopping = True
                     self.on_refused(message.refused)
                     return
-        except grpc.aio.AioRpcError:
-            return
+        except grpc.aio.AioRpcError as error:
+            self._unauthenticated(error)
 
 
 def _verb(how: str) -> str:

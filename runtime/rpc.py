@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from ember.runtime import auth, tls
 from ember.runtime.protocol import ember_pb2_grpc as rpc
 
 _COMMON = [
@@ -40,9 +41,15 @@ SERVER_OPTIONS = _COMMON + [
 ]
 
 
-def server(observe: Callable[[str, float], None] | None = None) -> aio.Server:
-    """A server; with ``observe``, each unary handler's time is reported by method name."""
-    interceptors = [LatencyInterceptor(observe)] if observe is not None else []
+def server(who: str, observe: Callable[[str, float], None] | None = None) -> aio.Server:
+    """A server that refuses callers without the cluster token (when this process has one);
+    ``who`` names the process in the refusal. With ``observe``, each unary handler's time is
+    reported by method name."""
+    interceptors: list[aio.ServerInterceptor] = []
+    if auth.token():
+        interceptors.append(auth.TokenCheck(auth.token(), who))
+    if observe is not None:
+        interceptors.append(LatencyInterceptor(observe))
     return aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
 
 
@@ -80,14 +87,33 @@ class LatencyInterceptor(aio.ServerInterceptor):
 
 
 def bind(srv: aio.Server, host: str, port: int = 0) -> int:
-    """Bind and return the port; raises a clear error when the port is taken."""
+    """Bind and return the port (with TLS when it is configured); raises a clear error when the
+    port is taken."""
+    config = tls.current()
     try:
-        bound = srv.add_insecure_port(f"{host}:{port}")
+        if config is not None:
+            bound = srv.add_secure_port(f"{host}:{port}", config.server_credentials())
+        else:
+            bound = srv.add_insecure_port(f"{host}:{port}")
     except RuntimeError as error:
         raise OSError(f"cannot listen on {host}:{port}: {error}") from error
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}: address in use or not available")
     return bound
+
+
+def open_channel(address: str) -> aio.Channel:
+    """A channel that presents the cluster token, over TLS when it is configured."""
+    config = tls.current()
+    interceptors = auth.client_interceptors()
+    if config is not None:
+        return aio.secure_channel(
+            address,
+            config.channel_credentials(),
+            options=CHANNEL_OPTIONS + config.channel_options(),
+            interceptors=interceptors,
+        )
+    return aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
 
 
 class Channels:
@@ -102,8 +128,7 @@ class Channels:
     def channel(self, address: str) -> aio.Channel:
         channel = self._channels.get(address)
         if channel is None:
-            channel = aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-            self._channels[address] = channel
+            channel = self._channels[address] = open_channel(address)
         return channel
 
     def core_worker(self, address: str) -> rpc.CoreWorkerStub:

@@ -40,7 +40,7 @@ def started_dir() -> str:
 def write_current_cluster(address: str, session_dir: str, pids: list[int]) -> None:
     """Remember a cluster ``ember start --head`` started: ``init("auto")`` finds it."""
     with open(current_cluster_file(), "w") as f:
-        f.write(address + "\n")
+        f.write(f"{address}\n{session_dir}\n")
     record_started(session_dir, pids, address)
 
 
@@ -53,11 +53,29 @@ def record_started(session_dir: str, pids: list[int], address: str = "") -> None
 
 
 def read_current_cluster() -> str | None:
+    """The address of the cluster ``ember start --head`` last started here."""
+    lines = _current_cluster_lines()
+    return lines[0] if lines else None
+
+
+def token_of_current_cluster(head_address: str) -> str:
+    """That cluster's token, if ``head_address`` is its head ("" otherwise)."""
+    lines = _current_cluster_lines()
+    if len(lines) < 2 or lines[0].removeprefix("ember://") != head_address.removeprefix("ember://"):
+        return ""
+    try:
+        with open(os.path.join(lines[1], "token")) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _current_cluster_lines() -> list[str]:
     try:
         with open(current_cluster_file()) as f:
-            return f.read().strip() or None
+            return [line.strip() for line in f if line.strip()]
     except OSError:
-        return None
+        return []
 
 
 def setup_daemon_logging(session_dir: str, component: str) -> int:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import selectors
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
+from ember.runtime import auth, tls
 from ember.runtime.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -37,6 +40,7 @@ log = logging.getLogger("ember.runtime.task_channel")
 
 HEADER = struct.Struct("<I")
 MAX_FRAME = (1 << 31) - 1  # a frame must fit a signed 32-bit length
+HANDSHAKE_TIMEOUT = 10.0
 FLUSH_AFTER = 0.001  # seconds a finished result may wait for the next one to share its frame
 
 
@@ -121,6 +125,8 @@ class ChannelServer:
         self.worker_id = worker_id
         self.listener = socket.create_server((host, 0))
         self.listener.setblocking(False)
+        config = tls.current()
+        self.tls = config.server_context() if config is not None else None
         self.address = f"{host}:{self.listener.getsockname()[1]}"
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, None)
@@ -164,15 +170,28 @@ class ChannelServer:
             sock, peer = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            # The handshake runs here, bounded: a peer that never finishes it costs seconds.
+            sock.settimeout(HANDSHAKE_TIMEOUT)
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError) as error:
+                log.warning("refused a task channel from %s:%s: TLS handshake failed: %s", peer[0], peer[1], error)
+                sock.close()
+                return
+        sock.setblocking(True)
         connection = _Connection(sock, f"{peer[0]}:{peer[1]}")
         self.selector.register(sock, selectors.EVENT_READ, connection)
         self.connections += 1
 
     def _receive(self, connection: _Connection) -> None:
+        sock = connection.sock
         try:
-            data = connection.sock.recv(1 << 20)
+            data = sock.recv(1 << 20)
+            if isinstance(sock, ssl.SSLSocket):
+                while sock.pending():  # decrypted bytes the selector cannot see
+                    data += sock.recv(sock.pending())
         except (ConnectionError, OSError):
             data = b""
         if not data:
@@ -367,7 +386,21 @@ async def connect(
 ) -> ChannelClient:
     host, _, port = address.rpartition(":")
     loop = asyncio.get_running_loop()
+    token = auth.token()
+    if token and not hello.token:
+        hello.token = token.encode()
+    config = tls.current()
+    secure: dict[str, Any] = {}
+    if config is not None:
+        secure = {"ssl": _client_context(), "server_hostname": config.server_name or host}
     _, client = await loop.create_connection(
-        lambda: ChannelClient(hello, on_reply, on_lost), host, int(port)
+        lambda: ChannelClient(hello, on_reply, on_lost), host, int(port), **secure
     )
     return client
+
+
+@functools.cache
+def _client_context() -> ssl.SSLContext:
+    config = tls.current()
+    assert config is not None
+    return config.client_context()

@@ -17,7 +17,7 @@ import sys
 
 import grpc
 
-from ember.runtime import context, rpc
+from ember.runtime import auth, context, rpc
 from ember.runtime.core_service import CoreWorkerService
 from ember.runtime.event_loop import IoThread
 from ember.runtime.executor import Executor, _exit_now
@@ -45,7 +45,7 @@ class AgentSession:
         self.executor.io.call_soon(self.outbox.put_nowait, pb.WorkerMessage(blocked=blocked))
 
     async def run(self) -> None:
-        channel = grpc.aio.insecure_channel(self.agent_address, options=rpc.CHANNEL_OPTIONS)
+        channel = rpc.open_channel(self.agent_address)
         call = rpc_pb.NodeAgentStub(channel).WorkerSession()
         worker_id = self.executor.worker_id
         hello = pb.WorkerHello(
@@ -118,11 +118,12 @@ def main() -> int:
     )
     context.node_id = env.get("EMBER_NODE_ID", "")
     context.worker_id = worker_id_hex
+    auth.set_token(auth.from_environment())
     io = IoThread("ember-io")
     executor = Executor(io, bytes.fromhex(worker_id_hex), host)
 
     async def start() -> str:
-        server = rpc.server()
+        server = rpc.server(f"worker pid {os.getpid()}")
         rpc_pb.add_CoreWorkerServicer_to_server(
             CoreWorkerService(lambda: executor.owner, executor), server
         )

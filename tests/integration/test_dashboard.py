@@ -7,20 +7,26 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 import ember
+from ember.runtime import auth
 from tests.conftest import REPO
 
 OUTPUT = REPO / "test-output"  # kept after the run (git ignores it)
 
 
-def get(url: str) -> tuple[int, object]:
+def get(url: str, token: str | None = "", headers: dict[str, str] | None = None) -> tuple[int, object]:
+    """GET with the cluster's token as a bearer token (None: no token at all)."""
+    request = urllib.request.Request(url, headers=dict(headers or {}))
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token or auth.token()}")
     try:
-        with urllib.request.urlopen(url, timeout=20) as response:
+        with urllib.request.urlopen(request, timeout=20) as response:
             body = response.read()
             kind = response.headers["Content-Type"]
             return response.status, json.loads(body) if kind == "application/json" else body.decode()
@@ -128,15 +134,45 @@ def test_the_page_in_a_real_browser(cluster) -> None:
         if any(t["name"] == "dozing_task" for t in tasks["running"]):  # type: ignore[index]
             break
         time.sleep(0.3)
-    nodes_page = _browse(base + "/#tab=nodes")
+    token = urllib.parse.quote(auth.token())
+    nodes_page = _browse(f"{base}/#tab=nodes&token={token}")
     node_id = ember.nodes()[0]["NodeID"][:12]
     assert node_id in nodes_page and ">alive<" in nodes_page
-    tasks_page = _browse(base + "/#tab=tasks")
+    tasks_page = _browse(f"{base}/#tab=tasks&token={token}")
     assert "dozing_task" in tasks_page and "<h3>Running</h3>" in tasks_page
     OUTPUT.mkdir(exist_ok=True)
     for tab in ("overview", "tasks"):
         shot = OUTPUT / f"dashboard-{tab}.png"
-        _browse(f"{base}/#tab={tab}", screenshot=shot)
+        _browse(f"{base}/#tab={tab}&token={token}", screenshot=shot)
         assert shot.stat().st_size > 10_000
         print(f"screenshot: {shot}")
     ember.get(dozing)
+
+
+def test_the_dashboard_wants_the_token(cluster) -> None:
+    base = f"http://{cluster.dashboard_url}"
+    # The page itself holds no data; the API does.
+    assert get(base + "/", token=None)[0] == 200
+    for token in (None, "wrong"):
+        status, refused = get(base + "/api/nodes", token=token)
+        assert status == 401 and "token" in refused["error"]  # type: ignore[index]
+    assert get(base + "/api/nodes")[0] == 200
+    assert not cluster.dashboard_url.startswith("0.0.0.0")  # loopback unless told otherwise
+
+    def login(token: str) -> tuple[int, str]:
+        request = urllib.request.Request(
+            base + "/api/login", data=json.dumps({"token": token}).encode(), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.headers.get("Set-Cookie", "")
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    assert login("wrong") == (401, "")
+    status, cookie = login(auth.token())
+    assert status == 200 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert auth.token() not in cookie  # the cookie is derived from the token, not the token
+    session = cookie.split(";")[0]
+    assert get(base + "/api/overview", token=None, headers={"Cookie": session})[0] == 200
+    assert get(base + "/api/overview", token=None, headers={"Cookie": session[:-1] + "x"})[0] == 401

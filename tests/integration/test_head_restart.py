@@ -3,6 +3,7 @@ a state directory the detached actors carry on, state and all, in the workers th
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import textwrap
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ember import status_report
-from ember.runtime import launcher, session
+from ember.runtime import auth, launcher, session
 from tests.conftest import processes_of_session, run_driver, wait_until_gone
 
 CREATE = textwrap.dedent(
@@ -70,17 +71,23 @@ class Cluster:
             self.session_dir, head_port=self.port, num_cpus=1, state_dir=state_dir
         )
         self.head = first.processes[0]
+        self.token = first.token
         self.started.append(first)
         self.started.append(
-            launcher.start_agent(self.session_dir, self.address, num_cpus=2, resources={"b": 2})
+            launcher.start_agent(
+                self.session_dir, self.address, num_cpus=2, resources={"b": 2}, token=self.token
+            )
         )
         self.wait_nodes(2)
 
     def restart_head(self) -> None:
         self.head.send_signal(signal.SIGKILL)
         self.head.wait()
+        # With a state directory the head finds the token there; without, it is given again
+        # (on Kubernetes both come from the cluster's Secret).
         restarted = launcher.start_head(
-            self.session_dir, port=self.port, state_dir=self.state_dir
+            self.session_dir, port=self.port, state_dir=self.state_dir,
+            token="" if self.state_dir else self.token,
         )
         self.head = restarted.processes[0]
         self.started.append(restarted)
@@ -90,6 +97,7 @@ class Cluster:
         alive = 0
         while time.monotonic() < deadline:
             try:
+                auth.set_token(self.token)
                 alive = len([n for n in status_report.fetch(self.address, 2.0).nodes if n.alive])
             except Exception:  # noqa: BLE001 - the head may not listen yet
                 alive = 0
@@ -97,6 +105,9 @@ class Cluster:
                 return
             time.sleep(0.1)
         raise AssertionError(f"{alive} of {count} nodes registered with the head")
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, EMBER_TOKEN=self.token)
 
     def stop(self) -> None:
         for processes in reversed(self.started):
@@ -120,7 +131,7 @@ def make_cluster() -> Iterator[type[Cluster]]:
 
 def test_detached_actor_survives_a_head_restart_with_a_state_dir(make_cluster, tmp_path: Path) -> None:
     cluster = make_cluster(str(tmp_path / "state"))
-    created = run_driver(CREATE, cluster.address)
+    created = run_driver(CREATE, cluster.address, env=cluster.env())
     assert created.returncode == 0, created.stderr
     n, pid = created.stdout.split()
     assert n == "3"
@@ -131,7 +142,7 @@ def test_detached_actor_survives_a_head_restart_with_a_state_dir(make_cluster, t
     cluster.wait_nodes(2)
     assert all(_running(agent) for agent in agents)
 
-    found = run_driver(FIND, cluster.address)
+    found = run_driver(FIND, cluster.address, env=cluster.env())
     assert found.returncode == 0, found.stderr
     # The same worker process, with its state: the fourth call returns 4.
     assert found.stdout.split() == ["4", pid], found.stdout
@@ -139,7 +150,7 @@ def test_detached_actor_survives_a_head_restart_with_a_state_dir(make_cluster, t
     # A second restart, and the job counter and actor both carry on.
     cluster.restart_head()
     cluster.wait_nodes(2)
-    again = run_driver(FIND, cluster.address)
+    again = run_driver(FIND, cluster.address, env=cluster.env())
     assert again.stdout.split() == ["5", pid], again.stdout + again.stderr
 
 
@@ -148,13 +159,13 @@ def test_without_a_state_dir_nodes_rejoin_and_the_actor_is_let_go(
 ) -> None:
     monkeypatch.setenv("EMBER_HEAD_RESTART_GRACE_S", "2")
     cluster = make_cluster(None)
-    created = run_driver(CREATE, cluster.address)
+    created = run_driver(CREATE, cluster.address, env=cluster.env())
     assert created.returncode == 0, created.stderr
     actor_pid = int(created.stdout.split()[1])
 
     cluster.restart_head()
     cluster.wait_nodes(2)
-    found = run_driver(FIND, cluster.address)
+    found = run_driver(FIND, cluster.address, env=cluster.env())
     assert found.stdout.startswith("missing: Failed to look up actor with name 'counter' in namespace 'restart'"), (
         found.stdout + found.stderr
     )

@@ -1,0 +1,184 @@
+"""The cluster token: nothing reaches a cluster's processes without it.
+
+Running a task means unpickling the code a caller sent, so whoever can talk to a head, a node
+agent or a worker can run anything there. Ray's endpoints accepted anyone and were exploited in
+the wild for it (CVE-2023-48022). ember's cluster has one secret token; every gRPC call carries
+it in its metadata (``authorization: Bearer ...``), every task channel in its hello, and any
+process refuses a call without it, compared in constant time.
+
+Where a process finds the token: ``EMBER_TOKEN``, else the file named by ``EMBER_TOKEN_FILE``
+(how a Kubernetes Secret is mounted), else — for a driver or the CLI on the machine that
+started the cluster — the file ``ember start``/``init`` wrote, readable only by its user. The
+processes ember starts get it in their environment, never on a command line (``ps`` shows
+those to everyone).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+ENV = "EMBER_TOKEN"
+ENV_FILE = "EMBER_TOKEN_FILE"
+METADATA_KEY = "authorization"
+
+_token = ""
+
+
+class TokenError(Exception):
+    """The token's file cannot be read, or it is empty."""
+
+
+def set_token(token: str) -> None:
+    global _token
+    _token = token.strip()
+
+
+def token() -> str:
+    """This process's token ("" when it has none: a cluster started without one)."""
+    return _token
+
+
+def generate() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def from_environment() -> str:
+    """``EMBER_TOKEN``, or the contents of ``EMBER_TOKEN_FILE``; "" when neither is set."""
+    value = os.environ.get(ENV, "").strip()
+    if value:
+        return value
+    path = os.environ.get(ENV_FILE, "")
+    if path:
+        return read_file(path)
+    return ""
+
+
+def read_file(path: str) -> str:
+    try:
+        with open(path) as f:
+            value = f.read().strip()
+    except OSError as error:
+        raise TokenError(f"cannot read the cluster token from {path}: {error}") from None
+    if not value:
+        raise TokenError(f"the cluster token file {path} is empty")
+    return value
+
+
+def write_file(path: str, value: str) -> None:
+    """Write a token file only its owner can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.chmod(path, 0o600)
+
+
+def matches(given: str | bytes, expected: str) -> bool:
+    if isinstance(given, str):
+        given = given.encode()
+    return hmac.compare_digest(given, expected.encode())
+
+
+# ---------------------------------------------------------------------- gRPC, server side
+
+REFUSED = (
+    "missing or wrong cluster token: set EMBER_TOKEN (or EMBER_TOKEN_FILE, a file holding it) "
+    "to the token of this cluster (ember start --head said where it is; on Kubernetes it is in "
+    "the cluster's Secret)"
+)
+
+
+class TokenCheck(aio.ServerInterceptor):
+    """Refuses every call, unary or streaming, whose metadata lacks the token."""
+
+    def __init__(self, expected: str, who: str) -> None:
+        self._expected = f"Bearer {expected}"
+        self._who = who
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == METADATA_KEY and matches(value, self._expected):
+                return handler
+        return _refusal(handler, f"{self._who}: {REFUSED}")
+
+
+def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+    async def refuse(request: Any, context: aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+    async def refuse_stream(request: Any, context: aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        yield  # an async generator, as a streaming handler must be
+
+    kwargs = {
+        "request_deserializer": handler.request_deserializer,
+        "response_serializer": handler.response_serializer,
+    }
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse_stream, **kwargs)
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
+    return grpc.stream_stream_rpc_method_handler(refuse_stream, **kwargs)
+
+
+# ---------------------------------------------------------------------- gRPC, client side
+
+
+def _with_token(details: aio.ClientCallDetails, value: str) -> aio.ClientCallDetails:
+    metadata = list(details.metadata or ())
+    metadata.append((METADATA_KEY, f"Bearer {value}"))
+    return aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _AddToken:
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class AddTokenUnaryUnary(_AddToken, aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self.value), request)
+
+
+class AddTokenUnaryStream(_AddToken, aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(_with_token(details, self.value), request)
+
+
+class AddTokenStreamUnary(_AddToken, aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_token(details, self.value), requests)
+
+
+class AddTokenStreamStream(_AddToken, aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(_with_token(details, self.value), requests)
+
+
+def client_interceptors() -> list[aio.ClientInterceptor]:
+    value = token()
+    if not value:
+        return []
+    return [
+        AddTokenUnaryUnary(value),
+        AddTokenUnaryStream(value),
+        AddTokenStreamUnary(value),
+        AddTokenStreamStream(value),
+    ]
