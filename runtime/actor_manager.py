@@ -53,6 +53,7 @@ class ActorRecord:
         self.lease: tuple[LeaseClient, int] | None = None
         self.channel: ChannelClient | None = None
         self.stopping = ""  # why it must not be restarted any more
+        self.drained = ""  # why it is moved off a draining node (a restart that is no failure)
         self.lost_reason = ""
         self.lost = asyncio.Event()
         self.runner: asyncio.Task[None] | None = None
@@ -276,6 +277,26 @@ class ActorManager:
                 record.lease = None  # the agent is gone: nothing to give back
                 self._worker_lost(record, cause)
 
+    def move_off(self, node_id: bytes, address: str, cause: str) -> list[ActorRecord]:
+        """A node is drained: restart its actors elsewhere (those being created there too).
+        Returns them, for the drain to watch."""
+        moved = []
+        for record in list(self.actors.values()):
+            if record.info.state == pb.DEAD:
+                continue
+            on_node = record.info.state == pb.ALIVE and record.info.node_id == node_id
+            leased_there = record.lease is not None and record.lease[0].address == address
+            if not (on_node or leased_there):
+                continue
+            moved.append(record)
+            record.drained = cause
+            log.info("moving %s: %s", record.describe(), cause)
+            if record.lease is not None:
+                self._discard_worker(record, cause)
+            else:
+                self._worker_lost(record, cause)
+        return moved
+
     def demand(self) -> list[pb.ResourceDemand]:
         """Shapes of the actors waiting for a node: pending creation or restart."""
         counts: dict[tuple[tuple[str, float], ...], int] = {}
@@ -323,9 +344,22 @@ class ActorManager:
                 self._dead(record, record.stopping)
                 return
             restarts = record.info.num_restarts
-            if spec.max_restarts != -1 and restarts >= spec.max_restarts:
+            drained, record.drained = record.drained, ""
+            if drained and spec.max_restarts != 0:
+                # Moved off a draining node: the cluster's choice, not the actor's failure, so
+                # it does not count against max_restarts (as Ray treats preempted nodes).
+                log.info("restarting %s elsewhere: %s", record.describe(), reason)
+                record.set_state(
+                    pb.RESTARTING,
+                    num_restarts=restarts + 1,
+                    num_restarts_due_to_drain=record.info.num_restarts_due_to_drain + 1,
+                    death_cause=reason,
+                )
+                continue
+            counted = restarts - record.info.num_restarts_due_to_drain
+            if spec.max_restarts != -1 and counted >= spec.max_restarts:
                 limit = f"max_restarts={spec.max_restarts}"
-                self._dead(record, f"{reason} ({restarts} restarts, {limit})")
+                self._dead(record, f"{reason} ({counted} restarts, {limit})")
                 return
             log.info("restarting %s after %s", record.describe(), reason)
             self.head.events.add(f"{record.describe()} restarting: {reason}")
@@ -397,6 +431,10 @@ class ActorManager:
         shape = resources.to_fixed(spec.shape.quantities)
         while True:
             node = self.head.place(shape)
+            if node is None and self.head.drains.could_hold(shape):
+                # Only a draining node could hold it: wait for a node to join.
+                await asyncio.sleep(PLACEMENT_RETRY)
+                continue
             if node is None:
                 largest = self.head.largest_node()
                 return (

@@ -20,6 +20,7 @@ import grpc
 
 from ember.runtime import __version__, cluster_queries, ids, resources
 from ember.runtime.actor_manager import ActorManager, abort_not_found
+from ember.runtime.drain import DrainManager, NodeDrain
 from ember.runtime.events import EventLog
 from ember.runtime.head_state import HeadState
 from ember.runtime.protocol import ember_pb2 as pb
@@ -45,12 +46,13 @@ class NodeState:
         self.num_workers = 0
         self.pending: list[pb.ResourceDemand] = []
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
+        self.drain: NodeDrain | None = None  # set while it is drained: nothing is placed there
 
     def describe(self) -> str:
         return f"node {ids.short(self.node_id)} ({self.info.address})"
 
     def view(self) -> pb.NodeView:
-        return pb.NodeView(
+        view = pb.NodeView(
             info=self.info,
             available=pb.ResourceSet(quantities=resources.to_float(self.available)),
             alive=self.alive,
@@ -59,6 +61,9 @@ class NodeState:
             pending=self.pending if self.alive else [],
             seconds_since_report=time.monotonic() - self.last_seen,
         )
+        if self.drain is not None:
+            self.drain.fill(view)
+        return view
 
 
 class JobState:
@@ -89,6 +94,7 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self)
+        self.drains = DrainManager(self)
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
 
@@ -124,6 +130,8 @@ class Head(rpc_pb.HeadServicer):
                         if not job.alive:
                             node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
                     self.node_registered.set()
+                    if message.register.draining:
+                        self.drains.resume(node)
                 elif kind == "report" and node is not None:
                     report = message.report
                     node.available = resources.to_fixed(report.available.quantities)
@@ -133,6 +141,8 @@ class Head(rpc_pb.HeadServicer):
                         node.info.metrics_port = report.metrics_port
                         self.write_metrics_targets()
                     node.last_seen = time.monotonic()
+                    if report.HasField("drain") and node.drain is not None:
+                        node.drain.progress.CopyFrom(report.drain)
                     for failure in report.failures:
                         self.events.add(f"{node.describe()}: {failure}")
                     if report.dead_workers:
@@ -243,7 +253,7 @@ class Head(rpc_pb.HeadServicer):
 
     def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:
         """The node to send work of this shape to: one with it free, else one it fits at all."""
-        candidates = [n for n in self.alive_nodes() if n.node_id != exclude]
+        candidates = [n for n in self.alive_nodes() if n.node_id != exclude and n.drain is None]
         feasible = [n for n in candidates if resources.fits(shape, n.total)]
         free = [n for n in feasible if resources.fits(shape, n.available)]
         chosen = free or feasible
@@ -260,7 +270,9 @@ class Head(rpc_pb.HeadServicer):
     ) -> pb.FindNodeReply:
         shape = resources.to_fixed(request.shape.quantities)
         node = self.place(shape, request.exclude_node_id)
-        reply = pb.FindNodeReply(feasible=node is not None, largest=self.largest_node())
+        # Feasible with no node: only draining nodes could hold it; it waits for a new node.
+        feasible = node is not None or self.drains.could_hold(shape)
+        reply = pb.FindNodeReply(feasible=feasible, largest=self.largest_node())
         if node is not None:
             reply.node.CopyFrom(node.info)
         return reply
@@ -307,3 +319,10 @@ class Head(rpc_pb.HeadServicer):
         except grpc.aio.AioRpcError as error:
             await context.abort(error.code(), error.details() or error.code().name)
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ draining
+
+    async def DrainNode(
+        self, request: pb.DrainRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DrainReply:
+        return await self.drains.drain(request, context)

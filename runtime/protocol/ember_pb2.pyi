@@ -12,6 +12,12 @@ class ValueKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VALUE: _ClassVar[ValueKind]
     ERROR: _ClassVar[ValueKind]
 
+class NodeDrainState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    NOT_DRAINING: _ClassVar[NodeDrainState]
+    DRAINING: _ClassVar[NodeDrainState]
+    DRAINED: _ClassVar[NodeDrainState]
+
 class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PENDING: _ClassVar[ActorState]
@@ -20,6 +26,9 @@ class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEAD: _ClassVar[ActorState]
 VALUE: ValueKind
 ERROR: ValueKind
+NOT_DRAINING: NodeDrainState
+DRAINING: NodeDrainState
+DRAINED: NodeDrainState
 PENDING: ActorState
 ALIVE: ActorState
 RESTARTING: ActorState
@@ -218,6 +227,22 @@ class LogBatch(_message.Message):
     records: _containers.RepeatedCompositeFieldContainer[LogRecord]
     def __init__(self, pid: _Optional[int] = ..., node_host: _Optional[str] = ..., records: _Optional[_Iterable[_Union[LogRecord, _Mapping]]] = ...) -> None: ...
 
+class MovedObject(_message.Message):
+    __slots__ = ("id", "location")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    id: bytes
+    location: ObjectLocation
+    def __init__(self, id: _Optional[bytes] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
+
+class ObjectsMovedRequest(_message.Message):
+    __slots__ = ("objects", "from_owner")
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    FROM_OWNER_FIELD_NUMBER: _ClassVar[int]
+    objects: _containers.RepeatedCompositeFieldContainer[MovedObject]
+    from_owner: bool
+    def __init__(self, objects: _Optional[_Iterable[_Union[MovedObject, _Mapping]]] = ..., from_owner: _Optional[bool] = ...) -> None: ...
+
 class LeaseOwner(_message.Message):
     __slots__ = ("job_id", "owner_address", "pid", "head")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -336,19 +361,31 @@ class LeaseLost(_message.Message):
     reason: str
     def __init__(self, lease_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class LeaseDrain(_message.Message):
+    __slots__ = ("lease_id", "deadline_passed", "reason")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_PASSED_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    deadline_passed: bool
+    reason: str
+    def __init__(self, lease_id: _Optional[int] = ..., deadline_passed: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class LeaseServerMessage(_message.Message):
-    __slots__ = ("grant", "spillback", "rejected", "lost", "reclaim_idle")
+    __slots__ = ("grant", "spillback", "rejected", "lost", "reclaim_idle", "drain")
     GRANT_FIELD_NUMBER: _ClassVar[int]
     SPILLBACK_FIELD_NUMBER: _ClassVar[int]
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     LOST_FIELD_NUMBER: _ClassVar[int]
     RECLAIM_IDLE_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     grant: LeaseGrant
     spillback: LeaseSpillback
     rejected: LeaseRejected
     lost: LeaseLost
     reclaim_idle: Empty
-    def __init__(self, grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., spillback: _Optional[_Union[LeaseSpillback, _Mapping]] = ..., rejected: _Optional[_Union[LeaseRejected, _Mapping]] = ..., lost: _Optional[_Union[LeaseLost, _Mapping]] = ..., reclaim_idle: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+    drain: LeaseDrain
+    def __init__(self, grant: _Optional[_Union[LeaseGrant, _Mapping]] = ..., spillback: _Optional[_Union[LeaseSpillback, _Mapping]] = ..., rejected: _Optional[_Union[LeaseRejected, _Mapping]] = ..., lost: _Optional[_Union[LeaseLost, _Mapping]] = ..., reclaim_idle: _Optional[_Union[Empty, _Mapping]] = ..., drain: _Optional[_Union[LeaseDrain, _Mapping]] = ...) -> None: ...
 
 class WorkerHello(_message.Message):
     __slots__ = ("worker_id", "address", "pid", "channel_address")
@@ -443,16 +480,18 @@ class PullRequest(_message.Message):
     def __init__(self, object_id: _Optional[bytes] = ..., requester: _Optional[str] = ...) -> None: ...
 
 class ObjectChunk(_message.Message):
-    __slots__ = ("size", "data", "object_id", "owner_address")
+    __slots__ = ("size", "data", "object_id", "owner_address", "copies")
     SIZE_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    COPIES_FIELD_NUMBER: _ClassVar[int]
     size: int
     data: bytes
     object_id: bytes
     owner_address: str
-    def __init__(self, size: _Optional[int] = ..., data: _Optional[bytes] = ..., object_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ...) -> None: ...
+    copies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, size: _Optional[int] = ..., data: _Optional[bytes] = ..., object_id: _Optional[bytes] = ..., owner_address: _Optional[str] = ..., copies: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("location", "error", "store_full")
@@ -676,7 +715,7 @@ class NodeTailRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., tail: _Optional[_Union[TailRequest, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port")
+    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port", "draining")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -693,6 +732,7 @@ class NodeInfo(_message.Message):
     IS_HEAD_NODE_FIELD_NUMBER: _ClassVar[int]
     STORE_DIR_FIELD_NUMBER: _ClassVar[int]
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     address: str
     host: str
@@ -702,10 +742,11 @@ class NodeInfo(_message.Message):
     is_head_node: bool
     store_dir: str
     metrics_port: int
-    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ...) -> None: ...
+    draining: bool
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -713,6 +754,7 @@ class NodeReport(_message.Message):
     PENDING_FIELD_NUMBER: _ClassVar[int]
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -720,7 +762,42 @@ class NodeReport(_message.Message):
     pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     failures: _containers.RepeatedScalarFieldContainer[str]
     metrics_port: int
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ...) -> None: ...
+    drain: DrainProgress
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
+
+class DrainProgress(_message.Message):
+    __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LEASES_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    LEASES_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    LEASES_STOPPED_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_REDIRECTED_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_COPIED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_COPIED_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_RESTARTED_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_DIED_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_REMAINING_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    seconds: float
+    deadline_seconds: float
+    leases_running: int
+    leases_finished: int
+    leases_stopped: int
+    requests_redirected: int
+    objects_copied: int
+    bytes_copied: int
+    objects_remaining: int
+    objects_skipped: int
+    actors_restarted: int
+    actors_died: int
+    actors_remaining: int
+    done: bool
+    waiting_for: str
+    def __init__(self, seconds: _Optional[float] = ..., deadline_seconds: _Optional[float] = ..., leases_running: _Optional[int] = ..., leases_finished: _Optional[int] = ..., leases_stopped: _Optional[int] = ..., requests_redirected: _Optional[int] = ..., objects_copied: _Optional[int] = ..., bytes_copied: _Optional[int] = ..., objects_remaining: _Optional[int] = ..., objects_skipped: _Optional[int] = ..., actors_restarted: _Optional[int] = ..., actors_died: _Optional[int] = ..., actors_remaining: _Optional[int] = ..., done: _Optional[bool] = ..., waiting_for: _Optional[str] = ...) -> None: ...
 
 class ResourceDemand(_message.Message):
     __slots__ = ("shape", "count")
@@ -749,14 +826,24 @@ class JobEnded(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ...) -> None: ...
 
 class HeadToNode(_message.Message):
-    __slots__ = ("registered", "job_finished", "refused")
+    __slots__ = ("registered", "job_finished", "refused", "drain")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     registered: Empty
     job_finished: JobEnded
     refused: str
-    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ..., refused: _Optional[str] = ...) -> None: ...
+    drain: DrainOrder
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ..., refused: _Optional[str] = ..., drain: _Optional[_Union[DrainOrder, _Mapping]] = ...) -> None: ...
+
+class DrainOrder(_message.Message):
+    __slots__ = ("deadline_seconds", "reason")
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    deadline_seconds: float
+    reason: str
+    def __init__(self, deadline_seconds: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DriverHello(_message.Message):
     __slots__ = ("address", "namespace", "pid", "host")
@@ -777,7 +864,7 @@ class HeadToDriver(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class NodeView(_message.Message):
-    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report")
+    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report", "drain_state", "drain")
     INFO_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
@@ -785,6 +872,8 @@ class NodeView(_message.Message):
     DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SINCE_REPORT_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_STATE_FIELD_NUMBER: _ClassVar[int]
+    DRAIN_FIELD_NUMBER: _ClassVar[int]
     info: NodeInfo
     available: ResourceSet
     alive: bool
@@ -792,7 +881,9 @@ class NodeView(_message.Message):
     death_cause: str
     pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     seconds_since_report: float
-    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ...) -> None: ...
+    drain_state: NodeDrainState
+    drain: DrainProgress
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ..., drain_state: _Optional[_Union[NodeDrainState, str]] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
 
 class ClusterEvent(_message.Message):
     __slots__ = ("time", "message")
@@ -879,7 +970,7 @@ class CreateActorReply(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id")
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -897,6 +988,7 @@ class ActorInfo(_message.Message):
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NUM_RESTARTS_DUE_TO_DRAIN_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     version: int
@@ -914,7 +1006,8 @@ class ActorInfo(_message.Message):
     handle_meta: bytes
     detached: bool
     job_id: bytes
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ...) -> None: ...
+    num_restarts_due_to_drain: int
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ...) -> None: ...
 
 class GetActorRequest(_message.Message):
     __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
@@ -955,3 +1048,27 @@ class PersistedActor(_message.Message):
     spec: ActorSpec
     info: ActorInfo
     def __init__(self, spec: _Optional[_Union[ActorSpec, _Mapping]] = ..., info: _Optional[_Union[ActorInfo, _Mapping]] = ...) -> None: ...
+
+class DrainRequest(_message.Message):
+    __slots__ = ("node_id", "address", "deadline_seconds", "reason")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    address: str
+    deadline_seconds: float
+    reason: str
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., deadline_seconds: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DrainReply(_message.Message):
+    __slots__ = ("accepted", "rejection_reason", "node", "already_draining")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTION_REASON_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_DRAINING_FIELD_NUMBER: _ClassVar[int]
+    accepted: bool
+    rejection_reason: str
+    node: NodeInfo
+    already_draining: bool
+    def __init__(self, accepted: _Optional[bool] = ..., rejection_reason: _Optional[str] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ..., already_draining: _Optional[bool] = ...) -> None: ...

@@ -59,6 +59,11 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
+        self.ObjectsMoved = channel.unary_unary(
+                '/ember.CoreWorker/ObjectsMoved',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                _registered_method=True)
 
 
 class CoreWorkerServicer:
@@ -96,6 +101,14 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ObjectsMoved(self, request, context):
+        """Owners learn where a drained node copied their objects; the reply names those this process
+        does not hold (yet: a result may still be on its way, so the node asks again later).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +136,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'ObjectsMoved': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectsMoved,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -260,6 +278,33 @@ class CoreWorker:
             '/ember.CoreWorker/Watch',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectsMoved(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/ObjectsMoved',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1006,6 +1051,11 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
                 _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/ember.Head/DrainNode',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.FromString,
+                _registered_method=True)
 
 
 class HeadServicer:
@@ -1072,6 +1122,14 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrainNode(self, request, context):
+        """Start draining a node (what the autoscaler does before it removes one); answers at once.
+        Watch NodeView.drain_state in GetClusterView for DRAINED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HeadServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1124,6 +1182,11 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.TailNodeLog,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1396,6 +1459,33 @@ class Head:
             '/ember.Head/TailNodeLog',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/DrainNode',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.FromString,
             options,
             channel_credentials,
             insecure,
