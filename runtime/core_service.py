@@ -58,6 +58,14 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
             owner.serve_update_borrows(request)
         return pb.Empty()
 
+    async def ObjectsMoved(
+        self, request: pb.ObjectsMovedRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ObjectIds:
+        owner = self._owner()
+        if owner is None:
+            return pb.ObjectIds(ids=[m.id for m in request.objects])
+        return owner.serve_objects_moved(request)
+
     async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
         await asyncio.Event().wait()
         yield pb.Empty()  # never reached: the stream ends with this process

@@ -21,6 +21,7 @@ import grpc
 
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
+from ember.runtime.node_drain import NodeDrainer
 from ember.runtime.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node_metrics import NodeMetrics
 from ember.runtime.object_store import Lost, ObjectStore, StoreFull
@@ -46,6 +47,7 @@ ORPHAN_GRACE = float(os.environ.get("EMBER_HEAD_RESTART_GRACE_S", "60"))
 HEARTBEAT_INTERVAL = float(os.environ.get("EMBER_HEARTBEAT_INTERVAL_S", "1"))
 REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
 RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
+PLACEMENT_RETRY = 0.5  # seconds between asks for a node while only draining nodes fit a shape
 
 
 class OwnerSession:
@@ -126,6 +128,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.address = ""
         self.head_address = ""
         self.queue: list[PendingRequest] = []
+        # Requests this node will not grant, while the head finds them a node.
+        self.placing: list[PendingRequest] = []
+        self.drain: NodeDrainer | None = None  # set once the head orders this node drained
         self.owners: set[OwnerSession] = set()
         self._lease_ids = itertools.count(1)
         self._report_pending = False
@@ -187,6 +192,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         if self.pool.broken:
             self._reject_broken(pending, self.pool.broken)
             return
+        if self.drain is not None:
+            self.drain.redirect(pending)
+            return
         if not resources.fits(pending.shape, self.total):
             asyncio.ensure_future(self._place_elsewhere(pending))
             return
@@ -194,23 +202,40 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._schedule()
 
     async def _place_elsewhere(self, request: PendingRequest) -> None:
-        """The shape can never fit here: ask the head for a node it fits, or give up."""
+        """The shape can never fit here, or this node is draining: ask the head for a node,
+        wait while only draining nodes could hold it (a node may join), or give up."""
+        self.placing.append(request)
+        try:
+            await self._find_node(request)
+        finally:
+            if request in self.placing:
+                self.placing.remove(request)
+
+    async def _find_node(self, request: PendingRequest) -> None:
         owner = request.owner
         shape = describe = resources.describe(request.shape)
-        try:
-            reply = await self.channels.head(self.head_address).FindNode(
-                pb.FindNodeRequest(
-                    shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
-                    exclude_node_id=self.node_id,
-                ),
-                timeout=10.0,
-            )
-        except grpc.aio.AioRpcError as error:
-            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
-                request_id=request.request_id,
-                reason=f"the head at {self.head_address} cannot be reached ({error.code().name})",
-            )))
-            return
+        while True:
+            try:
+                reply = await self.channels.head(self.head_address).FindNode(
+                    pb.FindNodeRequest(
+                        shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
+                        exclude_node_id=self.node_id,
+                    ),
+                    timeout=10.0,
+                )
+            except grpc.aio.AioRpcError as error:
+                owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                    request_id=request.request_id,
+                    reason=f"the head at {self.head_address} cannot be reached ({error.code().name})",
+                )))
+                return
+            if request not in self.placing:
+                return  # cancelled, or its owner is gone
+            if reply.node.address or not reply.feasible:
+                break
+            await asyncio.sleep(PLACEMENT_RETRY)
+            if request not in self.placing:
+                return
         if reply.node.address:
             owner.send(pb.LeaseServerMessage(spillback=pb.LeaseSpillback(
                 request_id=request.request_id,
@@ -231,10 +256,13 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.queue = [
             r for r in self.queue if not (r.owner is owner and r.request_id == request_id)
         ]
+        self.placing = [
+            r for r in self.placing if not (r.owner is owner and r.request_id == request_id)
+        ]
 
     def _schedule(self) -> None:
         """Grant every queued request that fits, starting workers where none is idle."""
-        if not self.queue:
+        if not self.queue or self.drain is not None:
             return
         free = dict(self.available)
         needs_worker = 0
@@ -294,6 +322,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         if lease is None:
             return
         self._free_lease(lease)
+        if self.drain is not None:
+            self.drain.lease_ended(lease, returned=True)
         worker = lease.worker
         if worker.state == LEASED:
             worker.lease = None
@@ -314,6 +344,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     def _owner_gone(self, owner: OwnerSession) -> None:
         self.owners.discard(owner)
         self.queue = [r for r in self.queue if r.owner is not owner]
+        self.placing = [r for r in self.placing if r.owner is not owner]
         for lease in list(owner.leases.values()):
             owner.leases.pop(lease.lease_id, None)
             if owner.head and lease.actor_id and lease.worker.detached and not self.stopping:
@@ -330,6 +361,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self._free_lease(lease)
             lease.worker.lease = None
             self.pool.kill(lease.worker)
+            if self.drain is not None:
+                self.drain.lease_ended(lease, returned=False)
         self._schedule()
 
     def _adopt(self, owner: OwnerSession, request: pb.AdoptRequest) -> None:
@@ -482,6 +515,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             )))
             self._failures.append(f"{reason} while leased to {lease.owner.describe()}")
             self._free_lease(lease)
+            if self.drain is not None:
+                self.drain.lease_ended(lease, returned=False)
         if previous == LEASED or worker.returncode not in (0, None):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
         if worker.address:
@@ -497,7 +532,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def _top_up(self) -> None:
         """Keep the warm pool at its size, so the next lease needs no fork."""
-        if self.stopping:
+        if self.stopping or self.drain is not None:
             return
         live = sum(1 for w in self.pool.workers.values() if w.state in (STARTING, IDLE, LEASED))
         for _ in range(self.warm_workers - live):
@@ -557,11 +592,12 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             pending=self._pending_demand(),
             failures=failures,
             metrics_port=self.metrics_port,
+            drain=self.drain.snapshot() if self.drain is not None else None,
         )
 
     def _pending_demand(self) -> list[pb.ResourceDemand]:
         counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
-            tuple(sorted(request.shape.items())) for request in self.queue
+            tuple(sorted(request.shape.items())) for request in self.queue + self.placing
         )
         return [
             pb.ResourceDemand(
@@ -580,6 +616,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             pid=pid,
             store_dir=self.store.directory,
             metrics_port=self.metrics_port,
+            draining=self.drain is not None,
         )
 
     # ------------------------------------------------------------------ object store
@@ -719,6 +756,14 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.on_refused(error.details() or "unauthenticated")
         return True
 
+    def start_drain(self, order: pb.DrainOrder) -> None:
+        """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""
+        if self.drain is not None:
+            return
+        self.drain = NodeDrainer(self, order)
+        self.drain.start()
+        self._report_soon()
+
     async def say_leaving(self, why: str) -> None:
         """Tell the head this stop is on purpose, so it is not reported as a failure."""
         call = self._head_call
@@ -741,6 +786,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self._report_event.set()
                 elif kind == "job_finished":
                     self.job_finished(message.job_finished)
+                elif kind == "drain":
+                    self.start_drain(message.drain)
                 elif kind == "refused" and not self.stopping:
                     log.error(
                         "%s: head %s declared this node dead (%s); exiting, so that it can "

@@ -5,18 +5,21 @@ agent pulls the object from the holder's agent as a stream of chunks straight in
 and answers with where the copy is. Pulls of the same object are shared: ten tasks that need
 the same array on a node cause one transfer. The holder remembers who took copies, so that
 freeing the object frees them too.
+
+A node being drained pushes its objects to other nodes instead (``push``), from memory or from
+its spill file, and hands the list of copies over with them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterable
+from typing import TYPE_CHECKING, BinaryIO
 
 import grpc
 
-from ember.runtime.object_store import Lost, ObjectStore, StoreFull
+from ember.runtime.object_store import SPILLED, Entry, Lost, ObjectStore, StoreFull
 from ember.runtime.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -133,7 +136,11 @@ class ObjectTransfer:
                         object_id, chunk.size, chunk.owner_address, chunk.owner_address
                     )
                     if created is None:
-                        return pb.PushReply(location=self._here(object_id))
+                        self._add_copies(object_id, chunk.copies)
+                        here = self._here(object_id)
+                        if here is not None:
+                            here.owner_address = chunk.owner_address
+                        return pb.PushReply(location=here)
                     offset = position = created
                 data = chunk.data
                 self.store.arena.view[position : position + len(data)] = data
@@ -146,10 +153,66 @@ class ObjectTransfer:
             self.store.free([object_id])
             return pb.PushReply(error=f"{position - offset} of {first.size} bytes arrived")
         self.store.seal([object_id])
+        self._add_copies(object_id, first.copies)
         location = self._here(object_id)
         assert location is not None
         location.owner_address = first.owner_address
         return pb.PushReply(location=location)
+
+    def _add_copies(self, object_id: bytes, copies: Iterable[str]) -> None:
+        """A pushed object is the first copy now: it frees the others with itself."""
+        copies = [c for c in copies if c != self.address]
+        entry = self.store.entries.get(object_id)
+        if entry is None or not copies:
+            return
+        entry.copies.update(copies)
+        if entry.creator.startswith("pull:"):
+            # A copy pulled here before is the one the owner will know: no longer a mere copy
+            # (a drain of this node must move it in turn).
+            entry.creator = f"moved:{entry.creator[len('pull:'):]}"
+
+    async def push(self, entry: Entry, target: str, copies: list[str]) -> pb.PushReply:
+        """Copy an object held here into the store of the node agent at ``target``; the copy
+        there frees ``copies`` with itself. Read from memory, or from disk when spilled."""
+        if entry.state == SPILLED:
+            try:
+                # Opened now: if the object is restored or freed meanwhile, the open file still
+                # holds its bytes.
+                spilled = open(entry.spill_path, "rb")  # noqa: SIM115 - closed by the generator
+            except OSError as error:
+                return pb.PushReply(error=f"its spill file could not be read: {error}")
+            source = _file_chunks(spilled)
+            reading = None
+        else:
+            spilled = None
+            reading = self.store.start_reading(entry.object_id)  # not spilled while we read
+            source = _arena_chunks(self.store, reading)
+
+        async def chunks() -> AsyncIterator[pb.ObjectChunk]:
+            first = True
+            async for data in source:
+                if first:
+                    first = False
+                    yield pb.ObjectChunk(
+                        size=entry.size,
+                        data=data,
+                        object_id=entry.object_id,
+                        owner_address=entry.owner,
+                        copies=copies,
+                    )
+                else:
+                    yield pb.ObjectChunk(data=data)
+
+        try:
+            return await self.channels.node_agent(target).PushObject(chunks(), timeout=600)
+        except grpc.aio.AioRpcError as error:
+            detail = error.details() or error.code().name
+            return pb.PushReply(error=f"node {target} did not take it: {detail}")
+        finally:
+            if reading is not None:
+                self.store.stop_reading(reading)
+            if spilled is not None:
+                spilled.close()
 
     async def forward_frees(self, elsewhere: dict[str, list[bytes]]) -> None:
         for address, ids in elsewhere.items():
@@ -157,3 +220,21 @@ class ObjectTransfer:
                 await self.channels.node_agent(address).FreeObjects(pb.ObjectIds(ids=ids), timeout=30)
             except grpc.aio.AioRpcError as error:
                 log.debug("could not free %d copies at %s: %s", len(ids), address, error.code().name)
+
+
+async def _arena_chunks(store: ObjectStore, entry: Entry) -> AsyncIterator[bytes]:
+    view = store.arena.view
+    end = entry.offset + entry.size
+    for position in range(entry.offset, end, CHUNK):
+        yield bytes(view[position : min(position + CHUNK, end)])
+
+
+async def _file_chunks(f: BinaryIO) -> AsyncIterator[bytes]:
+    """A spilled object read back in chunks, off the event loop."""
+    loop = asyncio.get_running_loop()
+    with f:
+        while True:
+            data = await loop.run_in_executor(None, f.read, CHUNK)
+            if not data:
+                return
+            yield data

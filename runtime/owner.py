@@ -22,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from ember.runtime import ids, resources, serialization, shm_object
+from ember.runtime import ids, object_moves, resources, serialization, shm_object
 from ember.runtime.actor_host import TERMINATE
 from ember.runtime.actor_submitter import ActorSubmitter
 from ember.runtime.event_loop import IoThread
@@ -682,6 +682,25 @@ class Owner:
         self.submitter.pump(task.queue)
         return True
 
+    def retry_preempted(self, task: TaskRecord, reason: str) -> None:
+        """The task's node was drained and its deadline passed while the task ran: run it again
+        elsewhere without using up a retry, unless max_retries=0 forbids a second run."""
+        if task.state == FINISHED:
+            return
+        if task.cancelled:
+            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            return
+        if task.options.max_retries == 0:
+            error = WorkerCrashedError(
+                f"{task.describe()} was stopped: {reason}; max_retries=0 forbids running it again"
+            )
+            self._finish(task, self._error(error))
+            return
+        task.attempt += 1
+        task.preemptions += 1
+        log.info("%s stopped: %s; running it elsewhere", task.describe(), reason)
+        self.submitter.requeue_front(task)
+
     def fail_crashed(self, tasks: list[TaskRecord], reason: str, lease: Any) -> None:
         for task in tasks:
             if task.state == FINISHED:
@@ -892,6 +911,23 @@ class Owner:
         """Before a worker answers a task, owners must know what it kept."""
         if self._borrow_events or self._borrow_flush_scheduled:
             self.io.run(self.flush_borrows(), timeout=30)
+
+    def serve_objects_moved(self, request: pb.ObjectsMovedRequest) -> pb.ObjectIds:
+        """CoreWorker.ObjectsMoved (I/O thread): a drained node copied objects elsewhere.
+        Returns the ids this process holds no value for."""
+        moved = {m.id: m.location for m in request.objects}
+        tasks = [*self.tasks.values(), *self.lineage.values()]
+        unknown = object_moves.relocate(self.store, tasks, moved)
+        if not request.from_owner:
+            for borrower, update in object_moves.by_borrower(self.borrowers, moved).items():
+                asyncio.ensure_future(self._tell_borrower(borrower, update))
+        return pb.ObjectIds(ids=unknown)
+
+    async def _tell_borrower(self, borrower: str, update: pb.ObjectsMovedRequest) -> None:
+        try:
+            await self.channels.core_worker(borrower).ObjectsMoved(update, timeout=30)
+        except grpc.aio.AioRpcError as error:
+            log.debug("could not tell borrower %s of moved objects: %s", borrower, error.code().name)
 
     def serve_update_borrows(self, update: pb.BorrowUpdate) -> None:
         """CoreWorker.UpdateBorrows (I/O thread): a borrower of objects this process owns."""

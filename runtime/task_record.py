@@ -84,6 +84,7 @@ class TaskRecord:
         "method",
         "queue",
         "submitted",
+        "preemptions",
     )
 
     def __init__(
@@ -116,6 +117,8 @@ class TaskRecord:
         self.method = ""
         self.queue: Any = None  # the submitter's queue it waits in
         self.submitted = time.monotonic()
+        # Attempts stopped because their node was drained: they use up no retry.
+        self.preemptions = 0
 
     @property
     def name(self) -> str:
@@ -124,7 +127,7 @@ class TaskRecord:
     def retries_left(self) -> int:
         if self.options.max_retries < 0:  # -1: retry forever, as in Ray
             return 1
-        return self.options.max_retries - self.attempt
+        return self.options.max_retries - (self.attempt - self.preemptions)
 
     def describe(self) -> str:
         return f"{self.options.name} (task {ids.short_task(self.task_id)})"

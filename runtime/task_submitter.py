@@ -78,6 +78,7 @@ class Lease:
         "channel",
         "idle_since",
         "returning",
+        "draining",
         "dead",
         "lost_reason",
         "lost",
@@ -98,6 +99,7 @@ class Lease:
         self.channel: ChannelClient | None = None
         self.idle_since: float | None = None
         self.returning = False
+        self.draining = False  # its node is being drained: no more tasks go to it
         self.dead = False
         self.lost_reason = ""
         self.lost = asyncio.Event()
@@ -177,7 +179,10 @@ class TaskSubmitter:
     def pump(self, queue: ShapeQueue) -> None:
         ready = queue.ready
         if ready:
-            leases = [lease for lease in queue.leases if not lease.returning and not lease.dead]
+            leases = [
+                lease for lease in queue.leases
+                if not lease.returning and not lease.dead and not lease.draining
+            ]
             if len(leases) > 1:
                 leases.sort(key=lambda lease: lease.est_work)
             for lease in leases:
@@ -275,7 +280,10 @@ class TaskSubmitter:
         except grpc.aio.AioRpcError:
             self.spread_nodes = self.spread_nodes or [self.local_agent]
         else:
-            self.spread_nodes = sorted(n.info.address for n in view.nodes if n.alive)
+            self.spread_nodes = sorted(
+                n.info.address for n in view.nodes
+                if n.alive and n.drain_state == pb.NOT_DRAINING
+            )
         for queue in list(self.queues.values()):
             if queue.target == SPREAD and queue.ready:
                 self.pump(queue)
@@ -348,10 +356,41 @@ class TaskSubmitter:
                 lease.lost_reason = lost.reason
                 lease.lost.set()
                 self._lease_failed(lease, lost.reason)
+        elif kind == "drain":
+            lease = agent.leases.get(message.drain.lease_id)
+            if lease is not None:
+                self._lease_draining(lease, message.drain)
         elif kind == "reclaim_idle":
             for lease in list(agent.leases.values()):
                 if not lease.in_flight and not lease.queue.ready:
                     self._return_lease(lease)
+
+    def _lease_draining(self, lease: Lease, drain: pb.LeaseDrain) -> None:
+        """The lease's node is being drained: send it nothing more and give it back once its
+        tasks finish; past the drain's deadline, take its tasks back to run them elsewhere."""
+        if lease.dead or lease.returning:
+            return
+        lease.draining = True
+        if not drain.deadline_passed:
+            if not lease.in_flight:
+                self._return_lease(lease)
+            self.pump(lease.queue)  # what waits for this shape asks for leases elsewhere
+            return
+        lease.dead = True
+        self._drop_lease(lease)
+        if lease.channel is not None:
+            lease.channel.leases.discard(lease)
+        tasks = list(lease.in_flight.values())
+        lease.in_flight.clear()
+        for task in tasks:
+            self.running.pop(task.task_id, None)
+        lease.agent.send(pb.LeaseClientMessage(
+            release=pb.LeaseReturn(lease_id=lease.lease_id, discard_worker=True)
+        ))
+        reason = f"{drain.reason}; its deadline passed while it ran on {lease.describe()}"
+        for task in tasks:
+            self.owner.retry_preempted(task, reason)
+        self.pump(lease.queue)
 
     def _request_done(self, agent: LeaseClient, request_id: int) -> ShapeQueue | None:
         entry = self._requests.pop(request_id, None)
@@ -442,6 +481,8 @@ class TaskSubmitter:
                     lease.est_work -= task.estimate
                     if not lease.in_flight:
                         lease.est_work = 0.0
+                        if lease.draining:
+                            self._return_lease(lease)
                 touched.add(lease.queue)
             function_id = task.function.function_id
             previous = estimates.get(function_id)
