@@ -198,6 +198,15 @@ def _logs(args: argparse.Namespace) -> int:
         return 0
     return 0
 
+def _drain(args: argparse.Namespace) -> int:
+    from ember import drain_command
+
+    head_address = _head_address(args)
+    if not head_address:
+        print("ember drain: no running cluster found (give --address HOST:PORT)", file=sys.stderr)
+        return 1
+    return drain_command.run(head_address, args.node, args.deadline, args.timeout)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
@@ -250,6 +259,20 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
     logs.add_argument("--address")
     logs.set_defaults(run=_logs)
+
+    drain = commands.add_parser(
+        "drain",
+        help="drain a node (what the autoscaler does before removing one) and wait until it is",
+    )
+    drain.add_argument("node", metavar="NODE", help="node id (or a unique prefix), or agent address")
+    drain.add_argument(
+        "--deadline", type=float,
+        help="seconds running tasks get before they are stopped and retried elsewhere "
+        "(default: no deadline)",
+    )
+    drain.add_argument("--address", help="the head's HOST:PORT (default: the cluster started here)")
+    drain.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    drain.set_defaults(run=_drain)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

@@ -26,6 +26,14 @@ def fetch(head_address: str, timeout: float = 10.0) -> pb.ClusterView:
     return asyncio.run(ask())
 
 
+def _draining(node: pb.NodeView) -> str:
+    if node.drain_state == pb.DRAINED:
+        return "  (drained: may be stopped)"
+    if node.drain_state == pb.DRAINING:
+        return f"  (draining: waiting for {node.drain.waiting_for or 'its agent'})"
+    return ""
+
+
 def render(view: pb.ClusterView, now: float | None = None) -> str:
     now = time.time() if now is None else now
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
@@ -34,7 +42,7 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
     dead = [n for n in view.nodes if not n.alive]
     for node in alive:
         lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}  "
-                     f"{node.num_workers} workers  {_usage_line(node)}")
+                     f"{node.num_workers} workers  {_usage_line(node)}{_draining(node)}")
     if not alive:
         lines.append(" (no healthy nodes)")
     lines.append("Dead:")
