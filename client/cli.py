@@ -198,6 +198,7 @@ def _logs(args: argparse.Namespace) -> int:
         return 0
     return 0
 
+
 def _drain(args: argparse.Namespace) -> int:
     from ember import drain_command
 
