@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import ember
-from ember.runtime import context, launcher, session
+from ember.runtime import auth, context, launcher, session
 from ember.runtime.protocol import ember_pb2 as pb
 from tests.conftest import REPO, wait_until_gone
 
@@ -313,10 +313,10 @@ ember.shutdown()
 """
 
 
-def _ember(*args: str) -> subprocess.CompletedProcess[str]:
+def _ember(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ember.cli", *args],
-        capture_output=True, text=True, timeout=120, cwd=str(REPO),
+        capture_output=True, text=True, timeout=120, cwd=str(REPO), env=env,
     )
 
 
@@ -326,6 +326,9 @@ def test_ember_drain_keeps_an_outside_drivers_objects(tmp_path: Path) -> None:
     session_dir = session.new_session_dir()
     processes: list[launcher.LocalProcesses] = []
     driver = None
+    previous = auth.token()
+    auth.set_token(auth.generate())  # this cluster's, given to its processes and the commands
+    env = dict(os.environ, EMBER_TOKEN=auth.token())
     try:
         head = launcher.start_head(session_dir)
         processes.append(head)
@@ -340,23 +343,25 @@ def test_ember_drain_keeps_an_outside_drivers_objects(tmp_path: Path) -> None:
         _wait_nodes(head.head_address, 2)
         driver = subprocess.Popen(
             [sys.executable, "-c", DRIVER, address], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO), env=env,
         )
         assert driver.stdout is not None and driver.stdin is not None
         # It submits through its entry node, and stores its values there.
         assert driver.stdout.readline().split() == ["ready", _node_id(head.head_address, entry)]
 
-        unknown = _ember("drain", "ffffffff", "--address", head.head_address)
+        unknown = _ember("drain", "ffffffff", "--address", head.head_address, env=env)
         assert unknown.returncode == 1
         assert "no node 'ffffffff'" in unknown.stderr and entry.agent_address in unknown.stderr
 
-        drained = _ember("drain", entry.agent_address, "--address", address, "--deadline", "30")
+        drained = _ember(
+            "drain", entry.agent_address, "--address", address, "--deadline", "30", env=env
+        )
         assert drained.returncode == 0, drained.stderr
         assert "is drained" in drained.stdout, drained.stdout
         assert "objects: 2 copied to other nodes" in drained.stdout, drained.stdout
         assert "it can be stopped" in drained.stdout
 
-        again = _ember("drain", entry.agent_address, "--address", address)
+        again = _ember("drain", entry.agent_address, "--address", address, env=env)
         assert again.returncode == 0 and "already draining" in again.stdout
 
         entry.stop()
@@ -372,6 +377,7 @@ def test_ember_drain_keeps_an_outside_drivers_objects(tmp_path: Path) -> None:
             driver.wait()
         for process in reversed(processes):
             process.stop()
+        auth.set_token(previous)
     assert wait_until_gone(session_dir) == []
 
 
