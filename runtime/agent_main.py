@@ -59,6 +59,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import ids, node_resources, resources, rpc, session
+    from ember.runtime.bulk_transfer import BulkServer
     from ember.runtime.metrics_server import MetricsServer
     from ember.runtime.node_agent import NodeAgent
     from ember.runtime.object_store import ObjectStore
@@ -107,6 +108,8 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     await server.start()
     agent.address = f"{args.host}:{port}"
     agent.transfer.address = agent.address
+    bulk = BulkServer(store, loop, args.host)
+    agent.transfer.bulk_port = bulk.port
     pool.worker_env = {
         "EMBER_AGENT_ADDRESS": agent.address,
         "EMBER_NODE_ID": agent.node_id.hex(),
@@ -146,6 +149,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     head_task.cancel()
     reaper.cancel()
     metrics.stop()
+    bulk.stop()
     pool.stop()
     store.close()
     await server.stop(0.5)

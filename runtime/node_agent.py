@@ -712,7 +712,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     async def GetStoreInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StoreInfo:
         info = self.store.info()
-        return pb.StoreInfo(arena=self.store.arena.path, **info)
+        return pb.StoreInfo(arena=self.store.arena.path, transfer_port=self.transfer.bulk_port, **info)
 
     async def head_session(self, registered: asyncio.Event) -> None:
         """Register with the head and stream resource reports; re-register if it restarts."""

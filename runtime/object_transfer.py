@@ -1,8 +1,9 @@
 """Moving objects between nodes: a node agent fetches copies for its node's processes.
 
 A process that needs an object stored on another node asks its own node agent (``fetch``); the
-agent pulls the object from the holder's agent as a stream of chunks straight into its arena,
-and answers with where the copy is. Pulls of the same object are shared: ten tasks that need
+agent pulls the object from the holder's agent straight into its arena — over the holder's bulk
+transfer socket (``bulk_transfer``), or as gRPC chunks when it has none — and answers with where
+the copy is. Pulls of the same object are shared: ten tasks that need
 the same array on a node cause one transfer. The holder remembers who took copies, so that
 freeing the object frees them too.
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import grpc
 
+from ember.runtime import bulk_transfer
 from ember.runtime.object_store import SPILLED, Entry, Lost, ObjectStore, StoreFull
 from ember.runtime.protocol import ember_pb2 as pb
 
@@ -36,7 +38,9 @@ class ObjectTransfer:
         self.channels = channels
         self.node_id = node_id
         self.address = ""
+        self.bulk_port = 0  # this node's bulk transfer socket, once it listens
         self._pulls: dict[bytes, asyncio.Future[pb.ObjectLocation]] = {}
+        self._bulk_ports: dict[str, int] = {}
 
     def _here(self, object_id: bytes) -> pb.ObjectLocation | None:
         entry = self.store.location_of(object_id)
@@ -62,6 +66,57 @@ class ObjectTransfer:
             return pb.FetchReply(lost_reason=str(error))
 
     async def _pull(self, request: pb.FetchRequest) -> pb.ObjectLocation:
+        source = request.location.node_address
+        port = await self._bulk_port(source)
+        if port:
+            try:
+                return await self._pull_bulk(request, source, port)
+            except bulk_transfer.BulkError as error:
+                if "not in the object store" in str(error):
+                    raise ConnectionError(str(error)) from None
+                log.info("bulk pull of %s failed (%s); pulling over gRPC", request.object_id.hex(), error)
+        return await self._pull_grpc(request)
+
+    async def _bulk_port(self, source: str) -> int:
+        """The source agent's bulk transfer port, asked once (0: it has none, or is unreachable)."""
+        port = self._bulk_ports.get(source)
+        if port is None:
+            try:
+                info = await self.channels.node_agent(source).GetStoreInfo(pb.Empty(), timeout=10)
+                port = info.transfer_port
+            except grpc.aio.AioRpcError:
+                return 0
+            self._bulk_ports[source] = port
+        return port
+
+    async def _pull_bulk(self, request: pb.FetchRequest, source: str, port: int) -> pb.ObjectLocation:
+        object_id = request.object_id
+        created: list[int] = []
+
+        async def allocate(size: int) -> memoryview | None:
+            offset = await self.store.create(object_id, size, request.owner_address, f"pull:{source}")
+            if offset is None:
+                return None
+            created.append(offset)
+            return self.store.arena.view[offset : offset + size]
+
+        host = source.rpartition(":")[0]
+        try:
+            size = await bulk_transfer.pull(f"{host}:{port}", object_id, self.address, allocate)
+        except BaseException:
+            if created:
+                self.store.free([object_id])
+            raise
+        if size is None:  # another path stored it meanwhile
+            location = self._here(object_id)
+            assert location is not None
+            return location
+        self.store.seal([object_id])
+        return pb.ObjectLocation(
+            node_id=self.node_id, node_address=self.address, size=size, offset=created[0]
+        )
+
+    async def _pull_grpc(self, request: pb.FetchRequest) -> pb.ObjectLocation:
         object_id = request.object_id
         source = request.location.node_address
         call = self.channels.node_agent(source).PullObject(

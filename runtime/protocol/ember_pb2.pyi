@@ -504,7 +504,7 @@ class PushReply(_message.Message):
     def __init__(self, location: _Optional[_Union[ObjectLocation, _Mapping]] = ..., error: _Optional[str] = ..., store_full: _Optional[bool] = ...) -> None: ...
 
 class StoreInfo(_message.Message):
-    __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled")
+    __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled", "transfer_port")
     ARENA_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     USED_FIELD_NUMBER: _ClassVar[int]
@@ -513,6 +513,7 @@ class StoreInfo(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RECYCLED_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_PORT_FIELD_NUMBER: _ClassVar[int]
     arena: str
     capacity: int
     used: int
@@ -521,7 +522,26 @@ class StoreInfo(_message.Message):
     objects: int
     created: int
     recycled: int
-    def __init__(self, arena: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ..., restored: _Optional[int] = ..., objects: _Optional[int] = ..., created: _Optional[int] = ..., recycled: _Optional[int] = ...) -> None: ...
+    transfer_port: int
+    def __init__(self, arena: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ..., restored: _Optional[int] = ..., objects: _Optional[int] = ..., created: _Optional[int] = ..., recycled: _Optional[int] = ..., transfer_port: _Optional[int] = ...) -> None: ...
+
+class BulkRequest(_message.Message):
+    __slots__ = ("token", "object_id", "requester")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    token: bytes
+    object_id: bytes
+    requester: str
+    def __init__(self, token: _Optional[bytes] = ..., object_id: _Optional[bytes] = ..., requester: _Optional[str] = ...) -> None: ...
+
+class BulkHeader(_message.Message):
+    __slots__ = ("size", "error")
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    size: int
+    error: str
+    def __init__(self, size: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
 
 class HistogramData(_message.Message):
     __slots__ = ("bounds", "counts", "sum")

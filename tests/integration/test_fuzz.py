@@ -183,6 +183,27 @@ def test_hostile_messages_to_every_rpc_and_the_task_channel(cluster) -> None:
             except (ConnectionResetError, TimeoutError):
                 pass
 
+    # The agent's bulk transfer socket: garbage, a huge control frame, unknown objects.
+    async def store_info() -> pb.StoreInfo:
+        return await core.channels.node_agent(targets["NodeAgent"]).GetStoreInfo(pb.Empty())
+
+    bulk_port = core.io.run(store_info()).transfer_port
+    bulk_host = targets["NodeAgent"].rpartition(":")[0]
+    for frame in (
+        rng.randbytes(50),
+        struct.pack("<I", 2**31) + b"x",
+        task_channel.encode(pb.BulkRequest(token=auth.token().encode(), object_id=rng.randbytes(20))),
+        task_channel.encode(pb.BulkRequest(token=auth.token().encode())),
+    ):
+        with socket.create_connection((bulk_host, bulk_port), timeout=10) as sock:
+            sock.sendall(frame)
+            sock.settimeout(2)
+            try:
+                while sock.recv(65536):
+                    pass
+            except (ConnectionResetError, TimeoutError):
+                pass
+
     # Everyone is still there, and still works.
     alive = processes_of_session(cluster.session_dir)
     assert set(session_processes) <= set(alive), "a process of the cluster died"

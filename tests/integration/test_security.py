@@ -41,7 +41,7 @@ def _stream(address: str, method: str, metadata: list[tuple[str, str]] | None) -
     async def go() -> grpc.aio.AioRpcError | None:
         channel = grpc.aio.insecure_channel(address)
         try:
-            call = channel.stream_stream(method)(iter([b""]), metadata=metadata, timeout=10)
+            call = channel.stream_stream(method)(iter(()), metadata=metadata, timeout=10)
             async for _ in call:
                 pass
             return None
@@ -182,3 +182,28 @@ def _actors() -> pb.ActorList:
         return await core.channels.head(core.head_address).ListActors(pb.Empty())
 
     return core.io.run(ask())
+
+
+def test_bulk_transfer_socket_wants_the_token(cluster) -> None:
+    from ember.runtime import bulk_transfer
+
+    core = context.require_core()
+    agent = connection._view().nodes[0].info.address
+
+    async def info() -> pb.StoreInfo:
+        return await core.channels.node_agent(agent).GetStoreInfo(pb.Empty())
+
+    port = core.io.run(info()).transfer_port
+    assert port
+    ref = ember.put(b"x" * (1 << 20))  # in the store
+    object_id = ref.binary()
+    for token in (b"", b"wrong"):
+        with socket.create_connection((agent.rpartition(":")[0], port), timeout=10) as sock:
+            bulk_transfer._send_frame(sock, pb.BulkRequest(token=token, object_id=object_id))
+            header = bulk_transfer._recv_frame(sock, pb.BulkHeader)
+            assert "cluster token" in header.error and header.size == 0
+            assert sock.recv(1) == b""
+    with socket.create_connection((agent.rpartition(":")[0], port), timeout=10) as sock:
+        bulk_transfer._send_frame(sock, pb.BulkRequest(token=auth.token().encode(), object_id=object_id))
+        header = bulk_transfer._recv_frame(sock, pb.BulkHeader)
+        assert header.error == "" and header.size >= 1 << 20

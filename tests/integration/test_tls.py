@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import ipaddress
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import grpc
 import pytest
 
 import ember
-from ember.runtime import auth, context, task_channel, tls
+from ember.runtime import auth, context, launcher, task_channel, tls
 from ember.runtime.protocol import ember_pb2 as pb
 from tests.conftest import wait_until_gone
 
@@ -121,6 +122,16 @@ def test_tls_cluster_runs_work_and_refuses_plaintext(tls_env: dict[str, str]) ->
         assert ember.get([counter.add.remote() for _ in range(3)]) == [1, 2, 3]
         big = np.arange(1 << 18)
         assert int(ember.get(ember.remote(lambda a: a.sum()).remote(ember.put(big)))) == int(big.sum())
+        # A second node pulls an object from the first: the bulk transfer socket is TLS too.
+        second = launcher.start_agent(ctx.session_dir, context.require_core().head_address, num_cpus=1, resources={"far": 1})
+        try:
+            deadline = time.monotonic() + 15
+            while len([n for n in ember.nodes() if n["Alive"]]) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            far_sum = ember.remote(resources={"far": 1})(lambda a: int(a.sum()))
+            assert ember.get(far_sum.remote(ember.put(big)), timeout=60) == int(big.sum())
+        finally:
+            second.stop()
         head = context.require_core().head_address
         token = [("authorization", f"Bearer {auth.token()}")]
         # Plaintext, even with the token, gets nowhere.
