@@ -118,7 +118,7 @@ class BulkServer:
         store = self.store
 
         async def start() -> Any:
-            entry = store.start_reading(request.object_id)
+            entry = await store.start_reading_sealed(request.object_id)
             if request.requester:
                 entry.copies.add(request.requester)
             return entry

@@ -35,6 +35,7 @@ log = logging.getLogger("ember.runtime.object_store")
 
 IDLE_RELEASE = 10.0  # seconds free memory is kept for reuse before it goes back to the system
 
+SEAL_WAIT = 10.0  # seconds a reader waits for an object being written to be sealed
 CREATING = "creating"
 SEALED = "sealed"
 SPILLED = "spilled"
@@ -283,6 +284,18 @@ class ObjectStore:
                 continue
             self._release_range(entry.offset, entry.size)
         return elsewhere
+
+    async def start_reading_sealed(self, object_id: bytes, timeout: float = SEAL_WAIT) -> Entry:
+        """``start_reading``, waiting a little for an object still being written: its writer
+        seals it in a message of its own, and a reader on another node that learned of it from
+        the owner may ask first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        entry = self.entries.get(object_id)
+        while entry is not None and entry.state == CREATING and loop.time() < deadline:
+            await asyncio.sleep(0.002)
+            entry = self.entries.get(object_id)
+        return self.start_reading(object_id)
 
     def start_reading(self, object_id: bytes) -> Entry:
         entry = self.entries.get(object_id)

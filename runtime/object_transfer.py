@@ -163,7 +163,7 @@ class ObjectTransfer:
 
     async def serve(self, request: pb.PullRequest) -> AsyncIterator[pb.ObjectChunk]:
         """PullObject: stream an object held here to another node."""
-        entry = self.store.start_reading(request.object_id)
+        entry = await self.store.start_reading_sealed(request.object_id)
         try:
             if request.requester:
                 entry.copies.add(request.requester)
