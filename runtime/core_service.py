@@ -55,7 +55,7 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
     ) -> pb.Empty:
         owner = self._owner()
         if owner is not None:
-            owner.serve_update_borrows(request)
+            owner.borrowing.serve_update(request)
         return pb.Empty()
 
     async def ObjectsMoved(

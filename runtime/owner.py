@@ -25,6 +25,7 @@ import grpc
 from ember.runtime import ids, object_moves, resources, serialization, shm_object
 from ember.runtime.actor_host import TERMINATE
 from ember.runtime.actor_submitter import ActorSubmitter
+from ember.runtime.borrowing import Borrowing
 from ember.runtime.event_loop import IoThread
 from ember.runtime.exceptions import (
     GetTimeoutError,
@@ -85,15 +86,12 @@ class Owner:
         self.channels = Channels()
         self.objects = StoreClient(io, self.channels, local_agent, node_id, store_dir, address)
         self.store = MemoryStore()
-        self.references = ReferenceTable(self._on_zero_refs, address, self._on_borrow_start)
-        # Distributed reference counting: who else holds refs to objects this process owns,
-        # and whose objects this process holds refs to (it tells their owners).
-        self.borrowers: dict[bytes, set[str]] = {}
-        self._borrowed: dict[bytes, str] = {}
-        self._borrow_events: deque[tuple[bytes, str, bool]] = deque()
-        self._borrow_flush_scheduled = False
-        self._borrow_lock: asyncio.Lock | None = None
-        self._watching: set[str] = set()
+        # Owned refs pickled into values sent elsewhere: kept until a borrower holds them, or
+        # this process exits, since a borrower may still ask for them.
+        self.escaped: dict[bytes, ObjectRef] = {}
+        self.borrowing = Borrowing(io, self.channels, address, self.escaped, self._maybe_free)
+        self.borrowers = self.borrowing.borrowers
+        self.references = ReferenceTable(self._on_zero_refs, address, self.borrowing.started)
         # Actor handles are counted like refs; an owned actor nobody can call is let go.
         self.handles = ReferenceTable(self._on_zero_handles)
         self.owned_actors: dict[bytes, ActorOptions] = {}
@@ -102,9 +100,6 @@ class Owner:
         self._put_task = self.mint.task_id()
         self._put_index = 0
         self.tasks: dict[bytes, TaskRecord] = {}
-        # Owned refs pickled into values sent elsewhere: kept until this process exits, since
-        # a borrower may still ask for them.
-        self.escaped: dict[bytes, ObjectRef] = {}
         # Finished tasks whose results live in an object store, kept (with their arguments)
         # while a result is referenced, to run them again if every copy is lost.
         self.lineage: dict[bytes, TaskRecord] = {}
@@ -829,12 +824,9 @@ class Owner:
         return pb.GetObjectReply(value=message)
 
     def _on_zero_refs(self, object_id: bytes) -> None:
-        owner = self._borrowed.pop(object_id, None)
-        if owner is not None:
-            # A borrowed object: forget the cached copy, tell its owner we let go.
+        if self.borrowing.stopped(object_id):
+            # A borrowed object: forget the cached copy; its owner is told we let go.
             self.store.delete(object_id)
-            self._borrow_events.append((object_id, owner, False))
-            self._schedule_borrow_flush()
             return
         self._maybe_free(object_id)
 
@@ -864,54 +856,6 @@ class Owner:
     def _owns(self, object_id: bytes) -> bool:
         return object_id[:8] == self._put_task[:8]
 
-    # ---------------------------------------------------------------- borrowing
-
-    def _on_borrow_start(self, object_id: bytes, owner: str) -> None:
-        """A ref owned elsewhere is now held here (called under the reference table's lock)."""
-        self._borrowed[object_id] = owner
-        self._borrow_events.append((object_id, owner, True))
-        self._schedule_borrow_flush()
-
-    def _schedule_borrow_flush(self) -> None:
-        if not self._borrow_flush_scheduled:
-            self._borrow_flush_scheduled = True
-            self.io.call_soon(self._start_borrow_flush)
-
-    def _start_borrow_flush(self) -> None:
-        asyncio.ensure_future(self.flush_borrows())
-
-    async def flush_borrows(self) -> None:
-        """Tell owners what this process started and stopped borrowing; returns once they
-        know (and once earlier updates arrived too)."""
-        if self._borrow_lock is None:
-            self._borrow_lock = asyncio.Lock()
-        async with self._borrow_lock:
-            self._borrow_flush_scheduled = False
-            updates: dict[str, pb.BorrowUpdate] = {}
-            events = self._borrow_events
-            while events:
-                object_id, owner, added = events.popleft()
-                update = updates.get(owner)
-                if update is None:
-                    update = updates[owner] = pb.BorrowUpdate(borrower=self.address)
-                (update.added if added else update.removed).append(object_id)
-            if updates:
-                await asyncio.gather(
-                    *(self._send_borrows(owner, update) for owner, update in updates.items())
-                )
-
-    async def _send_borrows(self, owner: str, update: pb.BorrowUpdate) -> None:
-        try:
-            await self.channels.core_worker(owner).UpdateBorrows(update, timeout=30)
-        except grpc.aio.AioRpcError as error:
-            # An owner that is gone has nothing left to keep for us.
-            log.debug("could not tell owner %s about borrows: %s", owner, error.code().name)
-
-    def flush_borrows_blocking(self) -> None:
-        """Before a worker answers a task, owners must know what it kept."""
-        if self._borrow_events or self._borrow_flush_scheduled:
-            self.io.run(self.flush_borrows(), timeout=30)
-
     def serve_objects_moved(self, request: pb.ObjectsMovedRequest) -> pb.ObjectIds:
         """CoreWorker.ObjectsMoved (I/O thread): a drained node copied objects elsewhere.
         Returns the ids this process holds no value for."""
@@ -928,39 +872,6 @@ class Owner:
             await self.channels.core_worker(borrower).ObjectsMoved(update, timeout=30)
         except grpc.aio.AioRpcError as error:
             log.debug("could not tell borrower %s of moved objects: %s", borrower, error.code().name)
-
-    def serve_update_borrows(self, update: pb.BorrowUpdate) -> None:
-        """CoreWorker.UpdateBorrows (I/O thread): a borrower of objects this process owns."""
-        borrower = update.borrower
-        for object_id in update.added:
-            self.borrowers.setdefault(object_id, set()).add(borrower)
-            # The borrow now keeps it: no need for the pin put on it when it left.
-            self.escaped.pop(object_id, None)
-        for object_id in update.removed:
-            holders = self.borrowers.get(object_id)
-            if holders is not None:
-                holders.discard(borrower)
-                if not holders:
-                    del self.borrowers[object_id]
-                    self._maybe_free(object_id)
-        if update.added and borrower not in self._watching:
-            self._watching.add(borrower)
-            asyncio.ensure_future(self._watch(borrower))
-
-    async def _watch(self, borrower: str) -> None:
-        """A borrower that dies never says it let go: notice its death instead."""
-        try:
-            async for _ in self.channels.core_worker(borrower).Watch(pb.Empty()):
-                pass
-        except grpc.aio.AioRpcError:
-            pass
-        self._watching.discard(borrower)
-        for object_id in [oid for oid, holders in self.borrowers.items() if borrower in holders]:
-            holders = self.borrowers[object_id]
-            holders.discard(borrower)
-            if not holders:
-                del self.borrowers[object_id]
-                self._maybe_free(object_id)
 
     # ================================================================== lifetime
 

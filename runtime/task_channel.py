@@ -306,7 +306,7 @@ class ChannelServer:
         # kept know it borrows them before anyone can drop theirs.
         self.executor.flush_output_blocking()
         if self.executor.owner is not None:
-            self.executor.owner.flush_borrows_blocking()
+            self.executor.owner.borrowing.flush_blocking()
         self._send(connection, pb.ExecuteReply(results=results))
 
     def idle(self) -> bool:
