@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ember import exceptions
+from ember import autoscaler, exceptions
 from ember.actor import ActorClass, ActorHandle, get_actor, kill, method
 from ember.connection import (
     EmberContext,
@@ -64,6 +64,7 @@ __all__ = [
     "ObjectRef",
     "RemoteFunction",
     "__version__",
+    "autoscaler",
     "available_resources",
     "cancel",
     "cluster_resources",

@@ -253,6 +253,11 @@ def _view() -> pb.ClusterView:
     return _connection().cluster_view()
 
 
+def head_call(method: str, request: Any) -> Any:
+    """A unary call to the connected cluster's head (``ember.autoscaler`` and friends)."""
+    return _connection().head_call(method, request)
+
+
 def cluster_resources() -> dict[str, float]:
     """Total resources of the live nodes, as Ray reports them."""
     totals: dict[str, int] = {}

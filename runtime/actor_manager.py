@@ -431,8 +431,8 @@ class ActorManager:
         shape = resources.to_fixed(spec.shape.quantities)
         while True:
             node = self.head.place(shape)
-            if node is None and self.head.drains.could_hold(shape):
-                # Only a draining node could hold it: wait for a node to join.
+            if node is None and self.head.could_hold_later(shape):
+                # Only a draining node, or one an autoscaler may add, could hold it: wait.
                 await asyncio.sleep(PLACEMENT_RETRY)
                 continue
             if node is None:

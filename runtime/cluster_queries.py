@@ -108,6 +108,7 @@ async def nodes(head: Head) -> list[dict[str, object]]:
             "available": {k: v for k, v in free.items() if not k.startswith("node:")},
             "metrics_port": node.info.metrics_port,
             "seconds_since_report": round(time.monotonic() - node.last_seen, 1),
+            "idle_seconds": round(node.idle_seconds, 1),
         }
         if isinstance(store, pb.StoreInfo):
             entry["object_store"] = {

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import sys
+from typing import Any
 
 import grpc
 
@@ -160,13 +161,17 @@ class DriverConnection:
             self.owner.cluster_lost(why)
 
     def cluster_view(self) -> pb.ClusterView:
-        async def view() -> pb.ClusterView:
-            return await self.channels.head(self.head_address).GetClusterView(
-                pb.Empty(), timeout=10.0
-            )
+        view: pb.ClusterView = self.head_call("GetClusterView", pb.Empty())
+        return view
+
+    def head_call(self, method: str, request: Any) -> Any:
+        """A unary call to the head from the user's thread; a clear error if it cannot be made."""
+
+        async def call() -> Any:
+            return await getattr(self.channels.head(self.head_address), method)(request, timeout=10.0)
 
         try:
-            return self.io.run(view())
+            return self.io.run(call())
         except grpc.aio.AioRpcError as error:
             raise RuntimeConnectionError(
                 f"cannot reach the ember head at {self.head_address}: {_why(error)}"

@@ -44,6 +44,7 @@ class NodeState:
         self.death_cause = ""
         self.last_seen = time.monotonic()
         self.num_workers = 0
+        self.idle_seconds = 0.0
         self.pending: list[pb.ResourceDemand] = []
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
         self.drain: NodeDrain | None = None  # set while it is drained: nothing is placed there
@@ -95,6 +96,9 @@ class Head(rpc_pb.HeadServicer):
         self.events = EventLog()
         self.actors = ActorManager(self)
         self.drains = DrainManager(self)
+        # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
+        self.node_types: list[Shape] = []
+        self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
 
@@ -137,6 +141,7 @@ class Head(rpc_pb.HeadServicer):
                     node.available = resources.to_fixed(report.available.quantities)
                     node.num_workers = report.num_workers
                     node.pending = list(report.pending)
+                    node.idle_seconds = report.idle_seconds
                     if report.metrics_port and node.info.metrics_port != report.metrics_port:
                         node.info.metrics_port = report.metrics_port
                         self.write_metrics_targets()
@@ -270,12 +275,62 @@ class Head(rpc_pb.HeadServicer):
     ) -> pb.FindNodeReply:
         shape = resources.to_fixed(request.shape.quantities)
         node = self.place(shape, request.exclude_node_id)
-        # Feasible with no node: only draining nodes could hold it; it waits for a new node.
-        feasible = node is not None or self.drains.could_hold(shape)
+        # Feasible with no node: only a draining node, or a node an autoscaler may add, could
+        # hold it; it waits for a new node.
+        feasible = node is not None or self.could_hold_later(shape)
         reply = pb.FindNodeReply(feasible=feasible, largest=self.largest_node())
         if node is not None:
             reply.node.CopyFrom(node.info)
         return reply
+
+    def could_hold_later(self, shape: Shape) -> bool:
+        """No live node can take the shape now, but a node could, after a drain ends or once
+        an autoscaler adds one: the work waits (and shows as demand) rather than failing."""
+        return self.drains.could_hold(shape) or any(
+            resources.fits(shape, node_type) for node_type in self.node_types
+        )
+
+    # ------------------------------------------------------------------ autoscaling
+
+    async def SetNodeTypes(self, request: pb.NodeTypes, context: grpc.aio.ServicerContext) -> pb.Empty:
+        self.node_types = [resources.to_fixed(shape.quantities) for shape in request.shapes]
+        log.info(
+            "an autoscaler may add nodes of %s",
+            ", ".join(resources.describe(t) for t in self.node_types) or "no shape",
+        )
+        return pb.Empty()
+
+    async def RequestResources(
+        self, request: pb.ResourceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.requested = list(request.bundles)
+        return pb.Empty()
+
+    async def GetDemand(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Demand:
+        tasks: dict[tuple[tuple[str, float], ...], int] = {}
+        nodes = []
+        for node in self.alive_nodes():
+            for entry in node.pending:
+                key = tuple(sorted(entry.shape.quantities.items()))
+                tasks[key] = tasks.get(key, 0) + entry.count
+            nodes.append(pb.NodeLoad(
+                node_id=node.node_id,
+                address=node.info.address,
+                total=pb.ResourceSet(quantities=resources.to_float(node.total)),
+                available=pb.ResourceSet(quantities=resources.to_float(node.available)),
+                idle_seconds=node.idle_seconds,
+                draining=node.drain is not None,
+                labels=node.info.labels,
+            ))
+        return pb.Demand(
+            tasks=[
+                pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
+                for key, count in tasks.items()
+            ],
+            actors=self.actors.demand(),
+            requested=self.requested,
+            nodes=nodes,
+        )
 
     # ------------------------------------------------------------------ actors
 

@@ -62,6 +62,12 @@ class HeadMetrics:
         workers = GaugeMetricFamily(
             "ember_node_worker_processes", "Worker processes on each live node.", labels=["node"]
         )
+        idle = GaugeMetricFamily(
+            "ember_node_idle_seconds",
+            "How long each live node has had no lease, no actor and no object only it holds "
+            "(0: busy); an autoscaler removes nodes idle long enough.",
+            labels=["node"],
+        )
         for node in alive:
             name = ids.short(node.node_id)
             for resource, value in sorted(resources.to_float(node.total).items()):
@@ -72,7 +78,8 @@ class HeadMetrics:
                     [name, resource], resources.to_float({resource: node.available.get(resource, 0)})[resource]
                 )
             workers.add_metric([name], node.num_workers)
-        families += [total, available, workers]
+            idle.add_metric([name], node.idle_seconds)
+        families += [total, available, workers, idle]
 
         demand = GaugeMetricFamily(
             "ember_pending_demand",

@@ -138,6 +138,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self._finished_jobs: set[bytes] = set()
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
+        self._idle_since: float | None = None
         self._dead_workers: list[str] = []
         self._failures: list[str] = []
         self.channels = rpc.Channels()
@@ -593,7 +594,27 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             failures=failures,
             metrics_port=self.metrics_port,
             drain=self.drain.snapshot() if self.drain is not None else None,
+            idle_seconds=self._idle_seconds(),
         )
+
+    def _idle_seconds(self) -> float:
+        """How long nothing has needed this node: no lease, no waiting request, no detached
+        actor kept for a head, no object whose only copy is here. An autoscaler removes only
+        nodes idle for a while."""
+        busy = (
+            any(owner.leases for owner in self.owners)
+            or self.orphans
+            or self.queue
+            or self.placing
+            or self.store.holds_originals()
+        )
+        now = time.monotonic()
+        if busy:
+            self._idle_since = None
+            return 0.0
+        if self._idle_since is None:
+            self._idle_since = now
+        return now - self._idle_since
 
     def _pending_demand(self) -> list[pb.ResourceDemand]:
         counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(

@@ -297,6 +297,11 @@ class ObjectStore:
             entry = self.entries.get(object_id)
         return self.start_reading(object_id)
 
+    def holds_originals(self) -> bool:
+        """Whether some object here is not a copy pulled from another node (losing the node
+        would lose it, or cost a rebuild)."""
+        return any(not entry.creator.startswith("pull:") for entry in self.entries.values())
+
     def start_reading(self, object_id: bytes) -> Entry:
         entry = self.entries.get(object_id)
         if entry is None or entry.state != SEALED:

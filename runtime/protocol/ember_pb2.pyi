@@ -726,6 +726,55 @@ class ClusterLogs(_message.Message):
     nodes: _containers.RepeatedCompositeFieldContainer[NodeLogs]
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeLogs, _Mapping]]] = ...) -> None: ...
 
+class NodeTypes(_message.Message):
+    __slots__ = ("shapes",)
+    SHAPES_FIELD_NUMBER: _ClassVar[int]
+    shapes: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    def __init__(self, shapes: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+
+class ResourceRequest(_message.Message):
+    __slots__ = ("bundles",)
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    def __init__(self, bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+
+class NodeLoad(_message.Message):
+    __slots__ = ("node_id", "address", "total", "available", "idle_seconds", "draining", "labels")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    address: str
+    total: ResourceSet
+    available: ResourceSet
+    idle_seconds: float
+    draining: bool
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., draining: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class Demand(_message.Message):
+    __slots__ = ("tasks", "actors", "requested", "nodes")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
+    actors: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
+    requested: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeLoad]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ...) -> None: ...
+
 class NodeTailRequest(_message.Message):
     __slots__ = ("node", "tail")
     NODE_FIELD_NUMBER: _ClassVar[int]
@@ -766,7 +815,7 @@ class NodeInfo(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -775,6 +824,7 @@ class NodeReport(_message.Message):
     FAILURES_FIELD_NUMBER: _ClassVar[int]
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -783,7 +833,8 @@ class NodeReport(_message.Message):
     failures: _containers.RepeatedScalarFieldContainer[str]
     metrics_port: int
     drain: DrainProgress
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
+    idle_seconds: float
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
 
 class DrainProgress(_message.Message):
     __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")

@@ -1051,6 +1051,21 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
                 _registered_method=True)
+        self.SetNodeTypes = channel.unary_unary(
+                '/ember.Head/SetNodeTypes',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.RequestResources = channel.unary_unary(
+                '/ember.Head/RequestResources',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.GetDemand = channel.unary_unary(
+                '/ember.Head/GetDemand',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.FromString,
+                _registered_method=True)
         self.DrainNode = channel.unary_unary(
                 '/ember.Head/DrainNode',
                 request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
@@ -1122,6 +1137,26 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetNodeTypes(self, request, context):
+        """Autoscaling: what nodes could join (so that work no node fits now waits instead of
+        failing), capacity a program asks for ahead of its work, and the autoscaler's input.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestResources(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDemand(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DrainNode(self, request, context):
         """Start draining a node (what the autoscaler does before it removes one); answers at once.
         Watch NodeView.drain_state in GetClusterView for DRAINED.
@@ -1182,6 +1217,21 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.TailNodeLog,
                     request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
+            ),
+            'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNodeTypes,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'RequestResources': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestResources,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'GetDemand': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDemand,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.SerializeToString,
             ),
             'DrainNode': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainNode,
@@ -1459,6 +1509,87 @@ class Head:
             '/ember.Head/TailNodeLog',
             ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
             ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNodeTypes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/SetNodeTypes',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestResources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/RequestResources',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDemand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/GetDemand',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.FromString,
             options,
             channel_credentials,
             insecure,
