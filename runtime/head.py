@@ -152,6 +152,11 @@ class Head(rpc_pb.HeadServicer):
                         self.events.add(f"{node.describe()}: {failure}")
                     if report.dead_workers:
                         self.actors.owners_died(list(report.dead_workers))
+                        # Objects they owned may be stored on other nodes: free them there too.
+                        gone = pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=report.dead_workers))
+                        for other in self.alive_nodes():
+                            if other is not node:
+                                other.outbox.put_nowait(gone)
                 elif kind == "leaving" and node is not None and node.alive:
                     self.node_died(node, f"it stopped ({message.leaving})", failure=False)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):

@@ -809,6 +809,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                     self.job_finished(message.job_finished)
                 elif kind == "drain":
                     self.start_drain(message.drain)
+                elif kind == "owners_gone":
+                    for address in message.owners_gone.addresses:
+                        self._free_everywhere(self.store.owner_gone(address))
                 elif kind == "refused" and not self.stopping:
                     log.error(
                         "%s: head %s declared this node dead (%s); exiting, so that it can "

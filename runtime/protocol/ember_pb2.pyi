@@ -897,16 +897,24 @@ class JobEnded(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ..., driver_address: _Optional[str] = ...) -> None: ...
 
 class HeadToNode(_message.Message):
-    __slots__ = ("registered", "job_finished", "refused", "drain")
+    __slots__ = ("registered", "job_finished", "refused", "drain", "owners_gone")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     JOB_FINISHED_FIELD_NUMBER: _ClassVar[int]
     REFUSED_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    OWNERS_GONE_FIELD_NUMBER: _ClassVar[int]
     registered: Empty
     job_finished: JobEnded
     refused: str
     drain: DrainOrder
-    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ..., refused: _Optional[str] = ..., drain: _Optional[_Union[DrainOrder, _Mapping]] = ...) -> None: ...
+    owners_gone: OwnersGone
+    def __init__(self, registered: _Optional[_Union[Empty, _Mapping]] = ..., job_finished: _Optional[_Union[JobEnded, _Mapping]] = ..., refused: _Optional[str] = ..., drain: _Optional[_Union[DrainOrder, _Mapping]] = ..., owners_gone: _Optional[_Union[OwnersGone, _Mapping]] = ...) -> None: ...
+
+class OwnersGone(_message.Message):
+    __slots__ = ("addresses",)
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    addresses: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, addresses: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DrainOrder(_message.Message):
     __slots__ = ("deadline_seconds", "reason")

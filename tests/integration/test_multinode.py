@@ -123,3 +123,24 @@ def test_spread(two_nodes):
 
     nodes = set(ember.get([slow_node.remote() for _ in range(4)]))
     assert len(nodes) == 2
+
+
+@ember.remote(max_retries=0)
+def own_then_die(n):
+    import os
+
+    # A result made on the other node, owned by this worker; then the worker dies holding it.
+    ref = on_second.remote(n, 7)
+    ember.wait([ref], fetch_local=False)
+    os._exit(1)
+
+
+def test_objects_of_a_dead_owner_are_freed_on_every_node(two_nodes):
+    _, second = two_nodes
+    before = _store(second).objects
+    with pytest.raises(ember.exceptions.WorkerCrashedError):
+        ember.get(own_then_die.remote(MB // 8))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _store(second).objects > before:
+        time.sleep(0.1)
+    assert _store(second).objects == before, "the dead owner's object stayed on the other node"
