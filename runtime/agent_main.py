@@ -131,7 +131,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
     agent.on_refused = lambda reason: stop.set()
     registered = asyncio.Event()
-    head_task = asyncio.ensure_future(agent.head_session(registered))
+    head_task = asyncio.ensure_future(agent.head_link.run(registered))
     reaper = asyncio.ensure_future(agent.reap_idle_workers())
     session.announce_ready(ready_fd, agent.address)
     metrics = MetricsServer(loop, agent.metrics.families)
@@ -144,7 +144,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     await stop.wait()
     log.info("%s stopping", agent.describe())
     if why["reason"]:
-        await agent.say_leaving(why["reason"])
+        await agent.head_link.say_leaving(why["reason"])
     agent.stopping = True
     head_task.cancel()
     reaper.cancel()

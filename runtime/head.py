@@ -30,7 +30,7 @@ from ember.runtime.resources import Shape
 log = logging.getLogger("ember.runtime.head")
 
 # A node silent this long is declared dead. Agents report at least every second
-# (node_agent.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
+# (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
 
 

@@ -10,7 +10,6 @@ and keeps a warm pool of workers forked from the zygote.
 from __future__ import annotations
 
 import asyncio
-import collections
 import itertools
 import logging
 import os
@@ -21,6 +20,7 @@ import grpc
 
 from ember.runtime import ids, resources, rpc
 from ember.runtime.exceptions import describe_exit
+from ember.runtime.head_link import HeadLink
 from ember.runtime.node_drain import NodeDrainer
 from ember.runtime.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node_metrics import NodeMetrics
@@ -44,8 +44,6 @@ log = logging.getLogger("ember.runtime.node_agent")
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
 # How long a detached actor's worker outlives its head's lease stream, for a restarted head.
 ORPHAN_GRACE = float(os.environ.get("EMBER_HEAD_RESTART_GRACE_S", "60"))
-HEARTBEAT_INTERVAL = float(os.environ.get("EMBER_HEARTBEAT_INTERVAL_S", "1"))
-REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
 RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
 PLACEMENT_RETRY = 0.5  # seconds between asks for a node while only draining nodes fit a shape
 
@@ -133,20 +131,18 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.drain: NodeDrainer | None = None  # set once the head orders this node drained
         self.owners: set[OwnerSession] = set()
         self._lease_ids = itertools.count(1)
-        self._report_pending = False
-        self._report_event = asyncio.Event()
         self._finished_jobs: set[bytes] = set()
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
-        self._idle_since: float | None = None
-        self._dead_workers: list[str] = []
-        self._failures: list[str] = []
+        # Since the last report: workers that died, and failures said for people.
+        self.dead_workers: list[str] = []
+        self.failures: list[str] = []
         self.channels = rpc.Channels()
         self.stopping = False
-        self._head_call: grpc.aio.StreamStreamCall | None = None
         self.metrics = NodeMetrics(self)
         self.metrics_port = 0
         self.logs = NodeLogs(session_dir)
+        self.head_link = HeadLink(self)
         # Called with the reason when the head declares this node dead: the agent exits.
         self.on_refused: Callable[[str], None] = lambda reason: None
 
@@ -514,7 +510,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
                 lease_id=lease.lease_id, reason=reason
             )))
-            self._failures.append(f"{reason} while leased to {lease.owner.describe()}")
+            self.failures.append(f"{reason} while leased to {lease.owner.describe()}")
             self._free_lease(lease)
             if self.drain is not None:
                 self.drain.lease_ended(lease, returned=False)
@@ -522,10 +518,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             log.info("%s ended: %s", worker.describe(), describe_exit(worker.returncode))
         if worker.address:
             # Objects it owned or was writing go; actors it owned end (the head sees to it).
-            self._free_everywhere(self.store.owner_gone(worker.address))
+            self.free_everywhere(self.store.owner_gone(worker.address))
             self.store.creator_gone(worker.address)
             if worker.job_id is not None:
-                self._dead_workers.append(worker.address)
+                self.dead_workers.append(worker.address)
                 self._report_soon()
         self.pool.forget(worker)
         self._top_up()
@@ -568,7 +564,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         job_id = ended.job_id
         self._finished_jobs.add(job_id)
         if ended.driver_address:
-            self._free_everywhere(self.store.owner_gone(ended.driver_address))
+            self.free_everywhere(self.store.owner_gone(ended.driver_address))
         for worker in list(self.pool.workers.values()):
             if worker.job_id == job_id and worker.state in (IDLE, LEASED) and not worker.detached:
                 self.pool.kill(worker)
@@ -576,56 +572,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     # ------------------------------------------------------------------ head
 
     def _report_soon(self) -> None:
-        if not self._report_pending:
-            self._report_pending = True
-            asyncio.get_running_loop().call_later(REPORT_DELAY, self._report_event.set)
-
-    def report(self) -> pb.NodeReport:
-        self._report_pending = False
-        leases = sum(len(o.leases) for o in self.owners)
-        dead, self._dead_workers = self._dead_workers, []
-        failures, self._failures = self._failures, []
-        return pb.NodeReport(
-            available=pb.ResourceSet(quantities=resources.to_float(self.available)),
-            num_workers=len(self.pool.workers),
-            num_leases=leases,
-            dead_workers=dead,
-            pending=self._pending_demand(),
-            failures=failures,
-            metrics_port=self.metrics_port,
-            drain=self.drain.snapshot() if self.drain is not None else None,
-            idle_seconds=self._idle_seconds(),
-        )
-
-    def _idle_seconds(self) -> float:
-        """How long nothing has needed this node: no lease, no waiting request, no detached
-        actor kept for a head, no object whose only copy is here. An autoscaler removes only
-        nodes idle for a while."""
-        busy = (
-            any(owner.leases for owner in self.owners)
-            or self.orphans
-            or self.queue
-            or self.placing
-            or self.store.holds_originals()
-        )
-        now = time.monotonic()
-        if busy:
-            self._idle_since = None
-            return 0.0
-        if self._idle_since is None:
-            self._idle_since = now
-        return now - self._idle_since
-
-    def _pending_demand(self) -> list[pb.ResourceDemand]:
-        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
-            tuple(sorted(request.shape.items())) for request in self.queue + self.placing
-        )
-        return [
-            pb.ResourceDemand(
-                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
-            )
-            for key, count in counts.items()
-        ]
+        self.head_link.report_soon()
 
     def node_info(self, pid: int) -> pb.NodeInfo:
         return pb.NodeInfo(
@@ -660,10 +607,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         return pb.Empty()
 
     async def FreeObjects(self, request: pb.ObjectIds, context: grpc.aio.ServicerContext) -> pb.Empty:
-        self._free_everywhere(self.store.free(list(request.ids)))
+        self.free_everywhere(self.store.free(list(request.ids)))
         return pb.Empty()
 
-    def _free_everywhere(self, elsewhere: dict[str, list[bytes]]) -> None:
+    def free_everywhere(self, elsewhere: dict[str, list[bytes]]) -> None:
         if elsewhere:
             asyncio.ensure_future(self.transfer.forward_frees(elsewhere))
 
@@ -735,48 +682,6 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         info = self.store.info()
         return pb.StoreInfo(arena=self.store.arena.path, transfer_port=self.transfer.bulk_port, **info)
 
-    async def head_session(self, registered: asyncio.Event) -> None:
-        """Register with the head and stream resource reports; re-register if it restarts."""
-        failures = 0
-        while not self.stopping:
-            call = self.channels.head(self.head_address).NodeSession()
-            self._head_call = call
-            try:
-                await call.write(pb.NodeMessage(register=self.node_info(os.getpid())))
-                reader = asyncio.ensure_future(self._read_head(call, registered))
-                while not reader.done():
-                    waiter = asyncio.ensure_future(self._report_event.wait())
-                    await asyncio.wait(
-                        {waiter, reader},
-                        timeout=HEARTBEAT_INTERVAL,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    waiter.cancel()
-                    if reader.done():
-                        break
-                    # A report goes at least every interval, changed or not: the heartbeat.
-                    if self._report_event.is_set() or registered.is_set():
-                        self._report_event.clear()
-                        await call.write(pb.NodeMessage(report=self.report()))
-                failures = 0 if registered.is_set() else failures
-            except grpc.aio.AioRpcError as error:
-                if self._unauthenticated(error):
-                    return
-                log.warning("session with head %s failed: %s", self.head_address, error.code().name)
-            finally:
-                call.cancel()
-            failures += 1
-            await asyncio.sleep(min(0.1 * 2**failures, 5.0))
-
-    def _unauthenticated(self, error: grpc.aio.AioRpcError) -> bool:
-        """A refused token is not something a retry mends: say so, and stop the agent."""
-        if error.code() != grpc.StatusCode.UNAUTHENTICATED:
-            return False
-        log.error("%s: the head at %s refused this node: %s", self.describe(), self.head_address, error.details())
-        self.stopping = True
-        self.on_refused(error.details() or "unauthenticated")
-        return True
-
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""
         if self.drain is not None:
@@ -784,44 +689,6 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.drain = NodeDrainer(self, order)
         self.drain.start()
         self._report_soon()
-
-    async def say_leaving(self, why: str) -> None:
-        """Tell the head this stop is on purpose, so it is not reported as a failure."""
-        call = self._head_call
-        if call is None or call.done():
-            return
-        try:
-            await asyncio.wait_for(call.write(pb.NodeMessage(leaving=why)), 1.0)
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
-            pass
-
-    async def _read_head(self, call: grpc.aio.StreamStreamCall, registered: asyncio.Event) -> None:
-        try:
-            while True:
-                message = await call.read()
-                if message is grpc.aio.EOF:
-                    return
-                kind = message.WhichOneof("kind")
-                if kind == "registered":
-                    registered.set()
-                    self._report_event.set()
-                elif kind == "job_finished":
-                    self.job_finished(message.job_finished)
-                elif kind == "drain":
-                    self.start_drain(message.drain)
-                elif kind == "owners_gone":
-                    for address in message.owners_gone.addresses:
-                        self._free_everywhere(self.store.owner_gone(address))
-                elif kind == "refused" and not self.stopping:
-                    log.error(
-                        "%s: head %s declared this node dead (%s); exiting, so that it can "
-                        "rejoin as a new node", self.describe(), self.head_address, message.refused
-                    )
-                    self.stopping = True
-                    self.on_refused(message.refused)
-                    return
-        except grpc.aio.AioRpcError as error:
-            self._unauthenticated(error)
 
 
 def _verb(how: str) -> str:
