@@ -86,7 +86,10 @@ def _usage_line(node: pb.NodeView) -> str:
     total = resources.to_fixed(node.info.total.quantities)
     free = resources.to_fixed(node.available.quantities)
     cpu = total.get("CPU", 0)
-    return f"CPU {(cpu - free.get('CPU', 0)) / resources.UNIT:g}/{cpu / resources.UNIT:g} in use"
+    line = f"CPU {(cpu - free.get('CPU', 0)) / resources.UNIT:g}/{cpu / resources.UNIT:g} in use"
+    if node.idle_seconds >= 1:
+        line += f", idle {node.idle_seconds:.0f}s"
+    return line
 
 
 def _demand(view: pb.ClusterView) -> list[str]:

@@ -61,6 +61,7 @@ class NodeState:
             death_cause=self.death_cause,
             pending=self.pending if self.alive else [],
             seconds_since_report=time.monotonic() - self.last_seen,
+            idle_seconds=self.idle_seconds if self.alive else 0.0,
         )
         if self.drain is not None:
             self.drain.fill(view)

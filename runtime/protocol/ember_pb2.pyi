@@ -943,7 +943,7 @@ class HeadToDriver(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class NodeView(_message.Message):
-    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report", "drain_state", "drain")
+    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report", "idle_seconds", "drain_state", "drain")
     INFO_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
@@ -951,6 +951,7 @@ class NodeView(_message.Message):
     DEATH_CAUSE_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SINCE_REPORT_FIELD_NUMBER: _ClassVar[int]
+    IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DRAIN_STATE_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     info: NodeInfo
@@ -960,9 +961,10 @@ class NodeView(_message.Message):
     death_cause: str
     pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     seconds_since_report: float
+    idle_seconds: float
     drain_state: NodeDrainState
     drain: DrainProgress
-    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ..., drain_state: _Optional[_Union[NodeDrainState, str]] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ..., idle_seconds: _Optional[float] = ..., drain_state: _Optional[_Union[NodeDrainState, str]] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
 
 class ClusterEvent(_message.Message):
     __slots__ = ("time", "message")
