@@ -169,6 +169,88 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _up(args: argparse.Namespace) -> int:
+    """``ember up CLUSTER.yaml``: the Cluster on this machine, autoscaled, in the foreground."""
+    import asyncio
+
+    from ember import cluster_spec
+    from ember.local_provider import LocalProvider, Progress
+
+    try:
+        name, head_cpus, groups, autoscaling = cluster_spec.load(args.file)
+        token = auth.from_environment() or auth.generate()
+    except (cluster_spec.SpecError, auth.TokenError) as error:
+        print(f"ember up: {error}", file=sys.stderr)
+        return 2
+    session_dir = session.new_session_dir()
+    try:
+        processes = launcher.start(
+            session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
+            dashboard_port=args.dashboard_port,
+        )
+    except (launcher.LaunchError, OSError) as error:
+        print(f"ember up: {error}", file=sys.stderr)
+        return 1
+    address = f"ember://{processes.head_address}"
+    session.write_current_cluster(address, session_dir, [os.getpid()])
+    auth.set_token(token)
+    print(f"Cluster {name!r} up on this machine at {address} (logs: {session_dir}/logs).")
+    print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
+    for group in groups:
+        print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
+    sys.stdout.flush()
+    interactive = sys.stdout.isatty()
+
+    def show(progress: Progress) -> None:
+        ago = time.monotonic() - progress.last_action_at
+        line = (
+            f"nodes {progress.nodes} | pending {', '.join(progress.pending) or 'none'} | "
+            f"last: {progress.last_action} ({ago:.0f}s ago)"
+        )
+        if interactive:
+            print("\r" + line[:150].ljust(150), end="", flush=True)
+        elif line != getattr(show, "last", ""):
+            print(line, flush=True)
+            show.last = line  # type: ignore[attr-defined]
+
+    provider = LocalProvider(session_dir, processes.head_address, token, groups, autoscaling, show)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        watcher = asyncio.ensure_future(_watch_children(processes, stop))
+        try:
+            await provider.run(stop)
+        finally:
+            watcher.cancel()
+            await provider.channels.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        print("\nember up: stopping", flush=True)
+        provider.stop_all()
+        processes.stop()
+        for record in (session.current_cluster_file(),):
+            try:
+                os.unlink(record)
+            except FileNotFoundError:
+                pass
+    return 0
+
+
+async def _watch_children(processes: launcher.LocalProcesses, stop: object) -> None:
+    import asyncio
+
+    assert isinstance(stop, asyncio.Event)
+    while all(p.poll() is None for p in processes.processes):
+        await asyncio.sleep(0.5)
+    print("\nember up: the head or its node agent exited; see the logs", file=sys.stderr)
+    stop.set()
+
+
 def _head_address(args: argparse.Namespace) -> str | None:
     """The head to ask, and with it the token to present (set for this process)."""
     address = args.address or os.environ.get("EMBER_ADDRESS") or session.read_current_cluster()
@@ -252,6 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     status = commands.add_parser("status", help="nodes and resources of a running cluster")
     status.add_argument("--address")
     status.set_defaults(run=_status)
+
+    up = commands.add_parser("up", help="run a Cluster manifest on this machine, autoscaled")
+    up.add_argument("file", help="a Cluster manifest (the same YAML kubectl apply takes)")
+    up.add_argument("--port", type=int, default=10001, help="the head's port")
+    up.add_argument("--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT)
+    up.set_defaults(run=_up)
+
+    down = commands.add_parser("down", help="stop what ember up (or ember start) started here")
+    down.add_argument("--grace-period", type=float, default=10.0)
+    down.set_defaults(run=_stop)
 
     logs = commands.add_parser("logs", help="list, print or follow the log files of every node")
     logs.add_argument("name", nargs="?", help="a file 'ember logs' listed; without it, list them")

@@ -287,6 +287,10 @@ class Head(rpc_pb.HeadServicer):
         reply = pb.FindNodeReply(feasible=feasible, largest=self.largest_node())
         if node is not None:
             reply.node.CopyFrom(node.info)
+            # Count it as taken until the node's next report: requests asking at the same
+            # moment (a burst waiting for new nodes) spread out instead of all going here.
+            if resources.fits(shape, node.available):
+                resources.subtract(node.available, shape)
         return reply
 
     def could_hold_later(self, shape: Shape) -> bool:

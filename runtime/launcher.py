@@ -320,8 +320,10 @@ def _exists(pid: int) -> bool:
 
 
 def _is_ember(pid: int) -> bool:
+    """A process ember started: a daemon (``-m ember.runtime...``) or ``ember up`` itself."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"ember.runtime" in f.read()
+            argv = f.read().split(b"\0")
     except OSError:
         return False
+    return any(b"ember.runtime" in arg or arg == b"ember.cli" or arg.endswith(b"/ember") for arg in argv)

@@ -1,0 +1,108 @@
+"""``ember up``: a Cluster manifest on this machine, grown for pending work and shrunk when idle.
+
+A group of 1-CPU nodes, min 0 and max 4, and a head with no CPU: eight one-second tasks make
+the cluster grow to four workers, every task runs exactly once, and after the idle timeout the
+workers go again. Run as a user would: ``ember up`` in the foreground, a driver with
+``address="auto"``, ``ember down``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tests.conftest import REPO, processes_of_session, run_driver
+
+MANIFEST = """
+apiVersion: ember.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: local-demo
+spec:
+  head:
+    resources: {cpu: 0}
+  workerGroups:
+  - name: small
+    minReplicas: 0
+    maxReplicas: 4
+    resources: {cpu: 1, memory: 1Gi}
+  autoscaling:
+    enabled: true
+    idleTimeoutSeconds: 3
+    intervalSeconds: 0.5
+"""
+
+DRIVER = textwrap.dedent(
+    """
+    import os, sys, time, ember
+    ember.init(address="auto", logging_level="WARNING")
+    runs = sys.argv[1]
+
+    @ember.remote(num_cpus=1)
+    def work(i):
+        with open(os.path.join(runs, f"{i}-{os.getpid()}"), "w"):
+            pass
+        time.sleep(1)
+        return ember.get_runtime_context().get_node_id()
+
+    start = time.monotonic()
+    refs = [work.remote(i) for i in range(8)]
+    peak = 0
+    while len(ember.wait(refs, num_returns=8, timeout=0.2)[0]) < 8:
+        peak = max(peak, len([n for n in ember.nodes() if n["Alive"]]))
+    took = time.monotonic() - start
+    used = len(set(ember.get(refs)))
+    deadline = time.monotonic() + 30
+    alive = peak
+    while time.monotonic() < deadline:
+        alive = len([n for n in ember.nodes() if n["Alive"]])
+        if alive == 1:
+            break
+        time.sleep(0.3)
+    print(f"took={took:.1f} used={used} peak={peak} alive_after={alive}")
+    """
+)
+
+
+def test_ember_up_grows_for_work_and_shrinks_when_idle(tmp_path: Path) -> None:
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    env.pop("EMBER_TOKEN", None)
+    manifest = tmp_path / "cluster.yaml"
+    manifest.write_text(MANIFEST)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "up", str(manifest), "--port", "0", "--dashboard-port", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(REPO),
+    )
+    session_dir = ""
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()
+        assert "up on this machine" in first, first + up.stdout.read()
+        session_dir = first.split("(logs: ")[1].rstrip(").\n").removesuffix("/logs")
+        result = run_driver(DRIVER, str(runs), env=env, timeout=90)
+        assert result.returncode == 0, result.stderr
+        figures = dict(item.split("=") for item in result.stdout.split())
+        assert figures["used"] == "4" and figures["peak"] == "5", result.stdout  # head + 4 workers
+        assert float(figures["took"]) < 8, result.stdout  # in parallel, not one after another
+        assert figures["alive_after"] == "1", result.stdout  # the workers went once idle
+        # Every task ran exactly once: no retry from a scale-up or a scale-down.
+        assert sorted(int(name.split("-")[0]) for name in os.listdir(runs)) == list(range(8))
+        print(result.stdout)
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+        )
+        up.wait(30)
+    assert "Stopped 1 ember process" in down.stdout, down.stdout + down.stderr
+    output = up.stdout.read() if up.stdout else ""
+    assert "+1 small" in output and "-1 small" in output, output
+    deadline = time.monotonic() + 10
+    while session_dir and processes_of_session(session_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert session_dir and processes_of_session(session_dir) == []
