@@ -291,6 +291,22 @@ def _drain(args: argparse.Namespace) -> int:
     return drain_command.run(head_address, args.node, args.deadline, args.timeout)
 
 
+def _operator(args: argparse.Namespace) -> int:
+    """``ember operator``: the Kubernetes operator (kopf and kubernetes are imported only here:
+    a laptop's ``import ember`` never loads them)."""
+    import kopf
+
+    from ember.operator import operator_main
+
+    if bool(args.namespace) == args.all_namespaces:
+        print("ember operator: give --namespace NS (one or more) or --all-namespaces", file=sys.stderr)
+        return 2
+    kopf.configure(verbose=args.verbose)
+    return operator_main.run(
+        args.namespace, args.all_namespaces, args.metrics_port, args.health_port, args.priority
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -366,6 +382,27 @@ def main(argv: list[str] | None = None) -> int:
     drain.add_argument("--address", help="the head's HOST:PORT (default: the cluster started here)")
     drain.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     drain.set_defaults(run=_drain)
+
+    operator = commands.add_parser(
+        "operator", help="run the Kubernetes operator of Cluster resources (what the chart runs)"
+    )
+    operator.add_argument(
+        "--namespace", action="append", default=[], metavar="NS",
+        help="watch Clusters in this namespace (repeat for more)",
+    )
+    operator.add_argument("--all-namespaces", action="store_true", help="watch every namespace")
+    operator.add_argument(
+        "--metrics-port", type=int, default=8080, help="Prometheus /metrics of the operator (0: none)"
+    )
+    operator.add_argument(
+        "--health-port", type=int, default=8081, help="liveness probe at /healthz (0: none)"
+    )
+    operator.add_argument(
+        "--priority", type=int,
+        help="kopf peering priority (default: random, so that one replica of several acts)",
+    )
+    operator.add_argument("--verbose", action="store_true", help="log kopf's every step")
+    operator.set_defaults(run=_operator)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

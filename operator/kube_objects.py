@@ -1,0 +1,220 @@
+"""Every Kubernetes API call the operator makes, in one place, as plain dicts.
+
+The reconcile reads like the life story of a ``Cluster`` only if the plumbing is elsewhere:
+this module reads a cluster's children, creates and deletes them, and patches the Cluster's
+spec and status. It uses the official ``kubernetes`` client, whose calls block, so each runs in
+a thread (``asyncio.to_thread``) and never stalls kopf's event loop. Objects travel as the
+JSON the API server speaks (camelCase dicts, ``_preload_content=False``): that is what the pure
+``render.plan`` reads and writes, with no model classes in between.
+
+The operator logs in to kopf with the same credentials (``connection_info``), so the process
+has one notion of "the cluster it talks to", whether in a pod, from a kubeconfig, or in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+import kubernetes
+import urllib3
+
+GROUP = "ember.dev"
+VERSION = "v1alpha1"
+PLURAL = "clusters"
+CLUSTER_LABEL = "ember.dev/cluster"
+MERGE_PATCH = "application/merge-patch+json"
+
+log = logging.getLogger("ember.operator.kube")
+
+
+class KubeError(Exception):
+    """An API call failed for a reason a retry may cure; the message names the object."""
+
+
+def load_configuration() -> kubernetes.client.Configuration:
+    """The credentials of this process: the pod's service account in a cluster, else the
+    current kubeconfig context (an operator run from a workstation)."""
+    configuration = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config(client_configuration=configuration)
+    return configuration
+
+
+def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
+    """What kopf needs to reach the same API server as ``KubeObjects`` does."""
+    if configuration.refresh_api_key_hook is not None:  # a service account's rotating token
+        configuration.refresh_api_key_hook(configuration)
+    header = configuration.get_api_key_with_prefix("authorization") or ""
+    scheme, _, token = header.partition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert or None,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file or None,
+        private_key_path=configuration.key_file or None,
+        username=configuration.username or None,
+        password=configuration.password or None,
+    )
+
+
+def has_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    found = obj.get("metadata", {}).get("labels") or {}
+    return all(found.get(key) == value for key, value in labels.items())
+
+
+class KubeObjects:
+    """The API calls of the reconcile; all async, all raising ``KubeError`` naming the object."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+        self.configuration = configuration
+        self.api_client = kubernetes.client.ApiClient(configuration)
+        self.core = kubernetes.client.CoreV1Api(self.api_client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # ------------------------------------------------------------------ reading
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Secret, or None when it does not exist."""
+        try:
+            return await self._call(
+                f"reading Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise KubeError(f"reading Secret {namespace}/{name}: {_reason(error)}") from None
+
+    async def list_children(
+        self, namespace: str, cluster: str
+    ) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+        """The Services and Pods labelled ``ember.dev/cluster=<cluster>`` in the namespace.
+
+        The label selector goes to the server, and the answer is filtered again here: a server
+        (or a mock) that ignores the selector must not make another cluster's pods ours.
+        """
+        selector = {CLUSTER_LABEL: cluster}
+        query = f"{CLUSTER_LABEL}={cluster}"
+        try:
+            services = await self._call(
+                f"listing Services of cluster {namespace}/{cluster}",
+                self.core.list_namespaced_service, namespace, label_selector=query,
+            )
+            pods = await self._call(
+                f"listing Pods of cluster {namespace}/{cluster}",
+                self.core.list_namespaced_pod, namespace, label_selector=query,
+            )
+        except kubernetes.client.ApiException as error:
+            raise KubeError(f"listing the children of cluster {namespace}/{cluster}: {_reason(error)}") from None
+        return (
+            tuple(s for s in services.get("items", ()) if has_labels(s, selector)),
+            tuple(p for p in pods.get("items", ()) if has_labels(p, selector)),
+        )
+
+    # ------------------------------------------------------------------ writing
+
+    async def create(self, namespace: str, obj: Mapping[str, Any]) -> bool:
+        """Create the object; False when one of that name exists already (409), which a
+        level-based reconcile takes as done: the next pass sees it."""
+        kind = obj.get("kind", "")
+        name = obj.get("metadata", {}).get("name", "")
+        creators = {
+            "Secret": self.core.create_namespaced_secret,
+            "Service": self.core.create_namespaced_service,
+            "Pod": self.core.create_namespaced_pod,
+            "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+        }
+        if kind not in creators:
+            raise KubeError(f"creating {kind} {namespace}/{name}: the operator creates no {kind}s")
+        try:
+            await self._call(f"creating {kind} {namespace}/{name}", creators[kind], namespace, dict(obj))
+        except kubernetes.client.ApiException as error:
+            if error.status == 409:
+                return False
+            raise KubeError(f"creating {kind} {namespace}/{name}: {_reason(error)}") from None
+        return True
+
+    async def delete(self, namespace: str, kind: str, name: str) -> bool:
+        """Delete the object; False when it was gone already (404)."""
+        deleters = {
+            "Pod": self.core.delete_namespaced_pod,
+            "Service": self.core.delete_namespaced_service,
+            "Secret": self.core.delete_namespaced_secret,
+            "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
+        }
+        if kind not in deleters:
+            raise KubeError(f"deleting {kind} {namespace}/{name}: the operator deletes no {kind}s")
+        try:
+            await self._call(f"deleting {kind} {namespace}/{name}", deleters[kind], name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return False
+            raise KubeError(f"deleting {kind} {namespace}/{name}: {_reason(error)}") from None
+        return True
+
+    async def patch_cluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
+        """A JSON merge patch of the Cluster itself (its spec: lists are replaced whole)."""
+        await self._patch_cluster(namespace, name, patch, status=False)
+
+    async def patch_cluster_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Write ``.status`` through the status subresource (what the RBAC grants for it)."""
+        await self._patch_cluster(namespace, name, {"status": dict(status)}, status=True)
+
+    async def _patch_cluster(
+        self, namespace: str, name: str, body: Mapping[str, Any], status: bool
+    ) -> None:
+        call = (
+            self.custom.patch_namespaced_custom_object_status if status
+            else self.custom.patch_namespaced_custom_object
+        )
+        what = f"patching the {'status' if status else 'spec'} of cluster {namespace}/{name}"
+        try:
+            await self._call(
+                what, call, GROUP, VERSION, namespace, PLURAL, name, dict(body),
+                _content_type=MERGE_PATCH,
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return  # the Cluster is being deleted: nothing left to report to
+            raise KubeError(f"{what}: {_reason(error)}") from None
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _call(self, what: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking client call in a thread and return the JSON it answered."""
+
+        def call() -> Any:
+            response = method(*args, _preload_content=False, **kwargs)
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
+            return json.loads(data) if data else {}
+
+        try:
+            return await asyncio.to_thread(call)
+        except kubernetes.client.ApiException:
+            raise
+        except (OSError, ValueError, urllib3.exceptions.HTTPError) as error:  # unreachable, bad JSON
+            raise KubeError(f"{what}: {error}") from None
+
+
+def _reason(error: kubernetes.client.ApiException) -> str:
+    """The API server's message, not the whole HTTP dump the client puts in ``str(error)``."""
+    try:
+        body = json.loads(error.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return f"{error.status} {error.reason}: {message or error.body or ''}".strip()

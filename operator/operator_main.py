@@ -1,0 +1,67 @@
+"""``ember operator``: kopf running the Cluster handlers, with metrics and a liveness probe.
+
+Several replicas may run (a Deployment with ``replicas: 2`` for a quick take-over): kopf's
+peering lets only the one with the highest priority act, the others wait. kopf pauses *every*
+operator that sees a peer of equal priority, so each replica draws its own random priority
+unless one is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Sequence
+
+import kopf
+
+from ember.operator import handlers, operator_metrics
+from ember.operator.kube_objects import KubeObjects, load_configuration
+
+log = logging.getLogger("ember.operator")
+
+
+def settings(priority: int | None = None) -> kopf.OperatorSettings:
+    """kopf's settings for the ember operator: its bookkeeping in ``ember.dev`` annotations
+    (the Cluster's status schema has no room for kopf's), events from INFO up."""
+    config = kopf.OperatorSettings()
+    config.peering.priority = priority if priority is not None else random.randint(1, 2**31 - 1)
+    config.posting.level = logging.INFO
+    config.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ember.dev")
+    config.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ember.dev")
+    config.persistence.finalizer = "ember.dev/operator"
+    return config
+
+
+def memo(kube: KubeObjects, head_grace_seconds: float = handlers.HEAD_GRACE_SECONDS) -> kopf.Memo:
+    """What every handler gets: the API client, and how long to wait for a silent head."""
+    return kopf.Memo(kube=kube, head_grace_seconds=head_grace_seconds)
+
+
+def run(
+    namespaces: Sequence[str],
+    all_namespaces: bool,
+    metrics_port: int,
+    health_port: int,
+    priority: int | None = None,
+) -> int:
+    """Run until SIGINT/SIGTERM (kopf handles both); the exit code of ``ember operator``."""
+    if not namespaces and not all_namespaces:
+        raise ValueError("give --namespace NS (one or more) or --all-namespaces")
+    kube = KubeObjects(load_configuration())
+    if metrics_port:
+        operator_metrics.serve(metrics_port)
+    where = "all namespaces" if all_namespaces else "namespace(s) " + ", ".join(namespaces)
+    log.info("ember operator watching clusters.ember.dev in %s", where)
+    try:
+        asyncio.run(kopf.operator(
+            registry=handlers.registry,
+            settings=settings(priority),
+            memo=memo(kube),
+            clusterwide=all_namespaces,
+            namespaces=() if all_namespaces else list(namespaces),
+            liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        ))
+    finally:
+        kube.close()
+    return 0
