@@ -25,14 +25,21 @@ import secrets
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
 from ember.operator import operator_metrics as metrics
 from ember.operator import render
 from ember.operator.head_client import HeadClient, HeadUnreachable
-from ember.operator.kube_objects import GROUP, PLURAL, VERSION, KubeError, KubeObjects, connection_info
+from ember.operator.kube_objects import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    KubeError,
+    KubeObjects,
+    connection_info,
+)
 
 log = logging.getLogger("ember.operator")
 
@@ -72,10 +79,10 @@ async def periodically(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
-def deleted(namespace: str, name: str, **_: Any) -> None:
+def deleted(namespace: str | None, name: str, **_: Any) -> None:
     """Children go with their owner (garbage collection); only the metrics are the operator's
     to forget. ``optional``: no finalizer holds the Cluster for this."""
-    metrics.forget(namespace, name)
+    metrics.forget(namespace or "", name)
     log.info("cluster %s/%s deleted: its pods and services go with it", namespace, name)
 
 
@@ -120,23 +127,23 @@ class Reconcile:
 
     async def run(self) -> None:
         observed = await self.observe()
-        plan = render.plan(self.cluster, observed)
+        plan = render.plan(self.cluster, observed)  # type: ignore[attr-defined]  # until op-core's plan lands
         if plan.drains:  # some workers are on their way out: how far did their drains get?
             drained = await self.drained(observed, plan.drains)
             if drained:
                 observed = dataclasses.replace(observed, drained=drained)
-                plan = render.plan(self.cluster, observed)
+                plan = render.plan(self.cluster, observed)  # type: ignore[attr-defined]
         await self.apply(plan, observed)
 
     # ------------------------------------------------------------------ observe
 
     async def observe(self) -> render.Observed:
         secret = await self.kube.read_secret(self.namespace, self.secret_name)
-        services, pods = await self.kube.list_children(self.namespace, self.name)
         return render.Observed(
             secret=secret,
-            services=services,
-            pods=pods,
+            services=await self.kube.list_children(self.namespace, self.name, "Service"),
+            pods=await self.kube.list_children(self.namespace, self.name, "Pod"),
+            claims=await self.kube.list_children(self.namespace, self.name, "PersistentVolumeClaim"),
             drained=frozenset(),
             fresh_token=secrets.token_urlsafe(32),
             now=datetime.now(UTC),
@@ -206,10 +213,11 @@ class Reconcile:
                 log.info("cluster %s: deleted %s %s", self.id, kind, name)
         if plan.spec_patch:
             await self.kube.patch_cluster(self.namespace, self.name, {"spec": dict(plan.spec_patch)})
-        if not contains(self.cluster.get("status") or {}, plan.status):
-            await self.kube.patch_cluster_status(self.namespace, self.name, plan.status)
+        status = plain(plan.status)
+        if not contains(self.cluster.get("status") or {}, status):
+            await self.kube.patch_cluster_status(self.namespace, self.name, status)
         for kind, reason, message in (*plan.events, *self.events):
-            kopf.event(self.cluster, type=kind, reason=reason, message=message)
+            kopf.event(kopf.Body(cast(kopf.RawBody, self.cluster)), type=kind, reason=reason, message=message)
 
     async def start_drains(self, pods: tuple[str, ...], observed: render.Observed) -> None:
         """Ask the head to drain each pod (it answers at once; a later pass sees it DRAINED).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import grpc
 from grpc import aio
@@ -99,7 +100,7 @@ class HeadClient:
             return False
         return not reply.already_draining
 
-    async def _ask(self, method: str, request: object) -> object:
+    async def _ask(self, method: str, request: object) -> Any:
         assert self._head is not None, "use HeadClient in 'async with'"
         try:
             return await getattr(self._head, method)(

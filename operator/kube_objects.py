@@ -96,31 +96,26 @@ class KubeObjects:
                 return None
             raise KubeError(f"reading Secret {namespace}/{name}: {_reason(error)}") from None
 
-    async def list_children(
-        self, namespace: str, cluster: str
-    ) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
-        """The Services and Pods labelled ``ember.dev/cluster=<cluster>`` in the namespace.
+    async def list_children(self, namespace: str, cluster: str, kind: str) -> tuple[dict[str, Any], ...]:
+        """The Services, Pods or PersistentVolumeClaims labelled ``ember.dev/cluster=<cluster>``.
 
         The label selector goes to the server, and the answer is filtered again here: a server
         (or a mock) that ignores the selector must not make another cluster's pods ours.
         """
-        selector = {CLUSTER_LABEL: cluster}
-        query = f"{CLUSTER_LABEL}={cluster}"
+        listers = {
+            "Service": self.core.list_namespaced_service,
+            "Pod": self.core.list_namespaced_pod,
+            "PersistentVolumeClaim": self.core.list_namespaced_persistent_volume_claim,
+        }
+        what = f"listing the {kind}s of cluster {namespace}/{cluster}"
         try:
-            services = await self._call(
-                f"listing Services of cluster {namespace}/{cluster}",
-                self.core.list_namespaced_service, namespace, label_selector=query,
-            )
-            pods = await self._call(
-                f"listing Pods of cluster {namespace}/{cluster}",
-                self.core.list_namespaced_pod, namespace, label_selector=query,
+            found = await self._call(
+                what, listers[kind], namespace, label_selector=f"{CLUSTER_LABEL}={cluster}"
             )
         except kubernetes.client.ApiException as error:
-            raise KubeError(f"listing the children of cluster {namespace}/{cluster}: {_reason(error)}") from None
-        return (
-            tuple(s for s in services.get("items", ()) if has_labels(s, selector)),
-            tuple(p for p in pods.get("items", ()) if has_labels(p, selector)),
-        )
+            raise KubeError(f"{what}: {_reason(error)}") from None
+        mine = {CLUSTER_LABEL: cluster}
+        return tuple(item for item in found.get("items", ()) if has_labels(item, mine))
 
     # ------------------------------------------------------------------ writing
 

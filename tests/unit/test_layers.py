@@ -23,3 +23,22 @@ def test_stdlib_operator_is_not_shadowed_from_the_repository_root():
     )
     assert out.returncode == 0, out.stderr
     assert not (REPO / "operator" / "__init__.py").exists()
+
+
+def test_operator_uses_only_the_wire_protocol_of_the_runtime():
+    # import-linter cannot see ember.operator (a namespace package: grimp skips it), so the
+    # rule is checked here on the source: the operator talks to a head as any client would.
+    import ast
+
+    offending = []
+    for path in sorted((REPO / "operator").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )
+            for name in names:
+                inside = name == "ember.runtime" or name.startswith("ember.runtime.")
+                if inside and not name.startswith("ember.runtime.protocol"):
+                    offending.append(f"{path.name}: {name}")
+    assert offending == []

@@ -1,0 +1,238 @@
+"""A Kubernetes API for the operator's scenario tests: kmock's emulator, made a little more
+like an API server, and the real kopf operator running against it over HTTP.
+
+What the emulator lacks and kopf needs (see shared/notes/operator-testing.md): a ``uid`` on
+every object, a ``resourceVersion`` that moves on every write (kopf's finalizer JSON patch tests
+it, and kopf drops stale events by it), ``generateName`` (kopf's events use it), and 422 for a
+JSON patch whose test fails. What no mock does — garbage collection, validation, defaulting —
+is the kind suite's (tests/e2e).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import jsonpatch
+import kmock
+import kopf
+import kubernetes
+
+from ember.operator import handlers, operator_main
+from ember.operator.kube_objects import GROUP, PLURAL, VERSION, KubeObjects
+
+CLUSTERS = kmock.resource(GROUP, VERSION, PLURAL)
+PODS = kmock.resource("", "v1", "pods")
+SERVICES = kmock.resource("", "v1", "services")
+SECRETS = kmock.resource("", "v1", "secrets")
+EVENTS = kmock.resource("", "v1", "events")
+NAMESPACE = "ns1"
+
+log = logging.getLogger("tests.operator")
+
+
+@attrs.define(kw_only=True)
+class KubeApi(kmock.KubernetesEmulator):
+    """kmock's emulator with uids, moving resourceVersions, generateName and 422s."""
+
+    _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources.load_bundled()
+        self.resources[CLUSTERS] = kmock.ResourceInfo(
+            kind="Cluster", singular="cluster", namespaced=True, shortnames={"ec"},
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+            subresources={"status"},
+        )
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        if request.resource is not None:
+            self._stamp(request)
+        try:
+            return await super()._handle(request)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
+            return await self._render_error(kmock.KubernetesError(
+                status=422, reason="Invalid", message=f"JSON patch failed: {error}"
+            ))
+
+    def _stamp(self, request: kmock.Request) -> None:
+        """Fill in what an API server would, in place: kmock matches its reactions against
+        the very request object it recorded, so the request cannot be replaced."""
+        version = str(next(self._versions))
+        data = request.data
+        if request.action == kmock.action.CREATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = meta["generateName"] + secrets.token_hex(3)
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("creationTimestamp", datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            meta["resourceVersion"] = version
+            meta.setdefault("generation", 1)
+        elif request.action == kmock.action.UPDATE and isinstance(data, dict):
+            meta = data.setdefault("metadata", {}) or {}
+            data["metadata"] = meta  # a patch may say "metadata": null
+            meta["resourceVersion"] = version
+            if "spec" in data and request.subresource != "status":
+                meta["generation"] = self._generation(request) + 1
+        elif request.action == kmock.action.UPDATE and isinstance(data, list):
+            data.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
+
+    def _generation(self, request: kmock.Request) -> int:
+        key = (request.resource, request.namespace, request.name)
+        if key in self.objects and not self.objects[key].deleted:
+            return int(self.objects[key].raw.get("metadata", {}).get("generation", 1))
+        return 0
+
+    # ------------------------------------------------------------------ looking at the state
+
+    def live(self, resource: kmock.resource, namespace: str = NAMESPACE) -> dict[str, dict[str, Any]]:
+        """The objects of a resource that exist now, by name."""
+        return {
+            name: obj.raw
+            for (res, ns, name), obj in list(self.objects.items())
+            if res == resource and ns == namespace and not obj.deleted
+        }
+
+    def pods(self, namespace: str = NAMESPACE) -> dict[str, dict[str, Any]]:
+        return self.live(PODS, namespace)
+
+    def cluster(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        return self.objects[CLUSTERS, namespace, name].raw
+
+    def events(self, namespace: str = NAMESPACE) -> list[tuple[str, str, str]]:
+        return [
+            (e.get("type", ""), e.get("reason", ""), e.get("message", ""))
+            for e in self.live(EVENTS, namespace).values()
+        ]
+
+    def calls(self, action: kmock.action, resource: kmock.resource) -> list[kmock.Request]:
+        return [r for r in self if r.action == action and r.resource == resource]
+
+    # ------------------------------------------------------------------ what kubelet would do
+
+    def set_pod_status(self, name: str, status: Mapping[str, Any], namespace: str = NAMESPACE) -> None:
+        """Write a pod's status as the kubelet would (the operator lists pods, it does not
+        watch them, so no watch event is needed)."""
+        self.objects[PODS, namespace, name].patch({"status": dict(status)})
+
+    def mark_ready(self, name: str, ip: str = "127.0.0.1", namespace: str = NAMESPACE) -> None:
+        self.set_pod_status(name, {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }, namespace)
+
+    def mark_failed(self, name: str, namespace: str = NAMESPACE) -> None:
+        self.set_pod_status(name, {
+            "phase": "Failed", "reason": "Evicted",
+            "conditions": [{"type": "Ready", "status": "False"}],
+        }, namespace)
+
+
+class Client:
+    """What ``kubectl`` would do in a test: calls to the mock over HTTP, from a thread (the
+    sync client must not block the loop that serves the mock)."""
+
+    def __init__(self, configuration: kubernetes.client.Configuration) -> None:
+        self.api = kubernetes.client.ApiClient(configuration)
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+
+    async def apply_cluster(self, body: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL, dict(body)
+        )
+
+    async def patch_cluster(self, name: str, patch: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL, name,
+            dict(patch), _content_type="application/merge-patch+json",
+        )
+
+    async def delete_cluster(self, name: str) -> None:
+        await asyncio.to_thread(
+            self.custom.delete_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL, name
+        )
+
+    async def delete_pod(self, name: str) -> None:
+        await asyncio.to_thread(self.core.delete_namespaced_pod, name, NAMESPACE)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def configuration(server: kmock.Server) -> kubernetes.client.Configuration:
+    config = kubernetes.client.Configuration()
+    config.host = str(server.url).rstrip("/")
+    return config
+
+
+@contextlib.asynccontextmanager
+async def mock_api() -> AsyncIterator[tuple[KubeApi, kubernetes.client.Configuration]]:
+    async with KubeApi() as api, kmock.Server(api) as server:
+        yield api, configuration(server)
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    config: kubernetes.client.Configuration, head_grace_seconds: float = 60.0
+) -> AsyncIterator[None]:
+    """The real kopf operator with ember's handlers, until the block ends.
+
+    Enter it in the test body, not in a fixture: kopf cancels, when it stops, the tasks created
+    after it started."""
+    settings = operator_main.settings(priority=1)
+    settings.scanning.disabled = True  # kmock answers /api/v1/namespaces with a 500
+    settings.peering.standalone = True
+    settings.watching.reconnect_backoff = 0.1
+    settings.posting.level = logging.DEBUG
+    kube = KubeObjects(config)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(
+        registry=handlers.registry,
+        settings=settings,
+        memo=operator_main.memo(kube, head_grace_seconds),
+        namespaces=[NAMESPACE],
+        stop_flag=stop,
+        ready_flag=ready,
+    ))
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=30)
+        yield
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        finally:
+            kube.close()
+
+
+async def eventually(
+    check: Callable[[], object] | Callable[[], Awaitable[object]],
+    what: str,
+    timeout: float = 30.0,
+) -> None:
+    """Wait until ``check`` holds (returns truthy without raising AssertionError)."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if asyncio.iscoroutine(result):
+                result = await result
+            if result:
+                return
+        except AssertionError as error:
+            last = error
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}: {last or 'not yet'}")
