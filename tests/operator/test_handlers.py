@@ -1,23 +1,34 @@
-"""The real kopf operator with ember's handlers, against a Kubernetes API mock over HTTP."""
+"""The real kopf operator with ember's handlers, against a Kubernetes API mock over HTTP.
+
+Each test runs the operator in its own body (kopf cancels, when it stops, the tasks created
+after it started: a fixture's teardown included) against a fresh mock, and asserts what the
+operator asked the API for and the status it wrote. The kubelet's part (a pod becoming Ready,
+failing) is played by writing pod statuses into the mock. What a mock cannot show — garbage
+collection, validation — is the kind suite's.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import kmock
 import pytest
 
-from ember.operator import render
+from ember.operator import operator_metrics, render
 from tests.operator import kube_api
 from tests.operator.kube_api import (
     NAMESPACE,
+    PODS,
     Client,
+    KubeApi,
     eventually,
     mock_api,
     running_operator,
 )
 
-pytestmark = pytest.mark.asyncio
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
@@ -29,30 +40,181 @@ def plan_function(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def cluster(name: str = "demo", replicas: int = 2, **spec: Any) -> dict[str, Any]:
+def cluster(name: str, replicas: int = 2, client_port: int = 10001, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "ember.dev/v1alpha1",
         "kind": "Cluster",
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "image": "ember:0.1.0",
-            "head": {"ports": {"client": 10001}},
-            "workerGroups": [{"name": "cpu", "replicas": replicas, "minReplicas": 0, "maxReplicas": 10}],
+            "head": {"ports": {"client": client_port}},
+            "workerGroups": [
+                {"name": "cpu", "replicas": replicas, "minReplicas": 0, "maxReplicas": 10}
+            ],
             **spec,
         },
     }
+
+
+def phase(api: KubeApi, name: str) -> str:
+    return str(api.cluster(name).get("status", {}).get("phase", ""))
+
+
+def reconciles(name: str, trigger: str, result: str = "ok") -> float:
+    value = operator_metrics.REGISTRY.get_sample_value(
+        "ember_operator_reconciles_total",
+        {"namespace": NAMESPACE, "cluster": name, "trigger": trigger, "result": result},
+    )
+    return value or 0.0
+
+
+def pod_creates(api: KubeApi, name: str) -> list[str]:
+    return [
+        r.data["metadata"]["name"] for r in api.calls(kmock.action.CREATE, PODS)
+        if r.data["metadata"]["labels"].get("ember.dev/cluster") == name
+    ]
+
+
+async def started(api: KubeApi, client: Client, name: str, replicas: int = 2, **spec: Any) -> None:
+    """Apply a Cluster and play the kubelet: every pod the operator creates becomes Ready."""
+    await client.apply_cluster(cluster(name, replicas, **spec))
+    expected = {f"{name}-head", *(f"{name}-cpu-{i}" for i in range(replicas))}
+    await eventually(lambda: expected <= set(api.pods()), f"the pods of {name}")
+    for pod in expected:
+        api.mark_ready(pod)
+    await eventually(lambda: phase(api, name) == "Running", f"{name} Running", timeout=25)
 
 
 async def test_create_makes_secret_service_head_and_workers_then_runs() -> None:
     async with mock_api() as (api, config):
         client = Client(config)
         async with running_operator(config):
-            await client.apply_cluster(cluster())
-            await eventually(lambda: set(api.pods()) == {"demo-head", "demo-cpu-0", "demo-cpu-1"}, "pods")
+            await client.apply_cluster(cluster("demo"))
+            await eventually(
+                lambda: set(api.pods()) == {"demo-head", "demo-cpu-0", "demo-cpu-1"}, "three pods"
+            )
             assert "demo-token" in api.live(kube_api.SECRETS)
             assert "demo-head" in api.live(kube_api.SERVICES)
-            await eventually(lambda: api.cluster("demo").get("status", {}).get("phase") == "Pending", "Pending")
+            uid = api.cluster("demo")["metadata"]["uid"]
+            for pod in api.pods().values():
+                owner = pod["metadata"]["ownerReferences"][0]
+                assert owner["uid"] == uid and owner["controller"] is True
+            # Created in the contract's order: the Secret and Service before the head, then workers.
+            order = [
+                (r.resource.plural, r.data["metadata"]["name"])
+                for r in api if r.action == kmock.action.CREATE and r.resource is not None
+                and r.resource.plural in ("secrets", "services", "pods")
+            ]
+            assert order[:3] == [("secrets", "demo-token"), ("services", "demo-head"), ("pods", "demo-head")]
+            await eventually(lambda: phase(api, "demo") == "Pending", "Pending before any pod is Ready")
             for pod in api.pods():
                 api.mark_ready(pod)
-            await eventually(lambda: api.cluster("demo")["status"]["phase"] == "Running", "Running", timeout=20)
+            await eventually(lambda: phase(api, "demo") == "Running", "Running", timeout=25)
+            assert reconciles("demo", "create") >= 1
+        client.close()
+
+
+async def test_resume_after_an_operator_restart_creates_nothing_twice() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "again")
+        before = pod_creates(api, "again")
+        assert sorted(before) == ["again-cpu-0", "again-cpu-1", "again-head"]
+        resumed = reconciles("again", "resume")
+        async with running_operator(config):
+            await eventually(lambda: reconciles("again", "resume") > resumed, "the resume handler")
+            await eventually(lambda: reconciles("again", "timer") >= 1, "a timer pass")
+            assert pod_creates(api, "again") == before
+            assert phase(api, "again") == "Running"
+        client.close()
+
+
+async def test_a_pod_deleted_behind_its_back_is_recreated() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "gone")
+            await client.delete_pod("gone-cpu-1")
+            assert "gone-cpu-1" not in api.pods()
+            await eventually(lambda: "gone-cpu-1" in api.pods(), "the worker back", timeout=25)
+            assert pod_creates(api, "gone").count("gone-cpu-1") == 2
+        client.close()
+
+
+async def test_a_failed_pod_is_replaced_and_said_so() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "flaky")
+            first = api.pods()["flaky-cpu-0"]["metadata"]["uid"]
+            api.mark_failed("flaky-cpu-0")
+            await eventually(
+                lambda: api.pods().get("flaky-cpu-0", {}).get("metadata", {}).get("uid") not in (None, first),
+                "a new flaky-cpu-0", timeout=25,
+            )
+            await eventually(
+                lambda: any(kind == "Warning" and "flaky-cpu-0" in message
+                            for kind, _, message in api.events()),
+                "a Warning event naming the pod",
+            )
+        client.close()
+
+
+async def test_suspend_removes_the_pods_and_resume_brings_them_back() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "nap")
+            await client.patch_cluster("nap", {"spec": {"suspend": True}})
+            await eventually(lambda: not api.pods(), "no pods")
+            await eventually(lambda: phase(api, "nap") == "Suspended", "Suspended")
+            assert "nap" in [n for (r, _, n) in api.objects if r == kube_api.CLUSTERS]
+            await client.patch_cluster("nap", {"spec": {"suspend": False}})
+            await eventually(lambda: {"nap-head", "nap-cpu-0", "nap-cpu-1"} <= set(api.pods()), "pods back")
+            assert phase(api, "nap") == "Pending"
+        client.close()
+
+
+async def test_deleting_the_cluster_stops_its_reconcile() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "bye")
+            await client.delete_cluster("bye")
+            # kopf's finalizer (it stops the timer first) is released: the Cluster goes.
+            await eventually(lambda: api.objects[kube_api.CLUSTERS, NAMESPACE, "bye"].deleted, "gone")
+            # The pods go with their owner (garbage collection, not in a mock): the operator
+            # must not touch them any more, not even on its timer.
+            for pod in list(api.pods()):
+                await client.delete_pod(pod)
+            calls = len(list(api))
+            await asyncio.sleep(12)  # longer than the timer's interval
+            later = [r for r in list(api)[calls:] if r.resource == PODS]
+            assert later == [] and not api.pods()
+        client.close()
+
+
+async def test_workers_to_delete_go_without_a_drain_when_the_head_never_answers() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config, head_grace_seconds=1.0):
+            # The head pod is Ready at 127.0.0.1, but nothing listens on port 9: no drain.
+            await started(api, client, "mute", client_port=9)
+            body = cluster("mute", client_port=9)
+            group = body["spec"]["workerGroups"][0]
+            group.update(replicas=1, scaleStrategy={"workersToDelete": ["mute-cpu-1"]})
+            await client.patch_cluster("mute", {"spec": {"workerGroups": [group]}})
+            await eventually(lambda: "mute-cpu-1" not in api.pods(), "mute-cpu-1 deleted", timeout=30)
+            assert "mute-cpu-0" in api.pods()
+            await eventually(
+                lambda: any(reason == "DeletedWithoutDrain" and "mute-cpu-1" in message
+                            for _, reason, message in api.events()),
+                "a Warning that says the pod went without a drain",
+            )
+            await eventually(
+                lambda: api.cluster("mute")["spec"]["workerGroups"][0]
+                .get("scaleStrategy", {}).get("workersToDelete") == [],
+                "workersToDelete cleared once the pod is gone",
+            )
         client.close()
