@@ -10,6 +10,7 @@ collection, validation — is the kind suite's.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -218,3 +219,58 @@ async def test_workers_to_delete_go_without_a_drain_when_the_head_never_answers(
                 "workersToDelete cleared once the pod is gone",
             )
         client.close()
+
+
+async def test_workers_to_delete_are_drained_by_a_real_head_first() -> None:
+    """A real ember head on loopback, with node agents labelled as the pods the operator made:
+    the operator drains the node of the pod named in workersToDelete through the head, and
+    deletes the pod once the head reports it drained."""
+    from ember.operator.head_client import HeadClient
+    from ember.runtime import launcher, session
+    from tests.conftest import wait_until_gone
+
+    token = "t0ken-of-the-drain-test"
+    session_dir = session.new_session_dir()
+    head = await asyncio.to_thread(
+        launcher.start, session_dir, num_cpus=0, token=token, dashboard_port=-1
+    )
+    agents: list[launcher.LocalProcesses] = []
+    try:
+        for pod in ("drain-cpu-0", "drain-cpu-1"):
+            agents.append(await asyncio.to_thread(
+                launcher.start_agent, session_dir, head.head_address, num_cpus=1, token=token,
+                labels={"ember.dev/pod": pod, "ember.dev/group": "cpu"},
+            ))
+        port = int(head.head_address.rsplit(":", 1)[1])
+        async with mock_api() as (api, config):
+            client = Client(config)
+            await asyncio.to_thread(client.core.create_namespaced_secret, NAMESPACE, {
+                "metadata": {"name": "drain-token", "labels": {"ember.dev/cluster": "drain"}},
+                "data": {"token": base64.b64encode(token.encode()).decode()},
+            })
+            async with running_operator(config):
+                await started(api, client, "drain", client_port=port)
+                body = cluster("drain", client_port=port)
+                group = body["spec"]["workerGroups"][0]
+                group.update(replicas=1, scaleStrategy={"workersToDelete": ["drain-cpu-1"]})
+                await client.patch_cluster("drain", {"spec": {"workerGroups": [group]}})
+                await eventually(
+                    lambda: any(reason == "DrainStarted" and "drain-cpu-1" in message
+                                for _, reason, message in api.events()),
+                    "the drain to start",
+                )
+                await eventually(lambda: "drain-cpu-1" not in api.pods(), "drain-cpu-1 deleted", 40)
+                async with HeadClient("ns1/drain", head.head_address, token) as ask:
+                    nodes = await ask.nodes_of({"drain-cpu-0", "drain-cpu-1"})
+                from ember.runtime.protocol import ember_pb2 as pb
+
+                assert nodes["drain-cpu-1"].drain_state == pb.DRAINED
+                assert nodes["drain-cpu-0"].drain_state == pb.NOT_DRAINING
+                assert "drain-cpu-0" in api.pods()
+                assert not [e for e in api.events() if e[1] == "DeletedWithoutDrain"]
+            client.close()
+    finally:
+        for agent in agents:
+            await asyncio.to_thread(agent.stop)
+        await asyncio.to_thread(head.stop)
+    assert await asyncio.to_thread(wait_until_gone, session_dir) == []
