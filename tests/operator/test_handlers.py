@@ -274,3 +274,44 @@ async def test_workers_to_delete_are_drained_by_a_real_head_first() -> None:
             await asyncio.to_thread(agent.stop)
         await asyncio.to_thread(head.stop)
     assert await asyncio.to_thread(wait_until_gone, session_dir) == []
+
+
+async def kubelet(api: KubeApi, stop: asyncio.Event) -> None:
+    """Every pod that appears becomes Ready a moment later, as on a healthy node."""
+    while not stop.is_set():
+        for name, pod in api.pods().items():
+            if not (pod.get("status") or {}).get("conditions"):
+                api.mark_ready(name)
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.skipif(not hasattr(render, "plan"), reason="rolls are render.plan's (branch op-core), not yet merged")
+async def test_an_image_change_rolls_the_workers_then_the_head() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        stop = asyncio.Event()
+        marking = asyncio.create_task(kubelet(api, stop))
+        try:
+            async with running_operator(config, head_grace_seconds=0.5):
+                await started(api, client, "roll")
+                before = {n: p["metadata"]["uid"] for n, p in api.pods().items()}
+                calls = len(list(api))
+                await client.patch_cluster("roll", {"spec": {"image": "ember:0.2.0"}})
+
+                def rolled() -> bool:
+                    pods = api.pods()
+                    return set(pods) == set(before) and all(
+                        p["metadata"]["uid"] != before[n]
+                        and p["spec"]["containers"][0]["image"] == "ember:0.2.0"
+                        for n, p in pods.items()
+                    )
+
+                await eventually(rolled, "every pod replaced with the new image", timeout=90)
+                await eventually(lambda: phase(api, "roll") == "Running", "Running again", timeout=25)
+                deleted = [r.name for r in list(api)[calls:]
+                           if r.action == kmock.action.DELETE and r.resource == PODS]
+                assert deleted[-1] == "roll-head" and set(deleted) == set(before)
+        finally:
+            stop.set()
+            await marking
+        client.close()
