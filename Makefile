@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-test lint proto bench clean
+.PHONY: demo test install install-test lint proto bench clean kind-e2e
 
 # A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
 # folder without __init__.py (see operator/README.md), which the default editable finder cannot
@@ -26,6 +26,10 @@ demo: install
 ## make test: the test suite (unit, integration on real processes, operator; e2e skips without kind)
 test: install
 	$(PY) -m pytest -q
+
+## make kind-e2e: the kind suite on a kind cluster of its own (needs kind, kubectl, helm, docker)
+kind-e2e: install
+	$(PY) -m pytest -v tests/e2e
 
 lint: install
 	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
