@@ -127,12 +127,12 @@ class Reconcile:
 
     async def run(self) -> None:
         observed = await self.observe()
-        plan = render.plan(self.cluster, observed)  # type: ignore[attr-defined]  # until op-core's plan lands
+        plan = render.plan(self.cluster, observed)
         if plan.drains:  # some workers are on their way out: how far did their drains get?
             drained = await self.drained(observed, plan.drains)
             if drained:
                 observed = dataclasses.replace(observed, drained=drained)
-                plan = render.plan(self.cluster, observed)  # type: ignore[attr-defined]
+                plan = render.plan(self.cluster, observed)
         await self.apply(plan, observed)
 
     # ------------------------------------------------------------------ observe

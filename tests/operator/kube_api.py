@@ -221,8 +221,10 @@ async def eventually(
     check: Callable[[], object] | Callable[[], Awaitable[object]],
     what: str,
     timeout: float = 30.0,
+    api: KubeApi | None = None,
 ) -> None:
-    """Wait until ``check`` holds (returns truthy without raising AssertionError)."""
+    """Wait until ``check`` holds (returns truthy without raising AssertionError); on a timeout
+    the message shows the pods, phase and events of the mock, when given."""
     deadline = time.monotonic() + timeout
     last: BaseException | None = None
     while time.monotonic() < deadline:
@@ -235,4 +237,9 @@ async def eventually(
         except AssertionError as error:
             last = error
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}: {last or 'not yet'}")
+    seen = ""
+    if api is not None:
+        pods = {n: (p.get("status") or {}).get("phase") for n, p in api.pods().items()}
+        clusters = {n: c.get("status", {}).get("phase") for n, c in api.live(CLUSTERS).items()}
+        seen = f"; pods {pods}, clusters {clusters}, events {api.events()}"
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what}: {last or 'not yet'}{seen}")
