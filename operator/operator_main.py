@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 from collections.abc import Sequence
 
 import kopf
+import kubernetes
 
 from ember.operator import handlers, operator_metrics
 from ember.operator.kube_objects import KubeObjects, load_configuration
@@ -48,7 +50,12 @@ def run(
     """Run until SIGINT/SIGTERM (kopf handles both); the exit code of ``ember operator``."""
     if not namespaces and not all_namespaces:
         raise ValueError("give --namespace NS (one or more) or --all-namespaces")
-    kube = KubeObjects(load_configuration())
+    try:
+        kube = KubeObjects(load_configuration())
+    except kubernetes.config.ConfigException as error:
+        print(f"ember operator: no Kubernetes API to talk to (not in a pod, no kubeconfig): {error}",
+              file=sys.stderr)
+        return 1
     if metrics_port:
         operator_metrics.serve(metrics_port)
     where = "all namespaces" if all_namespaces else "namespace(s) " + ", ".join(namespaces)
