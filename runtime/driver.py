@@ -19,6 +19,7 @@ from ember.runtime import rpc
 from ember.runtime.core_service import CoreWorkerService, print_logs
 from ember.runtime.event_loop import IoThread
 from ember.runtime.exceptions import RuntimeConnectionError
+from ember.runtime.listen_address import bind_host
 from ember.runtime.owner import Owner
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
@@ -89,8 +90,7 @@ class DriverConnection:
         rpc_pb.add_CoreWorkerServicer_to_server(
             CoreWorkerService(lambda: self.owner, log_sink=sink), server
         )
-        bind_host = "127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0"
-        port = rpc.bind(server, bind_host, 0)
+        port = rpc.bind(server, bind_host(self.host), 0)
         await server.start()
         self._server = server
         address = f"{self.host}:{port}"

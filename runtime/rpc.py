@@ -15,6 +15,7 @@ import grpc
 from grpc import aio
 
 from ember.runtime import auth, tls
+from ember.runtime.listen_address import host_port
 from ember.runtime.protocol import ember_pb2_grpc as rpc
 
 _COMMON = [
@@ -92,9 +93,9 @@ def bind(srv: aio.Server, host: str, port: int = 0) -> int:
     config = tls.current()
     try:
         if config is not None:
-            bound = srv.add_secure_port(f"{host}:{port}", config.server_credentials())
+            bound = srv.add_secure_port(host_port(host, port), config.server_credentials())
         else:
-            bound = srv.add_insecure_port(f"{host}:{port}")
+            bound = srv.add_insecure_port(host_port(host, port))
     except RuntimeError as error:
         raise OSError(f"cannot listen on {host}:{port}: {error}") from error
     if bound == 0:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import DecodeError
 
 from ember.runtime import auth, tls
+from ember.runtime.listen_address import host_port, tcp_listener
 from ember.runtime.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -123,11 +124,11 @@ class ChannelServer:
         self.executor = executor
         self.check_hello = check_hello
         self.worker_id = worker_id
-        self.listener = socket.create_server((host, 0))
+        self.listener = tcp_listener(host)
         self.listener.setblocking(False)
         config = tls.current()
         self.tls = config.server_context() if config is not None else None
-        self.address = f"{host}:{self.listener.getsockname()[1]}"
+        self.address = host_port(host, self.listener.getsockname()[1])
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.pending: collections.deque[tuple[_Connection, pb.TaskSpec]] = collections.deque()
