@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-test lint proto bench clean
+.PHONY: demo test install install-test lint proto bench clean e2e-docker
 
 # A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
 # folder without __init__.py (see operator/README.md), which the default editable finder cannot
@@ -26,6 +26,11 @@ demo: install
 ## make test: the test suite (unit, integration on real processes, operator; e2e skips without kind)
 test: install
 	$(PY) -m pytest -q
+
+## make e2e-docker: the image as a cluster of containers, with a driver here (opt-in, not in
+## make test; needs Docker, and debootstrap when no base image can be pulled)
+e2e-docker: install
+	EMBER_E2E_DOCKER=1 $(PY) -m pytest -v -s -rs --timeout 1800 tests/docker
 
 lint: install
 	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
