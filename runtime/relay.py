@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ember.runtime.relay")
 
-CHUNK = 1 << 20  # bytes per tunnel message, at most
+CHUNK = 4 << 20  # bytes per tunnel message, at most
 CONNECT_TIMEOUT = 10.0
 ACCEPT_TIMEOUT = 10.0  # an inbound connection its driver does not take by then is closed
 ASK_TIMEOUT = 5.0

@@ -35,7 +35,9 @@ from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 
 log = logging.getLogger("ember.runtime.relay_client")
 
-CHUNK = 1 << 20
+CHUNK = 4 << 20
+# Tunnels carry objects: let a stream have several chunks in flight, not HTTP/2's 64 KiB.
+TUNNEL_OPTIONS = [("grpc.http2.lookahead_bytes", 4 * CHUNK)]
 CONNECT_TIMEOUT = 15.0
 
 
@@ -57,7 +59,7 @@ class HeadRelay:
     async def start(self) -> str:
         """Ask the head to listen for us; returns the address the cluster reaches us by."""
         self._loop = asyncio.get_running_loop()
-        self._channel = rpc.open_channel(self.head_address)
+        self._channel = rpc.open_channel(self.head_address, TUNNEL_OPTIONS)
         self._stub = rpc_pb.RelayStub(self._channel)
         self._reverse = self._stub.Reverse(pb.ReverseHello(pid=os.getpid()), wait_for_ready=True)
         try:

@@ -113,8 +113,9 @@ def bind_unix(srv: aio.Server, path: str) -> None:
         srv.add_insecure_port(target)
 
 
-def open_channel(address: str) -> aio.Channel:
-    """A channel that presents the cluster token, over TLS when it is configured."""
+def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> aio.Channel:
+    """A channel that presents the cluster token, over TLS when it is configured; ``extra``
+    options go with the common ones."""
     config = tls.current()
     interceptors = auth.client_interceptors()
     target = address
@@ -124,14 +125,15 @@ def open_channel(address: str) -> aio.Channel:
         # still run end to end with the peer, whose certificate is checked against the name
         # configured, or else the host it was dialed by.
         target = f"unix:{routed}"
+    common = CHANNEL_OPTIONS + (extra or [])
     if config is not None:
-        options = CHANNEL_OPTIONS + config.channel_options()
+        options = common + config.channel_options()
         if routed is not None and not config.server_name:
             options.append(("grpc.ssl_target_name_override", address.rpartition(":")[0]))
         return aio.secure_channel(
             target, config.channel_credentials(), options=options, interceptors=interceptors
         )
-    return aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return aio.insecure_channel(target, options=common, interceptors=interceptors)
 
 
 class Channels:
