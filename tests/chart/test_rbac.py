@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.chart.conftest import Objects, by_kind, one
+from tests.chart.conftest import CHART, Objects, by_kind, one
 
 # The contract ("The operator process"): (API group, resource, verbs), namespaced ones.
 NAMESPACED_NEEDS = [
@@ -103,3 +104,12 @@ def test_rbac_can_be_left_to_an_admin(render: Callable[..., Objects]):
     objects = render({"rbac": {"create": False}})
     for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
         assert by_kind(objects, kind) == []
+
+
+def test_rules_name_the_resource_the_crd_defines(render: Callable[..., Objects]):
+    crd = yaml.safe_load((CHART / "crds" / "clusters.ember.dev.yaml").read_text())
+    group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
+    assert all("status" in v.get("subresources", {}) for v in crd["spec"]["versions"])
+    rules = one(render(), "ClusterRole")["rules"]
+    assert {"get", "list", "watch", "patch"} <= granted(rules, group, plural)
+    assert {"patch"} <= granted(rules, group, f"{plural}/status")
