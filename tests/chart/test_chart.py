@@ -294,6 +294,8 @@ def test_bad_values_are_refused_naming_the_field(
 
 
 def test_notes_say_what_to_do_next(helm: str, tmp_path: Path):
+    example = yaml.safe_load((REPO / "manifests/examples/cluster.yaml").read_text())
+    assert example["metadata"]["name"] == "small"  # the name the notes use
     result = run_helm(
         helm, "install", "ember", str(CHART), "--namespace", "ember-system", "--dry-run=client",
         "--values", str(write_values(tmp_path, {"watchNamespaces": ["team-a"]})),
@@ -301,7 +303,7 @@ def test_notes_say_what_to_do_next(helm: str, tmp_path: Path):
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "watching namespaces team-a" in notes
     assert "kubectl -n team-a apply -f manifests/examples/" in notes
-    assert "ember token CLUSTER" in notes
-    assert "port-forward svc/CLUSTER-head 10001" in notes
+    assert "ember token small" in notes
+    assert "port-forward svc/small-head 10001" in notes
     assert 'ember.init("ember://localhost:10001")' in notes
     assert "kubectl apply --server-side -f charts/ember/crds/" in notes
