@@ -35,7 +35,7 @@ DEFAULT_AUTOSCALING: Mapping[str, Any] = {
     "enabled": False,
     "idleTimeoutSeconds": 60,
     "upscalingMode": "Default",
-    "intervalSeconds": 10,
+    "intervalSeconds": 1,
 }
 
 
