@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -282,9 +283,13 @@ def _tunnel_error(head_address: str, target: str) -> grpc.StatusCode | None:
     async def attempt() -> grpc.StatusCode | None:
         channel = rpc.open_channel(head_address)
         try:
-            call = rpc_pb.RelayStub(channel).Tunnel(timeout=10)
-            await call.write(pb.TunnelChunk(open=pb.TunnelOpen(target=target)))
-            await call.write(pb.TunnelChunk(data=b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"))
+            preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+            async def opening() -> Any:
+                yield pb.TunnelChunk(open=pb.TunnelOpen(target=target), data=preface)
+                await asyncio.Event().wait()  # keep our side open until the answer is read
+
+            call = rpc_pb.RelayStub(channel).Tunnel(opening(), timeout=10)
             try:
                 reply = await call.read()
             except grpc.aio.AioRpcError as error:
