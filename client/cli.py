@@ -320,6 +320,12 @@ def _drain(args: argparse.Namespace) -> int:
     return drain_command.run(head_address, args.node, args.deadline, args.timeout)
 
 
+def _token(args: argparse.Namespace) -> int:
+    from ember import token_command
+
+    return token_command.run(args.cluster, args.namespace)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -405,6 +411,13 @@ def main(argv: list[str] | None = None) -> int:
     drain.add_argument("--address", help="the head's HOST:PORT (default: the cluster started here)")
     drain.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     drain.set_defaults(run=_drain)
+
+    token = commands.add_parser(
+        "token", help="print a Kubernetes cluster's token (from its Secret, with the kubeconfig)"
+    )
+    token.add_argument("cluster", help="the Cluster resource's name")
+    token.add_argument("-n", "--namespace", help="its namespace (default: the context's)")
+    token.set_defaults(run=_token)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

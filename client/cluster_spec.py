@@ -2,16 +2,28 @@
 
 The same file ``kubectl apply`` takes: ``ember up`` uses what makes sense on one machine — the
 head's CPUs, the worker groups' resources and sizes, the autoscaling settings — and ignores
-what only Kubernetes uses (images, pod templates, services).
+what only Kubernetes uses (images, pod templates, services). Resources take exactly the CRD's
+shape (``cpu``, ``memory``, ``gpu``, ``custom``) and absent fields the CRD's defaults (a unit
+test compares them with ``charts/ember/crds/clusters.ember.dev.yaml``), so a manifest means the
+same thing here as on Kubernetes. No Kubernetes library is imported: ``ember up`` runs on laptops.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
 
+from ember import quantity
 from ember.local_provider import AutoscalingSpec, GroupSpec
+
+# The CRD's defaults (ember.operator.cluster_spec holds the operator's copy of the same).
+DEFAULT_RESOURCES = {"cpu": "1", "memory": "2Gi", "gpu": 0}
+DEFAULT_MIN_REPLICAS = 0
+DEFAULT_MAX_REPLICAS = 10
+DEFAULT_AUTOSCALING = {"enabled": False, "idleTimeoutSeconds": 60, "upscalingMode": "Default", "intervalSeconds": 1}
+GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class SpecError(ValueError):
@@ -41,11 +53,13 @@ def parse(document: Any, where: str = "the manifest") -> tuple[str, float, list[
         field = f"spec.workerGroups[{index}]"
         if not isinstance(group, dict) or not group.get("name"):
             raise SpecError(f"{field}.name: every worker group needs a name")
+        if not isinstance(group["name"], str) or len(group["name"]) > 40 or not GROUP_NAME.match(group["name"]):
+            raise SpecError(f"{field}.name: {group['name']!r} is not a DNS label (a-z, 0-9, '-', at most 40)")
         if group["name"] in seen:
             raise SpecError(f"{field}.name: {group['name']!r} is used twice")
         seen.add(group["name"])
-        low = _count(group.get("minReplicas", 0), f"{field}.minReplicas")
-        high = _count(group.get("maxReplicas", max(low, 1)), f"{field}.maxReplicas")
+        low = _count(group.get("minReplicas", DEFAULT_MIN_REPLICAS), f"{field}.minReplicas")
+        high = _count(group.get("maxReplicas", DEFAULT_MAX_REPLICAS), f"{field}.maxReplicas")
         if low > high:
             raise SpecError(f"{field}: minReplicas ({low}) is above maxReplicas ({high})")
         replicas = group.get("replicas")
@@ -54,19 +68,27 @@ def parse(document: Any, where: str = "the manifest") -> tuple[str, float, list[
             if not low <= replicas <= high:
                 raise SpecError(f"{field}.replicas: {replicas} is outside [{low}, {high}]")
         shape = _resources(group.get("resources") or {}, f"{field}.resources")
-        if not shape.get("CPU") and not any(k != "memory" for k in shape):
+        if not any(amount for key, amount in shape.items() if key != "memory"):
             raise SpecError(f"{field}.resources: a worker needs some CPU (or a GPU, or a custom resource)")
         groups.append(GroupSpec(str(group["name"]), shape, low, high, replicas))
-    scaling = spec.get("autoscaling") or {}
+    scaling = {**DEFAULT_AUTOSCALING, **(spec.get("autoscaling") or {})}
     autoscaling = AutoscalingSpec(
-        enabled=bool(scaling.get("enabled", True)),
-        idle_timeout=float(scaling.get("idleTimeoutSeconds", 60)),
-        upscaling_mode=str(scaling.get("upscalingMode", "Default")),
-        interval=float(scaling.get("intervalSeconds", 1)),
+        enabled=bool(scaling["enabled"]),
+        idle_timeout=_seconds(scaling["idleTimeoutSeconds"], "spec.autoscaling.idleTimeoutSeconds"),
+        upscaling_mode=str(scaling["upscalingMode"]),
+        interval=_seconds(scaling["intervalSeconds"], "spec.autoscaling.intervalSeconds"),
     )
     if autoscaling.upscaling_mode not in ("Conservative", "Default", "Aggressive"):
         raise SpecError("spec.autoscaling.upscalingMode: Conservative, Default or Aggressive")
+    if autoscaling.interval <= 0:
+        raise SpecError("spec.autoscaling.intervalSeconds: more than 0 seconds")
     return name, head_cpus, groups, autoscaling
+
+
+def _seconds(value: Any, field: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        raise SpecError(f"{field}: a number of seconds of at least 0, not {value!r}")
+    return float(value)
 
 
 def _count(value: Any, field: str) -> int:
@@ -76,26 +98,23 @@ def _count(value: Any, field: str) -> int:
 
 
 def _resources(given: Any, field: str) -> dict[str, float]:
-    """Kubernetes-style amounts (``cpu: 500m``, ``memory: 2Gi``, ``nvidia.com/gpu: 1``, or
-    under ``limits``/``requests``) and ember's custom resources (``custom: {disk: 1}``)."""
-    from kubernetes.utils.quantity import parse_quantity
-
+    """The CRD's resource shape: ``cpu`` and ``memory`` as Kubernetes quantities (``500m``,
+    ``2Gi``), ``gpu`` a whole number, ``custom`` ember's own resources (``{disk: 1}``)."""
     if not isinstance(given, dict):
-        raise SpecError(f"{field}: a mapping of resources")
-    amounts = given.get("limits") or given.get("requests") or given
+        raise SpecError(f"{field}: a mapping of resources (cpu, memory, gpu, custom)")
+    for key in given:
+        if key not in ("cpu", "memory", "gpu", "custom"):
+            raise SpecError(f"{field}.{key}: not a resource field (cpu, memory, gpu, custom)")
+    amounts = {**DEFAULT_RESOURCES, **given}
     shape: dict[str, float] = {}
-    for key, value in amounts.items():
-        if key == "custom":
-            continue
-        name = {"cpu": "CPU", "memory": "memory", "gpu": "GPU", "nvidia.com/gpu": "GPU"}.get(key)
-        if name is None:
-            raise SpecError(f"{field}.{key}: not a resource (cpu, memory, gpu, nvidia.com/gpu, custom)")
+    for key, name in (("cpu", "CPU"), ("memory", "memory")):
         try:
-            shape[name] = float(parse_quantity(value))
+            shape[name] = float(quantity.parse(amounts[key]))
         except ValueError as error:
             raise SpecError(f"{field}.{key}: {error}") from None
-    for key, value in (given.get("custom") or {}).items():
-        if not isinstance(value, int | float) or value < 0:
+    shape["GPU"] = float(_count(amounts["gpu"], f"{field}.gpu"))
+    for key, value in (amounts.get("custom") or {}).items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
             raise SpecError(f"{field}.custom.{key}: a number of at least 0, not {value!r}")
         shape[str(key)] = float(value)
-    return shape
+    return {k: v for k, v in shape.items() if v or k == "CPU"}

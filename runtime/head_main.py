@@ -17,6 +17,7 @@ from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
 from ember.runtime.listen_address import bind_host
 from ember.runtime.metrics_server import MetricsServer
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.relay import Relay
 
 log = logging.getLogger("ember.runtime.head")
 
@@ -55,6 +56,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     metrics = HeadMetrics(head)
     server = rpc.server("ember head", observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)
+    rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
     port = rpc.bind(server, bind_host(args.host), args.port)
     await server.start()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
-from ember.runtime import auth, tls
+from ember.runtime import auth, peer_route, tls
 from ember.runtime.listen_address import host_port, tcp_listener
 from ember.runtime.protocol import ember_pb2 as pb
 
@@ -341,7 +341,7 @@ class ChannelClient(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family != socket.AF_UNIX:  # a Unix socket: via the relay
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.write(encode(self.hello))
 
@@ -394,6 +394,12 @@ async def connect(
     secure: dict[str, Any] = {}
     if config is not None:
         secure = {"ssl": _client_context(), "server_hostname": config.server_name or host}
+    routed = peer_route.local_socket(address)
+    if routed is not None:
+        _, client = await loop.create_unix_connection(
+            lambda: ChannelClient(hello, on_reply, on_lost), routed, **secure
+        )
+        return client
     _, client = await loop.create_connection(
         lambda: ChannelClient(hello, on_reply, on_lost), host, int(port), **secure
     )

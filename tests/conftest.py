@@ -43,6 +43,14 @@ def wait_until_gone(session_dir: str, timeout: float = 10.0) -> list[int]:
     return alive
 
 
+def pytest_report_header() -> str:
+    """Say up front whether the kind suite runs, and if not, why."""
+    from tests.e2e import kube
+
+    reason = kube.missing_tools()
+    return f"kind suite (tests/e2e): {'skipped: ' + reason if reason else 'runs on kind-' + kube.KIND_CLUSTER}"
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
     """A local cluster with 4 CPUs for a test module; checks nothing outlives it."""

@@ -107,21 +107,39 @@ def cluster() -> Iterator[Cluster]:
     assert wait_until_gone(ctx.session_dir) == []
 
 
+@pytest.fixture(autouse=True)
+def nodes_of_one_test(cluster: Cluster) -> Iterator[None]:
+    """A test that fails half-way must not leave its 'pool' nodes to the next one."""
+    before = len(cluster.agents)
+    yield
+    for agent in cluster.agents[before:]:
+        if any(process.poll() is None for process in agent.processes):
+            cluster.stop(agent)
+
+
+def wait_started(directory: Path, count: int) -> None:
+    """Wait until ``count`` tasks have begun running, not merely been leased a worker: a
+    worker still starting when a drain arrives gives its lease back and the task moves."""
+    wait_for(lambda: len(os.listdir(directory)) >= count, f"{count} tasks to start")
+
+
 def node_here() -> str:
     return ember.get_runtime_context().get_node_id()
 
 
 @ember.remote(resources={"pool": 1})
-def slow(i: int, seconds: float) -> tuple[int, str]:
+def slow(i: int, seconds: float, starts: str = "") -> tuple[int, str]:
+    if starts:
+        open(os.path.join(starts, str(i)), "w").close()
     time.sleep(seconds)
     return i, node_here()
 
 
-def test_running_tasks_finish_and_queued_ones_go_elsewhere(cluster: Cluster) -> None:
+def test_running_tasks_finish_and_queued_ones_go_elsewhere(cluster: Cluster, tmp_path: Path) -> None:
     doomed = cluster.add(pool=2, num_cpus=2)
-    refs = [slow.remote(i, 2.5) for i in range(6)]
+    refs = [slow.remote(i, 2.5, str(tmp_path)) for i in range(6)]
     # Two run on the only node with 'pool'; four wait there for a worker.
-    wait_for(lambda: cluster.view(doomed).available.quantities.get("CPU", 0) == 0, "two tasks to run")
+    wait_started(tmp_path, 2)
     # Too small for all four at once: some still wait when the first two finish, and must not
     # be given the drained node's workers then.
     spare = cluster.add(pool=2, num_cpus=2)
@@ -143,8 +161,9 @@ def test_running_tasks_finish_and_queued_ones_go_elsewhere(cluster: Cluster) -> 
 
 
 @ember.remote(resources={"pool": 1}, max_retries=1)
-def stubborn(doomed: str, marker: str) -> str:
+def stubborn(doomed: str, marker: str, starts: str) -> str:
     if node_here() == doomed:
+        open(os.path.join(starts, "stubborn"), "w").close()
         time.sleep(120)  # past any deadline
     if not os.path.exists(marker):
         open(marker, "w").close()
@@ -153,8 +172,9 @@ def stubborn(doomed: str, marker: str) -> str:
 
 
 @ember.remote(resources={"pool": 1}, max_retries=0)
-def once(doomed: str) -> str:
+def once(doomed: str, starts: str) -> str:
     if node_here() == doomed:
+        open(os.path.join(starts, "once"), "w").close()
         time.sleep(120)
     return node_here()
 
@@ -162,9 +182,11 @@ def once(doomed: str) -> str:
 def test_deadline_stops_long_tasks_and_they_run_elsewhere(cluster: Cluster, tmp_path: Path) -> None:
     doomed = cluster.add(pool=2, num_cpus=2)
     doomed_id = cluster.node_id(doomed)
-    retried = stubborn.remote(doomed_id, str(tmp_path / "crashed-once"))
-    single = once.remote(doomed_id)
-    wait_for(lambda: cluster.view(doomed).available.quantities.get("CPU", 0) == 0, "both to run")
+    starts = tmp_path / "started"
+    starts.mkdir()
+    retried = stubborn.remote(doomed_id, str(tmp_path / "crashed-once"), str(starts))
+    single = once.remote(doomed_id, str(starts))
+    wait_started(starts, 2)
     spare = cluster.add(pool=2, num_cpus=2)
     started = time.monotonic()
     assert cluster.drain(doomed, deadline=1.0).accepted

@@ -1,0 +1,140 @@
+"""A ``Cluster``'s ``.status``: phase, conditions, addresses and worker counts.
+
+Conditions keep their ``lastTransitionTime`` while their status stays the same, so writing the
+status on every reconcile does not make it look as if everything just changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ember.operator.cluster_spec import ClusterSpec
+
+
+@dataclass
+class GroupCount:
+    name: str
+    desired: int
+    ready: int
+    failed: int  # since the cluster was created
+
+
+@dataclass
+class Observation:
+    """What the reconcile found and did, in the terms the status reports."""
+
+    head_pod: Mapping[str, Any] | None  # the live head pod, if any
+    head_ready: bool
+    head_crash_looping: bool
+    head_detail: str  # why the head is not ready (for HeadReady's message)
+    groups: list[GroupCount] = field(default_factory=list)
+    secret_missing: str = ""  # the missing user Secret's name
+    creating: list[str] = field(default_factory=list)  # "Kind/name" created this pass
+    failures: list[str] = field(default_factory=list)  # pods found failed this pass
+    changing: list[str] = field(default_factory=list)  # what rolls, drains or removes now
+    scaled: bool = False  # worker pods added or removed for the group sizes this pass
+
+
+def build(
+    cluster: Mapping[str, Any], spec: ClusterSpec, seen: Observation, now: datetime
+) -> dict[str, Any]:
+    previous = cluster.get("status") or {}
+    old = {c.get("type"): c for c in previous.get("conditions") or []}
+    stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def condition(kind: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        status = "True" if ok else "False"
+        before = old.get(kind) or {}
+        since = before.get("lastTransitionTime") if before.get("status") == status else None
+        return {"type": kind, "status": status, "reason": reason, "message": message,
+                "lastTransitionTime": since or stamp}
+
+    desired = sum(g.desired for g in seen.groups)
+    ready = sum(g.ready for g in seen.groups)
+    workers_ready = all(g.ready == g.desired for g in seen.groups)
+    lagging = ", ".join(f"{g.name} {g.ready}/{g.desired}" for g in seen.groups if g.ready != g.desired)
+
+    if spec.suspend:
+        head = condition("HeadReady", False, "Suspended", "the cluster is suspended")
+    elif seen.head_ready:
+        head = condition("HeadReady", True, "HeadPodReady", f"pod {spec.head_pod_name} is Ready")
+    else:
+        reason = "HeadCrashLooping" if seen.head_crash_looping else "HeadPodNotReady"
+        head = condition("HeadReady", False, reason, seen.head_detail)
+    workers = condition(
+        "WorkersReady", workers_ready,
+        "AllWorkersReady" if workers_ready else "WorkersNotReady",
+        f"{ready} of {desired} worker pods Ready" + (f" ({lagging} ready)" if lagging else ""),
+    )
+    if spec.suspend:
+        provisioned = condition("Provisioned", False, "Suspended", "pods are removed while suspended")
+    elif seen.secret_missing:
+        provisioned = condition(
+            "Provisioned", False, "SecretMissing",
+            f"Secret {seen.secret_missing} (spec.auth.secretName) not found in namespace {spec.namespace}",
+        )
+    elif seen.creating:
+        provisioned = condition("Provisioned", False, "Creating", "creating " + ", ".join(seen.creating))
+    else:
+        provisioned = condition("Provisioned", True, "AllCreated", "every child object exists")
+    was_failing = (old.get("ReplicaFailure") or {}).get("status") == "True"
+    if seen.failures:
+        failure = condition("ReplicaFailure", True, "PodFailed", "replacing failed pods: " + ", ".join(seen.failures))
+    elif was_failing and not (seen.head_ready and workers_ready):
+        failure = condition("ReplicaFailure", True, "PodFailed", old["ReplicaFailure"].get("message", ""))
+    else:
+        failure = condition("ReplicaFailure", False, "NoFailures", "no pod failed since the cluster was last ready")
+    suspended = condition(
+        "Suspended", spec.suspend,
+        "SuspendRequested" if spec.suspend else "NotSuspended",
+        "spec.suspend is true: no pods run" if spec.suspend else "spec.suspend is false",
+    )
+
+    if spec.suspend:
+        phase = "Suspended"
+    elif seen.head_crash_looping:
+        phase = "Failed"
+    elif not seen.head_ready:
+        phase = "Pending"
+    elif not workers_ready or seen.changing or seen.creating:
+        phase = "Scaling"
+    else:
+        phase = "Running"
+
+    host, ports = spec.service_host, spec.ports
+    head_pod = seen.head_pod or {}
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": int((cluster.get("metadata") or {}).get("generation") or 0),
+        "conditions": [head, workers, provisioned, failure, suspended],
+        "head": {
+            "podName": spec.head_pod_name if seen.head_pod else "",
+            "podIP": str((head_pod.get("status") or {}).get("podIP") or ""),
+            "serviceName": spec.service_name,
+            "clientAddress": f"{host}:{ports['client']}",
+        },
+        "endpoints": {
+            "client": f"ember://{host}:{ports['client']}",
+            "dashboard": f"http://{host}:{ports['dashboard']}",
+            "metrics": f"http://{host}:{ports['metrics']}/metrics",
+        },
+        "workerGroups": [
+            {"name": g.name, "desiredReplicas": g.desired, "readyReplicas": g.ready, "failedReplicas": g.failed}
+            for g in seen.groups
+        ],
+        "desiredWorkers": desired,
+        "readyWorkers": ready,
+    }
+    last_scale = stamp if seen.scaled else previous.get("lastScaleTime")
+    if last_scale:
+        status["lastScaleTime"] = last_scale
+    return status
+
+
+def previous_failures(cluster: Mapping[str, Any]) -> dict[str, int]:
+    """Each group's failedReplicas so far, to add this pass's failures to."""
+    groups: Sequence[Mapping[str, Any]] = (cluster.get("status") or {}).get("workerGroups") or []
+    return {str(g.get("name")): int(g.get("failedReplicas") or 0) for g in groups}

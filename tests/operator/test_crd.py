@@ -1,0 +1,142 @@
+"""The Cluster CRD: every example validates, every invalid spec is refused naming its field,
+and the operator's and ``ember up``'s defaults are the CRD's."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import celpy
+import pytest
+import yaml
+
+from ember.operator import cluster_spec
+from tests.operator.crd_schema import (
+    CRD_PATH,
+    REPO,
+    apply_defaults,
+    cel_rules,
+    load_crd,
+    root_schema,
+    validate,
+)
+
+EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+INVALID = yaml.safe_load((Path(__file__).parent / "invalid_clusters.yaml").read_text())
+
+
+def cluster(spec: Any, name: str = "c") -> dict[str, Any]:
+    return {"apiVersion": "ember.dev/v1alpha1", "kind": "Cluster", "metadata": {"name": name}, "spec": spec}
+
+
+def test_crd_shape() -> None:
+    crd = load_crd()
+    assert crd["metadata"]["name"] == "clusters.ember.dev"
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["shortNames"] == ["ec"]
+    (version,) = crd["spec"]["versions"]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Phase", "Desired", "Ready", "Head", "Age"]
+    # kubectl apply keeps the whole object in an annotation limited to 256 KiB.
+    assert len(CRD_PATH.read_bytes()) < 128 * 1024
+    assert len(json.dumps(crd)) < 256 * 1024
+
+
+def test_the_crd_yaml_has_no_anchors() -> None:
+    """Helm and kubectl read YAML differently; a plain file reads the same everywhere."""
+    events = yaml.parse(CRD_PATH.read_text())
+    assert not any(isinstance(e, yaml.AliasEvent) or getattr(e, "anchor", None) for e in events)
+
+
+def test_every_field_is_described() -> None:
+    def walk(schema: dict[str, Any], where: str) -> list[str]:
+        missing = []
+        for key, sub in (schema.get("properties") or {}).items():
+            path = f"{where}.{key}"
+            if "description" not in sub and where.startswith("spec"):
+                missing.append(path)
+            missing += walk(sub, path)
+        if isinstance(schema.get("items"), dict):
+            missing += walk(schema["items"], where + "[]")
+        return missing
+
+    spec = root_schema()["properties"]["spec"]
+    # The structural fields of pod-template items mirror core types, named the same.
+    assert [p for p in walk(spec, "spec") if p.split(".")[-1] not in ("name", "value", "mountPath", "subPath", "readOnly")] == []
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_validate(path: Path) -> None:
+    document = yaml.safe_load(path.read_text())
+    assert document["kind"] == "Cluster" and document["apiVersion"] == "ember.dev/v1alpha1"
+    assert validate(document) == []
+
+
+def test_examples_cover_the_brief() -> None:
+    assert {p.name for p in EXAMPLES} >= {"cluster.yaml", "gpu.yaml", "autoscaling.yaml", "tls.yaml"}
+
+
+@pytest.mark.parametrize("case", INVALID, ids=lambda c: c["why"])
+def test_invalid_specs_are_refused_naming_the_field(case: dict[str, Any]) -> None:
+    errors = validate(cluster(case["spec"], case.get("name", "c")))
+    assert errors, f"accepted: {case['spec']}"
+    assert any(_names(error, case["field"]) for error in errors), errors
+
+
+def _names(error: str, field: str) -> bool:
+    """The error is at ``field`` (or inside it) or, for a rule on the whole object, says it."""
+    where, _, message = error.partition(": ")
+    return where == field or where.startswith((field + ".", field + "[")) or (where == "" and field in message)
+
+
+def test_a_valid_spec_next_to_each_invalid_one_passes() -> None:
+    """The checker is not refusing everything: the smallest spec and a full one pass."""
+    assert validate(cluster({})) == []
+    assert validate(cluster({"workerGroups": [{"name": "a", "replicas": 2, "minReplicas": 1, "maxReplicas": 3},
+                                              {"name": "b-2", "resources": {"cpu": "500m", "custom": {"x": 0.5}}}]})) == []
+
+
+def test_cel_rules_compile_and_name_their_field() -> None:
+    rules = cel_rules()
+    assert len(rules) >= 4
+    for rule in rules:
+        environment = celpy.Environment()
+        environment.program(environment.compile(rule["rule"]))
+        assert rule["message"]
+
+
+def test_cel_rules_on_self() -> None:
+    """The rules evaluated directly, including where the schema alone would let a spec pass."""
+    schema = root_schema()["properties"]["spec"]["properties"]["workerGroups"]
+    (unique,) = schema["x-kubernetes-validations"]
+    item_rules = {r["fieldPath"]: r["rule"] for r in schema["items"]["x-kubernetes-validations"]}
+
+    def holds(rule: str, value: Any) -> bool:
+        environment = celpy.Environment()
+        return bool(environment.program(environment.compile(rule)).evaluate({"self": celpy.json_to_cel(value)}))
+
+    assert holds(unique["rule"], [{"name": "a"}, {"name": "b"}])
+    assert not holds(unique["rule"], [{"name": "a"}, {"name": "a"}])
+    assert holds(unique["rule"], [])
+    assert holds(item_rules[".minReplicas"], {"minReplicas": 2, "maxReplicas": 2})
+    assert not holds(item_rules[".minReplicas"], {"minReplicas": 3, "maxReplicas": 2})
+    assert holds(item_rules[".replicas"], {"minReplicas": 0, "maxReplicas": 2})
+    assert holds(item_rules[".replicas"], {"replicas": 2, "minReplicas": 0, "maxReplicas": 2})
+    assert not holds(item_rules[".replicas"], {"replicas": 3, "minReplicas": 0, "maxReplicas": 2})
+    assert not holds(item_rules[".replicas"], {"replicas": 0, "minReplicas": 1, "maxReplicas": 2})
+
+
+SPECS = [
+    {},
+    {"head": {"resources": {"cpu": "2"}, "stateVolume": {}}, "workerGroups": [{"name": "a"}]},
+    {"workerGroups": [{"name": "a", "resources": {"gpu": 1}, "scaleStrategy": {}}], "autoscaling": {"enabled": True}},
+    {"auth": {}, "tls": {"secretName": "t"}, "head": {"ports": {"client": 1}, "template": {"env": []}}},
+] + [yaml.safe_load(p.read_text())["spec"] for p in EXAMPLES]
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_operator_defaults_are_the_crds(spec: dict[str, Any]) -> None:
+    schema = root_schema()["properties"]["spec"]
+    assert cluster_spec.with_defaults(spec) == apply_defaults(schema, copy.deepcopy(spec))

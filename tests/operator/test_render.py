@@ -1,0 +1,455 @@
+"""The pure reconcile (``ember.operator.render.plan``) driven through a cluster's life.
+
+A small in-memory world stands in for the API server: it applies a plan's creates, deletes,
+status and spec patch, and lets a test make pods Ready, fail or linger while terminating.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from ember.operator import cluster_spec
+from ember.operator.render import Observed, Plan, plan
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+LABELS = {
+    "ember.dev/cluster": "c",
+    "app.kubernetes.io/name": "ember",
+    "app.kubernetes.io/instance": "c",
+    "app.kubernetes.io/managed-by": "ember-operator",
+}
+
+
+class World:
+    """A namespace holding one Cluster and what the operator made for it."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.cluster: dict[str, Any] = {
+            "apiVersion": "ember.dev/v1alpha1", "kind": "Cluster",
+            "metadata": {"name": "c", "namespace": "ns", "uid": "uid-1", "generation": 1},
+            "spec": spec,
+        }
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.drained: set[str] = set()
+        self.now = T0
+        self.tick = 0
+
+    def observed(self) -> Observed:
+        of = lambda kind: tuple(o for (k, _), o in sorted(self.objects.items()) if k == kind)  # noqa: E731
+        secrets = of("Secret")
+        return Observed(secret=secrets[0] if secrets else None, services=of("Service"), pods=of("Pod"),
+                        drained=frozenset(self.drained), fresh_token="fresh", now=self.now,
+                        claims=of("PersistentVolumeClaim"))
+
+    def plan(self) -> Plan:
+        return plan(copy.deepcopy(self.cluster), self.observed())
+
+    def step(self, *, finish_deletes: bool = True) -> Plan:
+        """Plan and apply, as the handler would; deleted pods vanish unless told to linger."""
+        result = self.plan()
+        for obj in result.creates:
+            key = (obj["kind"], obj["metadata"]["name"])
+            assert key not in self.objects, f"create of an existing {key}"
+            obj = copy.deepcopy(dict(obj))
+            self.tick += 1
+            obj["metadata"]["creationTimestamp"] = (T0 + timedelta(seconds=self.tick)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if obj["kind"] == "Pod":
+                obj["status"] = {"phase": "Pending"}
+            self.objects[key] = obj
+        for kind, name in result.deletes:
+            if finish_deletes:
+                self.objects.pop((kind, name))
+                self.drained.discard(name)  # the head forgets a node that is gone
+            else:
+                self.objects[(kind, name)]["metadata"]["deletionTimestamp"] = "2025-01-01T01:00:00Z"
+        self.cluster["status"] = copy.deepcopy(dict(result.status))
+        if result.spec_patch:
+            self.cluster["spec"].update(copy.deepcopy(dict(result.spec_patch)))
+        self.now += timedelta(seconds=10)
+        return result
+
+    def pod(self, name: str) -> dict[str, Any]:
+        return self.objects[("Pod", name)]
+
+    def pods(self) -> list[str]:
+        return sorted(n for (k, n) in self.objects if k == "Pod")
+
+    def ready(self, *names: str) -> None:
+        for name in names or self.pods():
+            self.pod(name)["status"] = {"phase": "Running", "podIP": f"10.0.0.{len(name)}",
+                                        "conditions": [{"type": "Ready", "status": "True"}]}
+
+    def converge(self) -> None:
+        """Reconcile and make every pod Ready until there is nothing left to do."""
+        for _ in range(50):
+            self.ready()
+            result = self.step()
+            self.drained |= set(result.drains)
+            if not (result.creates or result.deletes or result.drains):
+                return
+        raise AssertionError("no convergence in 50 passes")
+
+
+def idle(result: Plan) -> bool:
+    return not (result.creates or result.deletes or result.drains or result.events or result.spec_patch)
+
+
+def names(objects: Any) -> list[str]:
+    return [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
+
+
+def conditions(result: Plan) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in result.status["conditions"]}
+
+
+def small() -> dict[str, Any]:
+    return {"workerGroups": [{"name": "cpu", "replicas": 2, "resources": {"cpu": "1", "memory": "2Gi"}}]}
+
+
+def test_create_from_nothing() -> None:
+    world = World(small())
+    first = world.step()
+    assert names(first.creates) == ["Secret/c-token", "Service/c-head", "Pod/c-head"]
+    assert first.status["phase"] == "Pending"
+    assert conditions(first)["Provisioned"] == "False"
+    # Workers wait for a Ready head (they would only fail against an empty Service).
+    assert world.step().creates == ()
+    world.ready("c-head")
+    second = world.step()
+    assert names(second.creates) == ["Pod/c-cpu-0", "Pod/c-cpu-1"]
+    assert ("Normal", "CreatedWorkers", "created worker pods c-cpu-0, c-cpu-1 of group cpu (2 desired)") in second.events
+    assert second.status["phase"] == "Scaling"
+    world.ready()
+    done = world.step()
+    assert idle(done)
+    assert done.status["phase"] == "Running"
+    assert conditions(done) == {"HeadReady": "True", "WorkersReady": "True", "Provisioned": "True",
+                                "ReplicaFailure": "False", "Suspended": "False"}
+    assert done.status["head"] == {"podName": "c-head", "podIP": "10.0.0.6", "serviceName": "c-head",
+                                   "clientAddress": "c-head.ns.svc:10001"}
+    assert done.status["endpoints"]["client"] == "ember://c-head.ns.svc:10001"
+    assert (done.status["desiredWorkers"], done.status["readyWorkers"]) == (2, 2)
+    assert done.status["workerGroups"] == [{"name": "cpu", "desiredReplicas": 2, "readyReplicas": 2, "failedReplicas": 0}]
+    assert done.status["observedGeneration"] == 1
+
+
+def test_idempotent_plan_of_its_own_result() -> None:
+    world = World(small())
+    world.converge()
+    status = world.cluster["status"]
+    again = world.step()
+    assert idle(again)
+    # The status written again is the same, transition times included.
+    assert again.status["conditions"] == status["conditions"]
+
+
+def test_owner_references_and_labels_on_every_child() -> None:
+    world = World({**small(), "head": {"stateVolume": {"size": "5Gi"}}})
+    world.converge()
+    assert sorted(world.objects) == [
+        ("PersistentVolumeClaim", "c-head-state"), ("Pod", "c-cpu-0"), ("Pod", "c-cpu-1"), ("Pod", "c-head"),
+        ("Secret", "c-token"), ("Service", "c-head")]
+    for obj in world.objects.values():
+        meta = obj["metadata"]
+        assert meta["namespace"] == "ns"
+        assert meta["ownerReferences"] == [{"apiVersion": "ember.dev/v1alpha1", "kind": "Cluster", "name": "c",
+                                            "uid": "uid-1", "controller": True, "blockOwnerDeletion": True}]
+        assert LABELS.items() <= meta["labels"].items()
+    assert world.pod("c-head")["metadata"]["labels"]["ember.dev/node-type"] == "head"
+    worker = world.pod("c-cpu-1")["metadata"]
+    assert (worker["labels"]["ember.dev/node-type"], worker["labels"]["ember.dev/group"]) == ("worker", "cpu")
+    assert len(worker["annotations"]["ember.dev/pod-spec-hash"]) == 16
+    assert world.objects[("PersistentVolumeClaim", "c-head-state")]["spec"]["resources"] == {"requests": {"storage": "5Gi"}}
+    claim = [v for v in world.pod("c-head")["spec"]["volumes"] if v["name"] == "state"]
+    assert claim == [{"name": "state", "persistentVolumeClaim": {"claimName": "c-head-state"}}]
+
+
+def test_the_pods_as_the_contract_describes_them() -> None:
+    world = World({"tls": {"secretName": "tls"}, "head": {"startParams": {"num-cpus": "0"}},
+                   "workerGroups": [{"name": "gpu", "replicas": 1, "resources": {
+                       "cpu": "500m", "memory": "1Gi", "gpu": 1, "custom": {"disk": 2}},
+                       "template": {"env": [{"name": "A", "value": "1"}], "labels": {"team": "x"},
+                                    "nodeSelector": {"gpu": "yes"}}}]})
+    world.converge()
+    head = world.pod("c-head")
+    (container,) = head["spec"]["containers"]
+    assert container["command"] == ["ember"]
+    assert container["args"] == [
+        "start", "--head", "--block", "--host", "$(POD_IP)", "--port", "10001", "--dashboard-host", "0.0.0.0",
+        "--dashboard-port", "8265", "--head-metrics-port", "8080", "--metrics-port", "8081",
+        "--state-dir", "/var/lib/ember", "--num-cpus", "0"]
+    assert container["readinessProbe"]["tcpSocket"] == {"port": "client"}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
+        "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": str(2 * 2**30)},
+                                      "limits": {"memory": str(2 * 2**30)}}
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                                            "runAsNonRoot": True}
+    assert head["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert head["spec"]["securityContext"]["runAsUser"] == 1000
+    assert head["spec"]["restartPolicy"] == "Always"
+    env = {e["name"]: e for e in container["env"]}
+    assert env["EMBER_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "c-token", "key": "token"}}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["EMBER_TLS_CA"]["value"] == "/etc/ember/tls/ca.crt"
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts == {"dshm": "/dev/shm", "state": "/var/lib/ember", "tls": "/etc/ember/tls"}
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in head["spec"]["volumes"]
+
+    worker = world.pod("c-gpu-0")
+    (container,) = worker["spec"]["containers"]
+    assert container["args"] == [
+        "start", "--block", "--address", "c-head.ns.svc:10001", "--host", "$(POD_IP)", "--metrics-port", "8081",
+        "--num-cpus", "0.5", "--num-gpus", "1", "--resources", '{"disk":2.0}',
+        "--labels", '{"ember.dev/pod":"c-gpu-0","ember.dev/group":"gpu"}']
+    assert container["resources"]["limits"] == {"memory": str(2**30), "nvidia.com/gpu": "1"}
+    assert container["resources"]["requests"] == {"memory": str(2**30), "cpu": "0.5"}
+    assert worker["spec"]["restartPolicy"] == "Never"
+    assert worker["spec"]["nodeSelector"] == {"gpu": "yes"}
+    assert worker["metadata"]["labels"]["team"] == "x"
+    assert [e["name"] for e in container["env"]][-1] == "A"
+    secret = world.objects[("Secret", "c-token")]
+    assert secret["data"] == {"token": "ZnJlc2g="}  # base64 of the fresh token
+    service = world.objects[("Service", "c-head")]["spec"]
+    assert {p["name"]: p["port"] for p in service["ports"]} == {
+        "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
+    assert service["selector"] == {"ember.dev/cluster": "c", "ember.dev/node-type": "head"}
+
+
+def test_scale_up_creates_the_lowest_free_names() -> None:
+    world = World(small())
+    world.converge()
+    world.cluster["spec"]["workerGroups"][0]["replicas"] = 4
+    result = world.step()
+    assert names(result.creates) == ["Pod/c-cpu-2", "Pod/c-cpu-3"]
+    assert result.deletes == () and result.drains == ()
+    planned_at = world.now - timedelta(seconds=10)
+    assert result.status["lastScaleTime"] == planned_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert world.step().status["lastScaleTime"] == result.status["lastScaleTime"]
+    assert result.status["phase"] == "Scaling"
+
+
+def test_scale_down_drains_then_deletes_exactly_the_listed_pods_then_clears_the_list() -> None:
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 3}]})
+    world.converge()
+    group = world.cluster["spec"]["workerGroups"][0]
+    group["replicas"] = 2
+    group["scaleStrategy"] = {"workersToDelete": ["c-cpu-0"]}
+    first = world.step()
+    assert first.drains == ("c-cpu-0",) and first.deletes == () and first.creates == ()
+    assert first.spec_patch is None
+    assert first.status["phase"] == "Scaling"
+    assert world.step().drains == ("c-cpu-0",)  # still draining: asked again, nothing deleted
+    world.drained.add("c-cpu-0")
+    second = world.step()
+    assert second.deletes == (("Pod", "c-cpu-0"),) and second.drains == () and second.creates == ()
+    assert second.spec_patch is None  # the pod still existed when this plan was made
+    third = world.step()
+    assert third.spec_patch == {"workerGroups": [{"name": "cpu", "replicas": 2, "scaleStrategy": {"workersToDelete": []}}]}
+    assert third.creates == () and third.deletes == ()
+    assert world.pods() == ["c-cpu-1", "c-cpu-2", "c-head"]
+    assert idle(world.step())
+
+
+def test_lowering_replicas_without_a_list_removes_the_newest_after_a_drain() -> None:
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 3}]})
+    world.converge()
+    world.cluster["spec"]["workerGroups"][0]["replicas"] = 1
+    first = world.step()
+    assert sorted(first.drains) == ["c-cpu-1", "c-cpu-2"] and first.deletes == ()
+    world.drained |= {"c-cpu-2"}
+    second = world.step()
+    assert second.deletes == (("Pod", "c-cpu-2"),) and second.drains == ("c-cpu-1",)
+    world.drained |= {"c-cpu-1"}
+    world.converge()
+    assert world.pods() == ["c-cpu-0", "c-head"]
+
+
+def test_spec_changes_roll_a_quarter_at_a_time_and_the_head_last() -> None:
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 8}]})
+    world.converge()
+    old = set(world.pods()) - {"c-head"}
+    world.cluster["spec"]["image"] = "ember:0.2.0"
+    world.cluster["metadata"]["generation"] = 2
+    first = world.step()
+    assert first.drains == ("c-cpu-0", "c-cpu-1") and first.deletes == () and first.creates == ()
+    assert first.status["phase"] == "Scaling"
+    most_in_flight = 0
+    head_rolled_at = None
+    for number in range(60):
+        result = world.step(finish_deletes=False)
+        world.drained |= set(result.drains)
+        # Pods deleted this pass linger one pass as terminating, then go.
+        gone = [k for k, o in world.objects.items() if o["metadata"].get("deletionTimestamp")
+                and (k[0], k[1]) not in {("Pod", n) for _, n in result.deletes}]
+        for key in gone:
+            world.objects.pop(key)
+            world.drained.discard(key[1])
+        if ("Pod", "c-head") in result.deletes:
+            head_rolled_at = number
+            stale = [n for n in world.pods() if n != "c-head"
+                     and world.pod(n)["spec"]["containers"][0]["image"] == "ember:0.1.0"
+                     and not world.pod(n)["metadata"].get("deletionTimestamp")]
+            assert stale == []  # every worker was current before the head went
+        workers = [world.pod(n) for n in world.pods() if n != "c-head"]
+        serving = sum(1 for p in workers if not p["metadata"].get("deletionTimestamp")
+                      and p["metadata"]["name"] not in world.drained and p["status"].get("phase") == "Running")
+        most_in_flight = max(most_in_flight, 8 - serving)
+        world.ready()
+        if idle(result) and result.status["phase"] == "Running":
+            break
+    assert head_rolled_at is not None
+    assert 0 < most_in_flight <= 2  # a quarter of 8
+    assert old  # (names are reused once free: the images tell old from new)
+    hashes = {world.pod(n)["metadata"]["annotations"]["ember.dev/pod-spec-hash"] for n in world.pods() if n != "c-head"}
+    assert len(hashes) == 1
+    assert all(world.pod(n)["spec"]["containers"][0]["image"] == "ember:0.2.0" for n in world.pods())
+    assert len(world.pods()) == 9
+
+
+@pytest.mark.parametrize("change", [
+    {"replicas": 5}, {"minReplicas": 1}, {"maxReplicas": 7}, {"scaleStrategy": {"workersToDelete": ["x"]}},
+])
+def test_sizes_never_roll(change: dict[str, Any]) -> None:
+    base = {"name": "cpu", "replicas": 2, "resources": {"cpu": "1"}}
+    before = cluster_spec.parse({"metadata": {"name": "c"}, "spec": {"workerGroups": [base]}})
+    after = cluster_spec.parse({"metadata": {"name": "c"}, "spec": {"workerGroups": [{**base, **change}]}})
+    assert cluster_spec.worker_hash(before, before.groups[0]) == cluster_spec.worker_hash(after, after.groups[0])
+
+
+@pytest.mark.parametrize("change", [
+    {"resources": {"cpu": "2"}}, {"startParams": {"object-store-memory": "100"}},
+    {"template": {"env": [{"name": "X", "value": "1"}]}},
+])
+def test_pod_changes_do_roll(change: dict[str, Any]) -> None:
+    base = {"name": "cpu", "resources": {"cpu": "1"}}
+    before = cluster_spec.parse({"metadata": {"name": "c"}, "spec": {"workerGroups": [base]}})
+    after = cluster_spec.parse({"metadata": {"name": "c"}, "spec": {"workerGroups": [{**base, **change}]}})
+    assert cluster_spec.worker_hash(before, before.groups[0]) != cluster_spec.worker_hash(after, after.groups[0])
+    # The same amount written differently is the same pod.
+    same = cluster_spec.parse({"metadata": {"name": "c"}, "spec": {"workerGroups": [{**base, "resources": {"cpu": "1000m"}}]}})
+    assert cluster_spec.worker_hash(before, before.groups[0]) == cluster_spec.worker_hash(same, same.groups[0])
+
+
+def test_replicas_change_on_a_running_cluster_rolls_nothing() -> None:
+    world = World(small())
+    world.converge()
+    world.cluster["spec"]["workerGroups"][0]["replicas"] = 3
+    result = world.step()
+    assert result.deletes == () and result.drains == () and names(result.creates) == ["Pod/c-cpu-2"]
+
+
+def test_suspend_deletes_every_pod_without_a_drain_and_resume_brings_them_back() -> None:
+    world = World(small())
+    world.converge()
+    world.cluster["spec"]["suspend"] = True
+    result = world.step()
+    assert sorted(result.deletes) == [("Pod", "c-cpu-0"), ("Pod", "c-cpu-1"), ("Pod", "c-head")]
+    assert result.drains == () and result.creates == ()
+    assert result.status["phase"] == "Suspended"
+    assert conditions(result)["Suspended"] == "True" and conditions(result)["HeadReady"] == "False"
+    assert result.events[0][:2] == ("Normal", "Suspended")
+    assert idle(world.step())  # stays suspended; Service and Secret kept
+    assert sorted(world.objects) == [("Secret", "c-token"), ("Service", "c-head")]
+    world.cluster["spec"]["suspend"] = False
+    resumed = world.step()
+    assert names(resumed.creates) == ["Pod/c-head"]
+    assert ("Normal", "Resumed") in [e[:2] for e in resumed.events]
+    world.converge()
+    assert world.pods() == ["c-cpu-0", "c-cpu-1", "c-head"]
+    assert world.cluster["status"]["phase"] == "Running"
+
+
+def test_a_failed_worker_is_replaced_and_counted() -> None:
+    world = World(small())
+    world.converge()
+    world.pod("c-cpu-0")["status"] = {"phase": "Failed", "reason": "Evicted"}
+    result = world.step(finish_deletes=False)
+    assert result.deletes == (("Pod", "c-cpu-0"),)
+    assert names(result.creates) == ["Pod/c-cpu-2"]  # c-cpu-0 is still terminating
+    assert ("Warning", "WorkerFailed", "worker pod c-cpu-0 of group cpu failed (Evicted): replacing it") in result.events
+    assert conditions(result)["ReplicaFailure"] == "True"
+    assert result.status["workerGroups"][0]["failedReplicas"] == 1
+    # Terminating, it is neither counted again nor replaced twice.
+    world.ready()
+    again = world.step()
+    assert again.creates == () and again.deletes == ()
+    assert again.status["workerGroups"][0]["failedReplicas"] == 1
+    world.objects.pop(("Pod", "c-cpu-0"))
+    settled = world.step()
+    assert conditions(settled)["ReplicaFailure"] == "False" and settled.status["phase"] == "Running"
+
+
+def test_pods_with_a_deletion_timestamp_count_as_going_away() -> None:
+    world = World(small())
+    world.converge()
+    world.pod("c-cpu-1")["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    world.pod("c-head")["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
+    result = world.step()
+    assert names(result.creates) == []  # no workers while the head is going away
+    assert result.deletes == ()
+    assert result.status["phase"] == "Pending"
+    world.objects.pop(("Pod", "c-head"))
+    assert names(world.step().creates) == ["Pod/c-head"]
+    world.ready("c-head")
+    assert names(world.step().creates) == ["Pod/c-cpu-2"]  # c-cpu-1's name is still taken
+
+
+def test_a_failed_head_is_replaced_and_a_crash_looping_one_fails_the_cluster() -> None:
+    world = World(small())
+    world.converge()
+    world.pod("c-head")["status"] = {"phase": "Failed", "reason": "Evicted"}
+    result = world.step()
+    assert result.deletes == (("Pod", "c-head"),)
+    assert result.events[0][:2] == ("Warning", "HeadPodFailed")
+    assert names(world.step().creates) == ["Pod/c-head"]
+    world.pod("c-head")["status"] = {"phase": "Running", "containerStatuses": [{"restartCount": 6}],
+                                     "conditions": [{"type": "Ready", "status": "False"}]}
+    failing = world.step()
+    assert failing.status["phase"] == "Failed"
+    head = next(c for c in failing.status["conditions"] if c["type"] == "HeadReady")
+    assert head["reason"] == "HeadCrashLooping" and "restarted 6 times" in head["message"]
+
+
+def test_a_missing_user_secret_holds_the_pods_back() -> None:
+    world = World({**small(), "auth": {"secretName": "mine"}})
+    result = world.step()
+    assert names(result.creates) == ["Service/c-head"]
+    assert result.events[0][:2] == ("Warning", "SecretMissing")
+    provisioned = next(c for c in result.status["conditions"] if c["type"] == "Provisioned")
+    assert provisioned["reason"] == "SecretMissing" and "mine" in provisioned["message"]
+    world.objects[("Secret", "mine")] = {"kind": "Secret", "metadata": {"name": "mine"}}
+    assert names(world.step().creates) == ["Pod/c-head"]
+    env = {e["name"]: e for e in world.pod("c-head")["spec"]["containers"][0]["env"]}
+    assert env["EMBER_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "mine"
+
+
+def test_a_group_removed_from_the_spec_is_drained_away() -> None:
+    world = World({"workerGroups": [{"name": "a", "replicas": 1}, {"name": "b", "replicas": 1}]})
+    world.converge()
+    world.cluster["spec"]["workerGroups"] = [{"name": "a", "replicas": 1}]
+    assert world.step().drains == ("c-b-0",)
+    world.converge()
+    assert world.pods() == ["c-a-0", "c-head"]
+
+
+def test_replicas_absent_means_min_replicas_and_is_clamped() -> None:
+    world = World({"workerGroups": [{"name": "a", "minReplicas": 2, "maxReplicas": 3}]})
+    world.converge()
+    assert world.pods() == ["c-a-0", "c-a-1", "c-head"]
+    assert json.loads(json.dumps(world.cluster["status"]))["desiredWorkers"] == 2
+
+
+def test_changed_service_ports_replace_the_service() -> None:
+    world = World(small())
+    world.converge()
+    world.cluster["spec"]["head"] = {"serviceType": "LoadBalancer"}
+    result = world.step()
+    assert ("Service", "c-head") in result.deletes
+    world.converge()
+    assert world.objects[("Service", "c-head")]["spec"]["type"] == "LoadBalancer"
