@@ -177,14 +177,15 @@ def cluster(image: str) -> Iterator[Cluster]:
         assert left == [], f"left behind: {left}"
 
 
-def drive(cluster: Cluster, script: str, timeout: float = 180) -> Any:
+def drive(cluster: Cluster, script: str, timeout: float = 180, address: str = "",
+          **env: str) -> Any:
     """Run a driver program on this machine against the cluster; returns what it printed after
     'RESULT '. Functions travel by value (they are defined in __main__)."""
     program = textwrap.dedent(script)
     result = subprocess.run(
-        [sys.executable, "-c", program, cluster.address],
+        [sys.executable, "-c", program, address or cluster.address],
         capture_output=True, text=True, timeout=timeout, cwd=str(REPO),
-        env=dict(os.environ, EMBER_TOKEN=cluster.token),
+        env=dict(os.environ, EMBER_TOKEN=cluster.token, **env),
     )
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
     assert result.returncode == 0 and lines, (
@@ -264,6 +265,36 @@ def test_tasks_and_actors_spread_across_the_workers(cluster: Cluster) -> None:
     assert {node for _, node in result["tasks"]} == {"worker-1", "worker-2"}
     # Each actor lives on the worker it was placed on, keeps its state and its caller's order.
     assert result["actors"] == {pod: [[1, pod], [3, pod]] for pod in ("worker-1", "worker-2")}
+
+
+THROUGH_THE_HEAD = """
+import json, sys, ember, numpy as np
+ember.init(sys.argv[1])
+names = {n["NodeID"]: n["Labels"].get("ember.dev/pod", "head") for n in ember.nodes() if n["Alive"]}
+
+@ember.remote(scheduling_strategy="SPREAD")
+def total(array):
+    return float(array.sum()), ember.get_runtime_context().get_node_id()
+
+big = ember.put(np.ones(5_000_000))  # 40 MB: stored on a worker, streamed through the head
+sums = ember.get([total.remote(big) for _ in range(4)])
+back = ember.get(ember.put(np.arange(3_000_000)))
+print("RESULT " + json.dumps({
+    "sums": [[value, names[node]] for value, node in sums], "back": int(back.sum()),
+}))
+"""
+
+
+def test_a_driver_outside_reaches_everything_through_localhost(cluster: Cluster) -> None:
+    """As a laptop through kubectl port-forward: only the head's port, on 127.0.0.1 (Docker
+    delivers it on the head container's interface, not on the address the head advertises)."""
+    result = drive(
+        cluster, THROUGH_THE_HEAD, address=f"ember://127.0.0.1:{cluster.client_port}",
+        EMBER_VIA_HEAD="1",
+    )
+    assert [value for value, _ in result["sums"]] == [5_000_000.0] * 4
+    assert {node for _, node in result["sums"]} <= {"worker-1", "worker-2"}
+    assert result["back"] == sum(range(3_000_000))
 
 
 def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
