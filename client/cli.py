@@ -76,7 +76,9 @@ def _start(args: argparse.Namespace) -> int:
         return 1
     address = f"ember://{processes.head_address}"
     if args.head:
-        session.write_current_cluster(address, session_dir, processes.pids)
+        session.write_current_cluster(
+            address, session_dir, processes.pids, processes.agent_address
+        )
         print(f"Started an ember cluster: head and node agent on {args.host}.")
         print(f"  address:  {address}")
         print(f"  connect:  ember.init(address=\"{address}\")   or   ember.init(address=\"auto\")")
@@ -87,7 +89,7 @@ def _start(args: argparse.Namespace) -> int:
         if view is not None and view.dashboard_address:
             print(f"  dashboard: http://{view.dashboard_address}")
     else:
-        session.record_started(session_dir, processes.pids)
+        session.record_started(session_dir, processes.pids, agent_address=processes.agent_address)
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
     print(f"  logs:     {session_dir}/logs")
     print("  stop:     ember stop")
@@ -281,6 +283,33 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _health(args: argparse.Namespace) -> int:
+    """Exit 0 when every head and node agent asked answers in time (a container health check)."""
+    from ember import health_check
+
+    if args.address or args.agent:
+        targets = [health_check.Target(
+            "the command line", args.address.removeprefix("ember://") if args.address else "",
+            args.agent or "",
+        )]
+    else:
+        targets = health_check.recorded_targets()
+    if not targets:
+        print("ember health: nothing to check: 'ember start' runs nothing here "
+              "(or give --address / --agent)", file=sys.stderr)
+        return 1
+    heads = [target.head for target in targets if target.head]
+    auth.set_token(
+        auth.from_environment() or (session.token_of_current_cluster(heads[0]) if heads else "")
+    )
+    findings = health_check.check(targets, args.timeout)
+    healthy = all(finding.ok for finding in findings)
+    for finding in findings:
+        print(("ok:        " if finding.ok else "unhealthy: ") + finding.text,
+              file=sys.stdout if finding.ok else sys.stderr)
+    return 0 if healthy else 1
+
+
 def _drain(args: argparse.Namespace) -> int:
     from ember import drain_command
 
@@ -305,6 +334,12 @@ def _operator(args: argparse.Namespace) -> int:
     return operator_main.run(
         args.namespace, args.all_namespaces, args.metrics_port, args.health_port, args.priority
     )
+
+
+def _token(args: argparse.Namespace) -> int:
+    from ember import token_command
+
+    return token_command.run(args.cluster, args.namespace)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -369,6 +404,16 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--address")
     logs.set_defaults(run=_logs)
 
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the head and node agent 'ember start' runs here answer in time, else 1 "
+        "(a container health check)",
+    )
+    health.add_argument("--address", help="check the head at HOST:PORT instead")
+    health.add_argument("--agent", help="check the node agent at HOST:PORT instead")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds for each answer")
+    health.set_defaults(run=_health)
+
     drain = commands.add_parser(
         "drain",
         help="drain a node (what the autoscaler does before removing one) and wait until it is",
@@ -403,6 +448,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     operator.add_argument("--verbose", action="store_true", help="log kopf's every step")
     operator.set_defaults(run=_operator)
+
+    token = commands.add_parser(
+        "token", help="print a Kubernetes cluster's token (from its Secret, with the kubeconfig)"
+    )
+    token.add_argument("cluster", help="the Cluster resource's name")
+    token.add_argument("-n", "--namespace", help="its namespace (default: the context's)")
+    token.set_defaults(run=_token)
 
     args = parser.parse_args(argv)
     return int(args.run(args))

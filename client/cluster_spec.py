@@ -22,7 +22,7 @@ from ember.local_provider import AutoscalingSpec, GroupSpec
 DEFAULT_RESOURCES = {"cpu": "1", "memory": "2Gi", "gpu": 0}
 DEFAULT_MIN_REPLICAS = 0
 DEFAULT_MAX_REPLICAS = 10
-DEFAULT_AUTOSCALING = {"enabled": False, "idleTimeoutSeconds": 60, "upscalingMode": "Default", "intervalSeconds": 10}
+DEFAULT_AUTOSCALING = {"enabled": False, "idleTimeoutSeconds": 60, "upscalingMode": "Default", "intervalSeconds": 1}
 GROUP_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 

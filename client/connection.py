@@ -105,9 +105,15 @@ def init(
     dashboard_port: int | None = None,
     log_to_driver: bool = True,
     logging_level: int | str = logging.INFO,
+    via_head: bool | None = None,
     **unsupported: Any,
 ) -> EmberContext:
-    """Start a local cluster, or connect to one, and make this process its driver."""
+    """Start a local cluster, or connect to one, and make this process its driver.
+
+    ``via_head=True`` (or ``EMBER_VIA_HEAD=1``) sends everything through the head's client
+    port, for a driver outside the cluster (a laptop behind ``kubectl port-forward``);
+    ``False`` never does. Left unset, a driver joining by address finds out: it is outside when
+    no node of the cluster answers it directly."""
     global _state
     with _lock:
         if _state is not None:
@@ -154,6 +160,7 @@ def init(
                 namespace or _anonymous_namespace(),
                 local_agent=processes.agent_address if processes else None,
                 log_to_driver=log_to_driver,
+                via_head=via_head,
             )
             view = connection.cluster_view()
         except BaseException:
@@ -173,7 +180,7 @@ def init(
             node_id=node_id,
             namespace=connection.namespace,
             _extra={"include_dashboard": include_dashboard, "dashboard_host": dashboard_host,
-                    "dashboard_port": dashboard_port},
+                    "dashboard_port": dashboard_port, "via_head": connection.outside},
         )
         assert connection.owner is not None
         context.set_core(connection.owner)
@@ -182,6 +189,11 @@ def init(
         dashboard = f"; dashboard at http://{ctx.dashboard_url}" if ctx.dashboard_url else ""
         if processes is not None:
             log.info("Started a local ember cluster at %s (session %s)%s", ctx.address, ctx.session_dir, dashboard)
+        elif connection.outside:
+            log.info(
+                "Connected to the ember cluster at %s, from outside it: everything goes through "
+                "the head%s", ctx.address, dashboard,
+            )
         else:
             log.info("Connected to the ember cluster at %s%s", ctx.address, dashboard)
         return ctx

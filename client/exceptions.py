@@ -12,6 +12,7 @@ from ember.runtime.exceptions import (
     TaskCancelledError,
     TaskError,
     TaskUnschedulableError,
+    VersionMismatchError,
     WorkerCrashedError,
     WorkerStartError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskError",
     "TaskUnschedulableError",
+    "VersionMismatchError",
     "WorkerCrashedError",
     "WorkerStartError",
 ]

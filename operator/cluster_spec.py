@@ -35,7 +35,7 @@ DEFAULT_AUTOSCALING: Mapping[str, Any] = {
     "enabled": False,
     "idleTimeoutSeconds": 60,
     "upscalingMode": "Default",
-    "intervalSeconds": 10,
+    "intervalSeconds": 1,
 }
 
 
@@ -99,6 +99,14 @@ class Resources:
             raise ClusterSpecError(f"{field}.memory: {error}") from None
         custom = {str(k): float(v) for k, v in (given.get("custom") or {}).items()}
         return cls(cpu=cpu, memory=memory, gpu=int(given.get("gpu", 0)), custom=custom)
+
+    @property
+    def shape(self) -> dict[str, float]:
+        """The same amounts in the names ember's scheduler and autoscaler use."""
+        shape = {"CPU": float(self.cpu), "memory": float(self.memory)}
+        if self.gpu:
+            shape["GPU"] = float(self.gpu)
+        return shape | {name: float(amount) for name, amount in self.custom.items()}
 
     def hashable(self) -> dict[str, Any]:
         """Normalised, so that ``cpu: 1`` and ``cpu: "1000m"`` hash the same."""

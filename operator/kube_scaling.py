@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ember.operator import cluster_spec
 from ember.operator.autoscaling_policy import Node, WorkerGroup, plan
 from ember.runtime.protocol import ember_pb2 as pb
 
@@ -37,23 +38,6 @@ class Decision:
         return ", ".join(parts)
 
 
-def group_shape(resources: Mapping[str, Any]) -> dict[str, float]:
-    """What one worker of a group offers, in ember's resource names, from the CRD's
-    ``resources`` (``cpu``/``memory`` quantities, ``gpu`` count, ``custom`` amounts)."""
-    from kubernetes.utils.quantity import parse_quantity
-
-    shape: dict[str, float] = {}
-    if resources.get("cpu") is not None:
-        shape["CPU"] = float(parse_quantity(resources["cpu"]))
-    if resources.get("memory") is not None:
-        shape["memory"] = float(parse_quantity(resources["memory"]))
-    if resources.get("gpu"):
-        shape["GPU"] = float(resources["gpu"])
-    for name, amount in (resources.get("custom") or {}).items():
-        shape[str(name)] = float(amount)
-    return shape
-
-
 def _live(pod: Mapping[str, Any]) -> bool:
     """A pod that is or will be a node: not going away, not finished."""
     metadata = pod.get("metadata") or {}
@@ -63,19 +47,18 @@ def _live(pod: Mapping[str, Any]) -> bool:
 
 def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand: pb.Demand) -> Decision | None:
     """The worker groups after one autoscaling round, or None when nothing changes."""
-    spec = cluster.get("spec") or {}
-    scaling = spec.get("autoscaling") or {}
-    if not scaling.get("enabled") or spec.get("suspend"):
+    spec = cluster_spec.parse(cluster)
+    scaling = spec.raw["autoscaling"]
+    if not scaling["enabled"] or spec.suspend:
         return None
-    specs = list(spec.get("workerGroups") or [])
+    specs = list((cluster.get("spec") or {}).get("workerGroups") or [])
     nodes_by_pod = {load.labels.get(POD_LABEL, ""): load for load in demand.nodes}
 
     groups: list[WorkerGroup] = []
     nodes: list[Node] = []
-    for group in specs:
-        name = group["name"]
-        leaving = set((group.get("scaleStrategy") or {}).get("workersToDelete") or [])
-        shape = group_shape(group.get("resources") or {})
+    for group in spec.groups:
+        name = group.name
+        leaving = set(group.workers_to_delete)
         workers = sorted(
             str(pod["metadata"]["name"])
             for pod in pods
@@ -85,8 +68,7 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
             and pod["metadata"]["name"] not in leaving
         )
         # Workers the spec already asks for but the reconcile has not created yet: starting.
-        wanted = group.get("replicas")
-        pending = [f"{name}/pending-{i}" for i in range(max(0, (wanted or 0) - len(workers)))]
+        pending = [f"{name}/pending-{i}" for i in range(max(0, (group.replicas or 0) - len(workers)))]
         for worker in [*workers, *pending]:
             load = nodes_by_pod.get(worker)
             if load is None:
@@ -98,15 +80,15 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
                     total=dict(load.total.quantities),
                 ))
         groups.append(WorkerGroup(
-            name, shape, int(group.get("minReplicas", 0)), int(group.get("maxReplicas", 10)),
+            name, group.resources.shape, group.min_replicas, group.max_replicas,
             tuple([*workers, *pending]),
         ))
 
     bundles = [dict(e.shape.quantities) for e in [*demand.tasks, *demand.actors] for _ in range(e.count)]
     decided = plan(
         groups, nodes, bundles,
-        float(scaling.get("idleTimeoutSeconds", 60)),
-        str(scaling.get("upscalingMode", "Default")),
+        float(scaling["idleTimeoutSeconds"]),
+        str(scaling["upscalingMode"]),
         [dict(b.quantities) for b in demand.requested],
     )
 
@@ -136,11 +118,7 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
 def node_types(cluster: Mapping[str, Any]) -> list[dict[str, float]]:
     """The shapes of node the autoscaler may add: the head makes work that fits one of them
     wait for a node instead of failing as infeasible."""
-    spec = cluster.get("spec") or {}
-    if not (spec.get("autoscaling") or {}).get("enabled"):
+    spec = cluster_spec.parse(cluster)
+    if not spec.raw["autoscaling"]["enabled"]:
         return []
-    return [
-        group_shape(group.get("resources") or {})
-        for group in spec.get("workerGroups") or []
-        if int(group.get("maxReplicas", 10)) > 0
-    ]
+    return [group.resources.shape for group in spec.groups if group.max_replicas > 0]

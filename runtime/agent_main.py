@@ -60,6 +60,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
 
     from ember.runtime import ids, node_resources, resources, rpc, session
     from ember.runtime.bulk_transfer import BulkServer
+    from ember.runtime.listen_address import bind_host
     from ember.runtime.metrics_server import MetricsServer
     from ember.runtime.node_agent import NodeAgent
     from ember.runtime.object_store import ObjectStore
@@ -104,7 +105,9 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     )
     server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
-    port = rpc.bind(server, args.host, args.port)
+    # Advertised as --host; listening on every interface unless that is a loopback address.
+    listen_host = bind_host(args.host)
+    port = rpc.bind(server, listen_host, args.port)
     await server.start()
     agent.address = f"{args.host}:{port}"
     agent.transfer.address = agent.address
@@ -136,7 +139,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     session.announce_ready(ready_fd, agent.address)
     metrics = MetricsServer(loop, agent.metrics.families)
     try:
-        agent.metrics_port = await metrics.start(args.host, args.metrics_port)
+        agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
         agent._report_soon()
         log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
     except OSError as error:

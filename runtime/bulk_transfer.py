@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ember.runtime import auth, tls
+from ember.runtime.listen_address import tcp_listener
 from ember.runtime.object_store import Lost, ObjectStore
 from ember.runtime.protocol import ember_pb2 as pb
 
@@ -67,7 +68,7 @@ class BulkServer:
     def __init__(self, store: ObjectStore, loop: asyncio.AbstractEventLoop, host: str) -> None:
         self.store = store
         self.loop = loop
-        self.listener = socket.create_server((host, 0))
+        self.listener = tcp_listener(host)  # peers dial the node's advertised host
         self.port = int(self.listener.getsockname()[1])
         config = tls.current()
         self._tls = config.server_context() if config is not None else None

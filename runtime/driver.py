@@ -2,6 +2,11 @@
 
 The driver's session with the head lasts as long as the driver: when it ends (the driver exits,
 crashes or is killed) the head tells every node to stop the job's workers.
+
+Before joining, the driver checks that it runs the cluster's Python and ember versions and
+settles whether it is outside the cluster (``join_checks``). Outside, it reaches everything
+through the head's relay (``relay_client``): its server listens on a Unix socket, the head
+listens on the cluster's network for it, and every address it dials is routed through the head.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from typing import Any
 
 import grpc
 
-from ember.runtime import rpc
+from ember.runtime import join_checks, peer_route, rpc
 from ember.runtime.core_service import CoreWorkerService, print_logs
 from ember.runtime.event_loop import IoThread
 from ember.runtime.exceptions import RuntimeConnectionError
+from ember.runtime.listen_address import bind_host
 from ember.runtime.owner import Owner
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.relay_client import HeadRelay
 
 log = logging.getLogger("ember.runtime.driver")
 
@@ -48,16 +55,27 @@ class DriverConnection:
         namespace: str,
         local_agent: str | None = None,
         log_to_driver: bool = True,
+        via_head: bool | None = None,
     ) -> None:
         self.head_address = head_address
-        self.host = reachable_host(head_address)
         self.io = IoThread("ember-driver-io")
         self.owner: Owner | None = None
+        self.relay: HeadRelay | None = None
+        self.channels = rpc.Channels()
         try:
+            view = self.io.run(self._first_view(), timeout=CONNECT_TIMEOUT + 5)
+            join_checks.check_versions(head_address, view)
+            outside = join_checks.via_head_setting(via_head)
+            if outside is None:
+                outside = local_agent is None and join_checks.is_outside(head_address, view)
+            self.outside = outside
+            # Outside, the cluster cannot tell where we are: no host of ours means anything there.
+            self.host = "" if outside else reachable_host(head_address)
             address, job_id, agent, node = self.io.run(
                 self._connect(namespace, local_agent, log_to_driver), timeout=CONNECT_TIMEOUT + 5
             )
         except BaseException:
+            self.io.run(self._close_links(), timeout=5.0)
             self.io.stop()
             raise
         self.job_id = job_id
@@ -80,20 +98,39 @@ class DriverConnection:
             self.io, address, job, agent, head_address, node.node_id, node.store_dir, "driver"
         )
 
+    async def _first_view(self) -> pb.ClusterView:
+        """The cluster's view, waiting for the head to answer: its versions and nodes."""
+        try:
+            view: pb.ClusterView = await self.channels.head(self.head_address).GetClusterView(
+                pb.Empty(), wait_for_ready=True, timeout=CONNECT_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as error:
+            raise RuntimeConnectionError(
+                f"cannot reach the ember head at {self.head_address}: {_why(error)}"
+            ) from None
+        return view
+
     async def _connect(
         self, namespace: str, local_agent: str | None, log_to_driver: bool
     ) -> tuple[str, bytes, str, pb.NodeInfo]:
-        self.channels = rpc.Channels()
         sink = (lambda batch: print_logs(batch, self.host)) if log_to_driver else None
         server = rpc.server(f"driver pid {os.getpid()}")
         rpc_pb.add_CoreWorkerServicer_to_server(
             CoreWorkerService(lambda: self.owner, log_sink=sink), server
         )
-        bind_host = "127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0"
-        port = rpc.bind(server, bind_host, 0)
-        await server.start()
-        self._server = server
-        address = f"{self.host}:{port}"
+        if self.outside:
+            self.relay = HeadRelay(self.head_address)
+            address = await self.relay.start()
+            peer_route.set_route(self.relay.route)
+            rpc.bind_unix(server, self.relay.server_socket)
+            await server.start()
+            self._server = server
+            local_agent = None
+        else:
+            port = rpc.bind(server, bind_host(self.host), 0)
+            await server.start()
+            self._server = server
+            address = f"{self.host}:{port}"
         head = self.channels.head(self.head_address)
         try:
             call = head.DriverSession(
@@ -128,7 +165,7 @@ class DriverConnection:
                     return node.info
             if agent is None:
                 for node in alive:
-                    if node.info.host == self.host:
+                    if node.info.host == self.host and not self.outside:
                         return node.info
                 if alive:
                     entry = pb.NodeInfo()
@@ -184,14 +221,21 @@ class DriverConnection:
         async def close() -> None:
             self._session_watch.cancel()
             self._session.cancel()
-            await self.channels.close()
             await self._server.stop(0.2)
+            await self._close_links()
 
         try:
             self.io.run(close(), timeout=3.0)
         except Exception:
             log.debug("error while closing the driver connection", exc_info=True)
         self.io.stop()
+
+    async def _close_links(self) -> None:
+        await self.channels.close()
+        if self.relay is not None:
+            peer_route.set_route(None)
+            await self.relay.close()
+            self.relay = None
 
 
 def _why(error: BaseException) -> str:

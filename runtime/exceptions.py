@@ -191,6 +191,11 @@ class RuntimeConnectionError(EmberError, ConnectionError):
     """A cluster process (head, node agent, owner) cannot be reached."""
 
 
+class VersionMismatchError(EmberError):
+    """The driver runs another Python (major.minor) or ember version than the cluster: code
+    and values travel pickled between them, so both must match."""
+
+
 def describe_exit(returncode: int | None) -> str:
     """``exit code 1`` or ``killed by SIGKILL``: how a worker's end is told to users."""
     import signal

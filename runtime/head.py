@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -32,6 +33,7 @@ log = logging.getLogger("ember.runtime.head")
 # A node silent this long is declared dead. Agents report at least every second
 # (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
+PYTHON_VERSION = "{}.{}".format(*sys.version_info[:2])
 
 
 class NodeState:
@@ -260,6 +262,8 @@ class Head(rpc_pb.HeadServicer):
             events=self.events.recent(),
             metrics_address=self.metrics_address,
             dashboard_address=self.dashboard_address,
+            python_version=PYTHON_VERSION,
+            head_address=self.actors.address,
         )
 
     def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:

@@ -28,6 +28,9 @@ log = logging.getLogger("ember.runtime.node_agent")
 
 HEARTBEAT_INTERVAL = float(os.environ.get("EMBER_HEARTBEAT_INTERVAL_S", "1"))
 REPORT_DELAY = 0.005  # resource changes within this window travel to the head as one report
+# A write the head has not taken by then means a dead session: a stream opened while the head
+# was down can wait forever on grpc 1.85 instead of failing, so the agent gives up and redials.
+WRITE_TIMEOUT = max(5.0, 5 * HEARTBEAT_INTERVAL)
 
 
 class HeadLink:
@@ -100,7 +103,9 @@ class HeadLink:
             call = agent.channels.head(agent.head_address).NodeSession()
             self._call = call
             try:
-                await call.write(pb.NodeMessage(register=agent.node_info(os.getpid())))
+                await asyncio.wait_for(
+                    call.write(pb.NodeMessage(register=agent.node_info(os.getpid()))), WRITE_TIMEOUT
+                )
                 reader = asyncio.ensure_future(self._read(call, registered))
                 while not reader.done():
                     waiter = asyncio.ensure_future(self._report_event.wait())
@@ -115,12 +120,19 @@ class HeadLink:
                     # A report goes at least every interval, changed or not: the heartbeat.
                     if self._report_event.is_set() or registered.is_set():
                         self._report_event.clear()
-                        await call.write(pb.NodeMessage(report=self.report()))
+                        await asyncio.wait_for(
+                            call.write(pb.NodeMessage(report=self.report())), WRITE_TIMEOUT
+                        )
                 failures = 0 if registered.is_set() else failures
             except grpc.aio.AioRpcError as error:
                 if self._unauthenticated(error):
                     return
                 log.warning("session with head %s failed: %s", agent.head_address, error.code().name)
+            except TimeoutError:
+                log.warning(
+                    "%s: head %s took no message in %.0fs; connecting again",
+                    agent.describe(), agent.head_address, WRITE_TIMEOUT,
+                )
             finally:
                 call.cancel()
             failures += 1

@@ -14,8 +14,10 @@ from ember.runtime.head import Head
 from ember.runtime.head_metrics import HeadMetrics
 from ember.runtime.head_state import HeadState
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
+from ember.runtime.listen_address import bind_host
 from ember.runtime.metrics_server import MetricsServer
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.relay import Relay
 
 log = logging.getLogger("ember.runtime.head")
 
@@ -54,7 +56,9 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     metrics = HeadMetrics(head)
     server = rpc.server("ember head", observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)
-    port = rpc.bind(server, args.host, args.port)
+    rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
+    # Advertised as --host; listening on every interface unless that is a loopback address.
+    port = rpc.bind(server, bind_host(args.host), args.port)
     await server.start()
     address = f"{args.host}:{port}"
     head.actors.address = address
@@ -75,7 +79,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     session.announce_ready(ready_fd, address)
     endpoint = MetricsServer(loop, metrics.families)
     try:
-        port = await endpoint.start(args.host, args.metrics_port)
+        port = await endpoint.start(bind_host(args.host), args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
         head.write_metrics_targets()
         log.info("head serves metrics on http://%s/metrics", head.metrics_address)

@@ -661,6 +661,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                 job_id=worker.job_id or b"",
                 age_seconds=now - worker.started_at,
                 detached=worker.detached,
+                address=worker.address,
+                channel_address=worker.channel_address,
             )
             if isinstance(lease, LeaseState):
                 view.actor_id = lease.actor_id

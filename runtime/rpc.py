@@ -14,7 +14,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ember.runtime import auth, tls
+from ember.runtime import auth, peer_route, tls
+from ember.runtime.listen_address import host_port
 from ember.runtime.protocol import ember_pb2_grpc as rpc
 
 _COMMON = [
@@ -92,9 +93,9 @@ def bind(srv: aio.Server, host: str, port: int = 0) -> int:
     config = tls.current()
     try:
         if config is not None:
-            bound = srv.add_secure_port(f"{host}:{port}", config.server_credentials())
+            bound = srv.add_secure_port(host_port(host, port), config.server_credentials())
         else:
-            bound = srv.add_insecure_port(f"{host}:{port}")
+            bound = srv.add_insecure_port(host_port(host, port))
     except RuntimeError as error:
         raise OSError(f"cannot listen on {host}:{port}: {error}") from error
     if bound == 0:
@@ -102,18 +103,38 @@ def bind(srv: aio.Server, host: str, port: int = 0) -> int:
     return bound
 
 
-def open_channel(address: str) -> aio.Channel:
-    """A channel that presents the cluster token, over TLS when it is configured."""
+def bind_unix(srv: aio.Server, path: str) -> None:
+    """Listen on a Unix socket (with TLS when it is configured): a driver outside the cluster
+    serves there, reached through the head's relay, and listens on no TCP port."""
+    config = tls.current()
+    target = f"unix:{path}"
+    if config is not None:
+        srv.add_secure_port(target, config.server_credentials())
+    else:
+        srv.add_insecure_port(target)
+
+
+def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> aio.Channel:
+    """A channel that presents the cluster token, over TLS when it is configured; ``extra``
+    options go with the common ones."""
     config = tls.current()
     interceptors = auth.client_interceptors()
+    target = address
+    routed = peer_route.local_socket(address)
+    if routed is not None:
+        # Through the head's relay (a driver outside the cluster): the bytes, TLS included,
+        # still run end to end with the peer, whose certificate is checked against the name
+        # configured, or else the host it was dialed by.
+        target = f"unix:{routed}"
+    common = CHANNEL_OPTIONS + (extra or [])
     if config is not None:
+        options = common + config.channel_options()
+        if routed is not None and not config.server_name:
+            options.append(("grpc.ssl_target_name_override", address.rpartition(":")[0]))
         return aio.secure_channel(
-            address,
-            config.channel_credentials(),
-            options=CHANNEL_OPTIONS + config.channel_options(),
-            interceptors=interceptors,
+            target, config.channel_credentials(), options=options, interceptors=interceptors
         )
-    return aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+    return aio.insecure_channel(target, options=common, interceptors=interceptors)
 
 
 class Channels:

@@ -37,17 +37,25 @@ def started_dir() -> str:
     return os.path.join(temp_root(), "started")
 
 
-def write_current_cluster(address: str, session_dir: str, pids: list[int]) -> None:
+def write_current_cluster(
+    address: str, session_dir: str, pids: list[int], agent_address: str = ""
+) -> None:
     """Remember a cluster ``ember start --head`` started: ``init("auto")`` finds it."""
     with open(current_cluster_file(), "w") as f:
         f.write(f"{address}\n{session_dir}\n")
-    record_started(session_dir, pids, address)
+    record_started(session_dir, pids, address, agent_address)
 
 
-def record_started(session_dir: str, pids: list[int], address: str = "") -> None:
-    """Remember processes ``ember start`` left running, for ``ember stop``."""
+def record_started(
+    session_dir: str, pids: list[int], address: str = "", agent_address: str = ""
+) -> None:
+    """Remember processes ``ember start`` left running, for ``ember stop`` (their pids) and
+    ``ember health`` (the head's and node agent's addresses too)."""
     os.makedirs(started_dir(), exist_ok=True)
-    record = {"address": address, "session_dir": session_dir, "pids": pids}
+    record = {
+        "address": address, "agent_address": agent_address, "session_dir": session_dir,
+        "pids": pids,
+    }
     with open(os.path.join(started_dir(), os.path.basename(session_dir) + ".json"), "w") as f:
         json.dump(record, f)
 

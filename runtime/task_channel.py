@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from google.protobuf.message import DecodeError
 
-from ember.runtime import auth, tls
+from ember.runtime import auth, peer_route, tls
+from ember.runtime.listen_address import host_port, tcp_listener
 from ember.runtime.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -123,11 +124,11 @@ class ChannelServer:
         self.executor = executor
         self.check_hello = check_hello
         self.worker_id = worker_id
-        self.listener = socket.create_server((host, 0))
+        self.listener = tcp_listener(host)
         self.listener.setblocking(False)
         config = tls.current()
         self.tls = config.server_context() if config is not None else None
-        self.address = f"{host}:{self.listener.getsockname()[1]}"
+        self.address = host_port(host, self.listener.getsockname()[1])
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.pending: collections.deque[tuple[_Connection, pb.TaskSpec]] = collections.deque()
@@ -340,7 +341,7 @@ class ChannelClient(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None:
+        if sock is not None and sock.family != socket.AF_UNIX:  # a Unix socket: via the relay
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.write(encode(self.hello))
 
@@ -393,6 +394,12 @@ async def connect(
     secure: dict[str, Any] = {}
     if config is not None:
         secure = {"ssl": _client_context(), "server_hostname": config.server_name or host}
+    routed = peer_route.local_socket(address)
+    if routed is not None:
+        _, client = await loop.create_unix_connection(
+            lambda: ChannelClient(hello, on_reply, on_lost), routed, **secure
+        )
+        return client
     _, client = await loop.create_connection(
         lambda: ChannelClient(hello, on_reply, on_lost), host, int(port), **secure
     )

@@ -21,6 +21,7 @@ from ember.runtime import auth, context, rpc
 from ember.runtime.core_service import CoreWorkerService
 from ember.runtime.event_loop import IoThread
 from ember.runtime.executor import Executor, _exit_now
+from ember.runtime.listen_address import bind_host
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.task_channel import ChannelServer
@@ -127,7 +128,7 @@ def main() -> int:
         rpc_pb.add_CoreWorkerServicer_to_server(
             CoreWorkerService(lambda: executor.owner, executor), server
         )
-        port = rpc.bind(server, host, 0)
+        port = rpc.bind(server, bind_host(host), 0)
         await server.start()
         executor._server = server  # type: ignore[attr-defined]  # kept alive with the executor
         return f"{host}:{port}"

@@ -649,7 +649,7 @@ class TaskList(_message.Message):
     def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class WorkerView(_message.Message):
-    __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached")
+    __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached", "address", "channel_address")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     PID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -658,6 +658,8 @@ class WorkerView(_message.Message):
     OWNER_FIELD_NUMBER: _ClassVar[int]
     AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     worker_id: bytes
     pid: int
     state: str
@@ -666,7 +668,9 @@ class WorkerView(_message.Message):
     owner: str
     age_seconds: float
     detached: bool
-    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., state: _Optional[str] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., owner: _Optional[str] = ..., age_seconds: _Optional[float] = ..., detached: _Optional[bool] = ...) -> None: ...
+    address: str
+    channel_address: str
+    def __init__(self, worker_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., state: _Optional[str] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., owner: _Optional[str] = ..., age_seconds: _Optional[float] = ..., detached: _Optional[bool] = ..., address: _Optional[str] = ..., channel_address: _Optional[str] = ...) -> None: ...
 
 class WorkerList(_message.Message):
     __slots__ = ("workers",)
@@ -975,7 +979,7 @@ class ClusterEvent(_message.Message):
     def __init__(self, time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ClusterView(_message.Message):
-    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address")
+    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address", "python_version", "head_address")
     NODES_FIELD_NUMBER: _ClassVar[int]
     SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -983,6 +987,8 @@ class ClusterView(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     METRICS_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DASHBOARD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
@@ -990,7 +996,9 @@ class ClusterView(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[ClusterEvent]
     metrics_address: str
     dashboard_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ...) -> None: ...
+    python_version: str
+    head_address: str
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
     __slots__ = ("shape", "exclude_node_id")
@@ -1153,3 +1161,33 @@ class DrainReply(_message.Message):
     node: NodeInfo
     already_draining: bool
     def __init__(self, accepted: _Optional[bool] = ..., rejection_reason: _Optional[str] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ..., already_draining: _Optional[bool] = ...) -> None: ...
+
+class TunnelOpen(_message.Message):
+    __slots__ = ("target", "accept")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    target: str
+    accept: bytes
+    def __init__(self, target: _Optional[str] = ..., accept: _Optional[bytes] = ...) -> None: ...
+
+class TunnelChunk(_message.Message):
+    __slots__ = ("open", "data")
+    OPEN_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    open: TunnelOpen
+    data: bytes
+    def __init__(self, open: _Optional[_Union[TunnelOpen, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ReverseHello(_message.Message):
+    __slots__ = ("pid",)
+    PID_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    def __init__(self, pid: _Optional[int] = ...) -> None: ...
+
+class ReverseEvent(_message.Message):
+    __slots__ = ("listening", "incoming")
+    LISTENING_FIELD_NUMBER: _ClassVar[int]
+    INCOMING_FIELD_NUMBER: _ClassVar[int]
+    listening: str
+    incoming: bytes
+    def __init__(self, listening: _Optional[str] = ..., incoming: _Optional[bytes] = ...) -> None: ...

@@ -1626,3 +1626,120 @@ class Head:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class RelayStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Tunnel = channel.stream_stream(
+                '/ember.Relay/Tunnel',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+                _registered_method=True)
+        self.Reverse = channel.unary_stream(
+                '/ember.Relay/Reverse',
+                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
+                _registered_method=True)
+
+
+class RelayServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Tunnel(self, request_iterator, context):
+        """Bytes both ways between the caller and one cluster address (or one inbound connection).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reverse(self, request, context):
+        """The head listens on the caller's behalf while the stream lasts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_RelayServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Tunnel': grpc.stream_stream_rpc_method_handler(
+                    servicer.Tunnel,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+            ),
+            'Reverse': grpc.unary_stream_rpc_method_handler(
+                    servicer.Reverse,
+                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.FromString,
+                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.Relay', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.Relay', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Relay:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Tunnel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ember.Relay/Tunnel',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reverse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.Relay/Reverse',
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
+            ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -99,7 +99,12 @@ def _payloads(method: Any, rng: random.Random) -> Iterator[bytes]:
 def _targets() -> dict[str, str]:
     core = context.require_core()
     view = connection._view()
-    return {"Head": core.head_address, "NodeAgent": view.nodes[0].info.address, "CoreWorker": core.address}
+    return {
+        "Head": core.head_address,
+        "Relay": core.head_address,
+        "NodeAgent": view.nodes[0].info.address,
+        "CoreWorker": core.address,
+    }
 
 
 async def _fuzz_method(channel: grpc.aio.Channel, service: str, method: Any, rng: random.Random) -> int:

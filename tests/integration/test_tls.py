@@ -175,3 +175,44 @@ def _actors() -> pb.ActorList:
         return await core.channels.head(core.head_address).ListActors(pb.Empty())
 
     return core.io.run(ask())
+
+
+OUTSIDE_DRIVER = """
+import sys
+import numpy as np
+import ember
+ember.init(sys.argv[1], via_head=True)
+square = ember.remote(lambda x: x * x)
+counter = ember.remote(type("C", (), {"__init__": lambda s: setattr(s, "n", 0),
+                                      "add": lambda s: setattr(s, "n", s.n + 1) or s.n}))
+big = np.arange(1 << 18)
+c = counter.remote()
+print(ember.get(square.remote(7)), ember.get([c.add.remote() for _ in range(2)]),
+      int(ember.get(ember.remote(lambda a: a.sum()).remote(ember.put(big)))) == int(big.sum()),
+      int(ember.get(ember.remote(lambda n: np.arange(n)).remote(1 << 18)).sum()) == int(big.sum()))
+ember.shutdown()
+"""
+
+
+def test_a_driver_outside_a_tls_cluster_goes_through_the_head(tls_env: dict[str, str]) -> None:
+    """Through the relay, TLS still runs end to end with each peer: its certificate is checked
+    against the address the driver dialed, not the Unix socket the relay gave it."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    ctx = ember.init(num_cpus=2)
+    try:
+        env = dict(os.environ, EMBER_TOKEN=auth.token())
+        done = subprocess.run(
+            [sys.executable, "-c", OUTSIDE_DRIVER, ctx.address],
+            capture_output=True, text=True, timeout=120, cwd=str(REPO), env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["49", "[1,", "2]", "True", "True"], done.stdout + done.stderr
+        assert "through the head" in done.stderr
+    finally:
+        ember.shutdown()
+    assert wait_until_gone(ctx.session_dir) == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.operator.kube_scaling import decide, group_shape, node_types
+from ember.operator.cluster_spec import Resources
+from ember.operator.kube_scaling import decide, node_types
 from ember.runtime.protocol import ember_pb2 as pb
 
 
@@ -95,7 +96,8 @@ def test_disabled_or_suspended_never_decides() -> None:
 
 
 def test_shapes_in_embers_names() -> None:
-    assert group_shape({"cpu": "500m", "memory": "2Gi", "gpu": 1, "custom": {"disk": 2}}) == {
+    given = {"cpu": "500m", "memory": "2Gi", "gpu": 1, "custom": {"disk": 2}}
+    assert Resources.parse(given, "resources").shape == {
         "CPU": 0.5, "memory": 2.0 * 2**30, "GPU": 1.0, "disk": 2.0,
     }
     assert node_types(cluster()) == [{"CPU": 1.0, "memory": float(2**30)}]
