@@ -220,7 +220,7 @@ async def running_operator(
 async def eventually(
     check: Callable[[], object] | Callable[[], Awaitable[object]],
     what: str,
-    timeout: float = 30.0,
+    timeout: float = 45.0,  # a few of the operator's 10 s timer passes, on a loaded machine
     api: KubeApi | None = None,
 ) -> None:
     """Wait until ``check`` holds (returns truthy without raising AssertionError); on a timeout

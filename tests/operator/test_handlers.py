@@ -73,10 +73,10 @@ async def started(api: KubeApi, client: Client, name: str, replicas: int = 2, **
     await eventually(lambda: f"{name}-head" in api.pods(), f"the head pod of {name}")
     api.mark_ready(f"{name}-head")
     workers = {f"{name}-cpu-{i}" for i in range(replicas)}
-    await eventually(lambda: workers <= set(api.pods()), f"the workers of {name}", timeout=25)
+    await eventually(lambda: workers <= set(api.pods()), f"the workers of {name}", timeout=45)
     for pod in workers:
         api.mark_ready(pod)
-    await eventually(lambda: phase(api, name) == "Running", f"{name} Running", timeout=25)
+    await eventually(lambda: phase(api, name) == "Running", f"{name} Running", timeout=45)
 
 
 async def test_create_makes_secret_service_head_and_workers_then_runs() -> None:
@@ -89,7 +89,7 @@ async def test_create_makes_secret_service_head_and_workers_then_runs() -> None:
             api.mark_ready("demo-head")
             await eventually(
                 lambda: set(api.pods()) == {"demo-head", "demo-cpu-0", "demo-cpu-1"}, "the workers",
-                timeout=25,
+                timeout=45,
             )
             assert "demo-token" in api.live(kube_api.SECRETS)
             assert "demo-head" in api.live(kube_api.SERVICES)
@@ -107,7 +107,7 @@ async def test_create_makes_secret_service_head_and_workers_then_runs() -> None:
             assert phase(api, "demo") in ("Pending", "Scaling")
             for pod in api.pods():
                 api.mark_ready(pod)
-            await eventually(lambda: phase(api, "demo") == "Running", "Running", timeout=25)
+            await eventually(lambda: phase(api, "demo") == "Running", "Running", timeout=45)
             assert reconciles("demo", "create") >= 1
         client.close()
 
@@ -135,7 +135,7 @@ async def test_a_pod_deleted_behind_its_back_is_recreated() -> None:
             await started(api, client, "gone")
             await client.delete_pod("gone-cpu-1")
             assert "gone-cpu-1" not in api.pods()
-            await eventually(lambda: "gone-cpu-1" in api.pods(), "the worker back", timeout=25)
+            await eventually(lambda: "gone-cpu-1" in api.pods(), "the worker back", timeout=45)
             assert pod_creates(api, "gone").count("gone-cpu-1") == 2
         client.close()
 
@@ -151,7 +151,7 @@ async def test_a_failed_pod_is_replaced_and_said_so() -> None:
                 workers = [n for n in api.pods() if n != "flaky-head"]
                 return "flaky-cpu-0" not in workers and len(workers) == 2
 
-            await eventually(replaced, "flaky-cpu-0 deleted and replaced", timeout=25, api=api)
+            await eventually(replaced, "flaky-cpu-0 deleted and replaced", timeout=45, api=api)
             await eventually(
                 lambda: any(kind == "Warning" and "flaky-cpu-0" in message
                             for kind, _, message in api.events()),
@@ -208,7 +208,7 @@ async def test_workers_to_delete_go_without_a_drain_when_the_head_never_answers(
             group = body["spec"]["workerGroups"][0]
             group.update(replicas=1, scaleStrategy={"workersToDelete": ["mute-cpu-1"]})
             await client.patch_cluster("mute", {"spec": {"workerGroups": [group]}})
-            await eventually(lambda: "mute-cpu-1" not in api.pods(), "mute-cpu-1 deleted", timeout=30)
+            await eventually(lambda: "mute-cpu-1" not in api.pods(), "mute-cpu-1 deleted", timeout=45)
             assert "mute-cpu-0" in api.pods()
             await eventually(
                 lambda: any(reason == "DeletedWithoutDrain" and "mute-cpu-1" in message
@@ -308,7 +308,7 @@ async def test_an_image_change_rolls_the_workers_then_the_head() -> None:
                     )
 
                 await eventually(rolled, "every pod replaced with the new image", timeout=90, api=api)
-                await eventually(lambda: phase(api, "roll") == "Running", "Running again", timeout=25)
+                await eventually(lambda: phase(api, "roll") == "Running", "Running again", timeout=45)
                 deleted = [r.name for r in list(api)[calls:]
                            if r.action == kmock.action.DELETE and r.resource == PODS]
                 # Workers first (a few at a time), the head last.
