@@ -9,7 +9,10 @@ them and ships their values beside the arguments (Ray's rule: nested refs stay r
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
+import types
+from collections import ChainMap
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +37,32 @@ class _Placeholder:
 
 EMPTY_ARGS = pickle.dumps(((), {}), protocol=PROTOCOL)
 
+_DYNAMIC_FILENAME = "<dynamic-code>"
+
+
+def _code_reduce(code: types.CodeType) -> tuple[Any, tuple[Any, ...]]:
+    """cloudpickle's reduction of a code object, with the real file name put back.
+
+    Since 3.1.3 cloudpickle names every function's file ``<dynamic-code>``, which takes the
+    source lines out of a remote traceback. The worker runs the same files (on this machine, or
+    from the same image), so the real name lets it quote the failing line, as Ray's do.
+    """
+    constructor, args = cloudpickle.cloudpickle._code_reduce(code)
+    return constructor, tuple(
+        code.co_filename if arg is _DYNAMIC_FILENAME or arg == _DYNAMIC_FILENAME else arg
+        for arg in args
+    )
+
+
+class _Pickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap({types.CodeType: _code_reduce}, cloudpickle.Pickler.dispatch_table)
+
+
+def _cloudpickle(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=PROTOCOL).dump(value)
+    return buffer.getvalue()
+
 
 def dumps(value: Any) -> tuple[bytes, list[ObjectRef]]:
     """Pickle ``value``; returns the bytes and the refs found inside it."""
@@ -41,7 +70,7 @@ def dumps(value: Any) -> tuple[bytes, list[ObjectRef]]:
     found: list[ObjectRef] = []
     _pickling.refs = found
     try:
-        data = cloudpickle.dumps(value, protocol=PROTOCOL)
+        data = _cloudpickle(value)
     finally:
         _pickling.refs = previous
     return data, found
@@ -54,7 +83,7 @@ def loads(data: bytes) -> Any:
 def dumps_function(function: Any, name: str) -> tuple[bytes, bytes]:
     """Pickle a task's function once; returns the bytes and their content hash."""
     try:
-        data = cloudpickle.dumps(function, protocol=PROTOCOL)
+        data = _cloudpickle(function)
     except Exception as error:
         raise TypeError(
             f"Could not serialize the function {name} to run it remotely: {error}. "
