@@ -58,7 +58,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import math
     import signal
 
-    from ember.runtime import ids, node_resources, resources, rpc, session
+    from ember.runtime import ids, node_resources, queue_balance, resources, rpc, session
     from ember.runtime.bulk_transfer import BulkServer
     from ember.runtime.listen_address import bind_host
     from ember.runtime.metrics_server import MetricsServer
@@ -136,6 +136,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     registered = asyncio.Event()
     head_task = asyncio.ensure_future(agent.head_link.run(registered))
     reaper = asyncio.ensure_future(agent.reap_idle_workers())
+    balancer = asyncio.ensure_future(queue_balance.move_waiting_requests(agent))
     session.announce_ready(ready_fd, agent.address)
     metrics = MetricsServer(loop, agent.metrics.families)
     try:
@@ -151,6 +152,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     agent.stopping = True
     head_task.cancel()
     reaper.cancel()
+    balancer.cancel()
     metrics.stop()
     bulk.stop()
     pool.stop()

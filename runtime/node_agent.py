@@ -70,7 +70,7 @@ class OwnerSession:
 class PendingRequest:
     __slots__ = (
         "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
-        "actor_id",
+        "actor_id", "queued_at",
     )
 
     def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
@@ -84,6 +84,7 @@ class PendingRequest:
         self.job_id = request.job_id or owner.job_id
         self.detached = request.detached
         self.actor_id = request.actor_id
+        self.queued_at = time.monotonic()
 
 
 class LeaseState:

@@ -1001,12 +1001,14 @@ class ClusterView(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
-    __slots__ = ("shape", "exclude_node_id")
+    __slots__ = ("shape", "exclude_node_id", "free_only")
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    FREE_ONLY_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     exclude_node_id: bytes
-    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ...) -> None: ...
+    free_only: bool
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ..., free_only: _Optional[bool] = ...) -> None: ...
 
 class FindNodeReply(_message.Message):
     __slots__ = ("node", "feasible", "largest")

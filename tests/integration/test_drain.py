@@ -153,7 +153,10 @@ def test_running_tasks_finish_and_queued_ones_go_elsewhere(cluster: Cluster, tmp
     assert where.count(cluster.node_id(spare)) == 4, where
     progress = cluster.wait_drained(doomed)
     assert progress.leases_finished == 2 and progress.leases_stopped == 0
-    assert progress.requests_redirected >= 4
+    # The four queued requests left the doomed node (the counts above): some on their own once
+    # the spare had room (a full node hands waiting requests to a free one), the rest
+    # redirected by the drain, which never counts one twice.
+    assert progress.requests_redirected <= 4
     cluster.stop(doomed)
     # Nothing new goes to a draining node: new work runs on the spare.
     assert ember.get(slow.remote(7, 0.0), timeout=30) == (7, cluster.node_id(spare))
