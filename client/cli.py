@@ -66,6 +66,7 @@ def _start(args: argparse.Namespace) -> int:
                 dashboard_host=args.dashboard_host,
                 dashboard_port=args.dashboard_port,
                 token=token or None,
+                autoscaler=args.autoscaler,
                 **node,
             )
         else:
@@ -188,7 +189,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         processes = launcher.start(
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
-            dashboard_port=args.dashboard_port,
+            dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)
@@ -374,6 +375,10 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument(
         "--state-dir",
         help="with --head: keep detached actors and the job counter here, across head restarts",
+    )
+    start.add_argument(
+        "--autoscaler", action="store_true",
+        help="with --head: an autoscaler will add nodes, so work no node holds yet waits for one",
     )
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)

@@ -225,6 +225,7 @@ def head_hash(spec: ClusterSpec) -> str:
         "template": head.get("template") or {},
         "ports": dict(head["ports"]),
         "stateVolume": head.get("stateVolume"),
+        "autoscaler": bool(spec.raw["autoscaling"]["enabled"]),
     })
 
 

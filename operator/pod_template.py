@@ -33,6 +33,7 @@ def head_pod(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]:
         "--dashboard-host", "0.0.0.0", "--dashboard-port", str(ports["dashboard"]),
         "--head-metrics-port", str(ports["metrics"]), "--metrics-port", str(ports["nodeMetrics"]),
         "--state-dir", STATE_DIR,
+        *(["--autoscaler"] if spec.raw["autoscaling"]["enabled"] else []),
     ]
     args += _resource_flags(spec.head_resources, params) + _start_params(params)
     container = _container(spec, spec.head_resources, head.get("template") or {}, args)

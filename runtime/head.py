@@ -85,7 +85,11 @@ class JobState:
 
 class Head(rpc_pb.HeadServicer):
     def __init__(
-        self, session_dir: str, node_timeout: float = NODE_TIMEOUT, state: HeadState | None = None
+        self,
+        session_dir: str,
+        node_timeout: float = NODE_TIMEOUT,
+        state: HeadState | None = None,
+        autoscaler: bool = False,
     ) -> None:
         self.session_dir = session_dir
         self.node_timeout = node_timeout
@@ -100,7 +104,9 @@ class Head(rpc_pb.HeadServicer):
         self.actors = ActorManager(self)
         self.drains = DrainManager(self)
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
-        self.node_types: list[Shape] = []
+        # None: an autoscaler is coming but has not said yet, so no work is infeasible until
+        # it does (work submitted the moment a cluster is up must wait, not fail).
+        self.node_types: list[Shape] | None = None if autoscaler else []
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
@@ -266,12 +272,13 @@ class Head(rpc_pb.HeadServicer):
             head_address=self.actors.address,
         )
 
-    def place(self, shape: resources.Shape, exclude: bytes = b"") -> NodeState | None:
-        """The node to send work of this shape to: one with it free, else one it fits at all."""
+    def place(self, shape: resources.Shape, exclude: bytes = b"", free_only: bool = False) -> NodeState | None:
+        """The node to send work of this shape to: one with it free, else (unless
+        ``free_only``) one it fits at all."""
         candidates = [n for n in self.alive_nodes() if n.node_id != exclude and n.drain is None]
         feasible = [n for n in candidates if resources.fits(shape, n.total)]
         free = [n for n in feasible if resources.fits(shape, n.available)]
-        chosen = free or feasible
+        chosen = free or ([] if free_only else feasible)
         if not chosen:
             return None
         return max(chosen, key=lambda n: n.available.get("CPU", 0))
@@ -284,7 +291,7 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.FindNodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.FindNodeReply:
         shape = resources.to_fixed(request.shape.quantities)
-        node = self.place(shape, request.exclude_node_id)
+        node = self.place(shape, request.exclude_node_id, request.free_only)
         # Feasible with no node: only a draining node, or a node an autoscaler may add, could
         # hold it; it waits for a new node.
         feasible = node is not None or self.could_hold_later(shape)
@@ -300,7 +307,7 @@ class Head(rpc_pb.HeadServicer):
     def could_hold_later(self, shape: Shape) -> bool:
         """No live node can take the shape now, but a node could, after a drain ends or once
         an autoscaler adds one: the work waits (and shows as demand) rather than failing."""
-        return self.drains.could_hold(shape) or any(
+        return self.node_types is None or self.drains.could_hold(shape) or any(
             resources.fits(shape, node_type) for node_type in self.node_types
         )
 

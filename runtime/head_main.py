@@ -34,6 +34,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--lifeline", action="store_true", help="exit when stdin closes")
     parser.add_argument(
+        "--autoscaler", action="store_true",
+        help="an autoscaler will say which nodes it may add: until then work waits for a node",
+    )
+    parser.add_argument(
         "--metrics-port", type=int, default=0, help="Prometheus endpoint port (0: any free one)"
     )
     parser.add_argument("--dashboard-host", default="127.0.0.1")
@@ -52,7 +56,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     state = HeadState(args.state_dir) if args.state_dir else None
     auth.set_token(_cluster_token(args.session_dir, state))
-    head = Head(args.session_dir, state=state)
+    head = Head(args.session_dir, state=state, autoscaler=args.autoscaler)
     metrics = HeadMetrics(head)
     server = rpc.server("ember head", observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)

@@ -145,6 +145,7 @@ def start(
     dashboard_host: str = "127.0.0.1",
     dashboard_port: int = DEFAULT_DASHBOARD_PORT,
     token: str | None = None,
+    autoscaler: bool = False,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen.
 
@@ -162,7 +163,7 @@ def start(
     try:
         head = _spawn(
             "ember.runtime.head_main",
-            _head_args(host, head_port, state_dir, head_metrics_port)
+            _head_args(host, head_port, state_dir, head_metrics_port, autoscaler)
             + ["--dashboard-host", dashboard_host, "--dashboard-port", str(dashboard_port)],
             session_dir,
             "head",
@@ -257,8 +258,12 @@ def start_head(
     return result
 
 
-def _head_args(host: str, port: int, state_dir: str | None, metrics_port: int) -> list[str]:
+def _head_args(
+    host: str, port: int, state_dir: str | None, metrics_port: int, autoscaler: bool = False
+) -> list[str]:
     args = ["--host", host, "--port", str(port), "--metrics-port", str(metrics_port)]
+    if autoscaler:
+        args.append("--autoscaler")
     if state_dir:
         args += ["--state-dir", state_dir]
     return args
