@@ -20,6 +20,8 @@ NODE_TYPE_LABEL = "ember.dev/node-type"
 GROUP_LABEL = "ember.dev/group"
 HASH_ANNOTATION = "ember.dev/pod-spec-hash"
 TOKEN_KEY = "token"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "ember-operator"
 
 
 def labels(spec: ClusterSpec, node_type: str | None = None, group: str | None = None) -> dict[str, str]:
@@ -28,7 +30,7 @@ def labels(spec: ClusterSpec, node_type: str | None = None, group: str | None = 
         CLUSTER_LABEL: spec.name,
         "app.kubernetes.io/name": "ember",
         "app.kubernetes.io/instance": spec.name,
-        "app.kubernetes.io/managed-by": "ember-operator",
+        MANAGED_BY_LABEL: MANAGED_BY,
     }
     if node_type is not None:
         out[NODE_TYPE_LABEL] = node_type

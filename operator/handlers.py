@@ -16,8 +16,6 @@ asked (its pod is down, or it does not answer) a pod on its way out is deleted a
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import dataclasses
 import json
 import logging
@@ -30,8 +28,9 @@ from typing import Any, cast
 import kopf
 
 from ember.operator import operator_metrics as metrics
-from ember.operator import render
-from ember.operator.head_client import HeadClient, HeadUnreachable
+from ember.operator import render, scaling_loop
+from ember.operator.children import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from ember.operator.head_client import HeadClient, HeadUnreachable, head_of
 from ember.operator.kube_objects import (
     GROUP,
     PLURAL,
@@ -48,7 +47,6 @@ registry = kopf.OperatorRegistry()
 RECONCILE_INTERVAL = 10.0  # seconds between timer passes, whether anything happened or not
 RETRY_DELAY = 10.0  # after an API error
 HEAD_GRACE_SECONDS = 60.0  # how long a pod waits for an unreachable head before it goes undrained
-DEFAULT_CLIENT_PORT = 10001
 
 
 @kopf.on.login(registry=registry)
@@ -78,12 +76,77 @@ async def periodically(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     await reconcile(body, memo, "timer")
 
 
+@kopf.on.event(
+    "", "v1", "pods", labels={CLUSTER_LABEL: kopf.PRESENT, MANAGED_BY_LABEL: MANAGED_BY},
+    registry=registry,
+)
+async def pod_changed(
+    namespace: str | None, labels: Mapping[str, str], memo: kopf.Memo, **_: Any
+) -> None:
+    """A pod of a cluster started, became Ready, failed or went: its Cluster's next pass runs
+    now rather than at the next timer tick. Bursts collapse: while a pass runs, any number of
+    pod events make one more pass after it."""
+    name = labels[CLUSTER_LABEL]
+    state = cluster_state(memo, namespace or "", name)
+    if state.reconcile_lock.locked():
+        state["again"] = True
+        return
+    cluster = await memo.kube.read_cluster(namespace or "", name)
+    if cluster is not None:
+        await reconcile(kopf.Body(cast(kopf.RawBody, cluster)), memo, "pod")
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0, registry=registry)
+async def autoscale(
+    namespace: str | None, name: str, spec: kopf.Spec, body: kopf.Body, memo: kopf.Memo,
+    stopped: kopf.DaemonStopped, **_: Any,
+) -> None:
+    """While autoscaling is on, size the worker groups to the head's demand every
+    ``intervalSeconds`` (a round reads the Cluster afresh and does nothing while autoscaling is
+    off or the cluster suspended); kopf stops this when the Cluster is deleted. One silent round
+    (head restarting, API hiccup) is logged and the next one tries."""
+    where = f"{namespace}/{name}"
+    while not stopped:
+        try:
+            decision = await scaling_loop.scale_once(memo.kube, namespace or "", name)
+        except HeadUnreachable as error:
+            log.debug("cluster %s: no demand this round: %s", where, error)
+        except KubeError as error:
+            log.warning("cluster %s: autoscaling round not applied: %s", where, error)
+        else:
+            if decision is not None and decision.describe():
+                metrics.ACTIONS.labels(namespace or "", name, "scaled").inc()
+                kopf.event(body, type="Normal", reason="Scaled", message=decision.describe())
+                if decision.unplaceable:
+                    kopf.event(body, type="Warning", reason="Unplaceable", message=(
+                        f"no worker group can ever hold {len(decision.unplaceable)} waiting "
+                        f"bundle(s), e.g. {dict(decision.unplaceable[0])}"
+                    ))
+        interval = float((spec.get("autoscaling") or {}).get("intervalSeconds") or 1.0)
+        await stopped.wait(interval)
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
-def deleted(namespace: str | None, name: str, **_: Any) -> None:
+def deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """Children go with their owner (garbage collection); only the metrics are the operator's
     to forget. ``optional``: no finalizer holds the Cluster for this."""
     metrics.forget(namespace or "", name)
+    memo.get("clusters", {}).pop((namespace or "", name), None)
     log.info("cluster %s/%s deleted: its pods and services go with it", namespace, name)
+
+
+def cluster_state(memo: kopf.Memo, namespace: str, name: str) -> kopf.Memo:
+    """What the operator keeps about one Cluster between passes, whichever handler runs: the
+    lock that keeps passes one at a time, and since when its head has been silent."""
+    clusters: dict[tuple[str, str], kopf.Memo] = memo.setdefault("clusters", {})
+    state = clusters.get((namespace, name))
+    if state is None:
+        state = clusters[(namespace, name)] = kopf.Memo(
+            kube=memo.kube,
+            head_grace_seconds=memo.get("head_grace_seconds", HEAD_GRACE_SECONDS),
+            reconcile_lock=asyncio.Lock(),
+        )
+    return state
 
 
 async def reconcile(body: kopf.Body, memo: kopf.Memo, trigger: str) -> None:
@@ -91,12 +154,17 @@ async def reconcile(body: kopf.Body, memo: kopf.Memo, trigger: str) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     if body["metadata"].get("deletionTimestamp"):
         return  # going away: recreating children now would only fight the garbage collector
-    if "reconcile_lock" not in memo:  # memo is per Cluster (a shallow copy of the operator's)
-        memo["reconcile_lock"] = asyncio.Lock()
-    async with memo["reconcile_lock"]:
+    state = cluster_state(memo, namespace, name)
+    async with state.reconcile_lock:
         started = time.monotonic()
         try:
-            await Reconcile(plain(body), memo).run()
+            state["again"] = False
+            await Reconcile(plain(body), state).run()
+            if state.get("again"):  # pods changed during the pass: look once more
+                state["again"] = False
+                fresh = await state.kube.read_cluster(namespace, name)
+                if fresh is not None and not fresh["metadata"].get("deletionTimestamp"):
+                    await Reconcile(fresh, state).run()
         except KubeError as error:
             metrics.RECONCILES.labels(namespace, name, trigger, "error").inc()
             metrics.ERRORS.labels(namespace, name).inc()
@@ -185,18 +253,7 @@ class Reconcile:
         return frozenset(given_up)
 
     def head(self, observed: render.Observed) -> HeadClient:
-        """A client of this cluster's head at its pod's IP (the operator runs in the cluster,
-        and a pod IP needs no DNS), with the token of the cluster's Secret."""
-        head_pods = [
-            p for p in observed.pods
-            if (p.get("metadata", {}).get("labels") or {}).get("ember.dev/node-type") == "head"
-            and not p.get("metadata", {}).get("deletionTimestamp")
-        ]
-        ip = (head_pods[0].get("status") or {}).get("podIP") if head_pods else None
-        if not ip:
-            raise HeadUnreachable(f"cluster {self.id} has no running head pod")
-        port = ((self.spec.get("head") or {}).get("ports") or {}).get("client", DEFAULT_CLIENT_PORT)
-        return HeadClient(self.id, f"{ip}:{port}", token_of(observed.secret))
+        return head_of(self.id, self.spec, observed.pods, observed.secret)
 
     # ------------------------------------------------------------------ apply
 
@@ -235,15 +292,6 @@ class Reconcile:
                         ))
         except HeadUnreachable as error:
             log.info("cluster %s: cannot start drains of %s yet: %s", self.id, ", ".join(pods), error)
-
-
-def token_of(secret: Mapping[str, Any] | None) -> str:
-    """The ``token`` key of the cluster's Secret ("" when absent or unreadable)."""
-    data = (secret or {}).get("data") or {}
-    try:
-        return base64.b64decode(data.get("token", "")).decode().strip()
-    except (binascii.Error, UnicodeDecodeError):
-        return ""
 
 
 def contains(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:

@@ -12,7 +12,10 @@ member (it left, or never joined): either way nothing on it can be lost by delet
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -30,6 +33,7 @@ CALL_TIMEOUT = 5.0
 # Running tasks get this long on a drained node, then stop and are retried on other nodes: a
 # roll or a scale-down must end even when a task never does.
 DRAIN_DEADLINE_SECONDS = 300.0
+DEFAULT_CLIENT_PORT = 10001
 
 log = logging.getLogger("ember.operator.head")
 
@@ -100,6 +104,17 @@ class HeadClient:
             return False
         return not reply.already_draining
 
+    async def demand(self) -> pb.Demand:
+        """What waits for resources, what was requested, and every live node's load."""
+        return await self._ask("GetDemand", pb.Empty())
+
+    async def set_node_types(self, shapes: Iterable[Mapping[str, float]]) -> None:
+        """The shapes of node the autoscaler may add: work that fits one waits instead of
+        failing as infeasible."""
+        await self._ask("SetNodeTypes", pb.NodeTypes(
+            shapes=[pb.ResourceSet(quantities=dict(shape)) for shape in shapes]
+        ))
+
     async def _ask(self, method: str, request: object) -> Any:
         assert self._head is not None, "use HeadClient in 'async with'"
         try:
@@ -115,3 +130,32 @@ class HeadClient:
             raise HeadUnreachable(
                 f"the head of cluster {self.cluster} at {self.address}: {error}"
             ) from None
+
+
+def head_of(
+    cluster: str,
+    spec: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    secret: Mapping[str, Any] | None,
+) -> HeadClient:
+    """A client of the cluster's head at its pod's IP (the operator runs in the cluster, and a
+    pod IP needs no DNS), with the token of the cluster's Secret."""
+    head_pods = [
+        p for p in pods
+        if (p.get("metadata", {}).get("labels") or {}).get("ember.dev/node-type") == "head"
+        and not p.get("metadata", {}).get("deletionTimestamp")
+    ]
+    ip = (head_pods[0].get("status") or {}).get("podIP") if head_pods else None
+    if not ip:
+        raise HeadUnreachable(f"cluster {cluster} has no running head pod")
+    port = ((spec.get("head") or {}).get("ports") or {}).get("client", DEFAULT_CLIENT_PORT)
+    return HeadClient(cluster, f"{ip}:{port}", token_of(secret))
+
+
+def token_of(secret: Mapping[str, Any] | None) -> str:
+    """The ``token`` key of the cluster's Secret ("" when absent or unreadable)."""
+    data = (secret or {}).get("data") or {}
+    try:
+        return base64.b64decode(data.get("token", "")).decode().strip()
+    except (binascii.Error, UnicodeDecodeError):
+        return ""

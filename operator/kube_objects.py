@@ -96,6 +96,18 @@ class KubeObjects:
                 return None
             raise KubeError(f"reading Secret {namespace}/{name}: {_reason(error)}") from None
 
+    async def read_cluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Cluster, or None when it is gone."""
+        what = f"reading cluster {namespace}/{name}"
+        try:
+            return await self._call(
+                what, self.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise KubeError(f"{what}: {_reason(error)}") from None
+
     async def list_children(self, namespace: str, cluster: str, kind: str) -> tuple[dict[str, Any], ...]:
         """The Services, Pods or PersistentVolumeClaims labelled ``ember.dev/cluster=<cluster>``.
 

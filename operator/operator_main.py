@@ -36,8 +36,9 @@ def settings(priority: int | None = None) -> kopf.OperatorSettings:
 
 
 def memo(kube: KubeObjects, head_grace_seconds: float = handlers.HEAD_GRACE_SECONDS) -> kopf.Memo:
-    """What every handler gets: the API client, and how long to wait for a silent head."""
-    return kopf.Memo(kube=kube, head_grace_seconds=head_grace_seconds)
+    """What every handler gets: the API client, how long to wait for a silent head, and the
+    state of each Cluster (shared: a pod's handler and its Cluster's see the same lock)."""
+    return kopf.Memo(kube=kube, head_grace_seconds=head_grace_seconds, clusters={})
 
 
 def run(
