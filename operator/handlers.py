@@ -107,6 +107,10 @@ async def autoscale(
     (head restarting, API hiccup) is logged and the next one tries."""
     where = f"{namespace}/{name}"
     while not stopped:
+        interval = float((spec.get("autoscaling") or {}).get("intervalSeconds") or 1.0)
+        if not (spec.get("autoscaling") or {}).get("enabled") or spec.get("suspend"):
+            await asyncio.sleep(interval)  # ``spec`` is live: kopf updates it in place
+            continue
         try:
             decision = await scaling_loop.scale_once(memo.kube, namespace or "", name)
         except HeadUnreachable as error:
@@ -122,8 +126,9 @@ async def autoscale(
                         f"no worker group can ever hold {len(decision.unplaceable)} waiting "
                         f"bundle(s), e.g. {dict(decision.unplaceable[0])}"
                     ))
-        interval = float((spec.get("autoscaling") or {}).get("intervalSeconds") or 1.0)
-        await stopped.wait(interval)
+        # Not ``stopped.wait(interval)``: cancelled as the operator exits, its inner wait_for
+        # can raise TimeoutError (Python 3.11) and kopf reports the daemon failed.
+        await asyncio.sleep(interval)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)

@@ -173,7 +173,8 @@ async def test_suspend_removes_the_pods_and_resume_brings_them_back() -> None:
             assert "nap" in [n for (r, _, n) in api.objects if r == kube_api.CLUSTERS]
             await client.patch_cluster("nap", {"spec": {"suspend": False}})
             await eventually(lambda: "nap-head" in api.pods(), "the head back")
-            assert phase(api, "nap") == "Pending"
+            # The pass that made the head writes the status after it: Pending until it is Ready.
+            await eventually(lambda: phase(api, "nap") == "Pending", "Pending again")
             api.mark_ready("nap-head")
             await eventually(lambda: {"nap-cpu-0", "nap-cpu-1"} <= set(api.pods()), "workers back", api=api)
         client.close()
