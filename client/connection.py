@@ -106,6 +106,7 @@ def init(
     log_to_driver: bool = True,
     logging_level: int | str = logging.INFO,
     via_head: bool | None = None,
+    token: str | None = None,
     **unsupported: Any,
 ) -> EmberContext:
     """Start a local cluster, or connect to one, and make this process its driver.
@@ -113,7 +114,9 @@ def init(
     ``via_head=True`` (or ``EMBER_VIA_HEAD=1``) sends everything through the head's client
     port, for a driver outside the cluster (a laptop behind ``kubectl port-forward``);
     ``False`` never does. Left unset, a driver joining by address finds out: it is outside when
-    no node of the cluster answers it directly."""
+    no node of the cluster answers it directly. ``token`` is the cluster's (``ember token
+    CLUSTER`` prints it from the cluster's Secret); without it, ``EMBER_TOKEN``, or the token of
+    a cluster started on this machine."""
     global _state
     with _lock:
         if _state is not None:
@@ -133,7 +136,7 @@ def init(
         _configure_logging(logging_level)
         head_address = _resolve_address(address)
         processes = None
-        auth.set_token(_token_for(head_address))
+        auth.set_token(token if token is not None else _token_for(head_address))
         if head_address is None:
             processes = launcher.start(
                 session.new_session_dir(),

@@ -157,6 +157,9 @@ def test_a_started_cluster_wants_its_token(tmp_path: Path) -> None:
         assert wrong.returncode != 0 and "UNAUTHENTICATED" in wrong.stderr
         assert run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN=token)).stdout.strip() == "in"
         assert run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN_FILE=token_file)).stdout.strip() == "in"
+        given = script.replace("ember.init(address=sys.argv[1])", "ember.init(address=sys.argv[1], token=sys.argv[2])")
+        assert run_driver(given, address, token, env=elsewhere).stdout.strip() == "in"
+        assert "UNAUTHENTICATED" in run_driver(given, address, "not-it", env=elsewhere).stderr
         # A node agent without it is not started at all.
         joined = _ember("start", "--address", address, env=elsewhere)
         assert joined.returncode == 2 and "EMBER_TOKEN" in joined.stderr
