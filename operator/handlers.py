@@ -274,7 +274,13 @@ class Reconcile:
                 metrics.ACTIONS.labels(self.namespace, self.name, "deleted").inc()
                 log.info("cluster %s: deleted %s %s", self.id, kind, name)
         if plan.spec_patch:
-            await self.kube.patch_cluster(self.namespace, self.name, {"spec": dict(plan.spec_patch)})
+            # Guarded by the resourceVersion planned from: the patch replaces whole lists, and
+            # the autoscaler may have named more workers to delete since; on a conflict the
+            # next pass plans again from what is there.
+            await self.kube.patch_cluster(self.namespace, self.name, {
+                "metadata": {"resourceVersion": self.cluster["metadata"].get("resourceVersion")},
+                "spec": dict(plan.spec_patch),
+            })
         status = plain(plan.status)
         if not contains(self.cluster.get("status") or {}, status):
             await self.kube.patch_cluster_status(self.namespace, self.name, status)

@@ -57,6 +57,11 @@ class KubeApi(kmock.KubernetesEmulator):
 
     async def _handle(self, request: kmock.Request) -> Any:
         if request.resource is not None:
+            stale = self._stale(request)
+            if stale:
+                return await self._render_error(kmock.KubernetesError(
+                    status=409, reason="Conflict", message=stale
+                ))
             self._stamp(request)
         try:
             return await super()._handle(request)
@@ -86,6 +91,21 @@ class KubeApi(kmock.KubernetesEmulator):
                 meta["generation"] = self._generation(request) + 1
         elif request.action == kmock.action.UPDATE and isinstance(data, list):
             data.append({"op": "replace", "path": "/metadata/resourceVersion", "value": version})
+
+    def _stale(self, request: kmock.Request) -> str:
+        """A patch that names the resourceVersion it was computed from is refused once the
+        object has moved on, as an API server refuses it (optimistic concurrency)."""
+        data = request.data
+        if request.action != kmock.action.UPDATE or not isinstance(data, dict):
+            return ""
+        given = (data.get("metadata") or {}).get("resourceVersion")
+        key = (request.resource, request.namespace, request.name)
+        if not given or key not in self.objects or self.objects[key].deleted:
+            return ""
+        current = self.objects[key].raw.get("metadata", {}).get("resourceVersion")
+        if str(given) == str(current):
+            return ""
+        return f"the object has been modified (resourceVersion {given}, now {current})"
 
     def _generation(self, request: kmock.Request) -> int:
         key = (request.resource, request.namespace, request.name)
