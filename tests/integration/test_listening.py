@@ -10,7 +10,6 @@ then connects through 127.0.0.1: a driver, and Prometheus scrapes.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 import urllib.request
@@ -23,6 +22,7 @@ import ember
 from ember.runtime import auth, launcher
 from ember.runtime.protocol import ember_pb2 as pb
 from tests.conftest import processes_of_session, wait_until_gone
+from tests.proc_sockets import socket_rows
 
 
 def default_interface_address() -> str | None:
@@ -38,39 +38,20 @@ def default_interface_address() -> str | None:
 
 def listening_sockets(pid: int) -> list[tuple[str, int]]:
     """(address, port) of each TCP socket ``pid`` listens on, from /proc."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        return []
     found = []
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                rows = f.readlines()[1:]
-        except OSError:
+    for table, local, _, state in socket_rows(pid):
+        if state != "0A":  # 0A: LISTEN
             continue
-        for row in rows:
-            fields = row.split()
-            local, state, inode = fields[1], fields[3], fields[9]
-            if state != "0A" or inode not in inodes:  # 0A: LISTEN
-                continue
-            address_hex, port_hex = local.split(":")
-            if table == "tcp":
-                address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address_hex)[::-1])
-            else:
-                words = bytes.fromhex(address_hex)
-                raw = b"".join(words[i : i + 4][::-1] for i in range(0, 16, 4))
-                address = socket.inet_ntop(socket.AF_INET6, raw).removeprefix("::ffff:")
-                # gRPC binds 0.0.0.0 as a dual-stack [::] socket: every interface too.
-                address = "0.0.0.0" if address == "::" else address
-            found.append((address, int(port_hex, 16)))
+        address_hex, port_hex = local.split(":")
+        if table == "tcp":
+            address = socket.inet_ntop(socket.AF_INET, bytes.fromhex(address_hex)[::-1])
+        else:
+            words = bytes.fromhex(address_hex)
+            raw = b"".join(words[i : i + 4][::-1] for i in range(0, 16, 4))
+            address = socket.inet_ntop(socket.AF_INET6, raw).removeprefix("::ffff:")
+            # gRPC binds 0.0.0.0 as a dual-stack [::] socket: every interface too.
+            address = "0.0.0.0" if address == "::" else address
+        found.append((address, int(port_hex, 16)))
     return found
 
 

@@ -23,6 +23,7 @@ from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from tests.conftest import REPO, wait_until_gone
 from tests.integration.test_drain import _wait_nodes
+from tests.proc_sockets import socket_rows
 
 pytestmark = pytest.mark.slow
 
@@ -68,29 +69,7 @@ def cluster() -> Iterator[Cluster]:
 
 def tcp_sockets(pid: int) -> list[tuple[str, str, str]]:
     """(local, remote, state) of each TCP socket the process holds, IPv4 and IPv6."""
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        return []
-    found = []
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"/proc/{pid}/net/{table}") as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            if fields[9] in inodes:
-                found.append((_endpoint(fields[1]), _endpoint(fields[2]), fields[3]))
-    return found
+    return [(_endpoint(local), _endpoint(remote), state) for _, local, remote, state in socket_rows(pid)]
 
 
 def _endpoint(hex_endpoint: str) -> str:
