@@ -5,27 +5,12 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import ember
-from tests.conftest import wait_until_gone
-from tests.integration.test_drain import Cluster, wait_for
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    ctx = ember.init(num_cpus=1)
-    extra = Cluster(ctx.session_dir)
-    try:
-        yield extra
-    finally:
-        ember.shutdown()
-        for agent in extra.agents:
-            agent.stop()
-    assert wait_until_gone(ctx.session_dir) == []
+# The drain tests' cluster: a head with this driver's node, and the 'pool' nodes a test adds.
+from tests.integration.test_drain import Cluster, cluster, wait_for  # noqa: F401
 
 
 @ember.remote(resources={"pool": 1})
@@ -35,7 +20,7 @@ def step(i: int, starts: str) -> str:
     return ember.get_runtime_context().get_node_id()
 
 
-def test_requests_waiting_at_a_full_node_move_to_one_that_joins(cluster: Cluster, tmp_path: Path) -> None:
+def test_requests_waiting_at_a_full_node_move_to_one_that_joins(cluster: Cluster, tmp_path: Path) -> None:  # noqa: F811
     first = cluster.add(pool=1, num_cpus=1)
     refs = [step.remote(i, str(tmp_path)) for i in range(4)]
     wait_for(lambda: len(os.listdir(tmp_path)) >= 1, "the first task to start")
