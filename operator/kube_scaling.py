@@ -16,13 +16,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ember.operator import cluster_spec
+from ember.operator import cluster_spec, pod_state
 from ember.operator.autoscaling_policy import Node, WorkerGroup, plan
+from ember.operator.children import GROUP_LABEL, NODE_TYPE_LABEL
+from ember.operator.head_client import POD_LABEL
 from ember.runtime.protocol import ember_pb2 as pb
-
-POD_LABEL = "ember.dev/pod"  # the node label a worker pod's agent is started with
-GROUP_LABEL = "ember.dev/group"
-NODE_TYPE_LABEL = "ember.dev/node-type"
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,7 @@ class Decision:
 
 def _live(pod: Mapping[str, Any]) -> bool:
     """A pod that is or will be a node: not going away, not finished."""
-    metadata = pod.get("metadata") or {}
-    phase = (pod.get("status") or {}).get("phase", "Pending")
-    return not metadata.get("deletionTimestamp") and phase not in ("Failed", "Succeeded")
+    return not pod_state.terminating(pod) and not pod_state.ended(pod)
 
 
 def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand: pb.Demand) -> Decision | None:
@@ -60,12 +56,12 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
         name = group.name
         leaving = set(group.workers_to_delete)
         workers = sorted(
-            str(pod["metadata"]["name"])
+            pod_state.name(pod)
             for pod in pods
-            if (pod["metadata"].get("labels") or {}).get(GROUP_LABEL) == name
-            and (pod["metadata"].get("labels") or {}).get(NODE_TYPE_LABEL) == "worker"
+            if pod_state.labels(pod).get(GROUP_LABEL) == name
+            and pod_state.labels(pod).get(NODE_TYPE_LABEL) == "worker"
             and _live(pod)
-            and pod["metadata"]["name"] not in leaving
+            and pod_state.name(pod) not in leaving
         )
         # Workers the spec already asks for but the reconcile has not created yet: starting.
         pending = [f"{name}/pending-{i}" for i in range(max(0, (group.replicas or 0) - len(workers)))]
