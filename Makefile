@@ -38,7 +38,7 @@ demo: install
 	$(PY) examples/demo.py
 
 ## make test: the test suite (unit, integration on real processes, operator, the Helm chart;
-## e2e skips without kind)
+## e2e skips without kind or EMBER_E2E_CONTEXT)
 test: install kube-tools
 	$(PY) -m pytest -q
 
@@ -47,7 +47,10 @@ test: install kube-tools
 e2e-docker: install
 	EMBER_E2E_DOCKER=1 $(PY) -m pytest -v -s -rs --timeout 1800 tests/docker
 
-## make kind-e2e: the kind suite on a kind cluster of its own (needs kind, kubectl, helm, docker)
+## make kind-e2e: the e2e suite (tests/e2e) on a kind cluster of its own (needs kind, kubectl,
+## helm, docker). On an existing cluster: EMBER_E2E_CONTEXT=<kubeconfig context> and
+## EMBER_E2E_LOAD='<command that puts {image} on its nodes>' (or none: EMBER_E2E_IMAGE is in a
+## registry they pull from); EMBER_E2E_BASE_IMAGE=ember-base:bookworm builds without a registry
 kind-e2e: install kube-tools
 	$(PY) -m pytest -v tests/e2e
 

@@ -44,11 +44,11 @@ def wait_until_gone(session_dir: str, timeout: float = 10.0) -> list[int]:
 
 
 def pytest_report_header() -> str:
-    """Say up front whether the kind suite runs, and if not, why."""
+    """Say up front whether the e2e suite runs, where, and if not, why."""
     from tests.e2e import kube
 
     reason = kube.missing_tools()
-    return f"kind suite (tests/e2e): {'skipped: ' + reason if reason else 'runs on kind-' + kube.KIND_CLUSTER}"
+    return f"e2e suite (tests/e2e): {'skipped: ' + reason if reason else 'runs on context ' + kube.CONTEXT}"
 
 
 @pytest.fixture(scope="module")

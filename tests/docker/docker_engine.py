@@ -34,10 +34,6 @@ def unavailable() -> str | None:
     return None
 
 
-def image_exists(tag: str) -> bool:
-    return docker("image", "inspect", tag, check=False).returncode == 0
-
-
 @dataclass
 class Run:
     """The containers and network of one e2e run, removed together by ``remove_all``."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -31,14 +30,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ember import status_report
 from ember.runtime import auth
-from tests.docker import docker_engine
+from tests.docker import base_image, docker_engine
 from tests.docker.docker_engine import Run, docker
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("EMBER_E2E_IMAGE", "ember:0.1.0")
 # Where a registry is reachable, e.g. python:3.11-slim-bookworm; else one is built here.
 BASE_IMAGE = os.environ.get("EMBER_E2E_BASE_IMAGE", "")
-LOCAL_BASE_IMAGE = "ember-base:bookworm"
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("EMBER_E2E_DOCKER") != "1",
@@ -65,18 +63,15 @@ def image() -> str:
     why = docker_engine.unavailable()
     if why:
         pytest.skip(why)
-    base = BASE_IMAGE or LOCAL_BASE_IMAGE
-    if not docker_engine.image_exists(base):
-        if BASE_IMAGE:
-            docker("pull", base, timeout=600)
-        elif shutil.which("debootstrap") is None:
-            pytest.skip(f"no base image {base}, and debootstrap is missing to build one "
-                        f"(apt-get install debootstrap)")
-        else:
-            started = time.monotonic()
-            subprocess.run([str(REPO / "tests/docker/build_base_image.sh"), base],
-                           check=True, timeout=1800)
-            TIMINGS["base image build (debootstrap + import)"] = f"{time.monotonic() - started:.0f} s"
+    base = BASE_IMAGE or base_image.LOCAL
+    if base == base_image.LOCAL and not base_image.present(base):
+        why = base_image.why_not_buildable()
+        if why:
+            pytest.skip(why)
+    started = time.monotonic()
+    done = base_image.ensure(base)
+    if done != "present":
+        TIMINGS[f"base image ({done})"] = f"{time.monotonic() - started:.0f} s"
     revision = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                               text=True).stdout.strip()
     started = time.monotonic()
