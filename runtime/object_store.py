@@ -363,6 +363,56 @@ class ObjectStore:
         shutil.rmtree(self.directory, ignore_errors=True)
         shutil.rmtree(self.spill_dir, ignore_errors=True)
 
+    def check_invariants(self) -> list[str]:
+        """What is wrong with the store's books, said for people (empty when they add up).
+
+        The free list's starts and blocks agree; free ranges, ranges freed but pinned and the
+        ranges of objects in memory tile the arena exactly, without overlap; ``used`` is what
+        objects hold; every spilled object has its spill file and every spill file an object.
+        """
+        problems = []
+        free = self.free_list
+        if free.starts != sorted(free.blocks):
+            problems.append(
+                f"the free list's starts {free.starts} do not match its blocks {sorted(free.blocks)}"
+            )
+        ranges = [(start, size, "a free range") for start, (size, _) in free.blocks.items()]
+        ranges += [(start, size, "a freed range still pinned") for start, size in self.pinned_free]
+        held = 0
+        for entry in self.entries.values():
+            if entry.state != SPILLED:
+                ranges.append((entry.offset, entry.size, f"object {entry.object_id.hex()[:12]}"))
+                held += entry.size
+        ranges.sort()
+        end, last = 0, "the start of the arena"
+        for start, size, what in ranges:
+            if start < end:
+                problems.append(f"{what} at [{start}, {start + size}) overlaps {last} ending at {end}")
+            end, last = max(end, start + size), what
+        if end > self.capacity:
+            problems.append(f"{last} ends at {end}, past the arena's {self.capacity} bytes")
+        total = sum(size for _, size, _ in ranges)
+        if total != self.capacity:
+            problems.append(
+                f"objects, free and pinned ranges add up to {total} bytes, not the capacity {self.capacity}"
+            )
+        if self.used != held:
+            problems.append(f"used says {self.used} bytes but objects in memory hold {held}")
+        spilled = [e for e in self.entries.values() if e.state == SPILLED]
+        if self.spilled_bytes != sum(e.size for e in spilled):
+            problems.append(
+                f"spilled says {self.spilled_bytes} bytes but spilled objects hold "
+                f"{sum(e.size for e in spilled)}"
+            )
+        on_disk = set(os.listdir(self.spill_dir)) if os.path.isdir(self.spill_dir) else set()
+        for entry in spilled:
+            if os.path.basename(entry.spill_path) not in on_disk:
+                problems.append(f"spilled object {entry.object_id.hex()[:12]} has no spill file")
+        known = {e.object_id.hex() for e in self.entries.values()}
+        for name in sorted(on_disk - known):
+            problems.append(f"spill file {name} belongs to no object")
+        return problems
+
     def info(self) -> dict[str, int]:
         return {
             "capacity": self.capacity,
