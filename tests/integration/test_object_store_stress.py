@@ -15,6 +15,7 @@ its seed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import threading
@@ -34,8 +35,8 @@ from ember.runtime.object_transfer import ObjectTransfer
 from ember.runtime.protocol import ember_pb2 as pb
 
 KiB = 1 << 10
-SEEDS = range(12)
-OPERATIONS = 160  # per seed
+SEEDS = range(16)
+OPERATIONS = 250  # per seed
 CONCURRENCY = 6  # operations in flight at once
 SOURCE = "127.0.0.1:1"  # node A's gRPC address: nothing listens there, pulls use the bulk socket
 TARGET = "node-b"
@@ -99,6 +100,20 @@ class World:
         store.seal([oid])
         self.held[node].add(oid)
 
+    async def abandoned_put(self, node: str) -> None:
+        """A CreateObject whose caller went away mid-request (grpc cancels the handler), maybe
+        while the store spilled to make room; the writer's death frees what it created."""
+        store = self.stores[node]
+        creator = f"writer:gone-{self.counter}"
+        create = asyncio.ensure_future(store.create(self.new_id(), self.rng.randrange(100 * KiB, 1200 * KiB), f"owner-{node}", creator))
+        await asyncio.sleep(self.rng.random() * 0.003)
+        create.cancel()
+        try:
+            await create
+        except (asyncio.CancelledError, StoreFull):
+            pass
+        store.creator_gone(creator)
+
     async def free(self, node: str) -> None:
         oid = self.pick(node)
         if oid is None:
@@ -133,7 +148,7 @@ class World:
         )
         reply = await self.transfer.fetch(request)
         if reply.lost_reason:
-            assert oid in self.freed or "full" in reply.lost_reason, reply.lost_reason
+            assert oid in self.freed or "full" in reply.lost_reason, f"pull of {oid.hex()[:8]}: {reply.lost_reason}"
             return
         if oid in self.freed:
             # Freed while it was pulled. A free that reached B before B's copy existed leaves
@@ -158,12 +173,14 @@ class World:
         received = bytearray()
         size = 0
         try:
-            async for chunk in self.transfer_a.serve(pb.PullRequest(object_id=oid)):
-                size = size or chunk.size
-                received += chunk.data
-                await asyncio.sleep(self.rng.random() * 0.002)
-        except Lost:
-            assert oid in self.freed, f"the stream of {oid.hex()[:8]} found it lost, not freed"
+            async with contextlib.aclosing(self.transfer_a.serve(pb.PullRequest(object_id=oid))) as chunks:
+                async for chunk in chunks:
+                    size = size or chunk.size
+                    received += chunk.data
+                    await asyncio.sleep(self.rng.random() * 0.002)
+        except Lost as lost:
+            # Freed, or spilled with no room to bring it back (streams and pulls hold it).
+            assert oid in self.freed or "no room" in str(lost), f"the stream of {oid.hex()[:8]}: {lost}"
             return
         assert len(received) == size
         value = shm_object.load(memoryview(bytes(received)), oid)
@@ -207,6 +224,8 @@ def test_random_schedules_keep_the_books_and_the_bytes(seed: int, tmp_path: Path
             ("put A", lambda: world.put("A")),
             ("put A", lambda: world.put("A")),
             ("put B", lambda: world.put("B")),
+            ("abandoned put A", lambda: world.abandoned_put("A")),
+            ("abandoned put B", lambda: world.abandoned_put("B")),
             ("free A", lambda: world.free("A")),
             ("free B", lambda: world.free("B")),
             ("read A", lambda: world.read("A")),
@@ -223,17 +242,25 @@ def test_random_schedules_keep_the_books_and_the_bytes(seed: int, tmp_path: Path
                 await operation()
                 world.check(f"{name} (operation {world.done}, seed {seed})")
 
+        runners = [asyncio.ensure_future(runner()) for _ in range(CONCURRENCY)]
         try:
-            await asyncio.gather(*(runner() for _ in range(CONCURRENCY)))
+            await asyncio.gather(*runners)
             # Everything freed: nothing is left held, spilled or on disk.
             for node in ("A", "B"):
                 world.stores[node].free(sorted(world.held[node]))
+                await world.stores[node].settle()
             world.check(f"freeing everything (seed {seed})")
+            # The schedule did what it is for: the stores spilled and restored.
+            assert a.spilled_total + b.spilled_total and a.restored_total + b.restored_total
             for name, store in world.stores.items():
                 assert store.used == 0 and store.spilled_bytes == 0, f"store {name}: {store.info()}"
                 spill = store.spill_dir
                 assert not os.path.isdir(spill) or os.listdir(spill) == [], f"store {name} left spill files"
         finally:
+            for task in runners:  # a failed one leaves the others running
+                task.cancel()
+            await asyncio.gather(*runners, return_exceptions=True)
+            await asyncio.gather(a.settle(), b.settle())
             bulk.stop()
             await channels.close()
             a.close()
