@@ -14,7 +14,7 @@ A freed object leaves the store's ``entries`` at once and waits among its ``leav
 no reader, writer, spill or restore uses it any more; then it is ``GONE``.
 
 ``problems`` is the store's self-check, run by the tests after every step and by the agent
-every second or so (``ObjectStore.audit``).
+every ten seconds (``ObjectStore.audit``).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ RESTORING = "restoring"  # in its spill file, and being copied into a range of i
 GONE = "gone"  # freed, and its range and spill file given back
 IN_MEMORY = (CREATING, SEALED, SPILLING, RESTORING)  # the states that hold a range
 ON_DISK = (SPILLED, RESTORING)  # the states that hold a complete spill file
+FREE = "a free range"
 
 
 @dataclass(eq=False)
@@ -79,14 +80,17 @@ def problems(store: ObjectStore, files: bool = True) -> list[str]:
     for entry in store.leaving:
         if not entry.freed or entry.state == GONE:
             found.append(f"{entry.describe()} is {entry.state} among the freed")
-    ranges = [(start, size, "a free range") for start, (size, _) in free.blocks.items()]
+    ranges: list[tuple[int, int, str | Entry]] = [
+        (start, size, FREE) for start, (size, _) in free.blocks.items()
+    ]
     ranges += [(start, size, "a freed range still pinned") for start, size in store.pinned_free]
     for entry in everything:
         if entry.readers < 0:
             found.append(f"{entry.describe()} has {entry.readers} readers")
         if entry.state in IN_MEMORY:
-            ranges.append((entry.offset, entry.size, f"{entry.state} {entry.describe()}"))
-    found += _tiling(sorted(ranges), store.capacity)
+            ranges.append((entry.offset, entry.size, entry))
+    ranges.sort(key=lambda r: r[0])
+    found += _tiling(ranges, store.capacity)
     held = sum(e.size for e in everything if e.state in IN_MEMORY)
     if store.used != held:
         found.append(f"used says {store.used} bytes but objects hold {held} in memory")
@@ -98,22 +102,28 @@ def problems(store: ObjectStore, files: bool = True) -> list[str]:
     return found
 
 
-def _tiling(ranges: list[tuple[int, int, str]], capacity: int) -> list[str]:
+def _tiling(ranges: list[tuple[int, int, str | Entry]], capacity: int) -> list[str]:
     """Problems with ranges (sorted by start) that should cover [0, capacity) once each."""
     found = []
-    end, last = 0, "the start of the arena"
+    end = 0
+    previous: str | Entry = "the start of the arena"
     for start, size, what in ranges:
         if start < end:
-            found.append(f"{what} at [{start}, {start + size}) overlaps {last} ending at {end}")
-        elif start == end and what == last == "a free range":
+            found.append(f"{_name(what)} at [{start}, {start + size}) overlaps {_name(previous)} ending at {end}")
+        elif start == end and what is previous is FREE:
             found.append(f"free ranges meet at {start} without being one")
-        end, last = max(end, start + size), what
+        if start + size > end:
+            end, previous = start + size, what
     if end > capacity:
-        found.append(f"{last} ends at {end}, past the arena's {capacity} bytes")
+        found.append(f"{_name(previous)} ends at {end}, past the arena's {capacity} bytes")
     total = sum(size for _, size, _ in ranges)
     if total != capacity:
         found.append(f"objects, free and pinned ranges add up to {total} bytes, not the capacity {capacity}")
     return found
+
+
+def _name(what: str | Entry) -> str:
+    return what if isinstance(what, str) else f"{what.state} {what.describe()}"
 
 
 def _files(spill_dir: str, everything: list[Entry]) -> list[str]:
