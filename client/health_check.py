@@ -4,7 +4,9 @@ A container's health check (Docker's ``HEALTHCHECK``, a Kubernetes exec probe) n
 that fails when the node is wedged, not only when its process is gone: a head or node agent
 whose event loop is stuck still holds its port open, so a TCP probe would pass. This asks each
 of them one cheap authenticated RPC (the head its cluster view, the agent its store info),
-with a deadline, and checks that every process ``ember start`` recorded still runs.
+with a deadline, and checks that every process ``ember start`` recorded still runs. A node
+agent that answers but whose object store is broken (``object_store.py``) is unhealthy too:
+it can no longer store what its tasks return.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from ember.runtime import rpc, session
+from ember.runtime import ids, rpc, session
 from ember.runtime.protocol import ember_pb2 as pb
 
 
@@ -90,9 +92,12 @@ async def _ask_head(channels: rpc.Channels, address: str, timeout: float) -> Fin
 
 async def _ask_agent(channels: rpc.Channels, address: str, timeout: float) -> Finding:
     try:
-        await channels.node_agent(address).GetStoreInfo(pb.Empty(), timeout=timeout)
+        info = await channels.node_agent(address).GetStoreInfo(pb.Empty(), timeout=timeout)
     except grpc.aio.AioRpcError as error:
         return Finding(False, f"node agent {address} does not answer: {_why(error, timeout)}")
+    if info.broken:
+        return Finding(False, f"node {ids.short(info.node_id)} (node agent {address}): its object "
+                              f"store is broken and takes no new objects: {info.broken}")
     return Finding(True, f"node agent {address} answers")
 
 

@@ -40,11 +40,18 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
     lines = [f"======== Cluster status: {stamp} ========", "Node status", RULE, "Healthy:"]
     alive = [n for n in view.nodes if n.alive]
     dead = [n for n in view.nodes if not n.alive]
-    for node in alive:
+    healthy = [n for n in alive if not n.store_broken]
+    for node in healthy:
         lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}  "
                      f"{node.num_workers} workers  {_usage_line(node)}{_draining(node)}")
-    if not alive:
+    if not healthy:
         lines.append(" (no healthy nodes)")
+    unhealthy = [n for n in alive if n.store_broken]
+    if unhealthy:
+        lines.append("Unhealthy:")
+    for node in unhealthy:
+        lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}  object store broken "
+                     f"(it takes no new objects; restart the node): {node.store_broken}")
     lines.append("Dead:")
     for node in dead:
         lines.append(f" node_{ids.short(node.info.node_id)} {node.info.address}: {node.death_cause}")

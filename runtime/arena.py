@@ -123,8 +123,15 @@ def copy_out(arena: Arena, offset: int, size: int, path: str) -> None:
         f.write(arena.view[offset : offset + size])
 
 
-def copy_in(arena: Arena, offset: int, size: int, path: str) -> None:
-    """Read a file into a range (restoring)."""
+def copy_in(arena: Arena, offset: int, size: int, path: str, last: int = 0) -> None:
+    """Read a file of ``size`` bytes into a range (restoring). Its first ``last`` bytes are
+    written after all the others: a reader of another process that checks them (an object's
+    header) never sees them before the bytes they describe."""
+    view = arena.view[offset : offset + size]
     with open(path, "rb") as f:
-        f.readinto(arena.view[offset : offset + size])
+        first = f.read(last)
+        got = len(first) + f.readinto(view[last:])
+    if got != size:
+        raise OSError(errno.EIO, f"{path} holds {got} bytes, not {size}")
+    view[:last] = first
 

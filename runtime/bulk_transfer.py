@@ -38,6 +38,11 @@ class BulkError(ConnectionError):
     pass
 
 
+class BulkRefused(BulkError):
+    """The holder answered, and will not send the object (it is gone, or cannot be restored):
+    asking it again over gRPC would get the same answer."""
+
+
 def _send_frame(sock: socket.socket, message: Any) -> None:
     data = message.SerializeToString()
     sock.sendall(HEADER.pack(len(data)) + data)
@@ -135,7 +140,7 @@ class BulkServer:
             sock.sendall(view[entry.offset : entry.offset + entry.size])
         finally:
             async def stop() -> None:
-                store.stop_reading(entry)
+                store.stop_using(entry)
 
             self._on_loop(stop)
 
@@ -171,7 +176,7 @@ async def pull(
         raise BulkError(f"bulk transfer from {address}: {error}") from None
     try:
         if header.error:
-            raise BulkError(f"{address}: {header.error}")
+            raise BulkRefused(f"{address}: {header.error}")
         view = await allocate(header.size)
         if view is None:
             return None

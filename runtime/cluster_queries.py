@@ -109,6 +109,7 @@ async def nodes(head: Head) -> list[dict[str, object]]:
             "metrics_port": node.info.metrics_port,
             "seconds_since_report": round(time.monotonic() - node.last_seen, 1),
             "idle_seconds": round(node.idle_seconds, 1),
+            "object_store_broken": node.store_broken,
         }
         if isinstance(store, pb.StoreInfo):
             entry["object_store"] = {

@@ -47,6 +47,7 @@ class NodeState:
         self.last_seen = time.monotonic()
         self.num_workers = 0
         self.idle_seconds = 0.0
+        self.store_broken = ""  # why its object store takes no new objects, as it reported
         self.pending: list[pb.ResourceDemand] = []
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
         self.drain: NodeDrain | None = None  # set while it is drained: nothing is placed there
@@ -64,6 +65,7 @@ class NodeState:
             pending=self.pending if self.alive else [],
             seconds_since_report=time.monotonic() - self.last_seen,
             idle_seconds=self.idle_seconds if self.alive else 0.0,
+            store_broken=self.store_broken,
         )
         if self.drain is not None:
             self.drain.fill(view)
@@ -151,6 +153,7 @@ class Head(rpc_pb.HeadServicer):
                     node.num_workers = report.num_workers
                     node.pending = list(report.pending)
                     node.idle_seconds = report.idle_seconds
+                    node.store_broken = report.store_broken
                     if report.metrics_port and node.info.metrics_port != report.metrics_port:
                         node.info.metrics_port = report.metrics_port
                         self.write_metrics_targets()

@@ -61,6 +61,7 @@ class HeadLink:
             metrics_port=agent.metrics_port,
             drain=agent.drain.snapshot() if agent.drain is not None else None,
             idle_seconds=self._idle_seconds(),
+            store_broken=agent.store.broken,
         )
 
     def _idle_seconds(self) -> float:

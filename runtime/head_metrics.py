@@ -68,8 +68,15 @@ class HeadMetrics:
             "(0: busy); an autoscaler removes nodes idle long enough.",
             labels=["node"],
         )
+        broken = GaugeMetricFamily(
+            "ember_node_object_store_broken",
+            "1 for each live node whose object store is broken (it takes no new objects; "
+            "ember status says why), 0 for the others.",
+            labels=["node"],
+        )
         for node in alive:
             name = ids.short(node.node_id)
+            broken.add_metric([name], 1 if node.store_broken else 0)
             for resource, value in sorted(resources.to_float(node.total).items()):
                 if resource.startswith("node:"):
                     continue
@@ -79,7 +86,7 @@ class HeadMetrics:
                 )
             workers.add_metric([name], node.num_workers)
             idle.add_metric([name], node.idle_seconds)
-        families += [total, available, workers, idle]
+        families += [total, available, workers, idle, broken]
 
         demand = GaugeMetricFamily(
             "ember_pending_demand",

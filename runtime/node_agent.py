@@ -24,7 +24,7 @@ from ember.runtime.head_link import HeadLink
 from ember.runtime.node_drain import NodeDrainer
 from ember.runtime.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node_metrics import NodeMetrics
-from ember.runtime.object_store import Lost, ObjectStore, StoreFull
+from ember.runtime.object_store import Lost, ObjectStore, StoreBroken, StoreFull
 from ember.runtime.object_transfer import ObjectTransfer
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
@@ -146,9 +146,17 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.head_link = HeadLink(self)
         # Called with the reason when the head declares this node dead: the agent exits.
         self.on_refused: Callable[[str], None] = lambda reason: None
+        store.on_broken = self._store_broke
 
     def describe(self) -> str:
         return f"node {ids.short(self.node_id)} ({self.address})"
+
+    def _store_broke(self, reason: str) -> None:
+        """Said once, to the head (a cluster event, and the node's reports from now on) and in
+        this agent's log; the health check and the metrics read ``store.broken``."""
+        log.error("%s: the object store is broken, it takes no new objects: %s", self.describe(), reason)
+        self.failures.append(f"its object store is broken and takes no new objects: {reason}")
+        self._report_soon()
 
     # ------------------------------------------------------------------ owners
 
@@ -550,6 +558,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             released = self.store.release_idle_memory()
             if released:
                 log.debug("gave %d bytes of idle object store memory back", released)
+            self.store.audit()
             now = time.monotonic()
             idle = [w for w in self.pool.workers.values() if w.state == IDLE]
             spare = len(self.pool.workers) - self.warm_workers
@@ -599,6 +608,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             )
         except StoreFull as full:
             return pb.CreateObjectReply(error=f"{self.describe()}: {full}", store_full=True)
+        except StoreBroken as broken:
+            return pb.CreateObjectReply(error=f"{self.describe()}: {broken}")
         if offset is None:
             return pb.CreateObjectReply(exists=True)
         return pb.CreateObjectReply(offset=offset)
@@ -683,7 +694,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     async def GetStoreInfo(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.StoreInfo:
         info = self.store.info()
-        return pb.StoreInfo(arena=self.store.arena.path, transfer_port=self.transfer.bulk_port, **info)
+        return pb.StoreInfo(
+            arena=self.store.arena.path, transfer_port=self.transfer.bulk_port,
+            broken=self.store.broken, node_id=self.node_id, **info,
+        )
 
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""

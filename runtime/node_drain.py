@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ember.runtime.object_store import CREATING, Entry, Lost
+from ember.runtime.object_store import Lost
 from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.store_entries import CREATING, Entry
 
 if TYPE_CHECKING:
     from ember.runtime.node_agent import LeaseState, NodeAgent, PendingRequest

@@ -89,6 +89,12 @@ class NodeMetrics:
             ("ember_object_store_objects", "objects", "Objects in the node's store."),
         ):
             families.append(GaugeMetricFamily(name, doc, value=store[key]))
+        families.append(GaugeMetricFamily(
+            "ember_object_store_broken",
+            "1 when the node's object store is broken: it takes no new objects (the agent's "
+            "log and ember status say why).",
+            value=1 if agent.store.broken else 0,
+        ))
         families.append(CounterMetricFamily(
             "ember_object_store_spilled_bytes", "Bytes written to disk to make room.",
             value=agent.store.spilled_total,

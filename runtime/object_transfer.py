@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, BinaryIO
 import grpc
 
 from ember.runtime import bulk_transfer
-from ember.runtime.object_store import SPILLED, Entry, Lost, ObjectStore, StoreFull
+from ember.runtime.object_store import Lost, ObjectStore, StoreFull
 from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.store_entries import ON_DISK, Entry
 
 if TYPE_CHECKING:
     from ember.runtime.rpc import Channels
@@ -71,9 +72,9 @@ class ObjectTransfer:
         if port:
             try:
                 return await self._pull_bulk(request, source, port)
+            except bulk_transfer.BulkRefused as refused:
+                raise ConnectionError(str(refused)) from None
             except bulk_transfer.BulkError as error:
-                if "not in the object store" in str(error):
-                    raise ConnectionError(str(error)) from None
                 log.info("bulk pull of %s failed (%s); pulling over gRPC", request.object_id.hex(), error)
         return await self._pull_grpc(request)
 
@@ -91,30 +92,44 @@ class ObjectTransfer:
 
     async def _pull_bulk(self, request: pb.FetchRequest, source: str, port: int) -> pb.ObjectLocation:
         object_id = request.object_id
-        created: list[int] = []
+        created: list[Entry] = []
 
         async def allocate(size: int) -> memoryview | None:
             offset = await self.store.create(object_id, size, request.owner_address, f"pull:{source}")
             if offset is None:
                 return None
-            created.append(offset)
+            created.append(self.store.start_writing(object_id))
             return self.store.arena.view[offset : offset + size]
 
         host = source.rpartition(":")[0]
         try:
             size = await bulk_transfer.pull(f"{host}:{port}", object_id, self.address, allocate)
+            if size is None:  # another path stored it meanwhile
+                location = self._here(object_id)
+                assert location is not None
+                return location
+            return self._sealed(created[0], size)
         except BaseException:
             if created:
-                self.store.free([object_id])
+                self._abandon(created[0])
             raise
-        if size is None:  # another path stored it meanwhile
-            location = self._here(object_id)
-            assert location is not None
-            return location
-        self.store.seal([object_id])
+        finally:
+            if created:
+                self.store.stop_using(created[0])
+
+    def _sealed(self, entry: Entry, size: int) -> pb.ObjectLocation:
+        """A pulled copy is complete: sealed, unless it was freed while it came."""
+        if entry.freed:
+            raise Lost(f"{entry.describe()} was freed while it was pulled to this node")
+        self.store.seal([entry.object_id])
         return pb.ObjectLocation(
-            node_id=self.node_id, node_address=self.address, size=size, offset=created[0]
+            node_id=self.node_id, node_address=self.address, size=size, offset=entry.offset
         )
+
+    def _abandon(self, entry: Entry) -> None:
+        """A copy that did not arrive whole is garbage (if still this one, not a later copy)."""
+        if self.store.entries.get(entry.object_id) is entry:
+            self.store.free([entry.object_id])
 
     async def _pull_grpc(self, request: pb.FetchRequest) -> pb.ObjectLocation:
         object_id = request.object_id
@@ -133,30 +148,33 @@ class ObjectTransfer:
                 assert location is not None
                 call.cancel()
                 return location
-            view = self.store.arena.view
-            position = offset
-            chunk = first
+            entry = self.store.start_writing(object_id)
             try:
+                view = self.store.arena.view
+                position = offset
+                chunk = first
                 while True:
                     data = chunk.data
+                    if position + len(data) > offset + size:
+                        raise ConnectionError(
+                            f"node {source} sent more than the {size} bytes of object {object_id.hex()}"
+                        )
                     view[position : position + len(data)] = data
                     position += len(data)
                     chunk = await call.read()
                     if chunk is grpc.aio.EOF:
                         break
+                if position - offset != size:
+                    raise ConnectionError(
+                        f"node {source} sent {position - offset} of the {size} bytes of "
+                        f"object {object_id.hex()}"
+                    )
+                return self._sealed(entry, size)
             except BaseException:
-                self.store.free([object_id])
+                self._abandon(entry)
                 raise
-            if position - offset != size:
-                self.store.free([object_id])
-                raise ConnectionError(
-                    f"node {source} sent {position - offset} of the {size} bytes of "
-                    f"object {object_id.hex()}"
-                )
-            self.store.seal([object_id])
-            return pb.ObjectLocation(
-                node_id=self.node_id, node_address=self.address, size=size, offset=offset
-            )
+            finally:
+                self.store.stop_using(entry)
         except grpc.aio.AioRpcError as error:
             detail = error.details() or error.code().name
             raise ConnectionError(f"pulling object {object_id.hex()} from node {source} failed: {detail}") from None
@@ -175,44 +193,58 @@ class ObjectTransfer:
                 yield pb.ObjectChunk(size=entry.size if first else 0, data=data)
                 first = False
         finally:
-            self.store.stop_reading(entry)
+            self.store.stop_using(entry)
 
     async def receive(self, chunks: AsyncIterator[pb.ObjectChunk]) -> pb.PushReply:
         """PushObject: a driver on no node stores a value here."""
         first = None
-        object_id = b""
-        offset = position = 0
+        entry: Entry | None = None
+        position = end = 0
         try:
             async for chunk in chunks:
                 if first is None:
                     first = chunk
-                    object_id = chunk.object_id
                     created = await self.store.create(
-                        object_id, chunk.size, chunk.owner_address, chunk.owner_address
+                        chunk.object_id, chunk.size, chunk.owner_address, chunk.owner_address
                     )
                     if created is None:
-                        self._add_copies(object_id, chunk.copies)
-                        here = self._here(object_id)
+                        self._add_copies(chunk.object_id, chunk.copies)
+                        here = self._here(chunk.object_id)
                         if here is not None:
                             here.owner_address = chunk.owner_address
                         return pb.PushReply(location=here)
-                    offset = position = created
+                    entry = self.store.start_writing(chunk.object_id)
+                    position, end = created, created + chunk.size
                 data = chunk.data
+                if position + len(data) > end:
+                    self._abandon(entry)  # type: ignore[arg-type]
+                    return pb.PushReply(error=f"more than the {first.size} bytes announced arrived")
                 self.store.arena.view[position : position + len(data)] = data
                 position += len(data)
+            if first is None or entry is None:
+                return pb.PushReply(error="an empty push")
+            if position != end:
+                self._abandon(entry)
+                return pb.PushReply(error=f"{first.size - (end - position)} of {first.size} bytes arrived")
+            if entry.freed:
+                return pb.PushReply(error=f"{entry.describe()} was freed while it arrived")
+            self.store.seal([entry.object_id])
+            self._add_copies(entry.object_id, first.copies)
+            location = self._here(entry.object_id)
+            assert location is not None
+            location.owner_address = first.owner_address
+            return pb.PushReply(location=location)
         except StoreFull as full:
             return pb.PushReply(error=str(full), store_full=True)
-        if first is None:
-            return pb.PushReply(error="an empty push")
-        if position - offset != first.size:
-            self.store.free([object_id])
-            return pb.PushReply(error=f"{position - offset} of {first.size} bytes arrived")
-        self.store.seal([object_id])
-        self._add_copies(object_id, first.copies)
-        location = self._here(object_id)
-        assert location is not None
-        location.owner_address = first.owner_address
-        return pb.PushReply(location=location)
+        except Lost as lost:
+            return pb.PushReply(error=str(lost))
+        except BaseException:
+            if entry is not None:
+                self._abandon(entry)  # the sender went away half way
+            raise
+        finally:
+            if entry is not None:
+                self.store.stop_using(entry)
 
     def _add_copies(self, object_id: bytes, copies: Iterable[str]) -> None:
         """A pushed object is the first copy now: it frees the others with itself."""
@@ -229,7 +261,7 @@ class ObjectTransfer:
     async def push(self, entry: Entry, target: str, copies: list[str]) -> pb.PushReply:
         """Copy an object held here into the store of the node agent at ``target``; the copy
         there frees ``copies`` with itself. Read from memory, or from disk when spilled."""
-        if entry.state == SPILLED:
+        if entry.state in ON_DISK:
             try:
                 # Opened now: if the object is restored or freed meanwhile, the open file still
                 # holds its bytes.
@@ -265,7 +297,7 @@ class ObjectTransfer:
             return pb.PushReply(error=f"node {target} did not take it: {detail}")
         finally:
             if reading is not None:
-                self.store.stop_reading(reading)
+                self.store.stop_using(reading)
             if spilled is not None:
                 spilled.close()
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ember.runtime.store_client")
 
 CHUNK = 8 << 20
+RESTORE_TRIES = 3  # answers from the agent a read trusts before it calls the object lost
 
 
 class StoreClient:
@@ -186,17 +187,20 @@ class StoreClient:
         if shm_object.holds(view, object_id):
             return shm_object.load(view, object_id)
         # Spilled (and maybe restored elsewhere in the arena) since the location was made.
-        del view
-        reply = self.io.run(self._restore(object_id))
-        if reply.lost_reason:
-            raise ObjectLostError(f"object {object_id.hex()} is lost: {reply.lost_reason}")
-        view = arena.pinned_view(reply.offset, location.size)
-        try:
-            return shm_object.load(view, object_id)
-        except shm_object.ObjectMissing:
-            raise ObjectLostError(
-                f"object {object_id.hex()} is lost: the store no longer holds it"
-            ) from None
+        # Between the agent's answer and the pin it may be spilled again to make room for
+        # another object: then it is asked for again.
+        for _ in range(RESTORE_TRIES):
+            del view
+            reply = self.io.run(self._restore(object_id))
+            if reply.lost_reason:
+                raise ObjectLostError(f"object {object_id.hex()} is lost: {reply.lost_reason}")
+            view = arena.pinned_view(reply.offset, location.size)
+            if shm_object.holds(view, object_id):
+                return shm_object.load(view, object_id)
+        raise ObjectLostError(
+            f"object {object_id.hex()} is lost: the store said where it is {RESTORE_TRIES} times, "
+            f"and it was not there"
+        )
 
     def _pull_into_memory(self, object_id: bytes, location: pb.ObjectLocation) -> Any:
         image = self.io.run(self._pull(object_id, location))

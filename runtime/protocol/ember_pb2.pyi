@@ -504,7 +504,7 @@ class PushReply(_message.Message):
     def __init__(self, location: _Optional[_Union[ObjectLocation, _Mapping]] = ..., error: _Optional[str] = ..., store_full: _Optional[bool] = ...) -> None: ...
 
 class StoreInfo(_message.Message):
-    __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled", "transfer_port")
+    __slots__ = ("arena", "capacity", "used", "spilled", "restored", "objects", "created", "recycled", "transfer_port", "broken", "node_id")
     ARENA_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     USED_FIELD_NUMBER: _ClassVar[int]
@@ -514,6 +514,8 @@ class StoreInfo(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     RECYCLED_FIELD_NUMBER: _ClassVar[int]
     TRANSFER_PORT_FIELD_NUMBER: _ClassVar[int]
+    BROKEN_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
     arena: str
     capacity: int
     used: int
@@ -523,7 +525,9 @@ class StoreInfo(_message.Message):
     created: int
     recycled: int
     transfer_port: int
-    def __init__(self, arena: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ..., restored: _Optional[int] = ..., objects: _Optional[int] = ..., created: _Optional[int] = ..., recycled: _Optional[int] = ..., transfer_port: _Optional[int] = ...) -> None: ...
+    broken: str
+    node_id: bytes
+    def __init__(self, arena: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ..., restored: _Optional[int] = ..., objects: _Optional[int] = ..., created: _Optional[int] = ..., recycled: _Optional[int] = ..., transfer_port: _Optional[int] = ..., broken: _Optional[str] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class BulkRequest(_message.Message):
     __slots__ = ("token", "object_id", "requester")
@@ -819,7 +823,7 @@ class NodeInfo(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -829,6 +833,7 @@ class NodeReport(_message.Message):
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STORE_BROKEN_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -838,7 +843,8 @@ class NodeReport(_message.Message):
     metrics_port: int
     drain: DrainProgress
     idle_seconds: float
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ...) -> None: ...
+    store_broken: str
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ...) -> None: ...
 
 class DrainProgress(_message.Message):
     __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")
@@ -947,7 +953,7 @@ class HeadToDriver(_message.Message):
     def __init__(self, job_id: _Optional[bytes] = ...) -> None: ...
 
 class NodeView(_message.Message):
-    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report", "idle_seconds", "drain_state", "drain")
+    __slots__ = ("info", "available", "alive", "num_workers", "death_cause", "pending", "seconds_since_report", "idle_seconds", "store_broken", "drain_state", "drain")
     INFO_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
@@ -956,6 +962,7 @@ class NodeView(_message.Message):
     PENDING_FIELD_NUMBER: _ClassVar[int]
     SECONDS_SINCE_REPORT_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    STORE_BROKEN_FIELD_NUMBER: _ClassVar[int]
     DRAIN_STATE_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     info: NodeInfo
@@ -966,9 +973,10 @@ class NodeView(_message.Message):
     pending: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     seconds_since_report: float
     idle_seconds: float
+    store_broken: str
     drain_state: NodeDrainState
     drain: DrainProgress
-    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ..., idle_seconds: _Optional[float] = ..., drain_state: _Optional[_Union[NodeDrainState, str]] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
+    def __init__(self, info: _Optional[_Union[NodeInfo, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., alive: _Optional[bool] = ..., num_workers: _Optional[int] = ..., death_cause: _Optional[str] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., seconds_since_report: _Optional[float] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ..., drain_state: _Optional[_Union[NodeDrainState, str]] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ...) -> None: ...
 
 class ClusterEvent(_message.Message):
     __slots__ = ("time", "message")

@@ -1,20 +1,24 @@
 """``ember health``, a container's health check: 0 while what ``ember start`` runs here answers,
-1 (saying which) when a node is wedged, gone or was never started."""
+1 (saying which) when a node is wedged, gone, was never started, or its object store broke."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ember.runtime import auth
-from tests.conftest import wait_until_gone
+from tests.conftest import run_driver, wait_until_gone
 
 
 def ember_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -86,3 +90,90 @@ def test_health_follows_the_head_and_node_agents_started_here(env: dict[str, str
     assert records(env) == []
     assert ember_cli("health", env=env).returncode == 1
     assert wait_until_gone(head_session) == []
+
+
+def _metric(url: str, name: str) -> dict[str, float]:
+    """The samples of one metric at a Prometheus endpoint, by their label text."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    found = {}
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            labels, _, value = line[len(name):].rpartition(" ")
+            found[labels.strip()] = float(value)
+    return found
+
+
+def test_a_node_whose_object_store_broke_is_unhealthy_and_says_why(env: dict[str, str]) -> None:
+    """The arena file of a node's store deleted under it (new workers could no longer map it):
+    the agent's own check notices; ``ember health`` fails naming the node and why, ``ember
+    status`` lists it as unhealthy, both metrics endpoints say so, and the store refuses new
+    objects with that reason instead of failing obscurely."""
+    head = ember_cli("start", "--head", "--port", "0", "--num-cpus", "1", "--dashboard-port", "-1",
+                     env=env)
+    assert head.returncode == 0, head.stderr
+    address = str(records(env)[0]["address"])
+    worker = ember_cli("start", "--address", address, "--num-cpus", "1", env=env)
+    assert worker.returncode == 0, worker.stderr
+    assert ember_cli("health", env=env).returncode == 0
+
+    worker_record = next(r for r in records(env) if not r["address"])
+    agent = str(worker_record["agent_address"])
+    session = os.path.basename(str(worker_record["session_dir"]))
+    arenas = glob.glob(f"/dev/shm/ember-{session}-*/arena")
+    assert len(arenas) == 1, arenas
+    os.unlink(arenas[0])
+
+    for _ in range(60):  # the agent checks its store every second or so
+        health = ember_cli("health", env=env)
+        if health.returncode:
+            break
+        time.sleep(0.5)
+    assert health.returncode == 1, health.stdout
+    unhealthy = [line for line in health.stderr.splitlines() if line.startswith("unhealthy:")]
+    assert len(unhealthy) == 1, health.stderr
+    assert re.fullmatch(
+        rf"unhealthy: node [0-9a-f]+ \(node agent {re.escape(agent)}\): its object store is broken "
+        rf"and takes no new objects: the arena file {re.escape(arenas[0])} was deleted: new "
+        rf"processes cannot map it",
+        unhealthy[0],
+    ), unhealthy[0]
+    node = unhealthy[0].split()[2]
+    assert "answers (2 nodes alive)" in health.stdout  # the head, and the other node, are fine
+
+    for _ in range(60):  # the agent's next report carries it to the head
+        status = ember_cli("status", "--address", address.removeprefix("ember://"), env=env)
+        if "Unhealthy:" in status.stdout:
+            break
+        time.sleep(0.5)
+    assert status.returncode == 0, status.stderr
+    text = status.stdout
+    healthy_part, _, rest = text.partition("Unhealthy:")
+    assert f"node_{node}" not in healthy_part and f"node_{node} {agent}  object store broken" in rest
+    assert "was deleted: new processes cannot map it" in rest.partition("Dead:")[0]
+    assert re.search(rf"node {node} \({re.escape(agent)}\): its object store is broken", text)
+
+    urls = dict(re.findall(r"^ (head|node_[0-9a-f]+) +(http://\S+)$", text, re.MULTILINE))
+    assert _metric(urls[f"node_{node}"], "ember_object_store_broken") == {"": 1.0}
+    on_head = _metric(urls["head"], "ember_node_object_store_broken")
+    assert on_head[f'{{node="{node}"}}'] == 1.0 and sorted(on_head.values()) == [0.0, 1.0]
+
+    # Asked for room, the broken store says why, naming the node.
+    reply = run_driver(
+        "import asyncio, os, sys\n"
+        "from ember.runtime import auth, rpc\n"
+        "from ember.runtime.protocol import ember_pb2 as pb\n"
+        "auth.set_token(os.environ['EMBER_TOKEN'])\n"
+        "async def ask():\n"
+        "    channels = rpc.Channels()\n"
+        "    try:\n"
+        "        return await channels.node_agent(sys.argv[1]).CreateObject(pb.CreateObjectRequest(\n"
+        "            object_id=b'x' * 20, size=1 << 20, owner_address='o', creator='c'), timeout=10)\n"
+        "    finally:\n"
+        "        await channels.close()\n"
+        "print(asyncio.run(ask()).error)\n",
+        agent, env=env,
+    )
+    assert reply.returncode == 0, reply.stderr
+    assert reply.stdout.startswith(f"node {node} ({agent}): the object store is broken (the arena file")
+    assert reply.stdout.rstrip().endswith("it takes no new objects; restart the node")

@@ -3,6 +3,8 @@ fit in a small store, spilling and restoring, and a store that cannot make room.
 
 from __future__ import annotations
 
+import glob
+import os
 import time
 
 import numpy as np
@@ -66,3 +68,37 @@ def test_store_full_of_pinned_objects_raises(small_store):
 def test_object_bigger_than_the_store_raises(small_store):
     with pytest.raises(ObjectStoreFullError, match="larger than the whole object store"):
         ember.put(np.zeros(400 * MB // 8))
+
+
+@ember.remote
+def fill(n, value):
+    return np.full(n, value, dtype=np.float64)
+
+
+def test_frees_that_meet_spills_leave_the_store_sound():
+    """The issue's failure on real processes: a task's result needs room, so the agent spills
+    the oldest object, and its owner drops that very object while it is being copied out (each
+    round drops it a little later). Every later put and get still works, the store is not
+    broken, and nothing is left on disk."""
+    ctx = ember.init(num_cpus=2, object_store_memory=330 * MB)
+    try:
+        n = 100 * MB // 8
+        for round_ in range(12):
+            oldest = ember.put(np.full(n, 1.0))
+            others = [ember.put(np.full(n, 2.0)), ember.put(np.full(n, 3.0))]
+            result = fill.remote(n, float(round_))  # its result spills the oldest
+            time.sleep(0.015 * round_)
+            del oldest
+            assert ember.get(result)[0] == float(round_)
+            assert [ember.get(ref)[0] for ref in others] == [2.0, 3.0]  # restored if spilled
+            del result, others
+        info = _store_info()
+        assert info.broken == ""
+        spill = glob.glob(os.path.join(ctx.session_dir, "spill", "*"))
+        deadline = time.monotonic() + 10
+        while (_store_info().used or any(os.listdir(d) for d in spill)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the last frees are on their way
+        assert [f for d in spill for f in os.listdir(d)] == []
+        assert _store_info().used == 0
+    finally:
+        ember.shutdown()

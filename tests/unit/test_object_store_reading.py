@@ -26,7 +26,7 @@ def test_a_reader_waits_for_the_seal(tmp_path: Path) -> None:
             asyncio.get_running_loop().call_later(0.05, store.seal, [object_id])
             entry = await store.start_reading_sealed(object_id, timeout=5)
             assert entry.size >= 1000 and entry.readers == 1  # sizes round up to pages
-            store.stop_reading(entry)
+            store.stop_using(entry)
         finally:
             store.close()
 
