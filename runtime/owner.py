@@ -254,6 +254,8 @@ class Owner:
 
     def _rebuild(self, ref: ObjectRef, lost: ObjectLostError, timeout: float | None) -> Any:
         """Every copy of the object is gone: run the task that made it again, if it may be."""
+        if self.lost:
+            raise RuntimeConnectionError(self.lost)  # and nothing runs again for this job
         task = self.lineage.get(ref.task_id())
         if task is None:
             what = "it was put, not computed" if ref._id[:16] == self._put_task else (
@@ -550,9 +552,12 @@ class Owner:
 
     def cluster_lost(self, why: str) -> None:
         """The cluster this driver's job ran on is gone: every call from now on, and every
-        ``get`` waiting now, raises ``why`` instead of waiting for what will never come."""
+        ``get`` waiting now, raises ``why`` instead of waiting for what will never come.
+        (I/O thread.) The job's leases go back: nothing will use its workers again, and a
+        lease stream redialed over and over would only keep them."""
         self.lost = why
         self.store.release_waiters()
+        self.submitter.shutdown()
 
     def _escape(self, refs: list[ObjectRef]) -> None:
         for ref in refs:
