@@ -292,7 +292,10 @@ def available_resources() -> dict[str, float]:
 
 
 def nodes() -> list[dict[str, Any]]:
-    """One dict per node, with Ray's keys."""
+    """One dict per node, with Ray's keys and meanings: the address peers dial in
+    ``NodeManagerAddress``, the machine's name (in Kubernetes the pod's, as ``kubectl get
+    pods`` shows it) in ``NodeManagerHostname``, and in ``NodeName`` the address, which is
+    Ray's default node name."""
     result = []
     for node in _view().nodes:
         info = node.info
@@ -302,7 +305,7 @@ def nodes() -> list[dict[str, Any]]:
                 "NodeID": info.node_id.hex(),
                 "Alive": node.alive,
                 "NodeManagerAddress": info.host,
-                "NodeManagerHostname": info.host,
+                "NodeManagerHostname": info.hostname or info.host,
                 "NodeManagerPort": int(port) if port.isdigit() else 0,
                 "NodeName": info.host,
                 "Resources": dict(info.total.quantities),

@@ -139,46 +139,49 @@ def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHand
 # ---------------------------------------------------------------------- gRPC, client side
 
 
-def _with_token(details: aio.ClientCallDetails, value: str) -> aio.ClientCallDetails:
-    metadata = list(details.metadata or ())
-    metadata.append((METADATA_KEY, f"Bearer {value}"))
-    return aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
-    )
+class TokenChannel:
+    """A channel whose every call carries the token in its metadata.
+
+    Not a client interceptor: grpc.aio sends an intercepted streaming call's messages through a
+    queue and an async generator of its own, read by a task of its own; when the peer goes away
+    first (a head restarting) nothing ends that task. It is destroyed pending with the call, and
+    asyncio prints "Task was destroyed but it is pending!" and "aclose(): asynchronous generator
+    is already running" into the program's output (grpc/grpc#26805). Metadata given with each
+    call needs none of that machinery, and costs no task per call.
+    """
+
+    def __init__(self, channel: aio.Channel, value: str) -> None:
+        self._channel = channel
+        self._metadata = ((METADATA_KEY, f"Bearer {value}"),)
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return _WithToken(self._channel.unary_unary(*args, **kwargs), self._metadata)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return _WithToken(self._channel.unary_stream(*args, **kwargs), self._metadata)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return _WithToken(self._channel.stream_unary(*args, **kwargs), self._metadata)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return _WithToken(self._channel.stream_stream(*args, **kwargs), self._metadata)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)  # close(), get_state(), channel_ready(), ...
 
 
-class _AddToken:
-    def __init__(self, value: str) -> None:
-        self.value = value
+class _WithToken:
+    __slots__ = ("_call", "_metadata")
+
+    def __init__(self, call: Any, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._call = call
+        self._metadata = metadata
+
+    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        return self._call(*args, metadata=self._metadata + tuple(metadata or ()), **kwargs)
 
 
-class AddTokenUnaryUnary(_AddToken, aio.UnaryUnaryClientInterceptor):
-    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_token(details, self.value), request)
-
-
-class AddTokenUnaryStream(_AddToken, aio.UnaryStreamClientInterceptor):
-    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
-        return await continuation(_with_token(details, self.value), request)
-
-
-class AddTokenStreamUnary(_AddToken, aio.StreamUnaryClientInterceptor):
-    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(_with_token(details, self.value), requests)
-
-
-class AddTokenStreamStream(_AddToken, aio.StreamStreamClientInterceptor):
-    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
-        return await continuation(_with_token(details, self.value), requests)
-
-
-def client_interceptors() -> list[aio.ClientInterceptor]:
+def with_token(channel: aio.Channel) -> Any:
+    """``channel``, its calls carrying this process's token (as it is, with none)."""
     value = token()
-    if not value:
-        return []
-    return [
-        AddTokenUnaryUnary(value),
-        AddTokenUnaryStream(value),
-        AddTokenStreamUnary(value),
-        AddTokenStreamStream(value),
-    ]
+    return TokenChannel(channel, value) if value else channel

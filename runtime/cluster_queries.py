@@ -100,6 +100,7 @@ async def nodes(head: Head) -> list[dict[str, object]]:
             "name": _node_name(node),
             "address": node.info.address,
             "host": node.info.host,
+            "hostname": node.info.hostname,
             "alive": node.alive,
             "death_cause": node.death_cause,
             "workers": node.num_workers,

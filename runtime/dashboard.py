@@ -19,9 +19,10 @@ import hmac
 import http.server
 import json
 import logging
+import os
 import threading
 import urllib.parse
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from importlib import resources as package_files
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,17 @@ log = logging.getLogger("ember.runtime.dashboard")
 
 COOKIE = "ember_session"
 ANSWER_TIMEOUT = 15.0
+
+
+def reached_from_outside(port: int, environ: Mapping[str, str] = os.environ) -> str:
+    """How to open the dashboard from outside the cluster, when this head runs in a Kubernetes
+    pod (every container there has ``KUBERNETES_SERVICE_HOST``): through the head Service. The
+    operator names that Service as it names the head pod (``<cluster>-head``, the pod's
+    ``POD_NAME``); "" outside Kubernetes."""
+    if not environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    service = environ.get("POD_NAME") or "<cluster>-head"
+    return f"from outside the cluster, through the head Service: kubectl port-forward svc/{service} {port}"
 
 
 def session_cookie(token: str) -> str:

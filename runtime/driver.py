@@ -148,7 +148,7 @@ class DriverConnection:
                 f"cannot reach the ember head at {self.head_address}: {_why(error)}"
             ) from None
         self._session = call
-        self._session_watch = asyncio.ensure_future(self._watch_session(call))
+        self._session_watch = asyncio.ensure_future(self._watch_session(call, first.job_id))
         node = await self._find_local_node(head, local_agent)
         return address, first.job_id, node.address, node
 
@@ -179,21 +179,27 @@ class DriverConnection:
                 )
             await asyncio.sleep(0.05)
 
-    async def _watch_session(self, call: grpc.aio.UnaryStreamCall) -> None:
+    async def _watch_session(self, call: grpc.aio.UnaryStreamCall, job_id: bytes) -> None:
+        """Wait for the session with the head to end; said once, and every call says it after.
+
+        The job does not outlive its head: a restarted head knows nothing of it (only detached
+        actors are taken back, with a state directory), so the driver does not re-join."""
         try:
             while (await call.read()) is not grpc.aio.EOF:
                 pass
+            reason = "it closed the session"
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.CANCELLED:
                 return
+            reason = _why(error)
         except asyncio.CancelledError:
             return
         why = (
-            f"lost the connection to the ember head at {self.head_address}: it stopped or "
-            f"restarted, and this driver's job ended with it; call ember.shutdown(), then "
-            f"ember.init() to start a new job"
+            f"lost the head at {self.head_address} ({reason}): it stopped or restarted, and this "
+            f"driver's job ended with it; call ember.shutdown(), then ember.init() to start a "
+            f"new job"
         )
-        log.error(why)
+        log.warning("driver pid %d (job %s): %s", os.getpid(), job_id.hex(), why)
         if self.owner is not None:
             self.owner.cluster_lost(why)
 

@@ -40,6 +40,8 @@ class HeadLink:
         self._report_event = asyncio.Event()
         self._idle_since: float | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
+        self._joined = False  # registered with a head at least once
+        self._away_since: float | None = None  # since when no session with the head works
 
     def report_soon(self) -> None:
         if not self._report_pending:
@@ -103,6 +105,8 @@ class HeadLink:
         while not agent.stopping:
             call = agent.channels.head(agent.head_address).NodeSession()
             self._call = call
+            reader: asyncio.Future[str] | None = None
+            why = ""
             try:
                 await asyncio.wait_for(
                     call.write(pb.NodeMessage(register=agent.node_info(os.getpid()))), WRITE_TIMEOUT
@@ -124,20 +128,48 @@ class HeadLink:
                         await asyncio.wait_for(
                             call.write(pb.NodeMessage(report=self.report())), WRITE_TIMEOUT
                         )
+                why = reader.result()
                 failures = 0 if registered.is_set() else failures
             except grpc.aio.AioRpcError as error:
                 if self._unauthenticated(error):
                     return
-                log.warning("session with head %s failed: %s", agent.head_address, error.code().name)
+                why = _why(error)
+            except asyncio.InvalidStateError:
+                # A write raced the end of the call: its status says why it ended.
+                why = await _ended(call)
             except TimeoutError:
-                log.warning(
-                    "%s: head %s took no message in %.0fs; connecting again",
-                    agent.describe(), agent.head_address, WRITE_TIMEOUT,
-                )
+                why = f"it took no message in {WRITE_TIMEOUT:.0f}s"
             finally:
                 call.cancel()
+                if reader is not None:
+                    reader.cancel()
+                    await asyncio.wait([reader])
+            if agent.stopping:
+                return
+            self._session_ended(why)
             failures += 1
             await asyncio.sleep(min(0.1 * 2**failures, 5.0))
+
+    def _session_ended(self, why: str) -> None:
+        """Say once that the head is away, however many tries it takes to reach it again."""
+        agent = self.agent
+        if self._away_since is not None:
+            log.debug("%s: the head at %s is still away: %s", agent.describe(), agent.head_address, why)
+            return
+        self._away_since = time.monotonic()
+        what = "lost the head" if self._joined else "cannot reach the head"
+        log.warning("%s: %s at %s (%s); retrying", agent.describe(), what, agent.head_address, why)
+
+    def _registered(self) -> None:
+        agent = self.agent
+        if self._away_since is not None:
+            log.info(
+                "%s: %s the head at %s after %.1fs", agent.describe(),
+                "re-joined" if self._joined else "joined", agent.head_address,
+                time.monotonic() - self._away_since,
+            )
+        self._away_since = None
+        self._joined = True
 
     def _unauthenticated(self, error: grpc.aio.AioRpcError) -> bool:
         """A refused token is not something a retry mends: say so, and stop the agent."""
@@ -159,16 +191,18 @@ class HeadLink:
         except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError):
             pass
 
-    async def _read(self, call: grpc.aio.StreamStreamCall, registered: asyncio.Event) -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall, registered: asyncio.Event) -> str:
+        """Take the head's orders until the session ends; returns why it ended."""
         agent = self.agent
         try:
             while True:
                 message = await call.read()
                 if message is grpc.aio.EOF:
-                    return
+                    return "it closed the session"
                 kind = message.WhichOneof("kind")
                 if kind == "registered":
                     registered.set()
+                    self._registered()
                     self._report_event.set()
                 elif kind == "job_finished":
                     agent.job_finished(message.job_finished)
@@ -184,6 +218,19 @@ class HeadLink:
                     )
                     agent.stopping = True
                     agent.on_refused(message.refused)
-                    return
+                    return f"it refused this node: {message.refused}"
         except grpc.aio.AioRpcError as error:
             self._unauthenticated(error)
+            return _why(error)
+
+
+def _why(error: grpc.aio.AioRpcError) -> str:
+    details = error.details()
+    return f"{error.code().name}: {details}" if details else error.code().name
+
+
+async def _ended(call: grpc.aio.StreamStreamCall) -> str:
+    """Why a call that has ended did."""
+    code = await call.code()
+    details = await call.details()
+    return f"{code.name}: {details}" if details else str(code.name)

@@ -9,12 +9,12 @@ import os
 import signal
 
 from ember.runtime import auth, rpc, session
-from ember.runtime.dashboard import Dashboard
+from ember.runtime.dashboard import Dashboard, reached_from_outside
 from ember.runtime.head import Head
 from ember.runtime.head_metrics import HeadMetrics
 from ember.runtime.head_state import HeadState
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
-from ember.runtime.listen_address import bind_host
+from ember.runtime.listen_address import bind_host, host_port, open_host
 from ember.runtime.metrics_server import MetricsServer
 from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.relay import Relay
@@ -76,8 +76,10 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     if args.dashboard_port >= 0:
         try:
             port = dashboard.start(args.dashboard_host, args.dashboard_port)
-            head.dashboard_address = f"{args.dashboard_host}:{port}"
-            log.info("dashboard at http://%s", head.dashboard_address)
+            # Drivers print it too: an address a user can open, not the one bound.
+            head.dashboard_address = host_port(open_host(args.dashboard_host, args.host), port)
+            outside = reached_from_outside(port)
+            log.info("dashboard at http://%s%s", head.dashboard_address, f"; {outside}" if outside else "")
         except OSError as error:
             log.error("dashboard: cannot listen on %s:%d: %s", args.dashboard_host, args.dashboard_port, error)
     session.announce_ready(ready_fd, address)

@@ -79,7 +79,8 @@ class LeaseClient:
             except asyncio.CancelledError:
                 call.cancel()
                 raise
-            except grpc.aio.AioRpcError as error:
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as error:
+                # (InvalidStateError: a write raced the end of the stream.)
                 log.debug("lease stream to node agent %s failed: %s", self.address, error)
             reader.cancel()
             call.cancel()

@@ -32,6 +32,17 @@ def bind_host(advertised: str) -> str:
     return ANY_IPV6 if address.version == 6 else ANY_IPV4
 
 
+def open_host(bound: str, advertised: str) -> str:
+    """The host users open a server bound to ``bound`` at: that one, or, for a server bound to
+    every interface (``0.0.0.0`` opens nothing), the host this node advertises (in a pod its IP),
+    else the machine's name."""
+    if bound.strip("[]") not in (ANY_IPV4, ANY_IPV6, ""):
+        return bound
+    if advertised.strip("[]") not in (ANY_IPV4, ANY_IPV6, ""):
+        return advertised
+    return socket.gethostname()
+
+
 def host_port(host: str, port: int) -> str:
     """``host:port``, with an IPv6 host in brackets (as gRPC and URLs want it)."""
     return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -119,6 +120,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.store = store
         self.transfer = ObjectTransfer(store, rpc.Channels(), node_id)
         self.host = host
+        self.hostname = socket.gethostname()  # the pod's name in Kubernetes
         self.total = dict(total)
         self.available = dict(total)
         self.pool = pool
@@ -589,6 +591,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             node_id=self.node_id,
             address=self.address,
             host=self.host,
+            hostname=self.hostname,
             total=pb.ResourceSet(quantities=resources.to_float(self.total)),
             labels=self.labels,
             pid=pid,

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from typing import TYPE_CHECKING, BinaryIO
 
 import grpc
 
-from ember.runtime import bulk_transfer
+from ember.runtime import bulk_transfer, rpc
 from ember.runtime.object_store import Lost, ObjectStore, StoreFull
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.store_entries import ON_DISK, Entry
@@ -275,7 +275,7 @@ class ObjectTransfer:
             reading = self.store.start_reading(entry.object_id)  # not spilled while we read
             source = _arena_chunks(self.store, reading)
 
-        async def chunks() -> AsyncIterator[pb.ObjectChunk]:
+        async def chunks() -> AsyncGenerator[pb.ObjectChunk, None]:
             first = True
             async for data in source:
                 if first:
@@ -291,7 +291,7 @@ class ObjectTransfer:
                     yield pb.ObjectChunk(data=data)
 
         try:
-            return await self.channels.node_agent(target).PushObject(chunks(), timeout=600)
+            return await rpc.send_all(self.channels.node_agent(target).PushObject(timeout=600), chunks())
         except grpc.aio.AioRpcError as error:
             detail = error.details() or error.code().name
             return pb.PushReply(error=f"node {target} did not take it: {detail}")

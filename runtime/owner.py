@@ -246,20 +246,29 @@ class Owner:
             self._wait_present(missing, len(missing), timeout, raise_on_timeout=True)
         values = []
         for ref in refs:
+            value = store.get(ref._id)
             try:
-                values.append(self._deserialize(store.get(ref._id), ref))
+                values.append(self._deserialize(value, ref))
             except ObjectLostError as lost:
+                if value is not None and value.kind != VALUE:
+                    # The task failed, with an object it read lost (its message says so and
+                    # why): its result is that error, not a copy gone missing here.
+                    raise
                 values.append(self._rebuild(ref, lost, timeout))
         return values
 
     def _rebuild(self, ref: ObjectRef, lost: ObjectLostError, timeout: float | None) -> Any:
         """Every copy of the object is gone: run the task that made it again, if it may be."""
+        if self.lost:
+            raise RuntimeConnectionError(self.lost)  # and nothing runs again for this job
         task = self.lineage.get(ref.task_id())
         if task is None:
-            what = "it was put, not computed" if ref._id[:16] == self._put_task else (
-                "the task that made it cannot be retried (max_retries=0), or this process "
-                "does not own it"
-            )
+            if ref._owner_address != self.address:
+                what = f"this process borrows it from its owner at {ref._owner_address}"
+            elif ref._id[:16] == self._put_task:
+                what = "it was put, not computed"
+            else:
+                what = "the task that made it may not run again (max_retries=0, or an actor method)"
             raise ObjectLostError(f"{lost}; it cannot be rebuilt: {what}") from None
         if not self.io.run(self._resubmit(task, str(lost))):
             raise ObjectLostError(
@@ -550,9 +559,12 @@ class Owner:
 
     def cluster_lost(self, why: str) -> None:
         """The cluster this driver's job ran on is gone: every call from now on, and every
-        ``get`` waiting now, raises ``why`` instead of waiting for what will never come."""
+        ``get`` waiting now, raises ``why`` instead of waiting for what will never come.
+        (I/O thread.) The job's leases go back: nothing will use its workers again, and a
+        lease stream redialed over and over would only keep them."""
         self.lost = why
         self.store.release_waiters()
+        self.submitter.shutdown()
 
     def _escape(self, refs: list[ObjectRef]) -> None:
         for ref in refs:

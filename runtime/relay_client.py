@@ -39,6 +39,8 @@ CHUNK = 4 << 20
 # Tunnels carry objects: let a stream have several chunks in flight, not HTTP/2's 64 KiB.
 TUNNEL_OPTIONS = [("grpc.http2.lookahead_bytes", 4 * CHUNK)]
 CONNECT_TIMEOUT = 15.0
+# How a stream ends when the head goes away (or this driver closes it).
+_HEAD_GONE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 class HeadRelay:
@@ -53,7 +55,7 @@ class HeadRelay:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._channel: grpc.aio.Channel | None = None
+        self._channel: Any = None  # a channel carrying the token (rpc.open_channel)
         self._reverse: Any = None
 
     async def start(self) -> str:
@@ -118,8 +120,8 @@ class HeadRelay:
                 if event.incoming:
                     self._spawn(self._accept(event.incoming))
         except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                log.info("the head at %s stopped listening for this driver: %s", self.head_address, _why(error))
+            level = logging.DEBUG if error.code() in _HEAD_GONE else logging.WARNING
+            log.log(level, "the head at %s stopped listening for this driver: %s", self.head_address, _why(error))
 
     async def _accept(self, connection_id: bytes) -> None:
         try:
@@ -150,9 +152,12 @@ class HeadRelay:
                     break
                 writer.write(chunk.data)
                 await writer.drain()
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                log.warning("%s through the head at %s ended: %s", what, self.head_address, _why(error))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+            # Not a warning: the call or channel that used the tunnel fails and says so, and
+            # when the head goes away every tunnel ends at once (the driver's session with it
+            # says that, once). A head refusing a tunnel says why in its own log.
+            log.debug("%s through the head at %s ended: %s: %s", what, self.head_address,
+                      (await call.code()).name, await call.details())
         except (ConnectionError, OSError):
             pass
         finally:

@@ -7,8 +7,9 @@ inline until the object store takes them), peers must notice a vanished process 
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -114,11 +115,10 @@ def bind_unix(srv: aio.Server, path: str) -> None:
         srv.add_insecure_port(target)
 
 
-def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> aio.Channel:
-    """A channel that presents the cluster token, over TLS when it is configured; ``extra``
-    options go with the common ones."""
+def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> Any:
+    """A channel whose calls present the cluster token, over TLS when it is configured;
+    ``extra`` options go with the common ones."""
     config = tls.current()
-    interceptors = auth.client_interceptors()
     target = address
     routed = peer_route.local_socket(address)
     if routed is not None:
@@ -131,22 +131,42 @@ def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> ai
         options = common + config.channel_options()
         if routed is not None and not config.server_name:
             options.append(("grpc.ssl_target_name_override", address.rpartition(":")[0]))
-        return aio.secure_channel(
-            target, config.channel_credentials(), options=options, interceptors=interceptors
-        )
-    return aio.insecure_channel(target, options=common, interceptors=interceptors)
+        return auth.with_token(aio.secure_channel(target, config.channel_credentials(), options=options))
+    return auth.with_token(aio.insecure_channel(target, options=common))
+
+
+async def send_all(call: Any, messages: AsyncGenerator[Any, None]) -> Any:
+    """Write a client-streaming ``call``'s messages and return its reply.
+
+    Not by handing ``messages`` to the stub: grpc.aio would read it in a task of its own, which
+    nothing ends when the peer fails the call before taking a message (the task waits for
+    headers that never go out); it is destroyed pending with the call, and asyncio prints
+    "Task was destroyed but it is pending!" into the program's output. Written from here, the
+    call is cancelled and the generator closed on every way out.
+    """
+    try:
+        try:
+            async for message in messages:
+                await call.write(message)
+            await call.done_writing()
+        except asyncio.InvalidStateError:
+            pass  # the call ended while we wrote: awaiting it raises its error, or replies
+        return await call
+    finally:
+        call.cancel()  # nothing, if it ended
+        await messages.aclose()
 
 
 class Channels:
     """One channel per peer address, created on (and bound to) the I/O thread's loop."""
 
     def __init__(self) -> None:
-        self._channels: dict[str, aio.Channel] = {}
+        self._channels: dict[str, Any] = {}
         self._core: dict[str, rpc.CoreWorkerStub] = {}
         self._agents: dict[str, rpc.NodeAgentStub] = {}
         self._heads: dict[str, rpc.HeadStub] = {}
 
-    def channel(self, address: str) -> aio.Channel:
+    def channel(self, address: str) -> Any:
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = open_channel(address)

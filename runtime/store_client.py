@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime import serialization, shm_object
+from ember.runtime import rpc, serialization, shm_object
 from ember.runtime.arena import Arena
-from ember.runtime.exceptions import ObjectLostError, ObjectStoreFullError
+from ember.runtime.exceptions import ObjectLostError, ObjectStoreFullError, RuntimeConnectionError
 from ember.runtime.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class StoreClient:
     async def _send_push(self, object_id: bytes, image: bytearray, owner: str) -> pb.PushReply:
         view = memoryview(image)
 
-        async def chunks() -> Any:
+        async def chunks() -> AsyncGenerator[pb.ObjectChunk, None]:
             for start in range(0, len(image), CHUNK):
                 data = bytes(view[start : start + CHUNK])
                 if start == 0:
@@ -110,13 +111,16 @@ class StoreClient:
                     yield pb.ObjectChunk(data=data)
 
         try:
-            return await self.channels.node_agent(self.agent_address).PushObject(
-                chunks(), timeout=600
+            return await rpc.send_all(
+                self.channels.node_agent(self.agent_address).PushObject(timeout=600), chunks()
             )
         except grpc.aio.AioRpcError as error:
-            return pb.PushReply(
-                error=f"the node agent at {self.agent_address} cannot store it ({error.code().name})"
-            )
+            # Nothing was lost: the value never got there (outside the cluster, the way there
+            # runs through the head, and ends with it).
+            raise RuntimeConnectionError(
+                f"cannot store object {object_id.hex()}: the node agent at {self.agent_address} "
+                f"cannot be reached ({error.code().name})"
+            ) from None
 
     def write(
         self, object_id: bytes, serialized: shm_object.Serialized, owner: str

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -14,8 +16,10 @@ from pathlib import Path
 import pytest
 
 import ember
+from ember import status_report
 from ember.runtime import auth
 from tests.conftest import REPO
+from tests.integration.test_listening import default_interface_address
 
 OUTPUT = REPO / "test-output"  # kept after the run (git ignores it)
 
@@ -176,3 +180,50 @@ def test_the_dashboard_wants_the_token(cluster) -> None:
     session = cookie.split(";")[0]
     assert get(base + "/api/overview", token=None, headers={"Cookie": session})[0] == 200
     assert get(base + "/api/overview", token=None, headers={"Cookie": session[:-1] + "x"})[0] == 401
+
+
+@pytest.mark.parametrize("in_kubernetes", [False, True], ids=["machine", "pod"])
+def test_the_head_says_an_address_the_dashboard_opens_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_kubernetes: bool
+) -> None:
+    """Bound to every interface (as in a pod), the head names the address it advertises (the
+    pod's IP), not 0.0.0.0; in a pod it says how to come in through the head Service."""
+    host = default_interface_address() or "127.0.0.1"
+    if in_kubernetes:
+        # What every container gets, and what the operator's head pod is told.
+        monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+        monkeypatch.setenv("POD_NAME", "small-head")
+    token = auth.generate()
+    session_dir = tmp_path / "session"
+    session_dir.mkdir()
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ember.runtime.head_main", "--host", host, "--session-dir",
+         str(session_dir), "--dashboard-host", "0.0.0.0", "--dashboard-port", "0"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, auth.ENV: token},
+    )
+    try:
+        assert head.stdout is not None
+        ready = head.stdout.readline().decode().split()
+        assert ready[0] == "EMBER_READY", ready
+        said = [
+            line.split("ember.runtime.head: ", 1)[1]
+            for line in (session_dir / "logs" / "head.log").read_text().splitlines()
+            if "ember.runtime.head: dashboard at" in line
+        ]
+        auth.set_token(token)
+        view = status_report.fetch(ready[1])
+        port = int(view.dashboard_address.rsplit(":", 1)[1])
+        status, overview = get(f"http://{host}:{port}/api/overview", token=token)
+    finally:
+        auth.set_token("")
+        head.terminate()
+        head.wait(10)
+    assert view.dashboard_address == f"{host}:{port}"  # drivers print this one
+    assert status == 200, overview  # it opens there
+    expected = f"dashboard at http://{host}:{port}"
+    if in_kubernetes:
+        expected += (
+            f"; from outside the cluster, through the head Service: "
+            f"kubectl port-forward svc/small-head {port}"
+        )
+    assert said == [expected]

@@ -3,6 +3,7 @@ tasks go where their data is, and SPREAD spreads."""
 
 from __future__ import annotations
 
+import socket
 import time
 
 import numpy as np
@@ -64,6 +65,24 @@ def test_two_stores(two_nodes):
     ctx, second = two_nodes
     assert ember.cluster_resources()["CPU"] == 4
     assert _store(second).arena != _store(context.require_core().local_agent).arena
+
+
+def test_nodes_show_the_machine_name_and_the_address_as_ray_does(two_nodes):
+    """The name people know a node by (in Kubernetes the pod's, which is its host name) and the
+    address peers dial, under Ray's keys."""
+    alive = [n for n in ember.nodes() if n["Alive"]]
+    assert len(alive) == 2
+    for node in alive:
+        assert {
+            "NodeID", "Alive", "NodeManagerAddress", "NodeManagerHostname", "NodeManagerPort",
+            "NodeName", "Resources", "Labels", "MetricsExportPort", "DeathReasonMessage", "alive",
+        } <= node.keys()
+        assert node["NodeManagerAddress"] == "127.0.0.1"
+        assert node["NodeManagerHostname"] == socket.gethostname() != "127.0.0.1"
+        assert node["NodeName"] == "127.0.0.1"  # Ray's default node name: the address
+    assert {n["NodeManagerPort"] for n in alive} == {
+        int(address.rsplit(":", 1)[1]) for address in (two_nodes[1], context.require_core().local_agent)
+    }
 
 
 def test_result_made_on_another_node_is_copied_here(two_nodes):

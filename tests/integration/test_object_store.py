@@ -120,6 +120,29 @@ def test_lost_result_of_unretryable_task(cluster):
         ember.get(ref)
 
 
+def test_a_task_reading_a_lost_borrowed_object_says_why_once(cluster, tmp_path):
+    """The worker cannot rebuild what it borrows; the driver's get must not treat the task's
+    error as a copy of its own gone missing and add its own reason again."""
+    runs = tmp_path / "runs"
+
+    @ember.remote
+    def reads(refs, path):
+        with open(path, "a") as f:
+            f.write("x")
+        return float(ember.get(refs[0]).sum())
+
+    ref = ember.put(np.ones(MB // 4))
+    _destroy(ref)
+    with pytest.raises(ObjectLostError) as raised:
+        ember.get(reads.remote([ref], str(runs)))
+    message = str(raised.value).splitlines()[-1]
+    assert f"{ref.hex()} is lost" in message, message
+    assert message.count("cannot be rebuilt") == 1, message
+    assert message.endswith(f"it cannot be rebuilt: this process borrows it from its owner at "
+                            f"{context.require_core().address}"), message
+    assert runs.read_text() == "x"  # the task failed; nothing ran it again
+
+
 def test_store_memory_goes_back_after_the_work(cluster):
     arrays = [ember.put(np.ones(50 * MB // 8)) for _ in range(4)]
     assert _store_info().used >= 200 * MB

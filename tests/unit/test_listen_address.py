@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from ember.runtime.listen_address import bind_host, host_port, tcp_listener
+from ember.runtime.listen_address import bind_host, host_port, open_host, tcp_listener
 
 
 def test_loopback_hosts_stay_on_loopback() -> None:
@@ -22,6 +22,13 @@ def test_other_hosts_listen_on_every_interface() -> None:
     assert bind_host("0.0.0.0") == "0.0.0.0"
     # A name that does not resolve (yet) is not taken for loopback.
     assert bind_host("head.ember-test.invalid") == "0.0.0.0"
+
+
+def test_a_server_on_every_interface_is_opened_at_the_advertised_host() -> None:
+    assert open_host("0.0.0.0", "10.244.1.7") == "10.244.1.7"  # a pod: its IP
+    assert open_host("::", "fd00::7") == "fd00::7"
+    assert open_host("127.0.0.1", "10.244.1.7") == "127.0.0.1"  # bound to one: that one
+    assert open_host("0.0.0.0", "0.0.0.0") == socket.gethostname()  # nothing better to say
 
 
 def test_host_port_brackets_ipv6() -> None:
