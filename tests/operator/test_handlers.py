@@ -318,3 +318,34 @@ async def test_an_image_change_rolls_the_workers_then_the_head() -> None:
             stop.set()
             await marking
         client.close()
+
+
+async def test_unschedulable_workers_are_said_in_the_status_and_once_in_an_event() -> None:
+    """The scheduler's reason reaches the Cluster: WorkersReady's message and status say it
+    on every pass, a Warning event per pod says it once (not at every timer tick)."""
+    why = "0/1 nodes are available: 1 Insufficient cpu."
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await client.apply_cluster(cluster("tight"))
+            await eventually(lambda: "tight-head" in api.pods(), "the head pod")
+            api.mark_ready("tight-head")
+            workers = {"tight-cpu-0", "tight-cpu-1"}
+            await eventually(lambda: workers <= set(api.pods()), "the workers", api=api)
+            for pod in workers:  # what the scheduler writes when no node has the CPU
+                api.set_pod_status(pod, {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why}]})
+
+            def workers_ready() -> dict[str, Any]:
+                status = api.cluster("tight").get("status") or {}
+                return next((c for c in status.get("conditions") or [] if c["type"] == "WorkersReady"), {})
+
+            await eventually(lambda: workers_ready().get("reason") == "WorkersUnschedulable", "the reason", api=api)
+            assert workers_ready()["message"] == (
+                f"0 of 2 worker pods Ready (cpu 0/2 ready); tight-cpu-0, tight-cpu-1 cannot be scheduled: {why}")
+            assert api.cluster("tight")["status"]["unschedulablePods"] == ["tight-cpu-0", "tight-cpu-1"]
+            passes = reconciles("tight", "timer")
+            await eventually(lambda: reconciles("tight", "timer") >= passes + 2, "two more timer passes")
+            told = sorted(m for kind, reason, m in api.events() if reason == "Unschedulable" and kind == "Warning")
+            assert told == [f"worker pod tight-cpu-{i} of group cpu cannot be scheduled: {why}" for i in (0, 1)]
+        client.close()
