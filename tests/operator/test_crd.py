@@ -77,7 +77,7 @@ def test_examples_validate(path: Path) -> None:
 
 
 def test_examples_cover_the_brief() -> None:
-    assert {p.name for p in EXAMPLES} >= {"cluster.yaml", "gpu.yaml", "autoscaling.yaml", "tls.yaml"}
+    assert {p.name for p in EXAMPLES} >= {"cluster.yaml", "large.yaml", "gpu.yaml", "autoscaling.yaml", "tls.yaml"}
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c["why"])

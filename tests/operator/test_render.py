@@ -9,9 +9,13 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 from ember.operator import cluster_spec
 from ember.operator.render import Observed, Plan, plan
@@ -545,3 +549,29 @@ def test_changed_service_ports_replace_the_service() -> None:
     assert ("Service", "c-head") in result.deletes
     world.converge()
     assert world.objects[("Service", "c-head")]["spec"]["type"] == "LoadBalancer"
+
+
+REPO = Path(__file__).resolve().parents[2]
+# What a kind control-plane node's own pods request (kubeadm's static pods: kube-apiserver 250m,
+# kube-controller-manager 200m, etcd 100m, kube-scheduler 100m; two coredns 100m each; kindnet
+# 100m; kube-proxy and the local-path provisioner none).
+KIND_SYSTEM_CPU = Decimal("0.95")
+
+
+def test_the_quick_start_example_fits_a_two_cpu_kind_node_next_to_the_operator() -> None:
+    """manifests/examples/cluster.yaml at its replicas, plus the chart's operator, within the
+    CPU a 2-CPU kind node has left; and each of its nodes still offers a whole CPU to tasks
+    (a task asks for 1 by default, so a node offering less would never run one)."""
+    example = yaml.safe_load((REPO / "manifests/examples/cluster.yaml").read_text())
+    world = World(example["spec"])
+    world.cluster["metadata"]["name"] = example["metadata"]["name"]
+    world.converge()
+    pods = [o for (kind, _), o in world.objects.items() if kind == "Pod"]
+    assert len(pods) == 1 + example["spec"]["workerGroups"][0]["replicas"]
+    requested = sum(Decimal(parse_quantity(p["spec"]["containers"][0]["resources"]["requests"]["cpu"])) for p in pods)
+    values = yaml.safe_load((REPO / "charts/ember/values.yaml").read_text())
+    operator = Decimal(parse_quantity(values["resources"]["requests"]["cpu"]))
+    assert requested + operator <= 2 - KIND_SYSTEM_CPU, (requested, operator)
+    for pod in pods:
+        args = pod["spec"]["containers"][0]["args"]
+        assert Decimal(args[args.index("--num-cpus") + 1]) >= 1, args
