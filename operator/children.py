@@ -2,7 +2,9 @@
 
 Every child carries the same labels (so one label selector finds all of a cluster's objects)
 and a controller owner reference to the ``Cluster``, so deleting the ``Cluster`` lets
-Kubernetes' garbage collector remove them: the operator needs no finalizer.
+Kubernetes' garbage collector remove them: the operator deletes nothing itself at the end.
+(The ``Cluster`` does carry kopf's finalizer ``ember.dev/operator`` while an operator serves
+it, for kopf to stop its timer and autoscaler first; see ``operator_main.FINALIZER``.)
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ class Observation:
     failures: list[str] = field(default_factory=list)  # pods found failed this pass
     changing: list[str] = field(default_factory=list)  # what rolls, drains or removes now
     scaled: bool = False  # worker pods added or removed for the group sizes this pass
+    unschedulable: dict[str, str] = field(default_factory=dict)  # pod -> the scheduler's reason
 
 
 def build(
@@ -56,18 +57,24 @@ def build(
     ready = sum(g.ready for g in seen.groups)
     workers_ready = all(g.ready == g.desired for g in seen.groups)
     lagging = ", ".join(f"{g.name} {g.ready}/{g.desired}" for g in seen.groups if g.ready != g.desired)
+    stuck_workers = {pod: why for pod, why in seen.unschedulable.items() if pod != spec.head_pod_name}
 
     if spec.suspend:
         head = condition("HeadReady", False, "Suspended", "the cluster is suspended")
     elif seen.head_ready:
         head = condition("HeadReady", True, "HeadPodReady", f"pod {spec.head_pod_name} is Ready")
     else:
-        reason = "HeadCrashLooping" if seen.head_crash_looping else "HeadPodNotReady"
+        reason = (
+            "HeadCrashLooping" if seen.head_crash_looping
+            else "HeadUnschedulable" if spec.head_pod_name in seen.unschedulable
+            else "HeadPodNotReady"
+        )
         head = condition("HeadReady", False, reason, seen.head_detail)
     workers = condition(
         "WorkersReady", workers_ready,
-        "AllWorkersReady" if workers_ready else "WorkersNotReady",
-        f"{ready} of {desired} worker pods Ready" + (f" ({lagging} ready)" if lagging else ""),
+        "AllWorkersReady" if workers_ready else "WorkersUnschedulable" if stuck_workers else "WorkersNotReady",
+        f"{ready} of {desired} worker pods Ready" + (f" ({lagging} ready)" if lagging else "")
+        + "".join(f"; {pods} cannot be scheduled: {why}" for pods, why in _by_reason(stuck_workers)),
     )
     if spec.suspend:
         provisioned = condition("Provisioned", False, "Suspended", "pods are removed while suspended")
@@ -127,11 +134,26 @@ def build(
         ],
         "desiredWorkers": desired,
         "readyWorkers": ready,
+        "unschedulablePods": sorted(seen.unschedulable),
     }
     last_scale = stamp if seen.scaled else previous.get("lastScaleTime")
     if last_scale:
         status["lastScaleTime"] = last_scale
     return status
+
+
+def _by_reason(pods: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(comma-separated pod names, reason) for each distinct reason: one line for a whole
+    group that does not fit, however many pods it has."""
+    grouped: dict[str, list[str]] = {}
+    for pod, why in sorted(pods.items()):
+        grouped.setdefault(why, []).append(pod)
+    return [(", ".join(names), why) for why, names in grouped.items()]
+
+
+def previous_unschedulable(cluster: Mapping[str, Any]) -> frozenset[str]:
+    """The pods the last status reported unschedulable (each was told in an event then)."""
+    return frozenset((cluster.get("status") or {}).get("unschedulablePods") or ())
 
 
 def previous_failures(cluster: Mapping[str, Any]) -> dict[str, int]:

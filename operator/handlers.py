@@ -11,6 +11,11 @@ deleted behind the operator's back, or a restart mid-roll are all just the next 
 Worker pods are drained through the head before they are deleted. When the head cannot be
 asked (its pod is down, or it does not answer) a pod on its way out is deleted anyway after
 ``head_grace_seconds``, with a Warning event saying so: a dead head must not pin a cluster.
+
+A deleted Cluster is the garbage collector's: its children carry owner references. kopf holds
+it only long enough to stop its timer and autoscaling daemon (its finalizer
+``ember.dev/operator``, which kopf adds because of them), so while no operator runs, a deleted
+Cluster stays Terminating; the README's uninstall section says what to do then.
 """
 
 from __future__ import annotations
@@ -134,7 +139,10 @@ async def autoscale(
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)
 def deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
     """Children go with their owner (garbage collection); only the metrics are the operator's
-    to forget. ``optional``: no finalizer holds the Cluster for this."""
+    to forget. ``optional``: this handler asks for no finalizer of its own. The Cluster has
+    kopf's ``ember.dev/operator`` anyway, for the timer and the autoscaling daemon above (kopf
+    stops them before it lets the Cluster go): with no operator running, a deleted Cluster
+    waits until one runs again or someone removes the finalizer (see the README)."""
     metrics.forget(namespace or "", name)
     memo.get("clusters", {}).pop((namespace or "", name), None)
     log.info("cluster %s/%s deleted: its pods and services go with it", namespace, name)

@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import kubernetes
@@ -48,11 +48,20 @@ def load_configuration() -> kubernetes.client.Configuration:
 
 
 def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
-    """What kopf needs to reach the same API server as ``KubeObjects`` does."""
-    if configuration.refresh_api_key_hook is not None:  # a service account's rotating token
-        configuration.refresh_api_key_hook(configuration)
-    header = configuration.get_api_key_with_prefix("authorization") or ""
+    """What kopf needs to reach the same API server, with the same credentials, as
+    ``KubeObjects`` does.
+
+    The token is the ``Authorization`` header the client itself would send, read from
+    ``auth_settings()`` by where it goes (the header), not by the name the client files it
+    under: that name changed between client releases ("authorization", then "BearerToken"),
+    and reading the old one made every kopf request anonymous. ``auth_settings()`` also runs
+    the in-cluster loader's refresh hook, so a login after a 401 (kopf logs in again then)
+    picks up a service-account token the kubelet has rotated.
+    """
+    header = bearer_header(configuration)
     scheme, _, token = header.partition(" ")
+    if not token:  # a bare token, with no scheme in front of it
+        scheme, token = "", scheme
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert or None,
@@ -64,6 +73,15 @@ def connection_info(configuration: kubernetes.client.Configuration) -> kopf.Conn
         username=configuration.username or None,
         password=configuration.password or None,
     )
+
+
+def bearer_header(configuration: kubernetes.client.Configuration) -> str:
+    """The value of the ``Authorization`` header the client sends ("" when it sends none)."""
+    settings = cast(Mapping[str, Mapping[str, Any]], configuration.auth_settings())
+    for setting in settings.values():
+        if setting.get("in") == "header" and str(setting.get("key", "")).lower() == "authorization":
+            return str(setting.get("value") or "")
+    return ""
 
 
 def has_labels(obj: Mapping[str, Any], labels: Mapping[str, str]) -> bool:

@@ -23,15 +23,24 @@ from ember.operator.kube_objects import KubeObjects, load_configuration
 log = logging.getLogger("ember.operator")
 
 
+# kopf puts this finalizer on every Cluster it serves, because the Cluster has a timer (the
+# periodic reconcile) and a daemon (the autoscaler): kopf keeps a Cluster until it has stopped
+# both, and offers no way to run them without it. Nothing of ember's needs it (the children go
+# by garbage collection), so the operator does nothing else at deletion. While no operator
+# runs, a deleted Cluster waits for it; the README says how to let such a Cluster go.
+FINALIZER = "ember.dev/operator"
+
+
 def settings(priority: int | None = None) -> kopf.OperatorSettings:
     """kopf's settings for the ember operator: its bookkeeping in ``ember.dev`` annotations
-    (the Cluster's status schema has no room for kopf's), events from INFO up."""
+    (the Cluster's status schema has no room for kopf's), its finalizer named for ember,
+    events from INFO up."""
     config = kopf.OperatorSettings()
     config.peering.priority = priority if priority is not None else random.randint(1, 2**31 - 1)
     config.posting.level = logging.INFO
     config.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ember.dev")
     config.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ember.dev")
-    config.persistence.finalizer = "ember.dev/operator"
+    config.persistence.finalizer = FINALIZER
     return config
 
 

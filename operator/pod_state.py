@@ -49,6 +49,22 @@ def ready(pod: Mapping[str, Any]) -> bool:
     return False
 
 
+def unschedulable(pod: Mapping[str, Any]) -> str:
+    """Why the scheduler finds no node for the pod, in its own words ("0/1 nodes are available:
+    1 Insufficient cpu."), or "" when the pod has a node or is still waiting for a decision.
+
+    Such a pod stays Pending for good (until a node that fits joins), and nothing but its
+    ``PodScheduled`` condition says so: the Cluster's status must carry it to the user.
+    """
+    if terminating(pod):
+        return ""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if (condition.get("type") == "PodScheduled" and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"):
+            return str(condition.get("message") or "no node can hold it").strip()
+    return ""
+
+
 def failure_reason(pod: Mapping[str, Any]) -> str:
     """Why it ended, as the kubelet put it (``Evicted``, ``OOMKilled``, an exit code)."""
     status = pod.get("status") or {}

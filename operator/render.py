@@ -187,6 +187,11 @@ def _head(
     if pod_state.ready(head):
         seen.head_ready = True
         return True
+    why = pod_state.unschedulable(head)
+    if why:
+        seen.head_detail = f"pod {spec.head_pod_name} cannot be scheduled: {why}"
+        _unschedulable(cluster, work, seen, spec.head_pod_name, f"head pod {spec.head_pod_name}", why)
+        return False
     seen.head_detail = (
         f"pod {spec.head_pod_name} restarted {pod_state.restarts(head)} times without becoming Ready"
         if seen.head_crash_looping
@@ -274,9 +279,25 @@ def _workers(
                                 f"created worker pods {', '.join(created)} of group {group.name} "
                                 f"({desired} desired)"))
         ready = sum(1 for p in remaining if pod_state.ready(p))
+        for pod in remaining:
+            why = pod_state.unschedulable(pod)
+            if why and not pod_state.ready(pod):
+                name = pod_state.name(pod)
+                _unschedulable(cluster, work, seen, name, f"worker pod {name} of group {group.name}", why)
         seen.groups.append(cluster_status.GroupCount(
             group.name, desired, ready, failed_before.get(group.name, 0) + failed))
     return stale_left
+
+
+def _unschedulable(
+    cluster: Mapping, work: _Work, seen: cluster_status.Observation, name: str, what: str, why: str
+) -> None:
+    """A pod no node can take: the status says so on every pass (the condition's message and
+    ``unschedulablePods``), a Warning event once, when the pod first appears in that list
+    (the last status is the memory of what was said, so an operator restart says nothing twice)."""
+    seen.unschedulable[name] = why
+    if name not in cluster_status.previous_unschedulable(cluster):
+        work.events.append(("Warning", "Unschedulable", f"{what} cannot be scheduled: {why}"))
 
 
 def _roll(

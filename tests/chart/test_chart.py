@@ -307,3 +307,4 @@ def test_notes_say_what_to_do_next(helm: str, tmp_path: Path):
     assert "port-forward svc/small-head 10001" in notes
     assert 'ember.init("ember://localhost:10001")' in notes
     assert "kubectl apply --server-side -f charts/ember/crds/" in notes
+    assert "kubectl delete clusters.ember.dev --all -A --wait" in notes

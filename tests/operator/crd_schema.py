@@ -49,16 +49,20 @@ def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
     return value
 
 
-def _strict(schema: Any) -> Any:
-    """The schema with unknown fields refused, as ``kubectl apply --validate=strict`` does."""
+def _strict(schema: Any, root: bool = True) -> Any:
+    """The schema with unknown fields refused, as ``kubectl apply --validate=strict`` does
+    (but not in ``metadata``: the API server checks it as any object's metadata, and the CRD
+    may describe only its ``name`` there)."""
     if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items() if k != "default"}
+        out = {k: _strict(v, root=False) for k, v in schema.items() if k != "default"}
+        if root and "metadata" in (out.get("properties") or {}):
+            out["properties"] = {**out["properties"], "metadata": {"type": "object"}}
         if ("properties" in schema and "additionalProperties" not in schema
                 and not schema.get("x-kubernetes-preserve-unknown-fields")):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
-        return [_strict(v) for v in schema]
+        return [_strict(v, root=False) for v in schema]
     return schema
 
 
@@ -69,14 +73,47 @@ def _path(parts: Any) -> str:
     return text
 
 
+def _evaluate(expression: str, value: Any) -> Any:
+    environment = celpy.Environment()
+    return environment.program(environment.compile(expression)).evaluate({"self": celpy.json_to_cel(value)})
+
+
+def rule_message(rule: dict[str, Any], value: Any) -> str:
+    """The message the API server reports for a failed rule: ``messageExpression``'s result,
+    or ``message`` when the expression fails or gives an empty or multi-line string."""
+    expression = rule.get("messageExpression")
+    if expression:
+        try:
+            text = str(_evaluate(expression, value))
+        except celpy.CELEvalError:
+            text = ""
+        if text.strip() and "\n" not in text:
+            return text
+    return str(rule.get("message") or f"failed rule: {rule['rule']}")
+
+
+def field_path_parts(schema: dict[str, Any], field_path: str) -> list[str]:
+    """The field names of a rule's ``fieldPath`` (".a.b"), each checked against the schema as
+    the API server checks them when the CRD is created (``ValidFieldPath``: every step a
+    property of the schema it is in); raises ValueError naming the step that is not."""
+    if not field_path.startswith("."):
+        raise ValueError(f"fieldPath {field_path!r} does not start with '.'")
+    parts = field_path[1:].split(".")
+    here = schema
+    for part in parts:
+        properties = here.get("properties") or {}
+        if part not in properties:
+            raise ValueError(f"fieldPath {field_path!r}: {part!r} does not refer to a valid field")
+        here = properties[part]
+    return parts
+
+
 def _cel(schema: dict[str, Any], value: Any, where: list[Any], errors: list[str]) -> None:
     for rule in schema.get("x-kubernetes-validations") or []:
-        environment = celpy.Environment()
-        program = environment.program(environment.compile(rule["rule"]))
-        result = program.evaluate({"self": celpy.json_to_cel(value)})
+        result = _evaluate(rule["rule"], value)
         if result is not True and not (isinstance(result, celpy.celtypes.BoolType) and bool(result)):
-            field = _path(where) + rule.get("fieldPath", "")
-            errors.append(f"{field}: {rule['message']}")
+            at = [*where, *field_path_parts(schema, rule["fieldPath"])] if rule.get("fieldPath") else where
+            errors.append(f"{_path(at)}: {rule_message(rule, value)}")
     if isinstance(value, dict):
         for key, sub in (schema.get("properties") or {}).items():
             if key in value:

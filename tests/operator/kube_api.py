@@ -4,8 +4,11 @@ like an API server, and the real kopf operator running against it over HTTP.
 What the emulator lacks and kopf needs (see shared/notes/operator-testing.md): a ``uid`` on
 every object, a ``resourceVersion`` that moves on every write (kopf's finalizer JSON patch tests
 it, and kopf drops stale events by it), ``generateName`` (kopf's events use it), and 422 for a
-JSON patch whose test fails. What no mock does — garbage collection, validation, defaulting —
-is the kind suite's (tests/e2e).
+JSON patch whose test fails. And what a real API server does first of all: a request without a
+bearer token it knows is refused with 401, so every scenario also proves that kopf and the
+operator's own client both log in (an operator that talked anonymously went unnoticed while
+the mock let it). What no mock does — garbage collection, validation, defaulting — is the kind
+suite's (tests/e2e).
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import contextlib
 import itertools
 import logging
 import secrets
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -26,6 +31,7 @@ import jsonpatch
 import kmock
 import kopf
 import kubernetes
+import yaml
 
 from ember.operator import handlers, operator_main
 from ember.operator.kube_objects import GROUP, PLURAL, VERSION, KubeObjects
@@ -42,8 +48,11 @@ log = logging.getLogger("tests.operator")
 
 @attrs.define(kw_only=True)
 class KubeApi(kmock.KubernetesEmulator):
-    """kmock's emulator with uids, moving resourceVersions, generateName and 422s."""
+    """kmock's emulator with bearer tokens, uids, moving resourceVersions, generateName and 422s."""
 
+    # The tokens it accepts (``Authorization: Bearer <token>``, the scheme in any case, as the
+    # API server's token authenticator reads it); a test may revoke one and accept another.
+    tokens: set[str] = attrs.field(factory=lambda: {secrets.token_urlsafe(16)})
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -56,6 +65,10 @@ class KubeApi(kmock.KubernetesEmulator):
         )
 
     async def _handle(self, request: kmock.Request) -> Any:
+        if bearer_token(request) not in self.tokens:
+            return await self._render_error(kmock.KubernetesError(
+                status=401, reason="Unauthorized", message="Unauthorized"
+            ))
         if request.resource is not None:
             stale = self._stale(request)
             if stale:
@@ -138,6 +151,11 @@ class KubeApi(kmock.KubernetesEmulator):
     def calls(self, action: kmock.action, resource: kmock.resource) -> list[kmock.Request]:
         return [r for r in self if r.action == action and r.resource == resource]
 
+    @property
+    def token(self) -> str:
+        """The token a test's clients log in with (the only one, unless a test added more)."""
+        return next(iter(self.tokens))
+
     # ------------------------------------------------------------------ what kubelet would do
 
     def set_pod_status(self, name: str, status: Mapping[str, Any], namespace: str = NAMESPACE) -> None:
@@ -157,6 +175,13 @@ class KubeApi(kmock.KubernetesEmulator):
             "phase": "Failed", "reason": "Evicted",
             "conditions": [{"type": "Ready", "status": "False"}],
         }, namespace)
+
+
+def bearer_token(request: kmock.Request) -> str | None:
+    """The token of the request's ``Authorization: Bearer ...`` header, if it has one."""
+    header = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 class Client:
@@ -191,16 +216,28 @@ class Client:
         self.api.close()
 
 
-def configuration(server: kmock.Server) -> kubernetes.client.Configuration:
+def configuration(server: kmock.Server, token: str, directory: Path) -> kubernetes.client.Configuration:
+    """The credentials of a workstation whose kubeconfig names the mock and its token, loaded as
+    ``ember operator`` loads a kubeconfig outside a pod."""
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "mock", "cluster": {"server": str(server.url).rstrip("/")}}],
+        "users": [{"name": "tester", "user": {"token": token}}],
+        "contexts": [{"name": "mock", "context": {"cluster": "mock", "user": "tester"}}],
+        "current-context": "mock",
+    }))
     config = kubernetes.client.Configuration()
-    config.host = str(server.url).rstrip("/")
+    kubernetes.config.load_kube_config(config_file=str(path), client_configuration=config)
     return config
 
 
 @contextlib.asynccontextmanager
 async def mock_api() -> AsyncIterator[tuple[KubeApi, kubernetes.client.Configuration]]:
-    async with KubeApi() as api, kmock.Server(api) as server:
-        yield api, configuration(server)
+    with tempfile.TemporaryDirectory(prefix="ember-kube-") as directory:
+        async with KubeApi() as api, kmock.Server(api) as server:
+            yield api, configuration(server, api.token, Path(directory))
 
 
 @contextlib.asynccontextmanager

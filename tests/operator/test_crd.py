@@ -18,8 +18,10 @@ from tests.operator.crd_schema import (
     REPO,
     apply_defaults,
     cel_rules,
+    field_path_parts,
     load_crd,
     root_schema,
+    rule_message,
     validate,
 )
 
@@ -75,7 +77,7 @@ def test_examples_validate(path: Path) -> None:
 
 
 def test_examples_cover_the_brief() -> None:
-    assert {p.name for p in EXAMPLES} >= {"cluster.yaml", "gpu.yaml", "autoscaling.yaml", "tls.yaml"}
+    assert {p.name for p in EXAMPLES} >= {"cluster.yaml", "large.yaml", "gpu.yaml", "autoscaling.yaml", "tls.yaml"}
 
 
 @pytest.mark.parametrize("case", INVALID, ids=lambda c: c["why"])
@@ -86,9 +88,10 @@ def test_invalid_specs_are_refused_naming_the_field(case: dict[str, Any]) -> Non
 
 
 def _names(error: str, field: str) -> bool:
-    """The error is at ``field`` (or inside it) or, for a rule on the whole object, says it."""
-    where, _, message = error.partition(": ")
-    return where == field or where.startswith((field + ".", field + "[")) or (where == "" and field in message)
+    """The error is at ``field`` (or inside it): a rule on the whole object names its field
+    through ``fieldPath``, or the API server would print ``<nil>`` as the field."""
+    where, _, _ = error.partition(": ")
+    return where == field or where.startswith((field + ".", field + "["))
 
 
 def test_a_valid_spec_next_to_each_invalid_one_passes() -> None:
@@ -104,7 +107,60 @@ def test_cel_rules_compile_and_name_their_field() -> None:
     for rule in rules:
         environment = celpy.Environment()
         environment.program(environment.compile(rule["rule"]))
+        environment.program(environment.compile(rule["messageExpression"]))
         assert rule["message"]
+
+
+def _placed_rules(schema: Any, where: str = "") -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, the schema it sits on, rule) for every rule."""
+    found = []
+    if isinstance(schema, dict):
+        found += [(where, schema, rule) for rule in schema.get("x-kubernetes-validations") or []]
+        for key, sub in (schema.get("properties") or {}).items():
+            found += _placed_rules(sub, f"{where}.{key}")
+        if isinstance(schema.get("items"), dict):
+            found += _placed_rules(schema["items"], where + "[]")
+    return found
+
+
+def test_every_rule_on_an_object_has_a_field_path_the_api_server_accepts() -> None:
+    """A rule on an object (the root, a worker group) reports at its fieldPath; without one
+    the API server prints ``<nil>`` (the root) or the whole group as the field. The path must
+    name properties of the schema the rule sits on, or the API server refuses the CRD."""
+    placed = _placed_rules(root_schema())
+    on_objects = [(where, schema, rule) for where, schema, rule in placed if schema.get("type") == "object"]
+    assert {where for where, _, _ in on_objects} == {"", ".spec.workerGroups[]"}
+    for where, schema, rule in on_objects:
+        assert rule.get("fieldPath"), f"the rule {rule['rule']!r} at {where or 'the root'} has no fieldPath"
+        field_path_parts(schema, rule["fieldPath"])
+    with pytest.raises(ValueError, match="'nmae' does not refer to a valid field"):
+        field_path_parts(root_schema(), ".metadata.nmae")
+
+
+def test_messages_carry_the_bad_value() -> None:
+    """What ``kubectl apply`` prints for each rule, from its messageExpression."""
+    assert validate(cluster({"workerGroups": [{"name": "cpu", "replicas": 9, "maxReplicas": 4}]})) == [
+        "spec.workerGroups[0].replicas: replicas 9 is outside [0, 4] (minReplicas, maxReplicas)"
+    ]
+    assert validate(cluster({"workerGroups": [{"name": "a"}, {"name": "b", "replicas": 1, "minReplicas": 2}]})) == [
+        "spec.workerGroups[1].replicas: replicas 1 is outside [2, 10] (minReplicas, maxReplicas)"
+    ]
+    assert validate(cluster({"workerGroups": [{"name": "cpu", "minReplicas": 3, "maxReplicas": 1}]})) == [
+        "spec.workerGroups[0].minReplicas: minReplicas 3 exceeds maxReplicas 1"
+    ]
+    assert validate(cluster({"workerGroups": [{"name": "cpu"}, {"name": "gpu"}, {"name": "cpu"}]})) == [
+        "spec.workerGroups: group name cpu is used more than once: each group name must be unique"
+    ]
+    assert validate(cluster({}, name="1cluster")) == [
+        "metadata.name: name 1cluster is not a DNS label of at most 50 characters starting with a letter "
+        "(the Service 1cluster-head and the worker pod names are made from it)"
+    ]
+
+
+def test_a_failing_message_expression_falls_back_to_the_message() -> None:
+    """As the API server does: the static message when the expression cannot be evaluated."""
+    rule = {"rule": "self.x > 0", "message": "x must be positive", "messageExpression": '"x is " + self.missing'}
+    assert rule_message(rule, {"x": 0}) == "x must be positive"
 
 
 def test_cel_rules_on_self() -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from typing import Any
 
 import kmock
 import pytest
 
-from ember.operator import operator_metrics
+from ember.operator import operator_main, operator_metrics
+from tests.conftest import REPO
 from tests.operator import kube_api
 from tests.operator.kube_api import (
     NAMESPACE,
@@ -199,6 +201,56 @@ async def test_deleting_the_cluster_stops_its_reconcile() -> None:
         client.close()
 
 
+def readme_escape_hatch() -> dict[str, Any]:
+    """The merge patch the README tells a user to apply to a Cluster stuck in Terminating."""
+    readme = (REPO / "README.md").read_text()
+    (line,) = [ln for ln in readme.splitlines() if ln.startswith("kubectl patch clusters.ember.dev")]
+    assert "--type=merge" in line
+    patch: dict[str, Any] = json.loads(line.split(" -p '", 1)[1].rsplit("'", 1)[0])
+    return patch
+
+
+async def test_a_cluster_carries_the_finalizer_the_readme_names_and_goes_while_the_operator_runs() -> None:
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "fin", replicas=1)
+            assert api.cluster("fin")["metadata"]["finalizers"] == [operator_main.FINALIZER]
+            assert f"finalizer `{operator_main.FINALIZER}`" in (REPO / "README.md").read_text()
+            await client.delete_cluster("fin")
+            await eventually(lambda: api.objects[kube_api.CLUSTERS, NAMESPACE, "fin"].deleted, "fin gone")
+        client.close()
+
+
+async def test_with_no_operator_a_deleted_cluster_waits_until_the_readme_patch_lets_it_go() -> None:
+    """What happens after ``helm uninstall`` with a Cluster left: the deletion waits for the
+    finalizer; the README's one-line patch ends it, and an operator started later finds
+    nothing to do for it."""
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "left", replicas=1)
+        client.close()
+        # A new client, new connections: kopf, stopping, cancelled the mock's handlers of the
+        # connections opened while it ran.
+        client = Client(config)
+        await client.delete_cluster("left")
+        stored = api.objects[kube_api.CLUSTERS, NAMESPACE, "left"]
+        assert not stored.deleted and stored.raw["metadata"].get("deletionTimestamp")
+        await client.patch_cluster("left", readme_escape_hatch())
+        assert api.objects[kube_api.CLUSTERS, NAMESPACE, "left"].deleted
+        creates, mark = len(api.calls(kmock.action.CREATE, PODS)), len(list(api))
+        async with running_operator(config):
+            # The pods are still there (no garbage collector in a mock): the operator sees them
+            # and looks for their Cluster, which is gone.
+            await eventually(lambda: any(
+                r.action == kmock.action.FETCH and r.resource == kube_api.CLUSTERS and r.name == "left"
+                for r in list(api)[mark:]
+            ), "the operator looking up the Cluster of the pods it sees")
+        assert len(api.calls(kmock.action.CREATE, PODS)) == creates
+        client.close()
+
+
 async def test_workers_to_delete_go_without_a_drain_when_the_head_never_answers() -> None:
     async with mock_api() as (api, config):
         client = Client(config)
@@ -317,4 +369,35 @@ async def test_an_image_change_rolls_the_workers_then_the_head() -> None:
         finally:
             stop.set()
             await marking
+        client.close()
+
+
+async def test_unschedulable_workers_are_said_in_the_status_and_once_in_an_event() -> None:
+    """The scheduler's reason reaches the Cluster: WorkersReady's message and status say it
+    on every pass, a Warning event per pod says it once (not at every timer tick)."""
+    why = "0/1 nodes are available: 1 Insufficient cpu."
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await client.apply_cluster(cluster("tight"))
+            await eventually(lambda: "tight-head" in api.pods(), "the head pod")
+            api.mark_ready("tight-head")
+            workers = {"tight-cpu-0", "tight-cpu-1"}
+            await eventually(lambda: workers <= set(api.pods()), "the workers", api=api)
+            for pod in workers:  # what the scheduler writes when no node has the CPU
+                api.set_pod_status(pod, {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why}]})
+
+            def workers_ready() -> dict[str, Any]:
+                status = api.cluster("tight").get("status") or {}
+                return next((c for c in status.get("conditions") or [] if c["type"] == "WorkersReady"), {})
+
+            await eventually(lambda: workers_ready().get("reason") == "WorkersUnschedulable", "the reason", api=api)
+            assert workers_ready()["message"] == (
+                f"0 of 2 worker pods Ready (cpu 0/2 ready); tight-cpu-0, tight-cpu-1 cannot be scheduled: {why}")
+            assert api.cluster("tight")["status"]["unschedulablePods"] == ["tight-cpu-0", "tight-cpu-1"]
+            passes = reconciles("tight", "timer")
+            await eventually(lambda: reconciles("tight", "timer") >= passes + 2, "two more timer passes")
+            told = sorted(m for kind, reason, m in api.events() if reason == "Unschedulable" and kind == "Warning")
+            assert told == [f"worker pod tight-cpu-{i} of group cpu cannot be scheduled: {why}" for i in (0, 1)]
         client.close()

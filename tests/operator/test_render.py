@@ -9,9 +9,13 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 from ember.operator import cluster_spec
 from ember.operator.render import Observed, Plan, plan
@@ -416,6 +420,98 @@ def test_a_failed_head_is_replaced_and_a_crash_looping_one_fails_the_cluster() -
     assert head["reason"] == "HeadCrashLooping" and "restarted 6 times" in head["message"]
 
 
+NO_CPU = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
+
+
+def unschedulable(message: str = NO_CPU) -> dict[str, Any]:
+    """A pod's status as the scheduler leaves it when no node can take the pod."""
+    return {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}]}
+
+
+def condition(result: Plan, kind: str) -> dict[str, Any]:
+    return next(c for c in result.status["conditions"] if c["type"] == kind)
+
+
+def test_unschedulable_workers_are_in_the_condition_every_pass_and_an_event_once() -> None:
+    world = World(small())
+    world.step()
+    world.ready("c-head")
+    world.step()
+    world.pod("c-cpu-0")["status"] = unschedulable()
+    world.pod("c-cpu-1")["status"] = unschedulable()
+    first = world.step()
+    workers = condition(first, "WorkersReady")
+    assert workers["reason"] == "WorkersUnschedulable"
+    assert workers["message"] == f"0 of 2 worker pods Ready (cpu 0/2 ready); c-cpu-0, c-cpu-1 cannot be scheduled: {NO_CPU}"
+    assert first.status["unschedulablePods"] == ["c-cpu-0", "c-cpu-1"]
+    assert first.status["phase"] == "Scaling"
+    assert [e for e in first.events if e[1] == "Unschedulable"] == [
+        ("Warning", "Unschedulable", f"worker pod c-cpu-0 of group cpu cannot be scheduled: {NO_CPU}"),
+        ("Warning", "Unschedulable", f"worker pod c-cpu-1 of group cpu cannot be scheduled: {NO_CPU}"),
+    ]
+    for _ in range(3):  # later passes say it in the status, not in more events
+        again = world.step()
+        assert idle(again)
+        assert condition(again, "WorkersReady")["message"] == workers["message"]
+        assert condition(again, "WorkersReady")["lastTransitionTime"] == workers["lastTransitionTime"]
+    # A node that fits joins: one is scheduled and starts; the other still waits, and is not told again.
+    world.ready("c-cpu-0")
+    partly = world.step()
+    assert condition(partly, "WorkersReady")["message"] == (
+        f"1 of 2 worker pods Ready (cpu 1/2 ready); c-cpu-1 cannot be scheduled: {NO_CPU}")
+    assert partly.status["unschedulablePods"] == ["c-cpu-1"] and partly.events == ()
+    world.ready()
+    done = world.step()
+    assert done.status["unschedulablePods"] == [] and done.status["phase"] == "Running"
+    assert condition(done, "WorkersReady")["reason"] == "AllWorkersReady"
+
+
+def test_pods_that_differ_in_why_are_said_apart_and_a_new_one_is_told() -> None:
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 1}, {"name": "gpu", "replicas": 1,
+                                                                     "resources": {"gpu": 1}}]})
+    world.step()
+    world.ready("c-head")
+    world.step()
+    world.ready("c-cpu-0")
+    world.pod("c-gpu-0")["status"] = unschedulable("0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+    first = world.step()
+    assert condition(first, "WorkersReady")["message"] == (
+        "1 of 2 worker pods Ready (gpu 0/1 ready); c-gpu-0 cannot be scheduled: "
+        "0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+    assert [e[2] for e in first.events] == [
+        "worker pod c-gpu-0 of group gpu cannot be scheduled: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu."]
+    # Scaled up: the new pod does not fit either, and gets its own event.
+    world.cluster["spec"]["workerGroups"][0]["replicas"] = 2
+    assert names(world.step().creates) == ["Pod/c-cpu-1"]
+    world.pod("c-cpu-1")["status"] = unschedulable()
+    second = world.step()
+    assert condition(second, "WorkersReady")["message"] == (
+        "1 of 3 worker pods Ready (cpu 1/2, gpu 0/1 ready); c-cpu-1 cannot be scheduled: " + NO_CPU
+        + "; c-gpu-0 cannot be scheduled: 0/1 nodes are available: 1 Insufficient nvidia.com/gpu.")
+    assert [e[2] for e in second.events] == [f"worker pod c-cpu-1 of group cpu cannot be scheduled: {NO_CPU}"]
+
+
+def test_an_unschedulable_head_says_why_the_cluster_is_pending() -> None:
+    world = World(small())
+    world.step()
+    world.pod("c-head")["status"] = unschedulable("0/1 nodes are available: 1 Insufficient memory.")
+    first = world.step()
+    head = condition(first, "HeadReady")
+    assert first.status["phase"] == "Pending"
+    assert (head["reason"], head["message"]) == (
+        "HeadUnschedulable", "pod c-head cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory.")
+    assert first.events == (("Warning", "Unschedulable",
+                             "head pod c-head cannot be scheduled: 0/1 nodes are available: 1 Insufficient memory."),)
+    assert first.status["unschedulablePods"] == ["c-head"]
+    assert world.step().events == ()
+    # Still waiting for the scheduler (no decision yet) is not unschedulable.
+    world.pod("c-head")["status"] = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}
+    waiting = world.step()
+    assert condition(waiting, "HeadReady")["reason"] == "HeadPodNotReady"
+    assert waiting.status["unschedulablePods"] == []
+
+
 def test_a_missing_user_secret_holds_the_pods_back() -> None:
     world = World({**small(), "auth": {"secretName": "mine"}})
     result = world.step()
@@ -453,3 +549,29 @@ def test_changed_service_ports_replace_the_service() -> None:
     assert ("Service", "c-head") in result.deletes
     world.converge()
     assert world.objects[("Service", "c-head")]["spec"]["type"] == "LoadBalancer"
+
+
+REPO = Path(__file__).resolve().parents[2]
+# What a kind control-plane node's own pods request (kubeadm's static pods: kube-apiserver 250m,
+# kube-controller-manager 200m, etcd 100m, kube-scheduler 100m; two coredns 100m each; kindnet
+# 100m; kube-proxy and the local-path provisioner none).
+KIND_SYSTEM_CPU = Decimal("0.95")
+
+
+def test_the_quick_start_example_fits_a_two_cpu_kind_node_next_to_the_operator() -> None:
+    """manifests/examples/cluster.yaml at its replicas, plus the chart's operator, within the
+    CPU a 2-CPU kind node has left; and each of its nodes still offers a whole CPU to tasks
+    (a task asks for 1 by default, so a node offering less would never run one)."""
+    example = yaml.safe_load((REPO / "manifests/examples/cluster.yaml").read_text())
+    world = World(example["spec"])
+    world.cluster["metadata"]["name"] = example["metadata"]["name"]
+    world.converge()
+    pods = [o for (kind, _), o in world.objects.items() if kind == "Pod"]
+    assert len(pods) == 1 + example["spec"]["workerGroups"][0]["replicas"]
+    requested = sum(Decimal(parse_quantity(p["spec"]["containers"][0]["resources"]["requests"]["cpu"])) for p in pods)
+    values = yaml.safe_load((REPO / "charts/ember/values.yaml").read_text())
+    operator = Decimal(parse_quantity(values["resources"]["requests"]["cpu"]))
+    assert requested + operator <= 2 - KIND_SYSTEM_CPU, (requested, operator)
+    for pod in pods:
+        args = pod["spec"]["containers"][0]["args"]
+        assert Decimal(args[args.index("--num-cpus") + 1]) >= 1, args
