@@ -15,6 +15,8 @@ from tests.chart.conftest import CHART, Objects, by_kind, one
 NAMESPACED_NEEDS = [
     ("ember.dev", "clusters", {"get", "list", "watch", "patch", "update"}),
     ("ember.dev", "clusters/status", {"get", "patch", "update"}),
+    # blockOwnerDeletion on children, under OwnerReferencesPermissionEnforcement
+    ("ember.dev", "clusters/finalizers", {"update"}),
     ("", "pods", {"get", "list", "watch", "create", "patch", "delete"}),
     ("", "services", {"get", "list", "watch", "create", "patch", "delete"}),
     ("", "secrets", {"get", "list", "watch", "create", "patch", "delete"}),

@@ -76,6 +76,12 @@ in each watched namespace.
 - apiGroups: [ember.dev]
   resources: [clusters/status]
   verbs: [get, patch, update]
+# Children carry blockOwnerDeletion in their owner reference; where the API server enforces
+# OwnerReferencesPermissionEnforcement (OpenShift does) that takes update on the owner's
+# finalizers subresource.
+- apiGroups: [ember.dev]
+  resources: [clusters/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [pods, services, secrets, persistentvolumeclaims]
   verbs: [get, list, watch, create, patch, delete]
