@@ -80,6 +80,13 @@ def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup
     container["ports"] = [
         {"name": "node-metrics", "containerPort": spec.ports["nodeMetrics"], "protocol": "TCP"},
     ]
+    # The agent answers 503 on /healthz once its object store is broken: the pod then stops
+    # being Ready (and is counted so in the Cluster's status) instead of taking work it can't
+    # store. Readiness only: restarting would throw away the objects it still serves.
+    container["readinessProbe"] = {
+        "httpGet": {"path": "/healthz", "port": "node-metrics"}, "initialDelaySeconds": 1,
+        "periodSeconds": 5, "failureThreshold": 2,
+    }
     pod = _pod(cluster, spec, name, "worker", group.name, group.template, container,
                worker_hash(spec, group))
     pod["spec"]["restartPolicy"] = "Never"

@@ -138,7 +138,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     reaper = asyncio.ensure_future(agent.reap_idle_workers())
     balancer = asyncio.ensure_future(queue_balance.move_waiting_requests(agent))
     session.announce_ready(ready_fd, agent.address)
-    metrics = MetricsServer(loop, agent.metrics.families)
+    metrics = MetricsServer(loop, agent.metrics.families, lambda: agent.store.broken or agent.pool.broken or None)
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
         agent._report_soon()

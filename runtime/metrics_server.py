@@ -24,6 +24,8 @@ RPC_BOUNDS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 
 
 Family = Any  # a prometheus_client.metrics_core.Metric; the library is imported late
 Snapshot = Callable[[], Coroutine[Any, Any, list[Family]]]
+# Why the process is unhealthy, or None: read on the HTTP thread, so a plain attribute read.
+Health = Callable[[], str | None]
 
 
 class RpcLatency:
@@ -64,11 +66,18 @@ def build_info(component: str) -> Family:
 
 
 class MetricsServer:
-    """The HTTP endpoint; ``snapshot`` builds the families on the event loop at each scrape."""
+    """The HTTP endpoint; ``snapshot`` builds the families on the event loop at each scrape.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot) -> None:
+    ``/healthz`` answers 200 while ``health`` finds nothing wrong and 503 otherwise: it is the
+    readiness probe of a worker pod, so a node whose object store broke stops being Ready in
+    Kubernetes. It says only "ok" or "unhealthy" (no token is asked for it); the reason is for
+    the authenticated ``ember health``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, snapshot: Snapshot, health: Health | None = None) -> None:
         self.loop = loop
         self.snapshot = snapshot
+        self.health = health
         self.port = 0
         self._server: Any = None
 
@@ -84,11 +93,35 @@ class MetricsServer:
         """Listen (port 0: any free one); returns the port. Import and bind off the loop."""
 
         def serve() -> int:
-            from prometheus_client import CollectorRegistry, start_http_server
+            import socket
+            import threading
+            from socketserver import ThreadingMixIn
+            from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+            from prometheus_client import CollectorRegistry, make_wsgi_app
 
             registry = CollectorRegistry(auto_describe=False)
             registry.register(self)
-            self._server, _ = start_http_server(port, addr=host, registry=registry)
+            metrics = make_wsgi_app(registry)
+
+            def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+                if environ.get("PATH_INFO") == "/healthz":
+                    ok = self.health is None or not self.health()
+                    start_response("200 OK" if ok else "503 Service Unavailable",
+                                   [("Content-Type", "text/plain")])
+                    return [b"ok\n" if ok else b"unhealthy\n"]
+                return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+            class Server(ThreadingMixIn, WSGIServer):
+                daemon_threads = True
+                address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+            class Quiet(WSGIRequestHandler):
+                def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                    pass
+
+            self._server = make_server(host, port, app, Server, handler_class=Quiet)
+            threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True).start()
             return int(self._server.server_port)
 
         self.port = await asyncio.get_running_loop().run_in_executor(None, serve)

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,15 @@ def _metric(url: str, name: str) -> dict[str, float]:
     return found
 
 
+def _healthz(metrics_url: str) -> tuple[int, str]:
+    url = metrics_url.rsplit("/", 1)[0] + "/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as reply:
+            return reply.status, reply.read().decode().strip()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode().strip()
+
+
 def test_a_node_whose_object_store_broke_is_unhealthy_and_says_why(env: dict[str, str]) -> None:
     """The arena file of a node's store deleted under it (new workers could no longer map it):
     the agent's own check notices; ``ember health`` fails naming the node and why, ``ember
@@ -116,6 +126,10 @@ def test_a_node_whose_object_store_broke_is_unhealthy_and_says_why(env: dict[str
     worker = ember_cli("start", "--address", address, "--num-cpus", "1", env=env)
     assert worker.returncode == 0, worker.stderr
     assert ember_cli("health", env=env).returncode == 0
+    before = ember_cli("status", "--address", address.removeprefix("ember://"), env=env).stdout
+    metrics_urls = re.findall(r"^ node_[0-9a-f]+ +(http://\S+)$", before, re.MULTILINE)
+    assert len(metrics_urls) == 2, before
+    assert {_healthz(url) for url in metrics_urls} == {(200, "ok")}
 
     worker_record = next(r for r in records(env) if not r["address"])
     agent = str(worker_record["agent_address"])
@@ -155,6 +169,11 @@ def test_a_node_whose_object_store_broke_is_unhealthy_and_says_why(env: dict[str
 
     urls = dict(re.findall(r"^ (head|node_[0-9a-f]+) +(http://\S+)$", text, re.MULTILINE))
     assert _metric(urls[f"node_{node}"], "ember_object_store_broken") == {"": 1.0}
+    # The worker pod's readiness probe: the broken node is no longer Ready, the other one is;
+    # the reason is not given to a caller without the token.
+    assert _healthz(urls[f"node_{node}"]) == (503, "unhealthy")
+    others = [url for name, url in urls.items() if name.startswith("node_") and name != f"node_{node}"]
+    assert [_healthz(url) for url in others] == [(200, "ok")]
     on_head = _metric(urls["head"], "ember_node_object_store_broken")
     assert on_head[f'{{node="{node}"}}'] == 1.0 and sorted(on_head.values()) == [0.0, 1.0]
 

@@ -214,6 +214,9 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["resources"]["limits"] == {"memory": str(2**30), "nvidia.com/gpu": "1"}
     assert container["resources"]["requests"] == {"memory": str(2**30), "cpu": "0.5"}
     assert worker["spec"]["restartPolicy"] == "Never"
+    # Ready only while the agent's store is sound (it answers 503 once broken); never restarted.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "node-metrics"}
+    assert "livenessProbe" not in container
     assert worker["spec"]["nodeSelector"] == {"gpu": "yes"}
     assert worker["metadata"]["labels"]["team"] == "x"
     assert [e["name"] for e in container["env"]][-1] == "A"
