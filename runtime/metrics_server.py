@@ -110,7 +110,7 @@ class MetricsServer:
                     start_response("200 OK" if ok else "503 Service Unavailable",
                                    [("Content-Type", "text/plain")])
                     return [b"ok\n" if ok else b"unhealthy\n"]
-                return metrics(environ, start_response)  # type: ignore[no-any-return]
+                return metrics(environ, start_response)
 
             class Server(ThreadingMixIn, WSGIServer):
                 daemon_threads = True
