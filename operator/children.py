@@ -22,6 +22,11 @@ NODE_TYPE_LABEL = "ember.dev/node-type"
 GROUP_LABEL = "ember.dev/group"
 HASH_ANNOTATION = "ember.dev/pod-spec-hash"
 TOKEN_KEY = "token"
+# The keys of a cluster's TLS Secret (spec.tls.secretName), those of a kubernetes.io/tls
+# Secret as cert-manager writes it: mounted as files into every pod, read by the operator.
+TLS_CERT_KEY = "tls.crt"
+TLS_KEY_KEY = "tls.key"
+TLS_CA_KEY = "ca.crt"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ember-operator"
 

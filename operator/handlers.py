@@ -32,10 +32,10 @@ from typing import Any, cast
 
 import kopf
 
+from ember.operator import cluster_spec, render, scaling_loop
 from ember.operator import operator_metrics as metrics
-from ember.operator import render, scaling_loop
 from ember.operator.children import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from ember.operator.head_client import HeadClient, HeadUnreachable, head_of
+from ember.operator.head_client import HeadClient, HeadUnreachable, head_of, head_tls
 from ember.operator.kube_objects import (
     GROUP,
     PLURAL,
@@ -239,7 +239,7 @@ class Reconcile:
         or waiting longer than the grace period for a head that does not answer."""
         waiting: dict[str, float] = self.memo.setdefault("head_unreachable_since", {})
         try:
-            async with self.head(observed) as head:
+            async with await self.head(observed) as head:
                 state = await head.drain_state(frozenset(pods))
         except HeadUnreachable as error:
             return self.past_grace(pods, waiting, str(error))
@@ -265,8 +265,14 @@ class Reconcile:
             log.info("cluster %s: waiting for the head to drain %s: %s", self.id, ", ".join(pods), why)
         return frozenset(given_up)
 
-    def head(self, observed: render.Observed) -> HeadClient:
-        return head_of(self.id, self.spec, observed.pods, observed.secret)
+    async def head(self, observed: render.Observed) -> HeadClient:
+        """A client of the cluster's head; over TLS, with the cluster's TLS Secret read now
+        (only a pass that must ask the head reads it)."""
+        spec = cluster_spec.parse(self.cluster)
+        tls = None
+        if spec.tls_secret:
+            tls = head_tls(spec, await self.kube.read_secret(self.namespace, spec.tls_secret))
+        return head_of(self.id, self.spec, observed.pods, observed.secret, tls)
 
     # ------------------------------------------------------------------ apply
 
@@ -299,7 +305,7 @@ class Reconcile:
         """Ask the head to drain each pod (it answers at once; a later pass sees it DRAINED).
         An unreachable head is no error here: ``drained`` counts the grace period."""
         try:
-            async with self.head(observed) as head:
+            async with await self.head(observed) as head:
                 for pod in pods:
                     reason = f"the operator removes pod {pod} of cluster {self.id}"
                     if await head.drain(pod, reason):

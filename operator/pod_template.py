@@ -160,9 +160,9 @@ def _env(spec: ClusterSpec, template: Mapping[str, Any]) -> list[dict[str, Any]]
     ]
     if spec.tls_secret:
         env += [
-            {"name": "EMBER_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
-            {"name": "EMBER_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
-            {"name": "EMBER_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
+            {"name": "EMBER_TLS_CERT", "value": f"{TLS_DIR}/{children.TLS_CERT_KEY}"},
+            {"name": "EMBER_TLS_KEY", "value": f"{TLS_DIR}/{children.TLS_KEY_KEY}"},
+            {"name": "EMBER_TLS_CA", "value": f"{TLS_DIR}/{children.TLS_CA_KEY}"},
             # One certificate serves every pod; processes dial pod IPs, so the name checked is
             # the head Service's, which the certificate must carry.
             {"name": "EMBER_TLS_SERVER_NAME", "value": spec.service_host},
