@@ -193,7 +193,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["resources"] == {"requests": {"cpu": "1", "memory": str(2 * 2**30)},
                                       "limits": {"memory": str(2 * 2**30)}}
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                            "runAsNonRoot": True}
+                                            "readOnlyRootFilesystem": True, "runAsNonRoot": True}
     assert head["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert head["spec"]["securityContext"]["runAsUser"] == 1000
     assert head["spec"]["restartPolicy"] == "Always"
@@ -202,7 +202,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["EMBER_TLS_CA"]["value"] == "/etc/ember/tls/ca.crt"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"dshm": "/dev/shm", "state": "/var/lib/ember", "tls": "/etc/ember/tls"}
+    assert mounts == {"dshm": "/dev/shm", "tmp": "/tmp", "state": "/var/lib/ember", "tls": "/etc/ember/tls"}
     assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in head["spec"]["volumes"]
 
     worker = world.pod("c-gpu-0")
@@ -226,6 +226,33 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert {p["name"]: p["port"] for p in service["ports"]} == {
         "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
     assert service["selector"] == {"ember.dev/cluster": "c", "ember.dev/node-type": "head"}
+
+
+def test_pods_mount_no_account_token_and_write_only_to_their_volumes() -> None:
+    """No service-account token unless the template asks; a read-only root filesystem, with
+    every place the image says ember writes (EMBER_TEMP_DIR, /dev/shm, the head's state) on a
+    volume of its own."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    (temp_dir,) = [w.split("=", 1)[1] for w in dockerfile.split() if w.startswith("EMBER_TEMP_DIR=")]
+    world = World({"workerGroups": [
+        {"name": "cpu", "replicas": 1},
+        {"name": "api", "replicas": 1, "template": {"automountServiceAccountToken": True}},
+    ]})
+    world.converge()
+    for name, writes in (("c-head", [temp_dir, "/dev/shm", "/var/lib/ember"]),
+                         ("c-cpu-0", [temp_dir, "/dev/shm"])):
+        pod = world.pod(name)["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for path in writes:
+            mount = max((m for m in container["volumeMounts"]
+                         if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")),
+                        key=lambda m: len(m["mountPath"]), default=None)
+            assert mount is not None and not mount.get("readOnly"), f"{name}: nothing writable at {path}"
+            assert {"emptyDir", "persistentVolumeClaim"} & set(volumes[mount["name"]]), (name, path)
+    assert world.pod("c-api-0")["spec"]["automountServiceAccountToken"] is True
 
 
 def test_scale_up_creates_the_lowest_free_names() -> None:
