@@ -35,6 +35,7 @@ import kopf
 from ember.operator import cluster_spec, render, scaling_loop
 from ember.operator import operator_metrics as metrics
 from ember.operator.children import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from ember.operator.cluster_policy import Policy
 from ember.operator.head_client import HeadClient, HeadUnreachable, head_of, head_tls
 from ember.operator.kube_objects import (
     GROUP,
@@ -157,6 +158,7 @@ def cluster_state(memo: kopf.Memo, namespace: str, name: str) -> kopf.Memo:
         state = clusters[(namespace, name)] = kopf.Memo(
             kube=memo.kube,
             head_grace_seconds=memo.get("head_grace_seconds", HEAD_GRACE_SECONDS),
+            policy=memo.get("policy") or Policy(),
             reconcile_lock=asyncio.Lock(),
         )
     return state
@@ -205,15 +207,16 @@ class Reconcile:
         self.id = f"{self.namespace}/{self.name}"
         self.spec: Mapping[str, Any] = cluster.get("spec") or {}
         self.events: list[tuple[str, str, str]] = []
+        self.policy: Policy = memo.get("policy") or Policy()
 
     async def run(self) -> None:
         observed = await self.observe()
-        plan = render.plan(self.cluster, observed)
+        plan = render.plan(self.cluster, observed, self.policy)
         if plan.drains:  # some workers are on their way out: how far did their drains get?
             drained = await self.drained(observed, plan.drains)
             if drained:
                 observed = dataclasses.replace(observed, drained=drained)
-                plan = render.plan(self.cluster, observed)
+                plan = render.plan(self.cluster, observed, self.policy)
         await self.apply(plan, observed)
 
     # ------------------------------------------------------------------ observe
@@ -225,6 +228,7 @@ class Reconcile:
             services=await self.kube.list_children(self.namespace, self.name, "Service"),
             pods=await self.kube.list_children(self.namespace, self.name, "Pod"),
             claims=await self.kube.list_children(self.namespace, self.name, "PersistentVolumeClaim"),
+            network_policies=await self.kube.list_children(self.namespace, self.name, "NetworkPolicy"),
             drained=frozenset(),
             fresh_token=secrets.token_urlsafe(32),
             now=datetime.now(UTC),
@@ -281,6 +285,10 @@ class Reconcile:
             if await self.kube.create(self.namespace, obj):
                 metrics.ACTIONS.labels(self.namespace, self.name, "created").inc()
                 log.info("cluster %s: created %s %s", self.id, obj["kind"], obj["metadata"]["name"])
+        for obj in plan.patches:
+            await self.kube.patch(self.namespace, obj)
+            metrics.ACTIONS.labels(self.namespace, self.name, "patched").inc()
+            log.info("cluster %s: patched %s %s", self.id, obj["kind"], obj["metadata"]["name"])
         if plan.drains:
             await self.start_drains(plan.drains, observed)
         for kind, name in plan.deletes:

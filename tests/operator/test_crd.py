@@ -151,6 +151,10 @@ def test_messages_carry_the_bad_value() -> None:
     assert validate(cluster({"workerGroups": [{"name": "cpu"}, {"name": "gpu"}, {"name": "cpu"}]})) == [
         "spec.workerGroups: group name cpu is used more than once: each group name must be unique"
     ]
+    assert validate(cluster({"networkPolicy": {"metricsFrom": [{}, {"ipBlock": {"cidr": "10.0.0.0/8"}}, {}]}})) == [
+        "spec.networkPolicy.metricsFrom: 2 of 3 peers have no podSelector, namespaceSelector or ipBlock: "
+        "each needs one"
+    ]
     assert validate(cluster({}, name="1cluster")) == [
         "metadata.name: name 1cluster is not a DNS label of at most 50 characters starting with a letter "
         "(the Service 1cluster-head and the worker pod names are made from it)"
@@ -189,6 +193,8 @@ SPECS = [
     {"head": {"resources": {"cpu": "2"}, "stateVolume": {}}, "workerGroups": [{"name": "a"}]},
     {"workerGroups": [{"name": "a", "resources": {"gpu": 1}, "scaleStrategy": {}}], "autoscaling": {"enabled": True}},
     {"auth": {}, "tls": {"secretName": "t"}, "head": {"ports": {"client": 1}, "template": {"env": []}}},
+    {"networkPolicy": {}},
+    {"networkPolicy": {"enabled": False, "clientFrom": [{"namespaceSelector": {}}], "metricsFrom": []}},
 ] + [yaml.safe_load(p.read_text())["spec"] for p in EXAMPLES]
 
 
