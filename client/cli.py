@@ -333,7 +333,8 @@ def _operator(args: argparse.Namespace) -> int:
         return 2
     kopf.configure(verbose=args.verbose)
     return operator_main.run(
-        args.namespace, args.all_namespaces, args.metrics_port, args.health_port, args.priority
+        args.namespace, args.all_namespaces, args.metrics_port, args.health_port, args.priority,
+        restricted_templates=args.templates == "restricted",
     )
 
 
@@ -450,6 +451,12 @@ def main(argv: list[str] | None = None) -> int:
     operator.add_argument(
         "--priority", type=int,
         help="kopf peering priority (default: random, so that one replica of several acts)",
+    )
+    operator.add_argument(
+        "--templates", choices=("restricted", "unrestricted"), default="restricted",
+        help="restricted (default): make no pod from a Cluster template with hostPath (or another "
+        "volume type outside the Pod Security Standards' restricted list), a service account other "
+        "than default, or a Secret other than the cluster's own; unrestricted: allow them",
     )
     operator.add_argument("--verbose", action="store_true", help="log kopf's every step")
     operator.set_defaults(run=_operator)

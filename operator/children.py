@@ -1,4 +1,5 @@
-"""The objects a ``Cluster`` owns besides its pods: token Secret, head Service, state volume.
+"""The objects a ``Cluster`` owns besides its pods: token Secret, head Service, NetworkPolicy,
+state volume.
 
 Every child carries the same labels (so one label selector finds all of a cluster's objects)
 and a controller owner reference to the ``Cluster``, so deleting the ``Cluster`` lets
@@ -22,6 +23,11 @@ NODE_TYPE_LABEL = "ember.dev/node-type"
 GROUP_LABEL = "ember.dev/group"
 HASH_ANNOTATION = "ember.dev/pod-spec-hash"
 TOKEN_KEY = "token"
+# The keys of a cluster's TLS Secret (spec.tls.secretName), those of a kubernetes.io/tls
+# Secret as cert-manager writes it: mounted as files into every pod, read by the operator.
+TLS_CERT_KEY = "tls.crt"
+TLS_KEY_KEY = "tls.key"
+TLS_CA_KEY = "ca.crt"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "ember-operator"
 
@@ -122,3 +128,57 @@ def state_claim(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]
     if volume["storageClassName"]:
         claim["spec"]["storageClassName"] = volume["storageClassName"]
     return claim
+
+
+def network_policy(
+    cluster: Mapping[str, Any], spec: ClusterSpec, operator_peer: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """NetworkPolicy ``<cluster>-network``: into the cluster's pods come only its own pods (on
+    every port: task channels, object transfers, the head), the operator (the head's client
+    port: drains and demand), and the peers ``spec.networkPolicy`` names, to the client and
+    dashboard ports (``clientFrom``) and to the metrics ports (``metricsFrom``).
+
+    A rule whose peer list would be empty is left out, never rendered with ``from: []``: a
+    rule without peers lets in everyone. ``kubectl port-forward`` enters each pod through the
+    kubelet, not the pod network, so it needs no rule. Egress stays open (tasks fetch data)."""
+    ports = spec.ports
+    chosen = spec.network_policy
+
+    def tcp(*names: str) -> list[dict[str, Any]]:
+        return [{"protocol": "TCP", "port": ports[name]} for name in names]
+
+    ingress: list[dict[str, Any]] = [{"from": [{"podSelector": {"matchLabels": {CLUSTER_LABEL: spec.name}}}]}]
+    if operator_peer:
+        ingress.append({"from": [dict(operator_peer)], "ports": tcp("client")})
+    for peers, names in ((chosen.get("clientFrom"), ("client", "dashboard")),
+                         (chosen.get("metricsFrom"), ("metrics", "nodeMetrics"))):
+        if peers:
+            ingress.append({"from": [dict(peer) for peer in peers], "ports": tcp(*names)})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(cluster, spec, spec.network_policy_name),
+        "spec": {
+            "podSelector": {"matchLabels": {CLUSTER_LABEL: spec.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
+def policy_differs(observed: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether the NetworkPolicy must be patched: what it says is not all the desired one says
+    (fields the API server adds, such as defaults, are no difference)."""
+    return not _covers(observed.get("spec") or {}, desired["spec"])
+
+
+def _covers(have: Any, want: Any) -> bool:
+    if isinstance(want, Mapping):
+        return isinstance(have, Mapping) and all(
+            key in have and _covers(have[key], value) for key, value in want.items()
+        )
+    if isinstance(want, list):
+        return isinstance(have, list) and len(have) == len(want) and all(
+            _covers(h, w) for h, w in zip(have, want, strict=True)
+        )
+    return bool(have == want)

@@ -31,6 +31,9 @@ DEFAULT_SERVICE_TYPE = "ClusterIP"
 DEFAULT_STATE_VOLUME: Mapping[str, Any] = {"size": "1Gi", "storageClassName": ""}
 DEFAULT_MIN_REPLICAS = 0
 DEFAULT_MAX_REPLICAS = 10
+# Who may reach the metrics ports through the cluster's NetworkPolicy: any pod of any namespace,
+# so Prometheus scrapes wherever it runs (narrow it in the spec to where it does).
+DEFAULT_METRICS_FROM: tuple[Mapping[str, Any], ...] = ({"namespaceSelector": {}},)
 DEFAULT_AUTOSCALING: Mapping[str, Any] = {
     "enabled": False,
     "idleTimeoutSeconds": 60,
@@ -66,6 +69,9 @@ def with_defaults(spec: Mapping[str, Any] | None) -> dict[str, Any]:
         group.setdefault("maxReplicas", DEFAULT_MAX_REPLICAS)
         _resource_defaults(group)
         group.setdefault("scaleStrategy", {}).setdefault("workersToDelete", [])
+    network = out.setdefault("networkPolicy", {})
+    network.setdefault("enabled", True)
+    network.setdefault("metricsFrom", copy.deepcopy(list(DEFAULT_METRICS_FROM)))
     autoscaling = out.setdefault("autoscaling", {})
     for key, value in DEFAULT_AUTOSCALING.items():
         autoscaling.setdefault(key, value)
@@ -166,6 +172,15 @@ class ClusterSpec:
     @property
     def tls_secret(self) -> str:
         return str(self.raw["tls"]["secretName"])
+
+    @property
+    def network_policy(self) -> Mapping[str, Any]:
+        """``spec.networkPolicy``: enabled, clientFrom and metricsFrom (NetworkPolicyPeers)."""
+        return self.raw["networkPolicy"]
+
+    @property
+    def network_policy_name(self) -> str:
+        return f"{self.name}-network"
 
     @property
     def service_name(self) -> str:

@@ -37,6 +37,7 @@ class Observation:
     changing: list[str] = field(default_factory=list)  # what rolls, drains or removes now
     scaled: bool = False  # worker pods added or removed for the group sizes this pass
     unschedulable: dict[str, str] = field(default_factory=dict)  # pod -> the scheduler's reason
+    refused: tuple[str, ...] = ()  # template fields this operator does not allow ("<field>: <why>")
 
 
 def build(
@@ -100,9 +101,15 @@ def build(
         "spec.suspend is true: no pods run" if spec.suspend else "spec.suspend is false",
     )
 
+    allowed = (
+        condition("TemplateAllowed", False, "ForbiddenField", refusal_message(seen.refused))
+        if seen.refused
+        else condition("TemplateAllowed", True, "Allowed", "every template field is allowed by this operator")
+    )
+
     if spec.suspend:
         phase = "Suspended"
-    elif seen.head_crash_looping:
+    elif seen.refused or seen.head_crash_looping:
         phase = "Failed"
     elif not seen.head_ready:
         phase = "Pending"
@@ -116,7 +123,7 @@ def build(
     status: dict[str, Any] = {
         "phase": phase,
         "observedGeneration": int((cluster.get("metadata") or {}).get("generation") or 0),
-        "conditions": [head, workers, provisioned, failure, suspended],
+        "conditions": [head, workers, provisioned, failure, suspended, allowed],
         "head": {
             "podName": spec.head_pod_name if seen.head_pod else "",
             "podIP": str((head_pod.get("status") or {}).get("podIP") or ""),
@@ -160,3 +167,15 @@ def previous_failures(cluster: Mapping[str, Any]) -> dict[str, int]:
     """Each group's failedReplicas so far, to add this pass's failures to."""
     groups: Sequence[Mapping[str, Any]] = (cluster.get("status") or {}).get("workerGroups") or []
     return {str(g.get("name")): int(g.get("failedReplicas") or 0) for g in groups}
+
+
+def refusal_message(refused: Sequence[str]) -> str:
+    return "the operator makes no pod from these template fields: " + "; ".join(refused)
+
+
+def previous_refusal(cluster: Mapping[str, Any]) -> str:
+    """The message of the last TemplateAllowed=False condition ("" when it was allowed)."""
+    for found in (cluster.get("status") or {}).get("conditions") or []:
+        if found.get("type") == "TemplateAllowed" and found.get("status") == "False":
+            return str(found.get("message") or "")
+    return ""

@@ -32,10 +32,11 @@ from typing import Any, cast
 
 import kopf
 
+from ember.operator import cluster_spec, render, scaling_loop
 from ember.operator import operator_metrics as metrics
-from ember.operator import render, scaling_loop
 from ember.operator.children import CLUSTER_LABEL, MANAGED_BY, MANAGED_BY_LABEL
-from ember.operator.head_client import HeadClient, HeadUnreachable, head_of
+from ember.operator.cluster_policy import Policy
+from ember.operator.head_client import HeadClient, HeadUnreachable, head_of, head_tls
 from ember.operator.kube_objects import (
     GROUP,
     PLURAL,
@@ -157,6 +158,7 @@ def cluster_state(memo: kopf.Memo, namespace: str, name: str) -> kopf.Memo:
         state = clusters[(namespace, name)] = kopf.Memo(
             kube=memo.kube,
             head_grace_seconds=memo.get("head_grace_seconds", HEAD_GRACE_SECONDS),
+            policy=memo.get("policy") or Policy(),
             reconcile_lock=asyncio.Lock(),
         )
     return state
@@ -205,15 +207,16 @@ class Reconcile:
         self.id = f"{self.namespace}/{self.name}"
         self.spec: Mapping[str, Any] = cluster.get("spec") or {}
         self.events: list[tuple[str, str, str]] = []
+        self.policy: Policy = memo.get("policy") or Policy()
 
     async def run(self) -> None:
         observed = await self.observe()
-        plan = render.plan(self.cluster, observed)
+        plan = render.plan(self.cluster, observed, self.policy)
         if plan.drains:  # some workers are on their way out: how far did their drains get?
             drained = await self.drained(observed, plan.drains)
             if drained:
                 observed = dataclasses.replace(observed, drained=drained)
-                plan = render.plan(self.cluster, observed)
+                plan = render.plan(self.cluster, observed, self.policy)
         await self.apply(plan, observed)
 
     # ------------------------------------------------------------------ observe
@@ -225,6 +228,7 @@ class Reconcile:
             services=await self.kube.list_children(self.namespace, self.name, "Service"),
             pods=await self.kube.list_children(self.namespace, self.name, "Pod"),
             claims=await self.kube.list_children(self.namespace, self.name, "PersistentVolumeClaim"),
+            network_policies=await self.kube.list_children(self.namespace, self.name, "NetworkPolicy"),
             drained=frozenset(),
             fresh_token=secrets.token_urlsafe(32),
             now=datetime.now(UTC),
@@ -239,7 +243,7 @@ class Reconcile:
         or waiting longer than the grace period for a head that does not answer."""
         waiting: dict[str, float] = self.memo.setdefault("head_unreachable_since", {})
         try:
-            async with self.head(observed) as head:
+            async with await self.head(observed) as head:
                 state = await head.drain_state(frozenset(pods))
         except HeadUnreachable as error:
             return self.past_grace(pods, waiting, str(error))
@@ -265,8 +269,14 @@ class Reconcile:
             log.info("cluster %s: waiting for the head to drain %s: %s", self.id, ", ".join(pods), why)
         return frozenset(given_up)
 
-    def head(self, observed: render.Observed) -> HeadClient:
-        return head_of(self.id, self.spec, observed.pods, observed.secret)
+    async def head(self, observed: render.Observed) -> HeadClient:
+        """A client of the cluster's head; over TLS, with the cluster's TLS Secret read now
+        (only a pass that must ask the head reads it)."""
+        spec = cluster_spec.parse(self.cluster)
+        tls = None
+        if spec.tls_secret:
+            tls = head_tls(spec, await self.kube.read_secret(self.namespace, spec.tls_secret))
+        return head_of(self.id, self.spec, observed.pods, observed.secret, tls)
 
     # ------------------------------------------------------------------ apply
 
@@ -275,6 +285,10 @@ class Reconcile:
             if await self.kube.create(self.namespace, obj):
                 metrics.ACTIONS.labels(self.namespace, self.name, "created").inc()
                 log.info("cluster %s: created %s %s", self.id, obj["kind"], obj["metadata"]["name"])
+        for obj in plan.patches:
+            await self.kube.patch(self.namespace, obj)
+            metrics.ACTIONS.labels(self.namespace, self.name, "patched").inc()
+            log.info("cluster %s: patched %s %s", self.id, obj["kind"], obj["metadata"]["name"])
         if plan.drains:
             await self.start_drains(plan.drains, observed)
         for kind, name in plan.deletes:
@@ -299,7 +313,7 @@ class Reconcile:
         """Ask the head to drain each pod (it answers at once; a later pass sees it DRAINED).
         An unreachable head is no error here: ``drained`` counts the grace period."""
         try:
-            async with self.head(observed) as head:
+            async with await self.head(observed) as head:
                 for pod in pods:
                     reason = f"the operator removes pod {pod} of cluster {self.id}"
                     if await head.drain(pod, reason):

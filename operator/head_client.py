@@ -2,7 +2,12 @@
 
 The operator is a client of the head like any other (``ember drain`` does the same), so it
 speaks only the wire protocol (``ember.runtime.protocol``), never the runtime's internals, and
-presents the cluster's token from its Secret. Worker pods start their node agent with the labels
+presents the cluster's token from its Secret. When the cluster runs TLS (``spec.tls.secretName``)
+the operator dials its head with the cluster's own TLS material, read from that Secret through
+the API: the CA to check the head by, and the certificate and key every pod of the cluster
+presents (the head asks each caller for one: mutual TLS, see ``ember.runtime.tls``). Without
+TLS the token crosses the pod network in clear on every pass; the cluster's NetworkPolicy
+limits who can see it. Worker pods start their node agent with the labels
 ``{"ember.dev/pod": <pod>, "ember.dev/group": <group>}``; that is how a pod name becomes a node
 of the head's view.
 
@@ -23,6 +28,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
+from ember.operator.children import TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY
+from ember.operator.cluster_spec import ClusterSpec
 from ember.runtime.protocol import ember_pb2 as pb
 from ember.runtime.protocol import ember_pb2_grpc as rpc
 
@@ -34,12 +41,33 @@ CALL_TIMEOUT = 5.0
 # roll or a scale-down must end even when a task never does.
 DRAIN_DEADLINE_SECONDS = 300.0
 DEFAULT_CLIENT_PORT = 10001
+# What a pod's processes check the head's certificate against (pod_template sets it); a head
+# template may set its own value, which its certificate then carries.
+TLS_SERVER_NAME_ENV = "EMBER_TLS_SERVER_NAME"
 
 log = logging.getLogger("ember.operator.head")
 
 
 class HeadUnreachable(Exception):
     """The head did not answer (down, starting, suspended, or refusing our token)."""
+
+
+@dataclass(frozen=True)
+class HeadTls:
+    """The cluster's TLS material as its pods have it, for a channel to its head."""
+
+    ca: bytes  # the CA the head's certificate is checked against
+    cert: bytes  # the certificate (and key) presented to the head, which requires one
+    key: bytes
+    server_name: str  # the name the head's certificate carries (the operator dials a pod IP)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca, private_key=self.key, certificate_chain=self.cert
+        )
+
+    def options(self) -> list[tuple[str, str]]:
+        return [("grpc.ssl_target_name_override", self.server_name)]
 
 
 @dataclass(frozen=True)
@@ -51,16 +79,24 @@ class DrainState:
 class HeadClient:
     """One connection to one cluster's head, for one reconcile pass (``async with``)."""
 
-    def __init__(self, cluster: str, address: str, token: str, timeout: float = CALL_TIMEOUT) -> None:
+    def __init__(
+        self, cluster: str, address: str, token: str, timeout: float = CALL_TIMEOUT,
+        tls: HeadTls | None = None,
+    ) -> None:
         self.cluster = cluster  # "namespace/name", for messages
         self.address = address
         self.timeout = timeout
+        self.tls = tls
         self._metadata = ((TOKEN_METADATA_KEY, f"Bearer {token}"),) if token else ()
         self._channel: aio.Channel | None = None
         self._head: rpc.HeadStub | None = None
 
     async def __aenter__(self) -> HeadClient:
-        self._channel = aio.insecure_channel(self.address)
+        self._channel = (
+            aio.secure_channel(self.address, self.tls.credentials(), options=self.tls.options())
+            if self.tls is not None
+            else aio.insecure_channel(self.address)
+        )
         self._head = rpc.HeadStub(self._channel)
         return self
 
@@ -137,9 +173,11 @@ def head_of(
     spec: Mapping[str, Any],
     pods: Iterable[Mapping[str, Any]],
     secret: Mapping[str, Any] | None,
+    tls: HeadTls | None = None,
 ) -> HeadClient:
     """A client of the cluster's head at its pod's IP (the operator runs in the cluster, and a
-    pod IP needs no DNS), with the token of the cluster's Secret."""
+    pod IP needs no DNS), with the token of the cluster's Secret, over TLS when ``tls`` is
+    given (``head_tls``: a cluster with ``spec.tls.secretName`` refuses plain text)."""
     head_pods = [
         p for p in pods
         if (p.get("metadata", {}).get("labels") or {}).get("ember.dev/node-type") == "head"
@@ -149,7 +187,40 @@ def head_of(
     if not ip:
         raise HeadUnreachable(f"cluster {cluster} has no running head pod")
     port = ((spec.get("head") or {}).get("ports") or {}).get("client", DEFAULT_CLIENT_PORT)
-    return HeadClient(cluster, f"{ip}:{port}", token_of(secret))
+    return HeadClient(cluster, f"{ip}:{port}", token_of(secret), tls=tls)
+
+
+def head_tls(spec: ClusterSpec, secret: Mapping[str, Any] | None) -> HeadTls:
+    """The cluster's TLS Secret (``spec.tls.secretName``, as the API returned it) read into
+    what a channel to its head needs. Raises ``HeadUnreachable`` naming the Secret, and the
+    keys it lacks, when it cannot be used: the head cannot be asked anything without it."""
+    where = f"TLS Secret {spec.tls_secret} (spec.tls.secretName) of cluster {spec.namespace}/{spec.name}"
+    if secret is None:
+        raise HeadUnreachable(f"{where} does not exist")
+    data = secret.get("data") or {}
+    material: dict[str, bytes] = {}
+    for key in (TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY):
+        try:
+            material[key] = base64.b64decode(data.get(key) or "", validate=True)
+        except binascii.Error:
+            material[key] = b""
+    missing = [key for key, value in material.items() if not value]
+    if missing:
+        raise HeadUnreachable(f"{where} has no {', '.join(missing)}")
+    return HeadTls(
+        ca=material[TLS_CA_KEY], cert=material[TLS_CERT_KEY], key=material[TLS_KEY_KEY],
+        server_name=tls_server_name(spec),
+    )
+
+
+def tls_server_name(spec: ClusterSpec) -> str:
+    """The name the cluster's certificate carries, as its pods check it: the head template's
+    own ``EMBER_TLS_SERVER_NAME`` when it sets one (the head's node agent dials the head by it,
+    so the certificate must carry it), else the head Service's name the operator gives pods."""
+    for variable in (spec.head.get("template") or {}).get("env") or []:
+        if variable.get("name") == TLS_SERVER_NAME_ENV and variable.get("value"):
+            return str(variable["value"])
+    return spec.service_host
 
 
 def token_of(secret: Mapping[str, Any] | None) -> str:

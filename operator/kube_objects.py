@@ -96,6 +96,7 @@ class KubeObjects:
         self.configuration = configuration
         self.api_client = kubernetes.client.ApiClient(configuration)
         self.core = kubernetes.client.CoreV1Api(self.api_client)
+        self.networking = kubernetes.client.NetworkingV1Api(self.api_client)
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
 
     def close(self) -> None:
@@ -127,7 +128,8 @@ class KubeObjects:
             raise KubeError(f"{what}: {_reason(error)}") from None
 
     async def list_children(self, namespace: str, cluster: str, kind: str) -> tuple[dict[str, Any], ...]:
-        """The Services, Pods or PersistentVolumeClaims labelled ``ember.dev/cluster=<cluster>``.
+        """The Services, Pods, PersistentVolumeClaims or NetworkPolicies labelled
+        ``ember.dev/cluster=<cluster>``.
 
         The label selector goes to the server, and the answer is filtered again here: a server
         (or a mock) that ignores the selector must not make another cluster's pods ours.
@@ -136,6 +138,7 @@ class KubeObjects:
             "Service": self.core.list_namespaced_service,
             "Pod": self.core.list_namespaced_pod,
             "PersistentVolumeClaim": self.core.list_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.list_namespaced_network_policy,
         }
         what = f"listing the {kind}s of cluster {namespace}/{cluster}"
         try:
@@ -159,6 +162,7 @@ class KubeObjects:
             "Service": self.core.create_namespaced_service,
             "Pod": self.core.create_namespaced_pod,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.create_namespaced_network_policy,
         }
         if kind not in creators:
             raise KubeError(f"creating {kind} {namespace}/{name}: the operator creates no {kind}s")
@@ -171,12 +175,12 @@ class KubeObjects:
         return True
 
     async def delete(self, namespace: str, kind: str, name: str) -> bool:
-        """Delete the object; False when it was gone already (404)."""
+        """Delete the object; False when it was gone already (404). Secrets and volumes are
+        never the operator's to delete: they go with their Cluster (garbage collection)."""
         deleters = {
             "Pod": self.core.delete_namespaced_pod,
             "Service": self.core.delete_namespaced_service,
-            "Secret": self.core.delete_namespaced_secret,
-            "PersistentVolumeClaim": self.core.delete_namespaced_persistent_volume_claim,
+            "NetworkPolicy": self.networking.delete_namespaced_network_policy,
         }
         if kind not in deleters:
             raise KubeError(f"deleting {kind} {namespace}/{name}: the operator deletes no {kind}s")
@@ -187,6 +191,21 @@ class KubeObjects:
                 return False
             raise KubeError(f"deleting {kind} {namespace}/{name}: {_reason(error)}") from None
         return True
+
+    async def patch(self, namespace: str, obj: Mapping[str, Any]) -> None:
+        """A JSON merge patch of a child with the whole desired object (lists are replaced
+        whole, so a shortened list stays short). Only the NetworkPolicy is patched: replacing
+        it would leave the pods unprotected in between."""
+        kind = obj.get("kind", "")
+        name = obj.get("metadata", {}).get("name", "")
+        patchers = {"NetworkPolicy": self.networking.patch_namespaced_network_policy}
+        if kind not in patchers:
+            raise KubeError(f"patching {kind} {namespace}/{name}: the operator patches no {kind}s")
+        what = f"patching {kind} {namespace}/{name}"
+        try:
+            await self._call(what, patchers[kind], name, namespace, dict(obj), _content_type=MERGE_PATCH)
+        except kubernetes.client.ApiException as error:
+            raise KubeError(f"{what}: {_reason(error)}") from None
 
     async def patch_cluster(self, namespace: str, name: str, patch: Mapping[str, Any]) -> None:
         """A JSON merge patch of the Cluster itself (its spec: lists are replaced whole)."""

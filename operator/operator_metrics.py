@@ -32,14 +32,14 @@ DURATION = Histogram(
 )
 ACTIONS = Counter(
     "ember_operator_actions_total",
-    "What reconciles did to a Cluster's children: created, deleted, drained pods",
+    "What reconciles did to a Cluster's children: created, patched, deleted, drained pods",
     ["namespace", "cluster", "action"],
     registry=REGISTRY,
 )
 
 TRIGGERS = ("create", "resume", "update", "timer")
 RESULTS = ("ok", "error")
-ACTION_NAMES = ("created", "deleted", "drain_started", "deleted_without_drain")
+ACTION_NAMES = ("created", "patched", "deleted", "drain_started", "deleted_without_drain", "scaled")
 
 
 def serve(port: int) -> None:

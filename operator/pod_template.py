@@ -20,6 +20,7 @@ from ember.operator.cluster_spec import ClusterSpec, Resources, WorkerGroup, hea
 CONTAINER = "ember"
 STATE_DIR = "/var/lib/ember"
 TLS_DIR = "/etc/ember/tls"
+TMP_DIR = "/tmp"
 USER_ID = 1000
 
 
@@ -47,7 +48,7 @@ def head_pod(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]:
         "tcpSocket": {"port": "client"}, "initialDelaySeconds": 1, "periodSeconds": 5,
         "failureThreshold": 3,
     }
-    container["volumeMounts"].insert(1, {"name": "state", "mountPath": STATE_DIR})
+    container["volumeMounts"].insert(2, {"name": "state", "mountPath": STATE_DIR})
     state: dict[str, Any] = (
         {"name": "state", "persistentVolumeClaim": {"claimName": spec.state_claim_name}}
         if "stateVolume" in head
@@ -56,7 +57,7 @@ def head_pod(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]:
     pod = _pod(cluster, spec, spec.head_pod_name, "head", None, head.get("template") or {},
                container, head_hash(spec))
     pod["spec"]["restartPolicy"] = "Always"
-    pod["spec"]["volumes"].insert(1, state)
+    pod["spec"]["volumes"].insert(2, state)
     return pod
 
 
@@ -138,9 +139,13 @@ def _container(spec: ClusterSpec, resources: Resources, template: Mapping[str, A
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
         },
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        # The root filesystem is read-only; what ember writes goes to these (the Dockerfile
+        # says the same): the object store in /dev/shm, session directories, logs and spilled
+        # objects under /tmp (EMBER_TEMP_DIR), and the head's --state-dir (mounted in head_pod).
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": TMP_DIR}],
     }
     if spec.tls_secret:
         container["volumeMounts"].append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
@@ -160,9 +165,9 @@ def _env(spec: ClusterSpec, template: Mapping[str, Any]) -> list[dict[str, Any]]
     ]
     if spec.tls_secret:
         env += [
-            {"name": "EMBER_TLS_CERT", "value": f"{TLS_DIR}/tls.crt"},
-            {"name": "EMBER_TLS_KEY", "value": f"{TLS_DIR}/tls.key"},
-            {"name": "EMBER_TLS_CA", "value": f"{TLS_DIR}/ca.crt"},
+            {"name": "EMBER_TLS_CERT", "value": f"{TLS_DIR}/{children.TLS_CERT_KEY}"},
+            {"name": "EMBER_TLS_KEY", "value": f"{TLS_DIR}/{children.TLS_KEY_KEY}"},
+            {"name": "EMBER_TLS_CA", "value": f"{TLS_DIR}/{children.TLS_CA_KEY}"},
             # One certificate serves every pod; processes dial pod IPs, so the name checked is
             # the head Service's, which the certificate must carry.
             {"name": "EMBER_TLS_SERVER_NAME", "value": spec.service_host},
@@ -185,7 +190,10 @@ def _pod(
     meta = children.metadata(cluster, spec, name, node_type=node_type, group=group)
     meta["labels"] = {**(template.get("labels") or {}), **meta["labels"]}
     meta["annotations"] = {**(template.get("annotations") or {}), children.HASH_ANNOTATION: spec_hash}
-    volumes: list[dict[str, Any]] = [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory"}},
+        {"name": "tmp", "emptyDir": {}},  # no size limit: spilled objects land here
+    ]
     if spec.tls_secret:
         volumes.append({"name": "tls", "secret": {"secretName": spec.tls_secret, "defaultMode": 0o440}})
     volumes += [dict(v) for v in template.get("volumes") or []]
@@ -193,6 +201,9 @@ def _pod(
         "containers": [container],
         "volumes": volumes,
         "enableServiceLinks": False,
+        # ember talks to no Kubernetes API from its pods: no token of the pod's service
+        # account is mounted unless the template asks for one.
+        "automountServiceAccountToken": bool(template.get("automountServiceAccountToken", False)),
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": USER_ID,

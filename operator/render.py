@@ -14,7 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ember.operator import children, cluster_spec, cluster_status, pod_state, pod_template
+from ember.operator import (
+    children,
+    cluster_policy,
+    cluster_spec,
+    cluster_status,
+    pod_state,
+    pod_template,
+)
+from ember.operator.cluster_policy import Policy
 from ember.operator.cluster_spec import ClusterSpec
 
 
@@ -32,6 +40,8 @@ class Observed:
     # created only when absent from here (a handler that does not list claims leaves this
     # empty and must treat 409 AlreadyExists on create as done).
     claims: tuple[Mapping, ...] = field(default=())
+    # NetworkPolicies labelled ember.dev/cluster=<name> (the cluster's own, or none).
+    network_policies: tuple[Mapping, ...] = field(default=())
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class Plan:
     status: Mapping  # the whole .status as it should be now
     events: tuple[tuple[str, str, str], ...]  # (Normal|Warning, reason, message) for the Cluster
     spec_patch: Mapping | None  # merge patch of .spec, e.g. clearing workersToDelete once those pods are gone
+    patches: tuple[Mapping, ...] = ()  # whole objects to merge-patch over what exists (the NetworkPolicy)
 
 
 @dataclass
@@ -51,6 +62,7 @@ class _Work:
     """The plan being assembled, step by step."""
 
     creates: list[Mapping] = field(default_factory=list)
+    patches: list[Mapping] = field(default_factory=list)
     deletes: list[tuple[str, str]] = field(default_factory=list)
     drains: list[str] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
@@ -65,8 +77,12 @@ class _Work:
         return f"draining ({why})"
 
 
-def plan(cluster: Mapping, observed: Observed) -> Plan:
-    """The next step of the reconcile: Secret → Service → (PVC) → head pod → workers → status."""
+DEFAULT_POLICY = Policy()
+
+
+def plan(cluster: Mapping, observed: Observed, policy: Policy = DEFAULT_POLICY) -> Plan:
+    """The next step of the reconcile: Secret → Service → NetworkPolicy → (PVC) → head pod →
+    workers → status. ``policy``: what the cluster admin allows (``cluster_policy``)."""
     spec = cluster_spec.parse(cluster)
     work = _Work()
     seen = cluster_status.Observation(head_pod=None, head_ready=False, head_crash_looping=False,
@@ -98,6 +114,11 @@ def plan(cluster: Mapping, observed: Observed) -> Plan:
         work.events.append(("Normal", "ReplacingService",
                             f"Service {spec.service_name} changed type or ports: replacing it"))
 
+    # NetworkPolicy before any pod, so that no pod of the cluster runs unprotected.
+    _network_policy(cluster, spec, observed, policy, work, seen)
+    refused = cluster_policy.template_violations(spec) if policy.restricted_templates else ()
+    seen.refused = refused
+
     pods = {pod_state.name(p): p for p in observed.pods}
     live = {n: p for n, p in pods.items() if not pod_state.terminating(p)}
     heads = [p for p in live.values() if pod_state.labels(p).get(children.NODE_TYPE_LABEL) == "head"]
@@ -108,6 +129,8 @@ def plan(cluster: Mapping, observed: Observed) -> Plan:
         for group in spec.groups:
             seen.groups.append(cluster_status.GroupCount(
                 group.name, 0, 0, cluster_status.previous_failures(cluster).get(group.name, 0)))
+    elif refused:
+        _refused(cluster, spec, work, seen, heads, workers)
     else:
         if previous_phase == "Suspended":
             work.events.append(("Normal", "Resumed", f"spec.suspend is false: starting cluster {spec.name} again"))
@@ -124,12 +147,62 @@ def plan(cluster: Mapping, observed: Observed) -> Plan:
 
     return Plan(
         creates=tuple(work.creates),
+        patches=tuple(work.patches),
         deletes=tuple(work.deletes),
         drains=tuple(work.drains),
         status=cluster_status.build(cluster, spec, seen, observed.now),
         events=tuple(work.events),
         spec_patch=_cleared_lists(cluster, spec, live),
     )
+
+
+def _network_policy(
+    cluster: Mapping, spec: ClusterSpec, observed: Observed, policy: Policy, work: _Work,
+    seen: cluster_status.Observation,
+) -> None:
+    """The cluster's NetworkPolicy: created when absent, patched when it says less than the
+    spec asks, deleted when ``spec.networkPolicy.enabled`` is false."""
+    name = spec.network_policy_name
+    existing = next((n for n in observed.network_policies if pod_state.name(n) == name), None)
+    if not spec.network_policy["enabled"]:
+        if existing is not None and not pod_state.terminating(existing):
+            work.deletes.append(("NetworkPolicy", name))
+            work.events.append(("Normal", "DeletingNetworkPolicy",
+                                f"spec.networkPolicy.enabled is false: deleting NetworkPolicy {name}"))
+        return
+    desired = children.network_policy(cluster, spec, policy.operator_peer)
+    if existing is None:
+        work.creates.append(desired)
+        seen.creating.append(f"NetworkPolicy/{name}")
+    elif children.policy_differs(existing, desired):
+        work.patches.append(desired)
+        seen.changing.append(f"NetworkPolicy/{name}")
+        work.events.append(("Normal", "UpdatingNetworkPolicy",
+                            f"NetworkPolicy {name} differs from spec.networkPolicy: updating it"))
+
+
+def _refused(
+    cluster: Mapping, spec: ClusterSpec, work: _Work, seen: cluster_status.Observation,
+    heads: list[Mapping], workers: list[Mapping],
+) -> None:
+    """A template this operator does not allow: no pod is made from it, none is replaced or
+    rolled to it, and the pods there are left as they are (deleting running work because an
+    admin tightened the policy would be worse). The status says which fields, a Warning event
+    says it once per change (the last status remembers what was said)."""
+    head = next((p for p in heads if pod_state.name(p) == spec.head_pod_name), None)
+    if head is not None:
+        seen.head_pod = head
+        seen.head_ready = pod_state.ready(head)
+    seen.head_detail = f"no pod is made from a refused template: {'; '.join(seen.refused)}"
+    failed_before = cluster_status.previous_failures(cluster)
+    for group in spec.groups:
+        mine = [p for p in workers if pod_state.labels(p).get(children.GROUP_LABEL) == group.name]
+        seen.groups.append(cluster_status.GroupCount(
+            group.name, group.desired, sum(1 for p in mine if pod_state.ready(p)),
+            failed_before.get(group.name, 0)))
+    message = cluster_status.refusal_message(seen.refused)
+    if cluster_status.previous_refusal(cluster) != message:
+        work.events.append(("Warning", "ForbiddenTemplate", message))
 
 
 def _suspend(spec: ClusterSpec, work: _Work, pods: list[Mapping], previous_phase: str | None) -> None:

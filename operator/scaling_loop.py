@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from ember.operator import cluster_spec, kube_scaling
-from ember.operator.head_client import head_of
+from ember.operator.head_client import head_of, head_tls
 from ember.operator.kube_objects import KubeObjects
 from ember.operator.kube_scaling import Decision
 
@@ -32,7 +32,8 @@ async def scale_once(kube: KubeObjects, namespace: str, name: str) -> Decision |
         return None
     pods = await kube.list_children(namespace, name, "Pod")
     secret = await kube.read_secret(namespace, spec.token_secret)
-    async with head_of(f"{namespace}/{name}", spec.raw, pods, secret) as head:
+    tls = head_tls(spec, await kube.read_secret(namespace, spec.tls_secret)) if spec.tls_secret else None
+    async with head_of(f"{namespace}/{name}", spec.raw, pods, secret, tls) as head:
         await head.set_node_types(kube_scaling.node_types(cluster))
         demand = await head.demand()
     decision = kube_scaling.decide(cluster, pods, demand)

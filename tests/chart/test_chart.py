@@ -48,6 +48,7 @@ NON_DEFAULT: dict[str, Any] = {
 # Kinds whose schemas are CRDs of other projects, not in kubernetes-validate: checked by shape.
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "ClusterKopfPeering", "KopfPeering"}
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering", "Namespace",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
                   "CustomResourceDefinition"}
 
 
@@ -78,6 +79,7 @@ def test_defaults_render_the_operator_watching_all_namespaces(render: Callable[.
     objects = render()
     assert sorted(o["kind"] for o in objects) == [
         "ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount",
+        "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     ]
     for o in objects:
         if o["kind"] not in CLUSTER_SCOPED:
@@ -90,6 +92,7 @@ def test_defaults_render_the_operator_watching_all_namespaces(render: Callable[.
     assert container["command"] == ["ember"]
     assert container["args"] == [
         "operator", "--all-namespaces", "--metrics-port", "8080", "--health-port", "8081",
+        "--templates", "restricted",
     ]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}

@@ -11,18 +11,21 @@ import yaml
 
 from tests.chart.conftest import CHART, Objects, by_kind, one
 
-# The contract ("The operator process"): (API group, resource, verbs), namespaced ones.
+# What the operator (kopf included) does in a namespace it serves, verb by verb: exactly what
+# tests/operator/test_operator_security.py sees it do over a Cluster's whole life, plus kopf's
+# peering (its scenarios run kopf standalone). Secrets: read (the token and TLS Secrets a
+# Cluster names) and create (the token Secret); never list, watch, patch or delete.
 NAMESPACED_NEEDS = [
-    ("ember.dev", "clusters", {"get", "list", "watch", "patch", "update"}),
-    ("ember.dev", "clusters/status", {"get", "patch", "update"}),
+    ("ember.dev", "clusters", {"get", "list", "watch", "patch"}),
+    ("ember.dev", "clusters/status", {"patch"}),
     # blockOwnerDeletion on children, under OwnerReferencesPermissionEnforcement
     ("ember.dev", "clusters/finalizers", {"update"}),
-    ("", "pods", {"get", "list", "watch", "create", "patch", "delete"}),
-    ("", "services", {"get", "list", "watch", "create", "patch", "delete"}),
-    ("", "secrets", {"get", "list", "watch", "create", "patch", "delete"}),
-    ("", "persistentvolumeclaims", {"get", "list", "watch", "create", "patch", "delete"}),
-    ("", "events", {"create", "patch"}),
-    ("events.k8s.io", "events", {"create", "patch"}),
+    ("", "pods", {"list", "watch", "create", "delete"}),
+    ("", "services", {"list", "create", "delete"}),
+    ("", "secrets", {"get", "create"}),
+    ("", "persistentvolumeclaims", {"list", "create"}),
+    ("networking.k8s.io", "networkpolicies", {"list", "create", "patch", "delete"}),
+    ("", "events", {"create"}),
     ("kopf.dev", "kopfpeerings", {"get", "list", "watch", "patch"}),
 ]
 CLUSTER_WIDE_NEEDS = [
@@ -115,3 +118,15 @@ def test_rules_name_the_resource_the_crd_defines(render: Callable[..., Objects])
     rules = one(render(), "ClusterRole")["rules"]
     assert {"get", "list", "watch", "patch"} <= granted(rules, group, plural)
     assert {"patch"} <= granted(rules, group, f"{plural}/status")
+
+
+@pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["all", "listed"])
+def test_no_verb_the_operator_does_not_use(render: Callable[..., Objects], values: dict[str, Any]):
+    """Every (resource, verb) granted is one of the needs: a Secret the operator may only read
+    and create, a pod it never patches, no events.k8s.io it never posts to."""
+    needs = {(g, r, v) for g, r, verbs in NAMESPACED_NEEDS + CLUSTER_WIDE_NEEDS + ALL_NAMESPACES_NEEDS
+             for v in verbs}
+    for role in by_kind(render(values), "ClusterRole") + by_kind(render(values), "Role"):
+        for rule in role["rules"]:
+            extra = {(g, r, v) for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]} - needs
+            assert not extra, f"{role['kind']} {role['metadata']['name']} grants {sorted(extra)}, used by nothing"

@@ -99,6 +99,47 @@ def test_a_cluster_comes_up_with_its_children(small: str) -> None:
     assert "Running" in printed
 
 
+def test_a_cluster_gets_its_network_policy_and_hardened_pods(small: str) -> None:
+    """The NetworkPolicy the operator keeps: the cluster's pods, governed; its own pods let in
+    everywhere; the operator's pods (of this release, in its namespace) to the client port;
+    Prometheus anywhere to the metrics ports. The port-forwards of the scenarios below go on
+    working under it (they enter through the kubelet). Pods: no service-account token, a
+    read-only root filesystem."""
+    policy = kube.get("networkpolicy", f"{small}-network")
+    uid = kube.get("cluster", small)["metadata"]["uid"]
+    assert [o["uid"] for o in policy["metadata"]["ownerReferences"]] == [uid]
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"ember.dev/cluster": small}}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    own, operator, metrics = policy["spec"]["ingress"]
+    assert own == {"from": [{"podSelector": {"matchLabels": {"ember.dev/cluster": small}}}]}
+    (peer,) = operator["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": kube.OPERATOR_NAMESPACE}}
+    operator_pods = kube.get("pods", namespace=kube.OPERATOR_NAMESPACE,
+                             selector=",".join(f"{k}={v}" for k, v in peer["podSelector"]["matchLabels"].items()))
+    assert len(operator_pods["items"]) >= 1, peer  # the selector finds the operator's pods
+    service = kube.get("service", f"{small}-head")
+    assert [p["port"] for p in operator["ports"]] == [port(service, "client")]
+    assert metrics["from"] == [{"namespaceSelector": {}}]
+    assert sorted(p["port"] for p in metrics["ports"]) == sorted([port(service, "metrics"), port(service, "node-metrics")])
+    for pod in kube.pods(small):
+        assert pod["spec"]["automountServiceAccountToken"] is False
+        assert pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert not any(m["mountPath"].startswith("/var/run/secrets/kubernetes.io")
+                       for m in pod["spec"]["containers"][0]["volumeMounts"])
+
+
+def test_a_cluster_with_a_host_path_is_refused_at_admission_naming_the_field() -> None:
+    """The chart's ValidatingAdmissionPolicy (restricted templates, the default)."""
+    document = yaml.safe_load(kube.cluster_manifest("cluster.yaml", "sly"))
+    document["spec"]["workerGroups"][0]["template"] = {
+        "volumes": [{"name": "host", "hostPath": {"path": "/var/run"}}],
+        "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+    }
+    refused = kube.kubectl("apply", "-n", kube.NAMESPACE, "-f", "-", check=False, input=yaml.safe_dump(document))
+    assert "spec.workerGroups[cpu].template.volumes[host].hostPath: hostPath volumes are not allowed" in refused, refused
+    assert "NotFound" in kube.kubectl("get", "cluster", "sly", "-n", kube.NAMESPACE, check=False)
+
+
 SEEDS = ("fibonacci.py", "matrix_dag.py", "parameter_server.py")
 
 # Tasks that each hold their share of a CPU for seconds, twice as many as the cluster has such
@@ -274,7 +315,7 @@ def delete_and_check_collected(name: str) -> None:
     def children() -> list[str]:
         return [
             f"{kind}/{item['metadata']['name']}"
-            for kind in ("pods", "services", "secrets", "persistentvolumeclaims", "configmaps")
+            for kind in ("pods", "services", "secrets", "persistentvolumeclaims", "configmaps", "networkpolicies")
             for item in kube.get(kind, selector=f"ember.dev/cluster={name}")["items"]
         ]
 

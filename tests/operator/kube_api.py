@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import itertools
 import logging
 import secrets
@@ -34,6 +35,7 @@ import kubernetes
 import yaml
 
 from ember.operator import handlers, operator_main
+from ember.operator.cluster_policy import Policy
 from ember.operator.kube_objects import GROUP, PLURAL, VERSION, KubeObjects
 
 CLUSTERS = kmock.resource(GROUP, VERSION, PLURAL)
@@ -41,6 +43,7 @@ PODS = kmock.resource("", "v1", "pods")
 SERVICES = kmock.resource("", "v1", "services")
 SECRETS = kmock.resource("", "v1", "secrets")
 EVENTS = kmock.resource("", "v1", "events")
+NETWORK_POLICIES = kmock.resource("networking.k8s.io", "v1", "networkpolicies")
 NAMESPACE = "ns1"
 
 log = logging.getLogger("tests.operator")
@@ -54,9 +57,11 @@ class KubeApi(kmock.KubernetesEmulator):
     # API server's token authenticator reads it); a test may revoke one and accept another.
     tokens: set[str] = attrs.field(factory=lambda: {secrets.token_urlsafe(16)})
     _versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
+    _first_token: str = attrs.field(default="", init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self._first_token = sorted(self.tokens)[0]
         self.resources.load_bundled()
         self.resources[CLUSTERS] = kmock.ResourceInfo(
             kind="Cluster", singular="cluster", namespaced=True, shortnames={"ec"},
@@ -153,8 +158,9 @@ class KubeApi(kmock.KubernetesEmulator):
 
     @property
     def token(self) -> str:
-        """The token a test's clients log in with (the only one, unless a test added more)."""
-        return next(iter(self.tokens))
+        """The token a test's clients log in with (the first one; ``another_user`` adds more)."""
+        return self._first_token
+
 
     # ------------------------------------------------------------------ what kubelet would do
 
@@ -233,6 +239,17 @@ def configuration(server: kmock.Server, token: str, directory: Path) -> kubernet
     return config
 
 
+def another_user(api: KubeApi, config: kubernetes.client.Configuration) -> kubernetes.client.Configuration:
+    """The credentials of someone else using the same API (a person with kubectl), with a token
+    of their own: their requests are told apart from the operator's by it."""
+    token = secrets.token_urlsafe(16)
+    api.tokens.add(token)
+    other = copy.copy(config)
+    other.refresh_api_key_hook = None  # the kubeconfig loader's hook would put the first token back
+    other.api_key = {key: f"Bearer {token}" for key in config.api_key}
+    return other
+
+
 @contextlib.asynccontextmanager
 async def mock_api() -> AsyncIterator[tuple[KubeApi, kubernetes.client.Configuration]]:
     with tempfile.TemporaryDirectory(prefix="ember-kube-") as directory:
@@ -242,7 +259,8 @@ async def mock_api() -> AsyncIterator[tuple[KubeApi, kubernetes.client.Configura
 
 @contextlib.asynccontextmanager
 async def running_operator(
-    config: kubernetes.client.Configuration, head_grace_seconds: float = 60.0
+    config: kubernetes.client.Configuration, head_grace_seconds: float = 60.0,
+    policy: Policy | None = None,
 ) -> AsyncIterator[None]:
     """The real kopf operator with ember's handlers, until the block ends.
 
@@ -258,7 +276,7 @@ async def running_operator(
     task = asyncio.create_task(kopf.operator(
         registry=handlers.registry,
         settings=settings,
-        memo=operator_main.memo(kube, head_grace_seconds),
+        memo=operator_main.memo(kube, head_grace_seconds, policy),
         namespaces=[NAMESPACE],
         stop_flag=stop,
         ready_flag=ready,

@@ -151,6 +151,10 @@ def test_messages_carry_the_bad_value() -> None:
     assert validate(cluster({"workerGroups": [{"name": "cpu"}, {"name": "gpu"}, {"name": "cpu"}]})) == [
         "spec.workerGroups: group name cpu is used more than once: each group name must be unique"
     ]
+    assert validate(cluster({"networkPolicy": {"metricsFrom": [{}, {"ipBlock": {"cidr": "10.0.0.0/8"}}, {}]}})) == [
+        "spec.networkPolicy.metricsFrom: 2 of 3 peers have no podSelector, namespaceSelector or ipBlock: "
+        "each needs one"
+    ]
     assert validate(cluster({}, name="1cluster")) == [
         "metadata.name: name 1cluster is not a DNS label of at most 50 characters starting with a letter "
         "(the Service 1cluster-head and the worker pod names are made from it)"
@@ -189,6 +193,8 @@ SPECS = [
     {"head": {"resources": {"cpu": "2"}, "stateVolume": {}}, "workerGroups": [{"name": "a"}]},
     {"workerGroups": [{"name": "a", "resources": {"gpu": 1}, "scaleStrategy": {}}], "autoscaling": {"enabled": True}},
     {"auth": {}, "tls": {"secretName": "t"}, "head": {"ports": {"client": 1}, "template": {"env": []}}},
+    {"networkPolicy": {}},
+    {"networkPolicy": {"enabled": False, "clientFrom": [{"namespaceSelector": {}}], "metricsFrom": []}},
 ] + [yaml.safe_load(p.read_text())["spec"] for p in EXAMPLES]
 
 
@@ -196,3 +202,16 @@ SPECS = [
 def test_operator_defaults_are_the_crds(spec: dict[str, Any]) -> None:
     schema = root_schema()["properties"]["spec"]
     assert cluster_spec.with_defaults(spec) == apply_defaults(schema, copy.deepcopy(spec))
+
+
+def test_the_readme_lists_exactly_the_template_fields_the_crd_allows() -> None:
+    """The security model's promise: what a Cluster author can put in a pod, and no more."""
+    spec = root_schema()["properties"]["spec"]["properties"]
+    head = set(spec["head"]["properties"]["template"]["properties"])
+    worker = set(spec["workerGroups"]["items"]["properties"]["template"]["properties"])
+    assert head == worker
+    readme = " ".join((REPO / "README.md").read_text().split())
+    said = readme.split("The CRD's schema allows only these template fields: ", 1)[1].split(";", 1)[0]
+    assert {field.strip() for field in said.split(",")} == head
+    for absent in ("securityContext", "hostNetwork", "hostPID", "hostIPC", "privileged"):
+        assert absent not in head

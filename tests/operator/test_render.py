@@ -18,6 +18,7 @@ import yaml
 from kubernetes.utils.quantity import parse_quantity
 
 from ember.operator import cluster_spec
+from ember.operator.cluster_policy import Policy
 from ember.operator.render import Observed, Plan, plan
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -42,16 +43,17 @@ class World:
         self.drained: set[str] = set()
         self.now = T0
         self.tick = 0
+        self.policy = Policy()
 
     def observed(self) -> Observed:
         of = lambda kind: tuple(o for (k, _), o in sorted(self.objects.items()) if k == kind)  # noqa: E731
         secrets = of("Secret")
         return Observed(secret=secrets[0] if secrets else None, services=of("Service"), pods=of("Pod"),
                         drained=frozenset(self.drained), fresh_token="fresh", now=self.now,
-                        claims=of("PersistentVolumeClaim"))
+                        claims=of("PersistentVolumeClaim"), network_policies=of("NetworkPolicy"))
 
     def plan(self) -> Plan:
-        return plan(copy.deepcopy(self.cluster), self.observed())
+        return plan(copy.deepcopy(self.cluster), self.observed(), self.policy)
 
     def step(self, *, finish_deletes: bool = True) -> Plan:
         """Plan and apply, as the handler would; deleted pods vanish unless told to linger."""
@@ -65,6 +67,9 @@ class World:
             if obj["kind"] == "Pod":
                 obj["status"] = {"phase": "Pending"}
             self.objects[key] = obj
+        for obj in result.patches:  # a merge patch: maps merge, lists are replaced whole
+            key = (obj["kind"], obj["metadata"]["name"])
+            self.objects[key] = merge(self.objects[key], copy.deepcopy(dict(obj)))
         for kind, name in result.deletes:
             if finish_deletes:
                 self.objects.pop((kind, name))
@@ -94,13 +99,27 @@ class World:
             self.ready()
             result = self.step()
             self.drained |= set(result.drains)
-            if not (result.creates or result.deletes or result.drains):
+            if not (result.creates or result.patches or result.deletes or result.drains):
                 return
         raise AssertionError("no convergence in 50 passes")
 
 
+def merge(base: Any, patch: Any) -> Any:
+    """A JSON merge patch (RFC 7386) of ``patch`` over ``base``."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(base) if isinstance(base, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge(out.get(key), value)
+    return out
+
+
 def idle(result: Plan) -> bool:
-    return not (result.creates or result.deletes or result.drains or result.events or result.spec_patch)
+    return not (result.creates or result.patches or result.deletes or result.drains or result.events
+                or result.spec_patch)
 
 
 def names(objects: Any) -> list[str]:
@@ -118,7 +137,7 @@ def small() -> dict[str, Any]:
 def test_create_from_nothing() -> None:
     world = World(small())
     first = world.step()
-    assert names(first.creates) == ["Secret/c-token", "Service/c-head", "Pod/c-head"]
+    assert names(first.creates) == ["Secret/c-token", "Service/c-head", "NetworkPolicy/c-network", "Pod/c-head"]
     assert first.status["phase"] == "Pending"
     assert conditions(first)["Provisioned"] == "False"
     # Workers wait for a Ready head (they would only fail against an empty Service).
@@ -133,7 +152,7 @@ def test_create_from_nothing() -> None:
     assert idle(done)
     assert done.status["phase"] == "Running"
     assert conditions(done) == {"HeadReady": "True", "WorkersReady": "True", "Provisioned": "True",
-                                "ReplicaFailure": "False", "Suspended": "False"}
+                                "ReplicaFailure": "False", "Suspended": "False", "TemplateAllowed": "True"}
     assert done.status["head"] == {"podName": "c-head", "podIP": "10.0.0.6", "serviceName": "c-head",
                                    "clientAddress": "c-head.ns.svc:10001"}
     assert done.status["endpoints"]["client"] == "ember://c-head.ns.svc:10001"
@@ -156,7 +175,7 @@ def test_owner_references_and_labels_on_every_child() -> None:
     world = World({**small(), "head": {"stateVolume": {"size": "5Gi"}}})
     world.converge()
     assert sorted(world.objects) == [
-        ("PersistentVolumeClaim", "c-head-state"), ("Pod", "c-cpu-0"), ("Pod", "c-cpu-1"), ("Pod", "c-head"),
+        ("NetworkPolicy", "c-network"), ("PersistentVolumeClaim", "c-head-state"), ("Pod", "c-cpu-0"), ("Pod", "c-cpu-1"), ("Pod", "c-head"),
         ("Secret", "c-token"), ("Service", "c-head")]
     for obj in world.objects.values():
         meta = obj["metadata"]
@@ -193,7 +212,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["resources"] == {"requests": {"cpu": "1", "memory": str(2 * 2**30)},
                                       "limits": {"memory": str(2 * 2**30)}}
     assert container["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                            "runAsNonRoot": True}
+                                            "readOnlyRootFilesystem": True, "runAsNonRoot": True}
     assert head["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert head["spec"]["securityContext"]["runAsUser"] == 1000
     assert head["spec"]["restartPolicy"] == "Always"
@@ -202,7 +221,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
     assert env["EMBER_TLS_CA"]["value"] == "/etc/ember/tls/ca.crt"
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-    assert mounts == {"dshm": "/dev/shm", "state": "/var/lib/ember", "tls": "/etc/ember/tls"}
+    assert mounts == {"dshm": "/dev/shm", "tmp": "/tmp", "state": "/var/lib/ember", "tls": "/etc/ember/tls"}
     assert {"name": "dshm", "emptyDir": {"medium": "Memory"}} in head["spec"]["volumes"]
 
     worker = world.pod("c-gpu-0")
@@ -226,6 +245,33 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert {p["name"]: p["port"] for p in service["ports"]} == {
         "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
     assert service["selector"] == {"ember.dev/cluster": "c", "ember.dev/node-type": "head"}
+
+
+def test_pods_mount_no_account_token_and_write_only_to_their_volumes() -> None:
+    """No service-account token unless the template asks; a read-only root filesystem, with
+    every place the image says ember writes (EMBER_TEMP_DIR, /dev/shm, the head's state) on a
+    volume of its own."""
+    dockerfile = (Path(__file__).resolve().parents[2] / "Dockerfile").read_text()
+    (temp_dir,) = [w.split("=", 1)[1] for w in dockerfile.split() if w.startswith("EMBER_TEMP_DIR=")]
+    world = World({"workerGroups": [
+        {"name": "cpu", "replicas": 1},
+        {"name": "api", "replicas": 1, "template": {"automountServiceAccountToken": True}},
+    ]})
+    world.converge()
+    for name, writes in (("c-head", [temp_dir, "/dev/shm", "/var/lib/ember"]),
+                         ("c-cpu-0", [temp_dir, "/dev/shm"])):
+        pod = world.pod(name)["spec"]
+        assert pod["automountServiceAccountToken"] is False, name
+        (container,) = pod["containers"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        for path in writes:
+            mount = max((m for m in container["volumeMounts"]
+                         if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")),
+                        key=lambda m: len(m["mountPath"]), default=None)
+            assert mount is not None and not mount.get("readOnly"), f"{name}: nothing writable at {path}"
+            assert {"emptyDir", "persistentVolumeClaim"} & set(volumes[mount["name"]]), (name, path)
+    assert world.pod("c-api-0")["spec"]["automountServiceAccountToken"] is True
 
 
 def test_scale_up_creates_the_lowest_free_names() -> None:
@@ -362,7 +408,7 @@ def test_suspend_deletes_every_pod_without_a_drain_and_resume_brings_them_back()
     assert conditions(result)["Suspended"] == "True" and conditions(result)["HeadReady"] == "False"
     assert result.events[0][:2] == ("Normal", "Suspended")
     assert idle(world.step())  # stays suspended; Service and Secret kept
-    assert sorted(world.objects) == [("Secret", "c-token"), ("Service", "c-head")]
+    assert sorted(world.objects) == [("NetworkPolicy", "c-network"), ("Secret", "c-token"), ("Service", "c-head")]
     world.cluster["spec"]["suspend"] = False
     resumed = world.step()
     assert names(resumed.creates) == ["Pod/c-head"]
@@ -518,7 +564,7 @@ def test_an_unschedulable_head_says_why_the_cluster_is_pending() -> None:
 def test_a_missing_user_secret_holds_the_pods_back() -> None:
     world = World({**small(), "auth": {"secretName": "mine"}})
     result = world.step()
-    assert names(result.creates) == ["Service/c-head"]
+    assert names(result.creates) == ["Service/c-head", "NetworkPolicy/c-network"]
     assert result.events[0][:2] == ("Warning", "SecretMissing")
     provisioned = next(c for c in result.status["conditions"] if c["type"] == "Provisioned")
     assert provisioned["reason"] == "SecretMissing" and "mine" in provisioned["message"]
@@ -578,3 +624,113 @@ def test_the_quick_start_example_fits_a_two_cpu_kind_node_next_to_the_operator()
     for pod in pods:
         args = pod["spec"]["containers"][0]["args"]
         assert Decimal(args[args.index("--num-cpus") + 1]) >= 1, args
+
+
+OPERATOR = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ember-system"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/component": "operator"}}}
+
+
+def network_policy(world: World) -> dict[str, Any]:
+    return world.objects[("NetworkPolicy", "c-network")]
+
+
+def test_the_network_policy_lets_in_the_clusters_pods_the_operator_and_the_named_peers() -> None:
+    team = {"namespaceSelector": {"matchLabels": {"team": "ml"}}}
+    world = World({**small(), "networkPolicy": {"clientFrom": [team]}})
+    world.policy = Policy(operator_peer=OPERATOR)
+    world.converge()
+    policy = network_policy(world)
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    assert policy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert LABELS.items() <= policy["metadata"]["labels"].items()
+    # It governs exactly the cluster's pods (every one carries the label), on ingress only.
+    assert policy["spec"]["podSelector"] == {"matchLabels": {"ember.dev/cluster": "c"}}
+    assert all(world.pod(p)["metadata"]["labels"]["ember.dev/cluster"] == "c" for p in world.pods())
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    tcp = lambda *ports: [{"protocol": "TCP", "port": p} for p in ports]  # noqa: E731
+    assert policy["spec"]["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"ember.dev/cluster": "c"}}}]},  # every port
+        {"from": [OPERATOR], "ports": tcp(10001)},
+        {"from": [team], "ports": tcp(10001, 8265)},
+        {"from": [{"namespaceSelector": {}}], "ports": tcp(8080, 8081)},  # Prometheus, anywhere
+    ]
+
+
+@pytest.mark.parametrize("network", [{"metricsFrom": []}, {"clientFrom": [], "metricsFrom": []}])
+def test_a_rule_without_peers_is_left_out_never_rendered_open(network: dict[str, Any]) -> None:
+    """``from: []`` (or none) in a rule lets in everyone: no peers, no rule."""
+    world = World({**small(), "networkPolicy": network})
+    world.converge()
+    assert network_policy(world)["spec"]["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"ember.dev/cluster": "c"}}}]}]
+
+
+def test_the_network_policy_follows_the_spec_and_goes_when_disabled() -> None:
+    world = World(small())
+    world.converge()
+    before = copy.deepcopy(network_policy(world))
+    # What the API server adds to the stored object is no difference.
+    network_policy(world)["spec"]["ingress"][1]["ports"][0]["endPort"] = 8080
+    network_policy(world)["metadata"]["generation"] = 3
+    assert idle(world.step())
+    world.cluster["spec"]["networkPolicy"] = {"clientFrom": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}
+    patched = world.step()
+    assert names(patched.patches) == ["NetworkPolicy/c-network"] and not patched.creates
+    assert ("Normal", "UpdatingNetworkPolicy",
+            "NetworkPolicy c-network differs from spec.networkPolicy: updating it") in patched.events
+    ingress = network_policy(world)["spec"]["ingress"]
+    assert ingress[1] == {"from": [{"ipBlock": {"cidr": "10.1.0.0/16"}}],
+                          "ports": [{"protocol": "TCP", "port": 10001}, {"protocol": "TCP", "port": 8265}]}
+    assert ingress[0] == before["spec"]["ingress"][0] and len(ingress) == 3
+    assert idle(world.step())
+    world.cluster["spec"]["networkPolicy"] = {"enabled": False}
+    off = world.step()
+    assert off.deletes == (("NetworkPolicy", "c-network"),)
+    assert ("NetworkPolicy", "c-network") not in world.objects
+    assert world.pods() == ["c-cpu-0", "c-cpu-1", "c-head"]  # the pods are not touched
+    assert idle(world.step())
+    world.cluster["spec"]["networkPolicy"] = {"enabled": True}
+    assert names(world.step().creates) == ["NetworkPolicy/c-network"]
+
+
+HOST_PATH = {"volumes": [{"name": "host", "hostPath": {"path": "/var/run"}}],
+             "volumeMounts": [{"name": "host", "mountPath": "/host"}]}
+
+
+def test_a_refused_template_makes_no_pod_and_says_which_field() -> None:
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 2, "template": HOST_PATH}]})
+    first = world.step()
+    field = "spec.workerGroups[cpu].template.volumes[host].hostPath"
+    assert names(first.creates) == ["Secret/c-token", "Service/c-head", "NetworkPolicy/c-network"]
+    assert first.status["phase"] == "Failed"
+    (allowed,) = [c for c in first.status["conditions"] if c["type"] == "TemplateAllowed"]
+    assert allowed["status"] == "False" and allowed["reason"] == "ForbiddenField"
+    assert allowed["message"].startswith(f"the operator makes no pod from these template fields: {field}: ")
+    warnings = [e for e in first.events if e[1] == "ForbiddenTemplate"]
+    assert warnings == [("Warning", "ForbiddenTemplate", allowed["message"])]
+    again = world.step()
+    assert idle(again) and world.pods() == []  # said once, not at every pass
+    # The admin allows every field: the same spec makes pods, hostPath and all.
+    world.policy = Policy(restricted_templates=False)
+    world.converge()
+    assert {"name": "host", "hostPath": {"path": "/var/run"}} in world.pod("c-cpu-0")["spec"]["volumes"]
+    assert conditions(world.step())["TemplateAllowed"] == "True"
+
+
+def test_a_running_cluster_whose_template_turns_refused_keeps_its_pods_unrolled() -> None:
+    world = World(small())
+    world.converge()
+    world.cluster["spec"]["head"] = {"template": {"serviceAccountName": "admin"}}
+    world.cluster["spec"]["workerGroups"][0]["replicas"] = 3
+    refused = world.step()
+    assert not (refused.creates or refused.deletes or refused.drains)
+    assert refused.status["phase"] == "Failed"
+    assert "spec.head.template.serviceAccountName: service account admin is not allowed (only default)" in (
+        refused.status["conditions"][-1]["message"])
+    assert refused.status["workerGroups"] == [
+        {"name": "cpu", "desiredReplicas": 3, "readyReplicas": 2, "failedReplicas": 0}]
+    assert refused.status["head"]["podName"] == "c-head"
+    world.cluster["spec"]["head"] = {"template": {"serviceAccountName": "default"}}
+    world.converge()
+    assert world.pods() == ["c-cpu-0", "c-cpu-1", "c-cpu-2", "c-head"]
+    assert world.step().status["phase"] == "Running"

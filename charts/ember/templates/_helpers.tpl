@@ -43,6 +43,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* The same labels as key=value,key=value (a label selector's text). */}}
+{{- define "ember.selectorLabelList" -}}
+{{- $pairs := list }}
+{{- range $key, $value := include "ember.selectorLabels" . | fromYaml }}
+{{- $pairs = append $pairs (printf "%s=%s" $key $value) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{- define "ember.labels" -}}
 helm.sh/chart: {{ include "ember.chart" . }}
 {{ include "ember.selectorLabels" . }}
@@ -64,18 +73,22 @@ app.kubernetes.io/part-of: ember
 {{- end }}
 
 {{/*
-What the operator does in a namespace it watches: the Cluster resources and their status, the
-pods, services, secrets and volumes it renders from them, the events kopf posts, and kopf's
-namespaced peering. Rendered into the ClusterRole when watching all namespaces, or into a Role
-in each watched namespace.
+What the operator does in a namespace it watches, and nothing more (tests/operator records every
+call of a Cluster's life and checks each is granted; tests/chart checks nothing else is): the
+Cluster resources (kopf watches and patches them; the operator patches spec and status), the
+pods, services, secrets, volume claims and NetworkPolicies it renders from them, the events kopf
+posts, and kopf's namespaced peering. Secrets: only read (the token and TLS Secrets it names) and
+create (the token Secret it makes); they go with their Cluster by garbage collection, as volume
+claims do. Rendered into the ClusterRole when watching all namespaces, or into a Role in each
+watched namespace (prefer that: Secrets are then readable only where Clusters run).
 */}}
 {{- define "ember.namespacedRules" -}}
 - apiGroups: [ember.dev]
   resources: [clusters]
-  verbs: [get, list, watch, patch, update]
+  verbs: [get, list, watch, patch]
 - apiGroups: [ember.dev]
   resources: [clusters/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 # Children carry blockOwnerDeletion in their owner reference; where the API server enforces
 # OwnerReferencesPermissionEnforcement (OpenShift does) that takes update on the owner's
 # finalizers subresource.
@@ -83,14 +96,23 @@ in each watched namespace.
   resources: [clusters/finalizers]
   verbs: [update]
 - apiGroups: [""]
-  resources: [pods, services, secrets, persistentvolumeclaims]
-  verbs: [get, list, watch, create, patch, delete]
+  resources: [pods]
+  verbs: [list, watch, create, delete]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [list, create, delete]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [list, create]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, create, patch, delete]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
   verbs: [get, list, watch, patch]
@@ -116,4 +138,43 @@ assuming they exist, with a warning).
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   verbs: [get, list, watch, patch]
+{{- end }}
+
+{{/*
+The restricted template policy's findings in one pod template, as a CEL list of strings
+"<field>: <why>" in the order and words of ember.operator.cluster_policy.template_violations:
+.t is the CEL expression of the template, .at that of its path in the spec. The caller binds
+variables.own (the Cluster's own Secrets) and variables.volumeTypes (the allowed volume types).
+*/}}
+{{- define "ember.templateViolations" -}}
+{{- $t := .t }}{{- $at := .at }}
+{{- $notOwn := "' is not one of the cluster\\'s own (its token and TLS Secrets)'" -}}
+(has({{ $t }}.volumes) ? {{ $t }}.volumes.filter(v, v.exists(k, k != 'name' && !(k in variables.volumeTypes)))
+.map(v, {{ $at }} + '.volumes[' + v.name + '].' + v.filter(k, k != 'name' && !(k in variables.volumeTypes))[0]
++ ': ' + v.filter(k, k != 'name' && !(k in variables.volumeTypes))[0] + ' volumes are not allowed (allowed: '
++ 'configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret)') : [])
++ (has({{ $t }}.volumes) ? {{ $t }}.volumes.filter(v, has(v.secret)
+&& !((has(v.secret.secretName) ? v.secret.secretName : '') in variables.own))
+.map(v, {{ $at }} + '.volumes[' + v.name + '].secret.secretName: Secret '
++ (has(v.secret.secretName) ? v.secret.secretName : '') + {{ $notOwn }}) : [])
++ (has({{ $t }}.volumes) ? {{ $t }}.volumes.filter(v, has(v.projected) && has(v.projected.sources)
+&& v.projected.sources.exists(s, has(s.secret) && !((has(s.secret.name) ? s.secret.name : '') in variables.own)))
+.map(v, {{ $at }} + '.volumes[' + v.name + '].projected.sources.secret.name: Secret '
++ v.projected.sources.filter(s, has(s.secret) && !((has(s.secret.name) ? s.secret.name : '') in variables.own))
+.map(s, has(s.secret.name) ? s.secret.name : '')[0] + {{ $notOwn }}) : [])
++ (has({{ $t }}.volumes) ? {{ $t }}.volumes.filter(v, has(v.csi) && has(v.csi.nodePublishSecretRef)
+&& !((has(v.csi.nodePublishSecretRef.name) ? v.csi.nodePublishSecretRef.name : '') in variables.own))
+.map(v, {{ $at }} + '.volumes[' + v.name + '].csi.nodePublishSecretRef.name: Secret '
++ (has(v.csi.nodePublishSecretRef.name) ? v.csi.nodePublishSecretRef.name : '') + {{ $notOwn }}) : [])
++ (has({{ $t }}.env) ? {{ $t }}.env.filter(e, has(e.valueFrom) && has(e.valueFrom.secretKeyRef)
+&& !((has(e.valueFrom.secretKeyRef.name) ? e.valueFrom.secretKeyRef.name : '') in variables.own))
+.map(e, {{ $at }} + '.env[' + e.name + '].valueFrom.secretKeyRef.name: Secret '
++ (has(e.valueFrom.secretKeyRef.name) ? e.valueFrom.secretKeyRef.name : '') + {{ $notOwn }}) : [])
++ (has({{ $t }}.envFrom) ? {{ $t }}.envFrom.filter(e, has(e.secretRef)
+&& !((has(e.secretRef.name) ? e.secretRef.name : '') in variables.own))
+.map(e, {{ $at }} + '.envFrom.secretRef.name: Secret '
++ (has(e.secretRef.name) ? e.secretRef.name : '') + {{ $notOwn }}) : [])
++ (has({{ $t }}.serviceAccountName) && !({{ $t }}.serviceAccountName in ['', 'default'])
+? [{{ $at }} + '.serviceAccountName: service account ' + {{ $t }}.serviceAccountName
++ ' is not allowed (only default)'] : [])
 {{- end }}
