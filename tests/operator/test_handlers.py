@@ -317,7 +317,7 @@ async def test_workers_to_delete_are_drained_by_a_real_head_first() -> None:
                 await eventually(lambda: "drain-cpu-1" not in api.pods(), "drain-cpu-1 deleted", 40)
                 async with HeadClient("ns1/drain", head.head_address, token) as ask:
                     nodes = await ask.nodes_of({"drain-cpu-0", "drain-cpu-1"})
-                from ember.runtime.protocol import ember_pb2 as pb
+                from ember.runtime.wire.protocol import ember_pb2 as pb
 
                 assert nodes["drain-cpu-1"].drain_state == pb.DRAINED
                 assert nodes["drain-cpu-0"].drain_state == pb.NOT_DRAINING
