@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime.head.head import cluster_queries
+from ember.runtime.head import cluster_queries
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ember.runtime import __version__
+from ember.runtime.head import cluster_queries
 from ember.runtime.head.actor_manager import ActorManager, abort_not_found
 from ember.runtime.head.drain import DrainManager, NodeDrain
 from ember.runtime.head.events import EventLog
-from ember.runtime.head.head import cluster_queries
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.objects import ids
 from ember.runtime.wire import resources

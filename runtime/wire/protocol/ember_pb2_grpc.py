@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from ember.runtime.wire.protocol import ember_pb2 as ember_dot_runtime_dot_protocol_dot_ember__pb2
+from ember.runtime.wire.protocol import ember_pb2 as ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in ember/runtime/protocol/ember_pb2_grpc.py depends on'
+        + ' but the generated code in ember/runtime/wire/protocol/ember_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,33 +36,33 @@ class CoreWorkerStub:
         """
         self.CancelTasks = channel.unary_unary(
                 '/ember.CoreWorker/CancelTasks',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.GetObject = channel.unary_unary(
                 '/ember.CoreWorker/GetObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
                 _registered_method=True)
         self.PushLogs = channel.unary_unary(
                 '/ember.CoreWorker/PushLogs',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.UpdateBorrows = channel.unary_unary(
                 '/ember.CoreWorker/UpdateBorrows',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/ember.CoreWorker/Watch',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.ObjectsMoved = channel.unary_unary(
                 '/ember.CoreWorker/ObjectsMoved',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
                 _registered_method=True)
 
 
@@ -114,33 +114,33 @@ def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'CancelTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.CancelTasks,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CancelRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'GetObject': grpc.unary_unary_rpc_method_handler(
                     servicer.GetObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.SerializeToString,
             ),
             'PushLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.PushLogs,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogBatch.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'UpdateBorrows': grpc.unary_unary_rpc_method_handler(
                     servicer.UpdateBorrows,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BorrowUpdate.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'ObjectsMoved': grpc.unary_unary_rpc_method_handler(
                     servicer.ObjectsMoved,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -168,8 +168,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/CancelTasks',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CancelRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -195,8 +195,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/GetObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -222,8 +222,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/PushLogs',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -249,8 +249,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/UpdateBorrows',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BorrowUpdate.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -276,8 +276,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/Watch',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -303,8 +303,8 @@ class CoreWorker:
             request,
             target,
             '/ember.CoreWorker/ObjectsMoved',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
             options,
             channel_credentials,
             insecure,
@@ -327,78 +327,78 @@ class NodeAgentStub:
         """
         self.Leases = channel.stream_stream(
                 '/ember.NodeAgent/Leases',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
                 _registered_method=True)
         self.ReportMetrics = channel.unary_unary(
                 '/ember.NodeAgent/ReportMetrics',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.ListTasks = channel.unary_unary(
                 '/ember.NodeAgent/ListTasks',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
                 _registered_method=True)
         self.ListWorkers = channel.unary_unary(
                 '/ember.NodeAgent/ListWorkers',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerList.FromString,
                 _registered_method=True)
         self.ListLogs = channel.unary_unary(
                 '/ember.NodeAgent/ListLogs',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogList.FromString,
                 _registered_method=True)
         self.TailLog = channel.unary_unary(
                 '/ember.NodeAgent/TailLog',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
                 _registered_method=True)
         self.WorkerSession = channel.stream_stream(
                 '/ember.NodeAgent/WorkerSession',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
                 _registered_method=True)
         self.CreateObject = channel.unary_unary(
                 '/ember.NodeAgent/CreateObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
                 _registered_method=True)
         self.SealObjects = channel.unary_unary(
                 '/ember.NodeAgent/SealObjects',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.FreeObjects = channel.unary_unary(
                 '/ember.NodeAgent/FreeObjects',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.RestoreObject = channel.unary_unary(
                 '/ember.NodeAgent/RestoreObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
                 _registered_method=True)
         self.GetStoreInfo = channel.unary_unary(
                 '/ember.NodeAgent/GetStoreInfo',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
                 _registered_method=True)
         self.FetchObject = channel.unary_unary(
                 '/ember.NodeAgent/FetchObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchReply.FromString,
                 _registered_method=True)
         self.PullObject = channel.unary_stream(
                 '/ember.NodeAgent/PullObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
                 _registered_method=True)
         self.PushObject = channel.stream_unary(
                 '/ember.NodeAgent/PushObject',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PushReply.FromString,
                 _registered_method=True)
 
 
@@ -502,78 +502,78 @@ def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Leases': grpc.stream_stream_rpc_method_handler(
                     servicer.Leases,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseClientMessage.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseServerMessage.SerializeToString,
             ),
             'ReportMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.ReportMetrics,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.MetricsReport.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'ListTasks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListTasks,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.SerializeToString,
             ),
             'ListWorkers': grpc.unary_unary_rpc_method_handler(
                     servicer.ListWorkers,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerList.SerializeToString,
             ),
             'ListLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLogs,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogList.SerializeToString,
             ),
             'TailLog': grpc.unary_unary_rpc_method_handler(
                     servicer.TailLog,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
             ),
             'WorkerSession': grpc.stream_stream_rpc_method_handler(
                     servicer.WorkerSession,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerMessage.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.AgentToWorker.SerializeToString,
             ),
             'CreateObject': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectReply.SerializeToString,
             ),
             'SealObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.SealObjects,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'FreeObjects': grpc.unary_unary_rpc_method_handler(
                     servicer.FreeObjects,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'RestoreObject': grpc.unary_unary_rpc_method_handler(
                     servicer.RestoreObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.RestoreObjectReply.SerializeToString,
             ),
             'GetStoreInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetStoreInfo,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StoreInfo.SerializeToString,
             ),
             'FetchObject': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchReply.SerializeToString,
             ),
             'PullObject': grpc.unary_stream_rpc_method_handler(
                     servicer.PullObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PullRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
             ),
             'PushObject': grpc.stream_unary_rpc_method_handler(
                     servicer.PushObject,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PushReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -601,8 +601,8 @@ class NodeAgent:
             request_iterator,
             target,
             '/ember.NodeAgent/Leases',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseClientMessage.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LeaseServerMessage.FromString,
             options,
             channel_credentials,
             insecure,
@@ -628,8 +628,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/ReportMetrics',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.MetricsReport.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -655,8 +655,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/ListTasks',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TaskList.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
             options,
             channel_credentials,
             insecure,
@@ -682,8 +682,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/ListWorkers',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerList.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerList.FromString,
             options,
             channel_credentials,
             insecure,
@@ -709,8 +709,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/ListLogs',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.LogList.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogList.FromString,
             options,
             channel_credentials,
             insecure,
@@ -736,8 +736,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/TailLog',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -763,8 +763,8 @@ class NodeAgent:
             request_iterator,
             target,
             '/ember.NodeAgent/WorkerSession',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.WorkerMessage.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.AgentToWorker.FromString,
             options,
             channel_credentials,
             insecure,
@@ -790,8 +790,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/CreateObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateObjectReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -817,8 +817,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/SealObjects',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -844,8 +844,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/FreeObjects',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -871,8 +871,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/RestoreObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.RestoreObjectReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -898,8 +898,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/GetStoreInfo',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -925,8 +925,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/FetchObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.FetchReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -952,8 +952,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/PullObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PullRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -979,8 +979,8 @@ class NodeAgent:
             request_iterator,
             target,
             '/ember.NodeAgent/PushObject',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.PushReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PushReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1003,73 +1003,73 @@ class HeadStub:
         """
         self.NodeSession = channel.stream_stream(
                 '/ember.Head/NodeSession',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeMessage.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToNode.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeMessage.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToNode.FromString,
                 _registered_method=True)
         self.DriverSession = channel.unary_stream(
                 '/ember.Head/DriverSession',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DriverHello.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToDriver.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DriverHello.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToDriver.FromString,
                 _registered_method=True)
         self.GetClusterView = channel.unary_unary(
                 '/ember.Head/GetClusterView',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterView.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterView.FromString,
                 _registered_method=True)
         self.FindNode = channel.unary_unary(
                 '/ember.Head/FindNode',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
                 _registered_method=True)
         self.CreateActor = channel.unary_unary(
                 '/ember.Head/CreateActor',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
                 _registered_method=True)
         self.GetActor = channel.unary_unary(
                 '/ember.Head/GetActor',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
                 _registered_method=True)
         self.KillActor = channel.unary_unary(
                 '/ember.Head/KillActor',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.ListActors = channel.unary_unary(
                 '/ember.Head/ListActors',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorList.FromString,
                 _registered_method=True)
         self.ListClusterLogs = channel.unary_unary(
                 '/ember.Head/ListClusterLogs',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
                 _registered_method=True)
         self.TailNodeLog = channel.unary_unary(
                 '/ember.Head/TailNodeLog',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
                 _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.RequestResources = channel.unary_unary(
                 '/ember.Head/RequestResources',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
         self.GetDemand = channel.unary_unary(
                 '/ember.Head/GetDemand',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Demand.FromString,
                 _registered_method=True)
         self.DrainNode = channel.unary_unary(
                 '/ember.Head/DrainNode',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.FromString,
                 _registered_method=True)
 
 
@@ -1170,73 +1170,73 @@ def add_HeadServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'NodeSession': grpc.stream_stream_rpc_method_handler(
                     servicer.NodeSession,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeMessage.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToNode.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeMessage.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToNode.SerializeToString,
             ),
             'DriverSession': grpc.unary_stream_rpc_method_handler(
                     servicer.DriverSession,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DriverHello.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToDriver.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DriverHello.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToDriver.SerializeToString,
             ),
             'GetClusterView': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterView,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterView.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterView.SerializeToString,
             ),
             'FindNode': grpc.unary_unary_rpc_method_handler(
                     servicer.FindNode,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeReply.SerializeToString,
             ),
             'CreateActor': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateActor,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorSpec.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateActorReply.SerializeToString,
             ),
             'GetActor': grpc.unary_unary_rpc_method_handler(
                     servicer.GetActor,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetActorRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorInfo.SerializeToString,
             ),
             'KillActor': grpc.unary_unary_rpc_method_handler(
                     servicer.KillActor,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.KillActorRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'ListActors': grpc.unary_unary_rpc_method_handler(
                     servicer.ListActors,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorList.SerializeToString,
             ),
             'ListClusterLogs': grpc.unary_unary_rpc_method_handler(
                     servicer.ListClusterLogs,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterLogs.SerializeToString,
             ),
             'TailNodeLog': grpc.unary_unary_rpc_method_handler(
                     servicer.TailNodeLog,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
             ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'RequestResources': grpc.unary_unary_rpc_method_handler(
                     servicer.RequestResources,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ResourceRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
             'GetDemand': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDemand,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Demand.SerializeToString,
             ),
             'DrainNode': grpc.unary_unary_rpc_method_handler(
                     servicer.DrainNode,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1264,8 +1264,8 @@ class Head:
             request_iterator,
             target,
             '/ember.Head/NodeSession',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeMessage.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToNode.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeMessage.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToNode.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1291,8 +1291,8 @@ class Head:
             request,
             target,
             '/ember.Head/DriverSession',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.DriverHello.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.HeadToDriver.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DriverHello.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.HeadToDriver.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1318,8 +1318,8 @@ class Head:
             request,
             target,
             '/ember.Head/GetClusterView',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterView.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterView.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1345,8 +1345,8 @@ class Head:
             request,
             target,
             '/ember.Head/FindNode',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FindNodeReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1372,8 +1372,8 @@ class Head:
             request,
             target,
             '/ember.Head/CreateActor',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorSpec.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreateActorReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1399,8 +1399,8 @@ class Head:
             request,
             target,
             '/ember.Head/GetActor',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetActorRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1426,8 +1426,8 @@ class Head:
             request,
             target,
             '/ember.Head/KillActor',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.KillActorRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1453,8 +1453,8 @@ class Head:
             request,
             target,
             '/ember.Head/ListActors',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ActorList.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ActorList.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1480,8 +1480,8 @@ class Head:
             request,
             target,
             '/ember.Head/ListClusterLogs',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterLogs.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1507,8 +1507,8 @@ class Head:
             request,
             target,
             '/ember.Head/TailNodeLog',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TailReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1534,8 +1534,8 @@ class Head:
             request,
             target,
             '/ember.Head/SetNodeTypes',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1561,8 +1561,8 @@ class Head:
             request,
             target,
             '/ember.Head/RequestResources',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ResourceRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1588,8 +1588,8 @@ class Head:
             request,
             target,
             '/ember.Head/GetDemand',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.Demand.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Demand.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1615,8 +1615,8 @@ class Head:
             request,
             target,
             '/ember.Head/DrainNode',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.DrainReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1639,13 +1639,13 @@ class RelayStub:
         """
         self.Tunnel = channel.stream_stream(
                 '/ember.Relay/Tunnel',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
                 _registered_method=True)
         self.Reverse = channel.unary_stream(
                 '/ember.Relay/Reverse',
-                request_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
                 _registered_method=True)
 
 
@@ -1671,13 +1671,13 @@ def add_RelayServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Tunnel': grpc.stream_stream_rpc_method_handler(
                     servicer.Tunnel,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
             ),
             'Reverse': grpc.unary_stream_rpc_method_handler(
                     servicer.Reverse,
-                    request_deserializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.FromString,
-                    response_serializer=ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseHello.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1705,8 +1705,8 @@ class Relay:
             request_iterator,
             target,
             '/ember.Relay/Tunnel',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TunnelChunk.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1732,8 +1732,8 @@ class Relay:
             request,
             target,
             '/ember.Relay/Reverse',
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
-            ember_dot_runtime_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
             options,
             channel_credentials,
             insecure,
