@@ -23,10 +23,9 @@ from typing import Any
 import grpc
 
 from ember.runtime.core import object_moves
-from ember.runtime.core.actor_host import TERMINATE
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
-from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue
+from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue, error_value
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
@@ -35,6 +34,7 @@ from ember.runtime.core.task_record import (
     QUEUED,
     RESOLVING,
     RUNNING,
+    TERMINATE,
     ActorOptions,
     FunctionDescriptor,
     TaskOptions,
@@ -125,8 +125,14 @@ class Owner:
             self._on_channel_reply,
             self._on_channel_lost,
         )
-        self.actors = ActorSubmitter(self)
-        return TaskSubmitter(self, self.local_agent)
+        self.actors = ActorSubmitter(
+            self, self.channels, self.worker_channels, self.head_address
+        )
+        lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
+        return TaskSubmitter(
+            self, self.channels, self.worker_channels, lease_owner, self.local_agent,
+            self.head_address,
+        )
 
     def _on_channel_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
         tasks: list[tuple[TaskRecord, pb.TaskResult]] = []
@@ -617,7 +623,7 @@ class Owner:
             return
         if value.kind == ERROR:
             # An argument failed: so does this task, with the same error, without running.
-            self._finish(task, value)
+            self.finish(task, value)
             return
         task.arg_values[index] = value.message(task.deps[index]._id)
         task.unresolved -= 1
@@ -634,7 +640,7 @@ class Owner:
         if result.application_error and self._retry_exception(task, result):
             return
         if task.cancelled:
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
             return
         returns = result.returns
         store = self.store
@@ -673,11 +679,10 @@ class Owner:
             return False
         task.attempt += 1
         log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)
-        self.submitter.requeue_front(task)
-        self.submitter.pump(task.queue)
+        self.submitter.pump(self.submitter.requeue_front(task))
         return True
 
-    def retry_after_crash(self, task: TaskRecord, reason: str, lease: Any) -> bool:
+    def retry_after_crash(self, task: TaskRecord, reason: str) -> bool:
         """A worker died under the task: requeue it if it may be retried."""
         if task.state == FINISHED:
             return True
@@ -688,8 +693,7 @@ class Owner:
         log.warning(
             "%s failed because %s; retrying (attempt %d)", task.describe(), reason, task.attempt + 1
         )
-        self.submitter.requeue_front(task)
-        self.submitter.pump(task.queue)
+        self.submitter.pump(self.submitter.requeue_front(task))
         return True
 
     def retry_preempted(self, task: TaskRecord, reason: str) -> None:
@@ -698,20 +702,20 @@ class Owner:
         if task.state == FINISHED:
             return
         if task.cancelled:
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
             return
         if task.options.max_retries == 0:
             error = WorkerCrashedError(
                 f"{task.describe()} was stopped: {reason}; max_retries=0 forbids running it again"
             )
-            self._finish(task, self._error(error))
+            self.finish(task, error_value(error))
             return
         task.attempt += 1
         task.preemptions += 1
         log.info("%s stopped: %s; running it elsewhere", task.describe(), reason)
         self.submitter.requeue_front(task)
 
-    def fail_crashed(self, tasks: list[TaskRecord], reason: str, lease: Any) -> None:
+    def fail_crashed(self, tasks: list[TaskRecord], reason: str) -> None:
         for task in tasks:
             if task.state == FINISHED:
                 continue
@@ -724,7 +728,7 @@ class Owner:
                     f"{attempts} attempt{'s' if attempts != 1 else ''}, "
                     f"max_retries={task.options.max_retries}"
                 )
-            self._finish(task, self._error(error))
+            self.finish(task, error_value(error))
 
     def fail_rejected(self, tasks: list[TaskRecord], rejected: pb.LeaseRejected) -> None:
         """A node agent refused the lease the tasks wait for: say why, do not ask forever."""
@@ -734,19 +738,13 @@ class Owner:
         elif rejected.worker_start_failed:
             kind = WorkerStartError
         for task in tasks:
-            self._finish(task, self._error(kind(f"{task.describe()} cannot run: {rejected.reason}")))
+            self.finish(task, error_value(kind(f"{task.describe()} cannot run: {rejected.reason}")))
 
     def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None:
         for task in tasks:
-            self._finish(task, self._error(RuntimeConnectionError(f"{task.describe()}: {reason}")))
+            self.finish(task, error_value(RuntimeConnectionError(f"{task.describe()}: {reason}")))
 
     def finish(self, task: TaskRecord, value: StoredValue) -> None:
-        self._finish(task, value)
-
-    def error_value(self, error: BaseException) -> StoredValue:
-        return self._error(error)
-
-    def _finish(self, task: TaskRecord, value: StoredValue) -> None:
         """End a task with one value (an error) for each of its returns."""
         if task.state == FINISHED:
             return
@@ -758,10 +756,6 @@ class Owner:
         for object_id in task.return_ids:
             self.store.put(object_id, value)
 
-    def _error(self, error: BaseException) -> StoredValue:
-        data, _ = serialization.dumps(error)
-        return StoredValue(data, ERROR)
-
     def _cancel(self, task_id: bytes, force: bool) -> None:
         task = self.tasks.get(task_id)
         if task is None or task.state == FINISHED:
@@ -770,14 +764,14 @@ class Owner:
         if task.actor_id is not None:
             if task.state in (RESOLVING, QUEUED):
                 # It keeps no place in the actor's queue once finished.
-                self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+                self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
             elif task.state == RUNNING:
                 self.actors.cancel_running(task, force)
             return
         if task.state == RESOLVING or (
             task.state == QUEUED and self.submitter.remove_queued(task)
         ):
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
+            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
         elif task.state == RUNNING:
             task.force_cancel = force
             self.submitter.cancel_running(task, force)
@@ -795,7 +789,7 @@ class Owner:
             stub = self.channels.core_worker(ref._owner_address)
             reply = await stub.GetObject(pb.GetObjectRequest(id=ref._id))
             if reply.lost_reason:
-                value = self._error(ObjectLostError(f"{ref!r}: {reply.lost_reason}"))
+                value = error_value(ObjectLostError(f"{ref!r}: {reply.lost_reason}"))
             else:
                 contained = None
                 if reply.value.contained:
@@ -803,7 +797,7 @@ class Owner:
                 location = reply.value.location if reply.value.HasField("location") else None
                 value = StoredValue(reply.value.data, reply.value.kind, contained, location)
         except grpc.aio.AioRpcError as error:
-            value = self._error(
+            value = error_value(
                 OwnerDiedError(
                     f"{ref!r} is lost: its owner at {ref._owner_address} cannot be reached "
                     f"({error.code().name})"
