@@ -293,7 +293,7 @@ class Executor:
                 message.contained.extend(
                     pb.ObjectRefMsg(id=r.id, owner=r.owner_address) for r in contained
                 )
-                core._escape(contained)
+                core.borrowing.escape(contained)
             returns.append(message)
         return returns
 

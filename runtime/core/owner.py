@@ -89,10 +89,8 @@ class Owner:
         self.channels = Channels()
         self.objects = StoreClient(io, self.channels, local_agent, node_id, store_dir, address)
         self.store = MemoryStore()
-        # Owned refs pickled into values sent elsewhere: kept until a borrower holds them, or
-        # this process exits, since a borrower may still ask for them.
-        self.escaped: dict[bytes, ObjectRef] = {}
-        self.borrowing = Borrowing(io, self.channels, address, self.escaped, self._maybe_free)
+        self.borrowing = Borrowing(io, self.channels, address, self._maybe_free)
+        self.escaped = self.borrowing.escaped
         self.borrowers = self.borrowing.borrowers
         self.references = ReferenceTable(self._on_zero_refs, address, self.borrowing.started)
         # Actor handles are counted like refs; an owned actor nobody can call is let go.
@@ -242,7 +240,7 @@ class Owner:
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
         data, location, contained = self.objects.encode(value, object_id, self.address)
         if contained:
-            self._escape(contained)
+            self.borrowing.escape(contained)
         ref = ObjectRef(object_id, self.address, self)
         self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
         return ref
@@ -399,7 +397,7 @@ class Owner:
         self._check_open()
         data, deps, nested = self._serialize_args(cls.name, args, kwargs)
         if nested:
-            self._escape(nested)
+            self.borrowing.escape(nested)
         actor_id = ids.random_id()
         creation = pb.TaskSpec(
             task_id=self.mint.task_id(),
@@ -574,11 +572,6 @@ class Owner:
         self.lost = why
         self.store.release_waiters()
         self.submitter.shutdown()
-
-    def _escape(self, refs: list[ObjectRef]) -> None:
-        for ref in refs:
-            if ref._owner_address == self.address and ref._id not in self.escaped:
-                self.escaped[ref._id] = ref
 
     # ================================================================== I/O thread
 
@@ -829,7 +822,7 @@ class Owner:
             message.contained.extend(
                 pb.ObjectRefMsg(id=r._id, owner=r._owner_address) for r in value.contained
             )
-            self._escape(value.contained)
+            self.borrowing.escape(value.contained)
         return pb.GetObjectReply(value=message)
 
     def _on_zero_refs(self, object_id: bytes) -> None:
