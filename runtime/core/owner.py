@@ -17,7 +17,6 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import grpc
@@ -29,6 +28,7 @@ from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredVal
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
+from ember.runtime.core.task_arguments import ArgumentResolver, serialize_args
 from ember.runtime.core.task_record import (
     FINISHED,
     QUEUED,
@@ -42,7 +42,7 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.core.worker_channels import WorkerChannels
-from ember.runtime.objects import ids, serialization, shm_object
+from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.exceptions import (
     GetTimeoutError,
     ObjectLostError,
@@ -55,7 +55,6 @@ from ember.runtime.objects.exceptions import (
     WorkerStartError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.objects.shm_object import INLINE_THRESHOLD
 from ember.runtime.wire import resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.metrics_report import REPORT_INTERVAL
@@ -122,6 +121,9 @@ class Owner:
             pb.ChannelHello(job=self.job_config, owner_address=self.address),
             self._on_channel_reply,
             self._on_channel_lost,
+        )
+        self.arguments = ArgumentResolver(
+            self.store, self.address, self._fetch_all, self.finish, self._arguments_ready
         )
         self.actors = ActorSubmitter(
             self, self.channels, self.worker_channels, self.head_address
@@ -190,7 +192,7 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = self._serialize_args(function.name, args, kwargs)
+        data, deps, nested = serialize_args(function.name, args, kwargs, self.put)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -202,28 +204,6 @@ class Owner:
             self._submit_scheduled = True
             self.io.call_soon(self._drain_submissions)
         return refs
-
-    def _serialize_args(
-        self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
-        """Arguments travel inline; large ones are put in the object store first and pass as
-        refs (resolved to their values on the worker), as Ray does."""
-        if any(_large(a) for a in args) or any(_large(v) for v in kwargs.values()):
-            args = [self.put(a) if _large(a) else a for a in args]
-            kwargs = {k: self.put(v) if _large(v) else v for k, v in kwargs.items()}
-        data, deps, nested = serialization.serialize_args(name, args, kwargs)
-        if len(data) > INLINE_THRESHOLD:
-            # Big without a buffer to show for it (a long list, say): measure each one.
-            args = [
-                self.put(a) if type(a) is not ObjectRef and _pickled_size(a) > INLINE_THRESHOLD else a
-                for a in args
-            ]
-            kwargs = {
-                k: self.put(v) if type(v) is not ObjectRef and _pickled_size(v) > INLINE_THRESHOLD else v
-                for k, v in kwargs.items()
-            }
-            data, deps, nested = serialization.serialize_args(name, args, kwargs)
-        return data, deps, nested
 
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
@@ -395,7 +375,7 @@ class Owner:
         """Register an actor with the head; returns its id and method table (an existing
         actor's, with get_if_exists). The head creates it in the background."""
         self._check_open()
-        data, deps, nested = self._serialize_args(cls.name, args, kwargs)
+        data, deps, nested = serialize_args(cls.name, args, kwargs, self.put)
         if nested:
             self.borrowing.escape(nested)
         actor_id = ids.random_id()
@@ -489,7 +469,7 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = self._serialize_args(options.name, args, kwargs)
+        data, deps, nested = serialize_args(options.name, args, kwargs, self.put)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -590,10 +570,10 @@ class Owner:
                     # Actor calls take their place in the actor's queue now, in submission order.
                     task.state = QUEUED
                     if task.deps:
-                        self._resolve(task)
+                        self.arguments.resolve(task)
                     actors.submit(task)
                 elif task.deps:
-                    self._resolve(task)
+                    self.arguments.resolve(task)
                 else:
                     submitter.enqueue(task)
         finally:
@@ -602,30 +582,13 @@ class Owner:
             actors.flush()
             submitter.flush()
 
-    def _resolve(self, task: TaskRecord) -> None:
-        task.state = RESOLVING
-        task.arg_values = [None] * len(task.deps)
-        task.unresolved = len(task.deps)
-        for index, ref in enumerate(task.deps):
-            if ref._id not in self.store and ref._owner_address != self.address:
-                self._fetch_all([ref])
-            self.store.on_ready(ref._id, partial(self._dep_ready, task, index))
-
-    def _dep_ready(self, task: TaskRecord, index: int, _: bytes, value: StoredValue) -> None:
-        if task.state != RESOLVING or task.arg_values is None:
-            return
-        if value.kind == ERROR:
-            # An argument failed: so does this task, with the same error, without running.
-            self.finish(task, value)
-            return
-        task.arg_values[index] = value.message(task.deps[index]._id)
-        task.unresolved -= 1
-        if task.unresolved == 0:
-            if task.actor_id is not None:
-                task.state = QUEUED
-                self.actors.wake(self.actors.client(task.actor_id))
-            else:
-                self.submitter.enqueue(task)
+    def _arguments_ready(self, task: TaskRecord) -> None:
+        """Every ref argument of the task has its value here: it may go."""
+        if task.actor_id is not None:
+            task.state = QUEUED
+            self.actors.wake(self.actors.client(task.actor_id))
+        else:
+            self.submitter.enqueue(task)
 
     def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None:
         if task.state == FINISHED:
@@ -903,22 +866,6 @@ class Owner:
 
 def _actor_function(name: str) -> FunctionDescriptor:
     return FunctionDescriptor(name, b"", b"")
-
-
-def _large(value: Any) -> bool:
-    """A top-level argument big enough to go through the object store (cheap to tell)."""
-    if type(value) is ObjectRef:
-        return False
-    size = getattr(value, "nbytes", None)
-    if isinstance(size, int):
-        return size > INLINE_THRESHOLD
-    if isinstance(value, bytes | bytearray | memoryview):
-        return len(value) > INLINE_THRESHOLD
-    return False
-
-
-def _pickled_size(value: Any) -> int:
-    return shm_object.serialize(value).inline_size
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:
