@@ -21,10 +21,10 @@ from typing import Any
 
 import grpc
 
-from ember.runtime.core import object_moves
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
 from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue, error_value
+from ember.runtime.core.object_exchange import ObjectExchange
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
@@ -46,7 +46,6 @@ from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.exceptions import (
     GetTimeoutError,
     ObjectLostError,
-    OwnerDiedError,
     RuntimeConnectionError,
     TaskCancelledError,
     TaskError,
@@ -105,7 +104,6 @@ class Owner:
         self.lineage: dict[bytes, TaskRecord] = {}
         self._submissions: deque[TaskRecord] = deque()
         self._submit_scheduled = False
-        self._fetching: set[bytes] = set()
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
         self.metrics = ProcessMetrics(component)
@@ -122,8 +120,12 @@ class Owner:
             self._on_channel_reply,
             self._on_channel_lost,
         )
+        self.exchange = ObjectExchange(
+            self.address, self.channels, self.store, self.references, self, self.borrowing,
+            self.tasks, self.lineage,
+        )
         self.arguments = ArgumentResolver(
-            self.store, self.address, self._fetch_all, self.finish, self._arguments_ready
+            self.store, self.address, self.exchange.fetch_all, self.finish, self._arguments_ready
         )
         self.actors = ActorSubmitter(
             self, self.channels, self.worker_channels, self.head_address
@@ -302,7 +304,7 @@ class Owner:
     ) -> None:
         borrowed = [ref for ref in missing if ref._owner_address != self.address]
         if borrowed:
-            self.io.call_soon(self._fetch_all, borrowed)
+            self.io.call_soon(self.exchange.fetch_all, borrowed)
         ids_missing = [ref._id for ref in missing]
         on_blocked = self.on_blocked
         if on_blocked is not None:
@@ -353,7 +355,7 @@ class Owner:
 
         def register() -> None:
             if ref._owner_address != self.address:
-                self._fetch_all([ref])
+                self.exchange.fetch_all([ref])
             self.store.on_ready(ref._id, ready)
 
         self.io.call_soon(register)
@@ -428,7 +430,7 @@ class Owner:
     async def _register_actor(self, spec: pb.ActorSpec, deps: list[ObjectRef]) -> pb.CreateActorReply:
         try:
             for index, ref in enumerate(deps):
-                value = await self._value_of(ref)
+                value = await self.exchange.value_of(ref)
                 if value.kind == ERROR:
                     error = serialization.loads(value.data)
                     raise ValueError(f"an argument of its constructor failed: {error}")
@@ -445,20 +447,6 @@ class Owner:
         if reply.error:
             self.actors.mark_dead(spec.actor_id, reply.error)
         return reply
-
-    async def _value_of(self, ref: ObjectRef) -> StoredValue:
-        value = self.store.get(ref._id)
-        if value is not None:
-            return value
-        if ref._owner_address != self.address:
-            self._fetch_all([ref])
-        future: asyncio.Future[StoredValue] = self._loop.create_future()
-
-        def ready(_: bytes, value: StoredValue) -> None:
-            self._loop.call_soon_threadsafe(_set_result, future, value)
-
-        self.store.on_ready(ref._id, ready)
-        return await future
 
     def submit_actor_call(
         self,
@@ -732,62 +720,6 @@ class Owner:
             task.force_cancel = force
             self.submitter.cancel_running(task, force)
 
-    def _fetch_all(self, refs: list[ObjectRef]) -> None:
-        for ref in refs:
-            if ref._id in self.store or ref._id in self._fetching:
-                continue
-            self._fetching.add(ref._id)
-            asyncio.ensure_future(self._fetch(ref))
-
-    async def _fetch(self, ref: ObjectRef) -> None:
-        """Get a borrowed object's value from its owner into this process's store."""
-        try:
-            stub = self.channels.core_worker(ref._owner_address)
-            reply = await stub.GetObject(pb.GetObjectRequest(id=ref._id))
-            if reply.lost_reason:
-                value = error_value(ObjectLostError(f"{ref!r}: {reply.lost_reason}"))
-            else:
-                contained = None
-                if reply.value.contained:
-                    contained = [ObjectRef(r.id, r.owner, self) for r in reply.value.contained]
-                location = reply.value.location if reply.value.HasField("location") else None
-                value = StoredValue(reply.value.data, reply.value.kind, contained, location)
-        except grpc.aio.AioRpcError as error:
-            value = error_value(
-                OwnerDiedError(
-                    f"{ref!r} is lost: its owner at {ref._owner_address} cannot be reached "
-                    f"({error.code().name})"
-                )
-            )
-        finally:
-            self._fetching.discard(ref._id)
-        if self.references.count(ref._id) > 0:
-            self.store.put(ref._id, value)
-
-    async def serve_get_object(self, object_id: bytes) -> pb.GetObjectReply:
-        """CoreWorker.GetObject: wait until an owned object is ready, then return it."""
-        value = self.store.get(object_id)
-        if value is None:
-            if ids.task_of(object_id) not in self.tasks:
-                return pb.GetObjectReply(
-                    lost_reason=f"its owner (pid {os.getpid()}) no longer holds it"
-                )
-            future: asyncio.Future[StoredValue] = self._loop.create_future()
-
-            def ready(_: bytes, stored: StoredValue) -> None:
-                if not future.done():
-                    self._loop.call_soon_threadsafe(_set_result, future, stored)
-
-            self.store.on_ready(object_id, ready)
-            value = await future
-        message = value.message(object_id)
-        if value.contained:
-            message.contained.extend(
-                pb.ObjectRefMsg(id=r._id, owner=r._owner_address) for r in value.contained
-            )
-            self.borrowing.escape(value.contained)
-        return pb.GetObjectReply(value=message)
-
     def _on_zero_refs(self, object_id: bytes) -> None:
         if self.borrowing.stopped(object_id):
             # A borrowed object: forget the cached copy; its owner is told we let go.
@@ -821,23 +753,6 @@ class Owner:
     def _owns(self, object_id: bytes) -> bool:
         return object_id[:8] == self._put_task[:8]
 
-    def serve_objects_moved(self, request: pb.ObjectsMovedRequest) -> pb.ObjectIds:
-        """CoreWorker.ObjectsMoved (I/O thread): a drained node copied objects elsewhere.
-        Returns the ids this process holds no value for."""
-        moved = {m.id: m.location for m in request.objects}
-        tasks = [*self.tasks.values(), *self.lineage.values()]
-        unknown = object_moves.relocate(self.store, tasks, moved)
-        if not request.from_owner:
-            for borrower, update in object_moves.by_borrower(self.borrowers, moved).items():
-                asyncio.ensure_future(self._tell_borrower(borrower, update))
-        return pb.ObjectIds(ids=unknown)
-
-    async def _tell_borrower(self, borrower: str, update: pb.ObjectsMovedRequest) -> None:
-        try:
-            await self.channels.core_worker(borrower).ObjectsMoved(update, timeout=30)
-        except grpc.aio.AioRpcError as error:
-            log.debug("could not tell borrower %s of moved objects: %s", borrower, error.code().name)
-
     # ================================================================== lifetime
 
     def owns_objects(self) -> bool:
@@ -868,6 +783,3 @@ def _actor_function(name: str) -> FunctionDescriptor:
     return FunctionDescriptor(name, b"", b"")
 
 
-def _set_result(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
