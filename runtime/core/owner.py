@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
 from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue, error_value
@@ -34,11 +35,11 @@ from ember.runtime.core.task_record import (
     QUEUED,
     RESOLVING,
     RUNNING,
-    TERMINATE,
     ActorOptions,
     FunctionDescriptor,
     TaskOptions,
     TaskRecord,
+    actor_call,
 )
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.core.worker_channels import WorkerChannels
@@ -54,7 +55,6 @@ from ember.runtime.objects.exceptions import (
     WorkerStartError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.wire import resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.metrics_report import REPORT_INTERVAL
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -93,8 +93,6 @@ class Owner:
         self.references = ReferenceTable(self._on_zero_refs, address, self.borrowing.started)
         # Actor handles are counted like refs; an owned actor nobody can call is let go.
         self.handles = ReferenceTable(self._on_zero_handles)
-        self.owned_actors: dict[bytes, ActorOptions] = {}
-        self.escaped_actors: set[bytes] = set()
         self.mint = ids.IdMint()
         self._put_task = self.mint.task_id()
         self._put_index = 0
@@ -129,6 +127,10 @@ class Owner:
         )
         self.actors = ActorSubmitter(
             self, self.channels, self.worker_channels, self.head_address
+        )
+        self.actor_lifecycle = ActorLifecycle(
+            self.io, self.channels, self.head_address, self.job_config, self.address, self.mint,
+            self.tasks, self.actors, self.exchange.value_of,
         )
         lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
         return TaskSubmitter(
@@ -380,73 +382,7 @@ class Owner:
         data, deps, nested = serialize_args(cls.name, args, kwargs, self.put)
         if nested:
             self.borrowing.escape(nested)
-        actor_id = ids.random_id()
-        creation = pb.TaskSpec(
-            task_id=self.mint.task_id(),
-            function=cls.data,
-            function_id=cls.function_id,
-            name=f"{options.class_name}.__init__",
-            args=data,
-            num_returns=1,
-            actor_id=actor_id,
-            actor_creation=True,
-            max_concurrency=options.max_concurrency,
-            is_async=options.is_async,
-        )
-        spec = pb.ActorSpec(
-            actor_id=actor_id,
-            class_name=options.class_name,
-            name=options.name,
-            namespace=options.namespace or self.job_config.namespace,
-            creation=creation,
-            shape=pb.ResourceSet(quantities=resources.to_float(options.shape)),
-            hold=pb.ResourceSet(quantities=resources.to_float(options.hold)),
-            max_restarts=options.max_restarts,
-            detached=options.detached,
-            job=self.job_config,
-            owner_address=self.address,
-            handle_meta=handle_meta,
-            get_if_exists=options.get_if_exists,
-        )
-        # Calls made before the head knows the actor wait for its registration.
-        self.io.call_soon(self.actors.registering, actor_id, options.class_name)
-        if options.name or not deps:
-            # Registered before the handle exists, so that every holder of the handle finds
-            # the actor at the head (and a taken name is an error here, not later).
-            reply = self.io.run(self._register_actor(spec, deps))
-            if reply.error and options.name:
-                raise ValueError(reply.error)
-            if reply.actor_id and reply.actor_id != actor_id:
-                return reply.actor_id, reply.handle_meta
-        else:
-            # The constructor's arguments are still being computed: register once they are.
-            self.io.submit(self._register_actor(spec, deps))
-        self.owned_actors[actor_id] = options
-        return actor_id, handle_meta
-
-    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
-        self.io.call_soon(self.actors.client, actor_id, class_name)
-
-    async def _register_actor(self, spec: pb.ActorSpec, deps: list[ObjectRef]) -> pb.CreateActorReply:
-        try:
-            for index, ref in enumerate(deps):
-                value = await self.exchange.value_of(ref)
-                if value.kind == ERROR:
-                    error = serialization.loads(value.data)
-                    raise ValueError(f"an argument of its constructor failed: {error}")
-                while len(spec.creation.arg_values) <= index:
-                    spec.creation.arg_values.add()
-                spec.creation.arg_values[index].data = value.data
-            reply = await self.channels.head(self.head_address).CreateActor(spec, timeout=30)
-        except (grpc.aio.AioRpcError, ValueError) as error:
-            detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
-            reply = pb.CreateActorReply(error=f"could not create it: {detail}")
-        registered = self.actors.client(spec.actor_id).registered
-        if registered is not None and not registered.done():
-            registered.set_result(None)
-        if reply.error:
-            self.actors.mark_dead(spec.actor_id, reply.error)
-        return reply
+        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta)
 
     def submit_actor_call(
         self,
@@ -461,7 +397,7 @@ class Owner:
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
-        task = TaskRecord(task_id, _actor_function(options.name), options, data, deps, nested, return_ids)
+        task = TaskRecord(task_id, actor_call(options.name), options, data, deps, nested, return_ids)
         task.actor_id = actor_id
         task.method = method
         self._submissions.append(task)
@@ -470,61 +406,26 @@ class Owner:
             self.io.call_soon(self._drain_submissions)
         return refs
 
+    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
+        self.io.call_soon(self.actors.client, actor_id, class_name)
+
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self._check_open()
-        request = pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart)
-        self.io.run(self._head_call("KillActor", request))
-        # Calls made from here on must not reach the dying worker.
-        self.io.run(self._killed(actor_id, no_restart))
-
-    async def _killed(self, actor_id: bytes, no_restart: bool) -> None:
-        self.actors.killed(actor_id, no_restart)
+        self.actor_lifecycle.kill(actor_id, no_restart)
 
     def get_actor_info(self, name: str, namespace: str) -> pb.ActorInfo:
         self._check_open()
-        request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
-        return self.io.run(self._head_call("GetActor", request))
-
-    async def _head_call(self, method: str, request: Any) -> Any:
-        """A unary call to the head, made on the I/O thread where the channel lives."""
-        return await getattr(self.channels.head(self.head_address), method)(request, timeout=30)
+        return self.actor_lifecycle.info(name, namespace)
 
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)
 
     def handle_escaped(self, actor_id: bytes) -> None:
-        if actor_id in self.owned_actors:
-            self.escaped_actors.add(actor_id)
+        self.actor_lifecycle.handle_escaped(actor_id)
 
     def _on_zero_handles(self, actor_id: bytes) -> None:
-        """Nobody here can call an actor this process owns: let it go, after the calls already
-        made (the terminate call queues behind them)."""
-        options = self.owned_actors.get(actor_id)
-        if options is None or options.detached or actor_id in self.escaped_actors or self._closed:
-            return
-        del self.owned_actors[actor_id]
-        if self.io.in_loop_thread():
-            self._terminate_actor(actor_id)
-        else:
-            self.io.call_soon(self._terminate_actor, actor_id)
-
-    def _terminate_actor(self, actor_id: bytes) -> None:
-        request = pb.KillActorRequest(
-            actor_id=actor_id,
-            graceful=True,
-            reason="every handle to it went out of scope",
-        )
-        asyncio.ensure_future(self.channels.head(self.head_address).KillActor(request, timeout=30))
-        options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
-        task = TaskRecord(
-            self.mint.task_id(), _actor_function("terminate"), options, serialization.EMPTY_ARGS,
-            [], [], [],
-        )
-        task.actor_id = actor_id
-        task.method = TERMINATE
-        task.state = QUEUED
-        self.tasks[task.task_id] = task
-        self.actors.submit(task)
+        if not self._closed:
+            self.actor_lifecycle.unreferenced(actor_id)
 
     def _check_open(self) -> None:
         if self.lost:
@@ -757,7 +658,7 @@ class Owner:
 
     def owns_objects(self) -> bool:
         """True while other processes may still ask this one for objects, or its actors live."""
-        return bool(self.escaped or self.borrowers or self.tasks or self.owned_actors)
+        return bool(self.escaped or self.borrowers or self.tasks or self.actor_lifecycle.owned)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -777,9 +678,5 @@ class Owner:
             self.io.run(close(), timeout=2.0)
         except Exception:
             log.debug("error closing owner channels", exc_info=True)
-
-
-def _actor_function(name: str) -> FunctionDescriptor:
-    return FunctionDescriptor(name, b"", b"")
 
 

@@ -34,6 +34,12 @@ class FunctionDescriptor:
     data: bytes
 
 
+def actor_call(name: str) -> FunctionDescriptor:
+    """What an actor call carries in place of a function: a name (the actor's worker has the
+    class, and the call names its method)."""
+    return FunctionDescriptor(name, b"", b"")
+
+
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
     """A task's options, resolved once per ``.options()`` call rather than per submission."""
