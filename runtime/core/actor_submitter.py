@@ -37,8 +37,9 @@ HEAD_FAILURES = 10  # consecutive failures to reach the head before calls fail
 
 
 class CallOutcomes(Protocol):
-    """What the submitter reports about the calls it sent, to whoever owns them (the
-    ``Owner``): a result to store, or the value (an error) a call ends with unsent."""
+    """What the submitter reports about the calls it sent, to their owner's
+    ``task_manager.TaskManager``: a result to store, or the value (an error) a call ends with
+    unsent."""
 
     def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None: ...
 

@@ -5,6 +5,17 @@ retries them when a worker dies, keeps the values it owns and serves them to bor
 counts the refs alive in its process. Drivers and workers share this code (Ray calls it the
 core worker); the public API in ``ember`` is a thin face over it.
 
+``Owner`` is the user's entry point and the composition of the parts below it, each a module:
+
+- ``task_arguments``: how a call's arguments travel, and waiting for the refs among them;
+- ``task_submitter``, ``actor_submitter``: leasing workers and pushing tasks, calling actors;
+- ``task_manager``: what becomes of each task (results, retries, failures, cancellation);
+- ``memory_store``, ``reference_table``, ``borrowing``: the values held here, and the refs to
+  them counted here and in the processes that borrow them;
+- ``object_exchange``: values fetched from their owners, and served to borrowers;
+- ``actor_lifecycle``: actors created, looked up, killed, and let go when unreferenced;
+- ``store_client``: large values in the node's shared-memory object store.
+
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
 everything else runs on the I/O thread. Submissions cross over in batches through a deque.
 """
@@ -24,17 +35,15 @@ import grpc
 from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
-from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue, error_value
+from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
 from ember.runtime.core.object_exchange import ObjectExchange
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
 from ember.runtime.core.task_arguments import ArgumentResolver, serialize_args
+from ember.runtime.core.task_manager import TaskManager
 from ember.runtime.core.task_record import (
-    FINISHED,
     QUEUED,
-    RESOLVING,
-    RUNNING,
     ActorOptions,
     FunctionDescriptor,
     TaskOptions,
@@ -48,11 +57,7 @@ from ember.runtime.objects.exceptions import (
     GetTimeoutError,
     ObjectLostError,
     RuntimeConnectionError,
-    TaskCancelledError,
     TaskError,
-    TaskUnschedulableError,
-    WorkerCrashedError,
-    WorkerStartError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
 from ember.runtime.wire.event_loop import IoThread
@@ -110,6 +115,7 @@ class Owner:
         self.submitter: TaskSubmitter = io.run(self._start())
 
     async def _start(self) -> TaskSubmitter:
+        """The parts that live on the I/O thread, made there (they keep its loop)."""
         self._loop = asyncio.get_running_loop()
         self._drain_handle = self._loop.call_later(RELEASE_DRAIN_INTERVAL, self._periodic_drain)
         self._metrics_task = asyncio.ensure_future(self._report_metrics())
@@ -118,25 +124,30 @@ class Owner:
             self._on_channel_reply,
             self._on_channel_lost,
         )
+        self.task_manager = manager = TaskManager(
+            self.tasks, self.lineage, self.store, self.references, self.borrowing, self.objects,
+            self.metrics, self,
+        )
+        self.actors = ActorSubmitter(manager, self.channels, self.worker_channels, self.head_address)
+        lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
+        submitter = TaskSubmitter(
+            manager, self.channels, self.worker_channels, lease_owner, self.local_agent,
+            self.head_address,
+        )
+        manager.runs_on(submitter, self.actors)
         self.exchange = ObjectExchange(
             self.address, self.channels, self.store, self.references, self, self.borrowing,
             self.tasks, self.lineage,
         )
         self.arguments = ArgumentResolver(
-            self.store, self.address, self.exchange.fetch_all, self.finish, self._arguments_ready
-        )
-        self.actors = ActorSubmitter(
-            self, self.channels, self.worker_channels, self.head_address
+            self.store, self.address, self.exchange.fetch_all, manager.finish,
+            self._arguments_ready,
         )
         self.actor_lifecycle = ActorLifecycle(
             self.io, self.channels, self.head_address, self.job_config, self.address, self.mint,
             self.tasks, self.actors, self.exchange.value_of,
         )
-        lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
-        return TaskSubmitter(
-            self, self.channels, self.worker_channels, lease_owner, self.local_agent,
-            self.head_address,
-        )
+        return submitter
 
     def _on_channel_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
         tasks: list[tuple[TaskRecord, pb.TaskResult]] = []
@@ -261,27 +272,13 @@ class Owner:
             else:
                 what = "the task that made it may not run again (max_retries=0, or an actor method)"
             raise ObjectLostError(f"{lost}; it cannot be rebuilt: {what}") from None
-        if not self.io.run(self._resubmit(task, str(lost))):
+        if not self.io.run(self.task_manager.resubmit(task, str(lost))):
             raise ObjectLostError(
                 f"{lost}; rebuilding it failed: {task.describe()} ran out of retries "
                 f"(max_retries={task.options.max_retries})"
             ) from None
         self._wait_present([ref], 1, timeout, raise_on_timeout=True)
         return self._deserialize(self.store.get(ref._id), ref)
-
-    async def _resubmit(self, task: TaskRecord, why: str) -> bool:
-        if task.state != FINISHED:
-            return True  # already being rebuilt for another reader
-        if task.retries_left() <= 0:
-            return False
-        log.warning("rebuilding the results of %s: %s", task.describe(), why)
-        for object_id in task.return_ids:
-            self.store.delete(object_id)
-        task.attempt += 1
-        task.state = QUEUED
-        self.tasks[task.task_id] = task
-        self.submitter.enqueue(task)
-        return True
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None
@@ -344,7 +341,7 @@ class Owner:
         self._check_open()
         if ref._owner_address != self.address:
             raise ValueError(f"cancel: {ref!r} was not submitted by this process")
-        self.io.call_soon(self._cancel, ref.task_id(), force)
+        self.io.call_soon(self.task_manager.cancel, ref.task_id(), force)
 
     def as_concurrent_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -478,148 +475,6 @@ class Owner:
             self.actors.wake(self.actors.client(task.actor_id))
         else:
             self.submitter.enqueue(task)
-
-    def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None:
-        if task.state == FINISHED:
-            return
-        if result.application_error and self._retry_exception(task, result):
-            return
-        if task.cancelled:
-            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
-            return
-        returns = result.returns
-        store = self.store
-        references = self.references
-        stored_remotely = False
-        for object_id, value in zip(task.return_ids, returns, strict=False):
-            if (
-                references.count(object_id) == 0
-                and object_id not in self.escaped
-                and object_id not in self.borrowers
-            ):
-                # Nobody holds a ref to this return any more.
-                if value.HasField("location"):
-                    self.objects.free(object_id, value.location)
-                continue
-            contained = None
-            if value.contained:
-                contained = [ObjectRef(r.id, r.owner, self) for r in value.contained]
-            location = value.location if value.HasField("location") else None
-            stored_remotely = stored_remotely or location is not None
-            store.put(object_id, StoredValue(value.data, value.kind, contained, location))
-        error = returns[0].data if result.application_error and returns else b""
-        self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
-        task.state = FINISHED
-        self.tasks.pop(task.task_id, None)
-        if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
-            self.lineage[task.task_id] = task  # keeps its arguments, to run it again
-        else:
-            task.forget_arguments()
-
-    def _retry_exception(self, task: TaskRecord, result: pb.TaskResult) -> bool:
-        policy = task.options.retry_exceptions
-        if not policy or task.retries_left() <= 0:
-            return False
-        if isinstance(policy, tuple) and not set(policy).intersection(result.error_types):
-            return False
-        task.attempt += 1
-        log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)
-        self.submitter.pump(self.submitter.requeue_front(task))
-        return True
-
-    def retry_after_crash(self, task: TaskRecord, reason: str) -> bool:
-        """A worker died under the task: requeue it if it may be retried."""
-        if task.state == FINISHED:
-            return True
-        task.last_failure = reason
-        if task.cancelled or task.retries_left() <= 0:
-            return False
-        task.attempt += 1
-        log.warning(
-            "%s failed because %s; retrying (attempt %d)", task.describe(), reason, task.attempt + 1
-        )
-        self.submitter.pump(self.submitter.requeue_front(task))
-        return True
-
-    def retry_preempted(self, task: TaskRecord, reason: str) -> None:
-        """The task's node was drained and its deadline passed while the task ran: run it again
-        elsewhere without using up a retry, unless max_retries=0 forbids a second run."""
-        if task.state == FINISHED:
-            return
-        if task.cancelled:
-            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
-            return
-        if task.options.max_retries == 0:
-            error = WorkerCrashedError(
-                f"{task.describe()} was stopped: {reason}; max_retries=0 forbids running it again"
-            )
-            self.finish(task, error_value(error))
-            return
-        task.attempt += 1
-        task.preemptions += 1
-        log.info("%s stopped: %s; running it elsewhere", task.describe(), reason)
-        self.submitter.requeue_front(task)
-
-    def fail_crashed(self, tasks: list[TaskRecord], reason: str) -> None:
-        for task in tasks:
-            if task.state == FINISHED:
-                continue
-            if task.cancelled:
-                error: Exception = TaskCancelledError(f"{task.describe()} was cancelled")
-            else:
-                attempts = task.attempt + 1
-                error = WorkerCrashedError(
-                    f"{task.describe()} failed: its worker died ({reason}); "
-                    f"{attempts} attempt{'s' if attempts != 1 else ''}, "
-                    f"max_retries={task.options.max_retries}"
-                )
-            self.finish(task, error_value(error))
-
-    def fail_rejected(self, tasks: list[TaskRecord], rejected: pb.LeaseRejected) -> None:
-        """A node agent refused the lease the tasks wait for: say why, do not ask forever."""
-        kind: type[Exception] = RuntimeConnectionError
-        if rejected.infeasible:
-            kind = TaskUnschedulableError
-        elif rejected.worker_start_failed:
-            kind = WorkerStartError
-        for task in tasks:
-            self.finish(task, error_value(kind(f"{task.describe()} cannot run: {rejected.reason}")))
-
-    def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None:
-        for task in tasks:
-            self.finish(task, error_value(RuntimeConnectionError(f"{task.describe()}: {reason}")))
-
-    def finish(self, task: TaskRecord, value: StoredValue) -> None:
-        """End a task with one value (an error) for each of its returns."""
-        if task.state == FINISHED:
-            return
-        if value.kind == ERROR:
-            self.metrics.task_ended(task, 0.0, failed=True, error=value.data)
-        task.state = FINISHED
-        self.tasks.pop(task.task_id, None)
-        task.forget_arguments()
-        for object_id in task.return_ids:
-            self.store.put(object_id, value)
-
-    def _cancel(self, task_id: bytes, force: bool) -> None:
-        task = self.tasks.get(task_id)
-        if task is None or task.state == FINISHED:
-            return
-        task.cancelled = True
-        if task.actor_id is not None:
-            if task.state in (RESOLVING, QUEUED):
-                # It keeps no place in the actor's queue once finished.
-                self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
-            elif task.state == RUNNING:
-                self.actors.cancel_running(task, force)
-            return
-        if task.state == RESOLVING or (
-            task.state == QUEUED and self.submitter.remove_queued(task)
-        ):
-            self.finish(task, error_value(TaskCancelledError(f"{task.describe()} was cancelled")))
-        elif task.state == RUNNING:
-            task.force_cancel = force
-            self.submitter.cancel_running(task, force)
 
     def _on_zero_refs(self, object_id: bytes) -> None:
         if self.borrowing.stopped(object_id):

@@ -3,7 +3,7 @@
 A task waits in a ``ShapeQueue`` for a worker of its shape and runs on a ``Lease`` of one; the
 records point at each other (a lease knows the tasks in flight on it, a task the lease it runs
 on), so they live here together, below everything that moves tasks between them: the task
-submitter (``task_submitter``), the owner that decides what a result means (``owner``) and the
+submitter (``task_submitter``), what decides what a result means (``task_manager``) and the
 metrics that count them (``process_metrics``).
 """
 

@@ -47,8 +47,9 @@ NODES_REFRESH = 5.0  # seconds between refreshes of the node list SPREAD rotates
 
 
 class TaskOutcomes(Protocol):
-    """What the submitter reports about the tasks it ran, to whoever owns them (the ``Owner``),
-    which decides what each outcome means: a result to store, a retry, an error."""
+    """What the submitter reports about the tasks it ran, to their owner's
+    ``task_manager.TaskManager``, which decides what each outcome means: a result to store, a
+    retry, an error."""
 
     def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None: ...
 
