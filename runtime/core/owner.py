@@ -496,7 +496,9 @@ class Owner:
         if task is not None and not any(
             self.references.count(rid) for rid in task.return_ids if rid != object_id
         ):
-            del self.lineage[task_id]
+            # Two of its results may be let go at once, one on the I/O thread and one on the
+            # user's (a put drains releases first): both get here, and either may be second.
+            self.lineage.pop(task_id, None)
             task.forget_arguments()
         value = self.store.delete(object_id)
         if value is not None and value.location is not None and self._owns(object_id):
