@@ -14,24 +14,44 @@ import inspect
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ember.runtime.core import context
+from ember.runtime.core.task_output import OutputForwarder
+from ember.runtime.core.task_record import TERMINATE
 from ember.runtime.objects import serialization
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
-    from ember.runtime.core.executor import Executor
     from ember.runtime.wire.task_channel import ChannelServer
 
 log = logging.getLogger("ember.runtime.core.actor_host")
 
-TERMINATE = "__ember_terminate__"
+
+class CallRunner(Protocol):
+    """What the host needs of the worker's executor (``executor.Executor``, which owns the
+    host): turning a spec into a call, and the call's outcome into a result."""
+
+    pid: int
+    forwarder: OutputForwarder  # tags what the actor prints with its class name
+
+    def invoke(self, spec: pb.TaskSpec, target: Callable[[], Any], owner: str) -> pb.TaskResult: ...
+
+    def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
+
+    def encode_value(
+        self, spec: pb.TaskSpec, value: Any, start: float, owner: str
+    ) -> pb.TaskResult: ...
+
+    def encode_error(
+        self, spec: pb.TaskSpec, error: BaseException, start: float
+    ) -> pb.TaskResult: ...
 
 
 class ActorHost:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: CallRunner) -> None:
         self.executor = executor
         self.server: ChannelServer | None = None
         self.instance: Any = None

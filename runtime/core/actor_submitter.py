@@ -16,23 +16,34 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
+from ember.runtime.core.memory_store import StoredValue, error_value
 from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING, TaskRecord
 from ember.runtime.objects.exceptions import ActorDiedError
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.task_channel import ChannelClient
 
 if TYPE_CHECKING:
-    from ember.runtime.core.memory_store import StoredValue
-    from ember.runtime.core.owner import Owner
+    from ember.runtime.core.worker_channels import WorkerChannels
+    from ember.runtime.wire.rpc import Channels
 
 log = logging.getLogger("ember.runtime.core.actor_submitter")
 
 GET_ACTOR_WAIT = 30.0  # seconds one long-poll for the actor's state may take
 HEAD_FAILURES = 10  # consecutive failures to reach the head before calls fail
+
+
+class CallOutcomes(Protocol):
+    """What the submitter reports about the calls it sent, to their owner's
+    ``task_manager.TaskManager``: a result to store, or the value (an error) a call ends with
+    unsent."""
+
+    def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None: ...
+
+    def finish(self, task: TaskRecord, value: StoredValue) -> None: ...
 
 
 class ActorClient:
@@ -72,8 +83,17 @@ class ActorClient:
 
 
 class ActorSubmitter:
-    def __init__(self, owner: Owner) -> None:
-        self.owner = owner
+    def __init__(
+        self,
+        outcomes: CallOutcomes,
+        channels: Channels,
+        worker_channels: WorkerChannels,
+        head_address: str,
+    ) -> None:
+        self.outcomes = outcomes
+        self.channels = channels
+        self.worker_channels = worker_channels
+        self.head_address = head_address
         self.actors: dict[bytes, ActorClient] = {}
         self.running: dict[bytes, TaskRecord] = {}
         self._loop = asyncio.get_event_loop()
@@ -102,7 +122,7 @@ class ActorSubmitter:
         assert task.actor_id is not None
         client = self.client(task.actor_id)
         if client.dead is not None:
-            self.owner.finish(task, client.dead)
+            self.outcomes.finish(task, client.dead)
             return
         client.queue.append(task)
         self.wake(client)
@@ -159,12 +179,13 @@ class ActorSubmitter:
             channel.send(pb.ExecuteRequest(tasks=specs))
 
     def on_results(self, done: list[tuple[TaskRecord, pb.TaskResult]]) -> None:
+        outcomes = self.outcomes
         for task, result in done:
             if task.actor_id is not None:
                 client = self.actors.get(task.actor_id)
                 if client is not None:
                     client.in_flight.pop(task.task_id, None)
-            self.owner.on_task_result(task, result)
+            outcomes.on_task_result(task, result)
 
     # ------------------------------------------------------------------ where the actor is
 
@@ -175,14 +196,13 @@ class ActorSubmitter:
 
     async def _locate(self, client: ActorClient) -> None:
         """Ask the head where the actor is until it is alive (connect) or dead (fail)."""
-        owner = self.owner
         failures = 0
         try:
             if client.registered is not None:
                 await client.registered
             while True:
                 try:
-                    info = await owner.channels.head(owner.head_address).GetActor(
+                    info = await self.channels.head(self.head_address).GetActor(
                         pb.GetActorRequest(
                             actor_id=client.actor_id,
                             after_version=client.version,
@@ -198,7 +218,7 @@ class ActorSubmitter:
                     if failures >= HEAD_FAILURES:
                         self._died(
                             client,
-                            f"the head at {owner.head_address} cannot be reached "
+                            f"the head at {self.head_address} cannot be reached "
                             f"({error.code().name})",
                         )
                         return
@@ -216,7 +236,7 @@ class ActorSubmitter:
                     continue
                 self._fail_interrupted(client, info)
                 try:
-                    channel = await owner.worker_channels.open(info.worker_id, info.channel)
+                    channel = await self.worker_channels.open(info.worker_id, info.channel)
                 except OSError:
                     continue  # it died again meanwhile: the next state says so
                 client.channel = channel
@@ -263,15 +283,15 @@ class ActorSubmitter:
                 f"retried (max_task_retries={task.options.max_retries})",
                 actor_id=client.actor_id,
             )
-            self.owner.finish(task, self.owner.error_value(error))
+            self.outcomes.finish(task, error_value(error))
 
     def _died(self, client: ActorClient, cause: str) -> None:
         error = ActorDiedError(f"{client.describe()} is dead: {cause}", actor_id=client.actor_id)
-        value = self.owner.error_value(error)
+        value = error_value(error)
         client.dead = value
         for task in [*client.interrupted, *client.in_flight.values(), *client.queue]:
             self.running.pop(task.task_id, None)
-            self.owner.finish(task, value)
+            self.outcomes.finish(task, value)
         client.interrupted.clear()
         client.in_flight.clear()
         client.queue.clear()
@@ -283,7 +303,7 @@ class ActorSubmitter:
         asyncio.ensure_future(self._cancel(client.info.address, task, force))
 
     async def _cancel(self, address: str, task: TaskRecord, force: bool) -> None:
-        stub = self.owner.channels.core_worker(address)
+        stub = self.channels.core_worker(address)
         try:
             await stub.CancelTasks(pb.CancelRequest(task_ids=[task.task_id], force=force), timeout=10)
         except grpc.aio.AioRpcError as error:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import grpc
 
+from ember.runtime.objects.object_ref import ObjectRef
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -34,14 +35,15 @@ class Borrowing:
         io: IoThread,
         channels: Channels,
         address: str,
-        escaped: MutableMapping[bytes, Any],
         maybe_free: Callable[[bytes], None],
     ) -> None:
         self.io = io
         self.channels = channels
         self.address = address
-        self.escaped = escaped  # the owner's: refs pinned when they left, until a borrow holds them
         self.maybe_free = maybe_free
+        # Owned refs pickled into values sent elsewhere: kept until a borrower holds them, or
+        # this process exits, since a borrower may still ask for them.
+        self.escaped: dict[bytes, ObjectRef] = {}
         # Objects this process owns -> the processes that borrow them.
         self.borrowers: dict[bytes, set[str]] = {}
         # Objects this process borrows -> their owners.
@@ -107,6 +109,12 @@ class Borrowing:
             self.io.run(self.flush(), timeout=30)
 
     # ---------------------------------------------------------------- as an owner
+
+    def escape(self, refs: list[ObjectRef]) -> None:
+        """Refs found in a value that leaves this process: pin those it owns (see ``escaped``)."""
+        for ref in refs:
+            if ref._owner_address == self.address and ref._id not in self.escaped:
+                self.escaped[ref._id] = ref
 
     def serve_update(self, update: pb.BorrowUpdate) -> None:
         """CoreWorker.UpdateBorrows (I/O thread): a borrower of objects this process owns."""

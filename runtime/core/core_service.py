@@ -48,7 +48,7 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         owner = self._owner()
         if owner is None:
             return pb.GetObjectReply(lost_reason="the process it names owns no objects")
-        return await owner.serve_get_object(request.id)
+        return await owner.exchange.serve_get_object(request.id)
 
     async def UpdateBorrows(
         self, request: pb.BorrowUpdate, context: grpc.aio.ServicerContext
@@ -64,7 +64,7 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         owner = self._owner()
         if owner is None:
             return pb.ObjectIds(ids=[m.id for m in request.objects])
-        return owner.serve_objects_moved(request)
+        return owner.exchange.serve_objects_moved(request)
 
     async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
         await asyncio.Event().wait()

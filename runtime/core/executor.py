@@ -22,6 +22,7 @@ import grpc
 
 from ember.runtime.core import context
 from ember.runtime.core.actor_host import ActorHost
+from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_output import OutputForwarder
 from ember.runtime.objects import serialization
 from ember.runtime.objects.exceptions import EmberError, TaskCancelledError, TaskError
@@ -29,7 +30,6 @@ from ember.runtime.wire import auth
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
-    from ember.runtime.core.owner import Owner
     from ember.runtime.wire.event_loop import IoThread
     from ember.runtime.wire.task_channel import ChannelServer
 
@@ -155,8 +155,6 @@ class Executor:
 
     def bind_job(self, job: pb.JobConfig) -> None:
         """A worker serves one job for its life: its code paths and its owner for nested tasks."""
-        from ember.runtime.core.owner import Owner
-
         self.job = job
         for path in reversed(job.code_paths):
             if path and path not in sys.path:
@@ -295,7 +293,7 @@ class Executor:
                 message.contained.extend(
                     pb.ObjectRefMsg(id=r.id, owner=r.owner_address) for r in contained
                 )
-                core._escape(contained)
+                core.borrowing.escape(contained)
             returns.append(message)
         return returns
 

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ember.runtime.objects import serialization
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ class StoredValue:
         if self.location is not None:
             value.location.CopyFrom(self.location)
         return value
+
+
+def error_value(error: BaseException) -> StoredValue:
+    """What each return of a task that failed holds: its error, raised by whoever gets it."""
+    data, _ = serialization.dumps(error)
+    return StoredValue(data, ERROR)
 
 
 class _Waiter:

@@ -5,6 +5,17 @@ retries them when a worker dies, keeps the values it owns and serves them to bor
 counts the refs alive in its process. Drivers and workers share this code (Ray calls it the
 core worker); the public API in ``ember`` is a thin face over it.
 
+``Owner`` is the user's entry point and the composition of the parts below it, each a module:
+
+- ``task_arguments``: how a call's arguments travel, and waiting for the refs among them;
+- ``task_submitter``, ``actor_submitter``: leasing workers and pushing tasks, calling actors;
+- ``task_manager``: what becomes of each task (results, retries, failures, cancellation);
+- ``memory_store``, ``reference_table``, ``borrowing``: the values held here, and the refs to
+  them counted here and in the processes that borrow them;
+- ``object_exchange``: values fetched from their owners, and served to borrowers;
+- ``actor_lifecycle``: actors created, looked up, killed, and let go when unreferenced;
+- ``store_client``: large values in the node's shared-memory object store.
+
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
 everything else runs on the I/O thread. Submissions cross over in batches through a deque.
 """
@@ -17,46 +28,38 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any
 
 import grpc
 
-from ember.runtime.core import object_moves
-from ember.runtime.core.actor_host import TERMINATE
+from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
-from ember.runtime.core.memory_store import ERROR, VALUE, MemoryStore, StoredValue
+from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
+from ember.runtime.core.object_exchange import ObjectExchange
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
+from ember.runtime.core.task_arguments import ArgumentResolver, serialize_args
+from ember.runtime.core.task_manager import TaskManager
 from ember.runtime.core.task_record import (
-    FINISHED,
     QUEUED,
-    RESOLVING,
-    RUNNING,
     ActorOptions,
     FunctionDescriptor,
     TaskOptions,
     TaskRecord,
+    actor_call,
 )
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.core.worker_channels import WorkerChannels
-from ember.runtime.objects import ids, serialization, shm_object
+from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.exceptions import (
     GetTimeoutError,
     ObjectLostError,
-    OwnerDiedError,
     RuntimeConnectionError,
-    TaskCancelledError,
     TaskError,
-    TaskUnschedulableError,
-    WorkerCrashedError,
-    WorkerStartError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.objects.shm_object import INLINE_THRESHOLD
-from ember.runtime.wire import resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.metrics_report import REPORT_INTERVAL
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -89,16 +92,12 @@ class Owner:
         self.channels = Channels()
         self.objects = StoreClient(io, self.channels, local_agent, node_id, store_dir, address)
         self.store = MemoryStore()
-        # Owned refs pickled into values sent elsewhere: kept until a borrower holds them, or
-        # this process exits, since a borrower may still ask for them.
-        self.escaped: dict[bytes, ObjectRef] = {}
-        self.borrowing = Borrowing(io, self.channels, address, self.escaped, self._maybe_free)
+        self.borrowing = Borrowing(io, self.channels, address, self._maybe_free)
+        self.escaped = self.borrowing.escaped
         self.borrowers = self.borrowing.borrowers
         self.references = ReferenceTable(self._on_zero_refs, address, self.borrowing.started)
         # Actor handles are counted like refs; an owned actor nobody can call is let go.
         self.handles = ReferenceTable(self._on_zero_handles)
-        self.owned_actors: dict[bytes, ActorOptions] = {}
-        self.escaped_actors: set[bytes] = set()
         self.mint = ids.IdMint()
         self._put_task = self.mint.task_id()
         self._put_index = 0
@@ -108,7 +107,6 @@ class Owner:
         self.lineage: dict[bytes, TaskRecord] = {}
         self._submissions: deque[TaskRecord] = deque()
         self._submit_scheduled = False
-        self._fetching: set[bytes] = set()
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
         self.metrics = ProcessMetrics(component)
@@ -117,6 +115,7 @@ class Owner:
         self.submitter: TaskSubmitter = io.run(self._start())
 
     async def _start(self) -> TaskSubmitter:
+        """The parts that live on the I/O thread, made there (they keep its loop)."""
         self._loop = asyncio.get_running_loop()
         self._drain_handle = self._loop.call_later(RELEASE_DRAIN_INTERVAL, self._periodic_drain)
         self._metrics_task = asyncio.ensure_future(self._report_metrics())
@@ -125,8 +124,30 @@ class Owner:
             self._on_channel_reply,
             self._on_channel_lost,
         )
-        self.actors = ActorSubmitter(self)
-        return TaskSubmitter(self, self.local_agent)
+        self.task_manager = manager = TaskManager(
+            self.tasks, self.lineage, self.store, self.references, self.borrowing, self.objects,
+            self.metrics, self,
+        )
+        self.actors = ActorSubmitter(manager, self.channels, self.worker_channels, self.head_address)
+        lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
+        submitter = TaskSubmitter(
+            manager, self.channels, self.worker_channels, lease_owner, self.local_agent,
+            self.head_address,
+        )
+        manager.runs_on(submitter, self.actors)
+        self.exchange = ObjectExchange(
+            self.address, self.channels, self.store, self.references, self, self.borrowing,
+            self.tasks, self.lineage,
+        )
+        self.arguments = ArgumentResolver(
+            self.store, self.address, self.exchange.fetch_all, manager.finish,
+            self._arguments_ready,
+        )
+        self.actor_lifecycle = ActorLifecycle(
+            self.io, self.channels, self.head_address, self.job_config, self.address, self.mint,
+            self.tasks, self.actors, self.exchange.value_of,
+        )
+        return submitter
 
     def _on_channel_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
         tasks: list[tuple[TaskRecord, pb.TaskResult]] = []
@@ -186,7 +207,7 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = self._serialize_args(function.name, args, kwargs)
+        data, deps, nested = serialize_args(function.name, args, kwargs, self.put)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
@@ -198,28 +219,6 @@ class Owner:
             self._submit_scheduled = True
             self.io.call_soon(self._drain_submissions)
         return refs
-
-    def _serialize_args(
-        self, name: str, args: Sequence[Any], kwargs: dict[str, Any]
-    ) -> tuple[bytes, list[ObjectRef], list[ObjectRef]]:
-        """Arguments travel inline; large ones are put in the object store first and pass as
-        refs (resolved to their values on the worker), as Ray does."""
-        if any(_large(a) for a in args) or any(_large(v) for v in kwargs.values()):
-            args = [self.put(a) if _large(a) else a for a in args]
-            kwargs = {k: self.put(v) if _large(v) else v for k, v in kwargs.items()}
-        data, deps, nested = serialization.serialize_args(name, args, kwargs)
-        if len(data) > INLINE_THRESHOLD:
-            # Big without a buffer to show for it (a long list, say): measure each one.
-            args = [
-                self.put(a) if type(a) is not ObjectRef and _pickled_size(a) > INLINE_THRESHOLD else a
-                for a in args
-            ]
-            kwargs = {
-                k: self.put(v) if type(v) is not ObjectRef and _pickled_size(v) > INLINE_THRESHOLD else v
-                for k, v in kwargs.items()
-            }
-            data, deps, nested = serialization.serialize_args(name, args, kwargs)
-        return data, deps, nested
 
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
@@ -236,7 +235,7 @@ class Owner:
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
         data, location, contained = self.objects.encode(value, object_id, self.address)
         if contained:
-            self._escape(contained)
+            self.borrowing.escape(contained)
         ref = ObjectRef(object_id, self.address, self)
         self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
         return ref
@@ -273,27 +272,13 @@ class Owner:
             else:
                 what = "the task that made it may not run again (max_retries=0, or an actor method)"
             raise ObjectLostError(f"{lost}; it cannot be rebuilt: {what}") from None
-        if not self.io.run(self._resubmit(task, str(lost))):
+        if not self.io.run(self.task_manager.resubmit(task, str(lost))):
             raise ObjectLostError(
                 f"{lost}; rebuilding it failed: {task.describe()} ran out of retries "
                 f"(max_retries={task.options.max_retries})"
             ) from None
         self._wait_present([ref], 1, timeout, raise_on_timeout=True)
         return self._deserialize(self.store.get(ref._id), ref)
-
-    async def _resubmit(self, task: TaskRecord, why: str) -> bool:
-        if task.state != FINISHED:
-            return True  # already being rebuilt for another reader
-        if task.retries_left() <= 0:
-            return False
-        log.warning("rebuilding the results of %s: %s", task.describe(), why)
-        for object_id in task.return_ids:
-            self.store.delete(object_id)
-        task.attempt += 1
-        task.state = QUEUED
-        self.tasks[task.task_id] = task
-        self.submitter.enqueue(task)
-        return True
 
     def wait(
         self, refs: Sequence[ObjectRef], num_returns: int, timeout: float | None
@@ -318,7 +303,7 @@ class Owner:
     ) -> None:
         borrowed = [ref for ref in missing if ref._owner_address != self.address]
         if borrowed:
-            self.io.call_soon(self._fetch_all, borrowed)
+            self.io.call_soon(self.exchange.fetch_all, borrowed)
         ids_missing = [ref._id for ref in missing]
         on_blocked = self.on_blocked
         if on_blocked is not None:
@@ -356,7 +341,7 @@ class Owner:
         self._check_open()
         if ref._owner_address != self.address:
             raise ValueError(f"cancel: {ref!r} was not submitted by this process")
-        self.io.call_soon(self._cancel, ref.task_id(), force)
+        self.io.call_soon(self.task_manager.cancel, ref.task_id(), force)
 
     def as_concurrent_future(self, ref: ObjectRef) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -369,7 +354,7 @@ class Owner:
 
         def register() -> None:
             if ref._owner_address != self.address:
-                self._fetch_all([ref])
+                self.exchange.fetch_all([ref])
             self.store.on_ready(ref._id, ready)
 
         self.io.call_soon(register)
@@ -391,90 +376,10 @@ class Owner:
         """Register an actor with the head; returns its id and method table (an existing
         actor's, with get_if_exists). The head creates it in the background."""
         self._check_open()
-        data, deps, nested = self._serialize_args(cls.name, args, kwargs)
+        data, deps, nested = serialize_args(cls.name, args, kwargs, self.put)
         if nested:
-            self._escape(nested)
-        actor_id = ids.random_id()
-        creation = pb.TaskSpec(
-            task_id=self.mint.task_id(),
-            function=cls.data,
-            function_id=cls.function_id,
-            name=f"{options.class_name}.__init__",
-            args=data,
-            num_returns=1,
-            actor_id=actor_id,
-            actor_creation=True,
-            max_concurrency=options.max_concurrency,
-            is_async=options.is_async,
-        )
-        spec = pb.ActorSpec(
-            actor_id=actor_id,
-            class_name=options.class_name,
-            name=options.name,
-            namespace=options.namespace or self.job_config.namespace,
-            creation=creation,
-            shape=pb.ResourceSet(quantities=resources.to_float(options.shape)),
-            hold=pb.ResourceSet(quantities=resources.to_float(options.hold)),
-            max_restarts=options.max_restarts,
-            detached=options.detached,
-            job=self.job_config,
-            owner_address=self.address,
-            handle_meta=handle_meta,
-            get_if_exists=options.get_if_exists,
-        )
-        # Calls made before the head knows the actor wait for its registration.
-        self.io.call_soon(self.actors.registering, actor_id, options.class_name)
-        if options.name or not deps:
-            # Registered before the handle exists, so that every holder of the handle finds
-            # the actor at the head (and a taken name is an error here, not later).
-            reply = self.io.run(self._register_actor(spec, deps))
-            if reply.error and options.name:
-                raise ValueError(reply.error)
-            if reply.actor_id and reply.actor_id != actor_id:
-                return reply.actor_id, reply.handle_meta
-        else:
-            # The constructor's arguments are still being computed: register once they are.
-            self.io.submit(self._register_actor(spec, deps))
-        self.owned_actors[actor_id] = options
-        return actor_id, handle_meta
-
-    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
-        self.io.call_soon(self.actors.client, actor_id, class_name)
-
-    async def _register_actor(self, spec: pb.ActorSpec, deps: list[ObjectRef]) -> pb.CreateActorReply:
-        try:
-            for index, ref in enumerate(deps):
-                value = await self._value_of(ref)
-                if value.kind == ERROR:
-                    error = serialization.loads(value.data)
-                    raise ValueError(f"an argument of its constructor failed: {error}")
-                while len(spec.creation.arg_values) <= index:
-                    spec.creation.arg_values.add()
-                spec.creation.arg_values[index].data = value.data
-            reply = await self.channels.head(self.head_address).CreateActor(spec, timeout=30)
-        except (grpc.aio.AioRpcError, ValueError) as error:
-            detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
-            reply = pb.CreateActorReply(error=f"could not create it: {detail}")
-        registered = self.actors.client(spec.actor_id).registered
-        if registered is not None and not registered.done():
-            registered.set_result(None)
-        if reply.error:
-            self.actors.mark_dead(spec.actor_id, reply.error)
-        return reply
-
-    async def _value_of(self, ref: ObjectRef) -> StoredValue:
-        value = self.store.get(ref._id)
-        if value is not None:
-            return value
-        if ref._owner_address != self.address:
-            self._fetch_all([ref])
-        future: asyncio.Future[StoredValue] = self._loop.create_future()
-
-        def ready(_: bytes, value: StoredValue) -> None:
-            self._loop.call_soon_threadsafe(_set_result, future, value)
-
-        self.store.on_ready(ref._id, ready)
-        return await future
+            self.borrowing.escape(nested)
+        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta)
 
     def submit_actor_call(
         self,
@@ -485,11 +390,11 @@ class Owner:
         options: TaskOptions,
     ) -> list[ObjectRef]:
         self._check_open()
-        data, deps, nested = self._serialize_args(options.name, args, kwargs)
+        data, deps, nested = serialize_args(options.name, args, kwargs, self.put)
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
-        task = TaskRecord(task_id, _actor_function(options.name), options, data, deps, nested, return_ids)
+        task = TaskRecord(task_id, actor_call(options.name), options, data, deps, nested, return_ids)
         task.actor_id = actor_id
         task.method = method
         self._submissions.append(task)
@@ -498,61 +403,26 @@ class Owner:
             self.io.call_soon(self._drain_submissions)
         return refs
 
+    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
+        self.io.call_soon(self.actors.client, actor_id, class_name)
+
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self._check_open()
-        request = pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart)
-        self.io.run(self._head_call("KillActor", request))
-        # Calls made from here on must not reach the dying worker.
-        self.io.run(self._killed(actor_id, no_restart))
-
-    async def _killed(self, actor_id: bytes, no_restart: bool) -> None:
-        self.actors.killed(actor_id, no_restart)
+        self.actor_lifecycle.kill(actor_id, no_restart)
 
     def get_actor_info(self, name: str, namespace: str) -> pb.ActorInfo:
         self._check_open()
-        request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
-        return self.io.run(self._head_call("GetActor", request))
-
-    async def _head_call(self, method: str, request: Any) -> Any:
-        """A unary call to the head, made on the I/O thread where the channel lives."""
-        return await getattr(self.channels.head(self.head_address), method)(request, timeout=30)
+        return self.actor_lifecycle.info(name, namespace)
 
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)
 
     def handle_escaped(self, actor_id: bytes) -> None:
-        if actor_id in self.owned_actors:
-            self.escaped_actors.add(actor_id)
+        self.actor_lifecycle.handle_escaped(actor_id)
 
     def _on_zero_handles(self, actor_id: bytes) -> None:
-        """Nobody here can call an actor this process owns: let it go, after the calls already
-        made (the terminate call queues behind them)."""
-        options = self.owned_actors.get(actor_id)
-        if options is None or options.detached or actor_id in self.escaped_actors or self._closed:
-            return
-        del self.owned_actors[actor_id]
-        if self.io.in_loop_thread():
-            self._terminate_actor(actor_id)
-        else:
-            self.io.call_soon(self._terminate_actor, actor_id)
-
-    def _terminate_actor(self, actor_id: bytes) -> None:
-        request = pb.KillActorRequest(
-            actor_id=actor_id,
-            graceful=True,
-            reason="every handle to it went out of scope",
-        )
-        asyncio.ensure_future(self.channels.head(self.head_address).KillActor(request, timeout=30))
-        options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
-        task = TaskRecord(
-            self.mint.task_id(), _actor_function("terminate"), options, serialization.EMPTY_ARGS,
-            [], [], [],
-        )
-        task.actor_id = actor_id
-        task.method = TERMINATE
-        task.state = QUEUED
-        self.tasks[task.task_id] = task
-        self.actors.submit(task)
+        if not self._closed:
+            self.actor_lifecycle.unreferenced(actor_id)
 
     def _check_open(self) -> None:
         if self.lost:
@@ -568,11 +438,6 @@ class Owner:
         self.lost = why
         self.store.release_waiters()
         self.submitter.shutdown()
-
-    def _escape(self, refs: list[ObjectRef]) -> None:
-        for ref in refs:
-            if ref._owner_address == self.address and ref._id not in self.escaped:
-                self.escaped[ref._id] = ref
 
     # ================================================================== I/O thread
 
@@ -591,10 +456,10 @@ class Owner:
                     # Actor calls take their place in the actor's queue now, in submission order.
                     task.state = QUEUED
                     if task.deps:
-                        self._resolve(task)
+                        self.arguments.resolve(task)
                     actors.submit(task)
                 elif task.deps:
-                    self._resolve(task)
+                    self.arguments.resolve(task)
                 else:
                     submitter.enqueue(task)
         finally:
@@ -603,240 +468,13 @@ class Owner:
             actors.flush()
             submitter.flush()
 
-    def _resolve(self, task: TaskRecord) -> None:
-        task.state = RESOLVING
-        task.arg_values = [None] * len(task.deps)
-        task.unresolved = len(task.deps)
-        for index, ref in enumerate(task.deps):
-            if ref._id not in self.store and ref._owner_address != self.address:
-                self._fetch_all([ref])
-            self.store.on_ready(ref._id, partial(self._dep_ready, task, index))
-
-    def _dep_ready(self, task: TaskRecord, index: int, _: bytes, value: StoredValue) -> None:
-        if task.state != RESOLVING or task.arg_values is None:
-            return
-        if value.kind == ERROR:
-            # An argument failed: so does this task, with the same error, without running.
-            self._finish(task, value)
-            return
-        task.arg_values[index] = value.message(task.deps[index]._id)
-        task.unresolved -= 1
-        if task.unresolved == 0:
-            if task.actor_id is not None:
-                task.state = QUEUED
-                self.actors.wake(self.actors.client(task.actor_id))
-            else:
-                self.submitter.enqueue(task)
-
-    def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None:
-        if task.state == FINISHED:
-            return
-        if result.application_error and self._retry_exception(task, result):
-            return
-        if task.cancelled:
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
-            return
-        returns = result.returns
-        store = self.store
-        references = self.references
-        stored_remotely = False
-        for object_id, value in zip(task.return_ids, returns, strict=False):
-            if (
-                references.count(object_id) == 0
-                and object_id not in self.escaped
-                and object_id not in self.borrowers
-            ):
-                # Nobody holds a ref to this return any more.
-                if value.HasField("location"):
-                    self.objects.free(object_id, value.location)
-                continue
-            contained = None
-            if value.contained:
-                contained = [ObjectRef(r.id, r.owner, self) for r in value.contained]
-            location = value.location if value.HasField("location") else None
-            stored_remotely = stored_remotely or location is not None
-            store.put(object_id, StoredValue(value.data, value.kind, contained, location))
-        error = returns[0].data if result.application_error and returns else b""
-        self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
-        task.state = FINISHED
-        self.tasks.pop(task.task_id, None)
-        if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
-            self.lineage[task.task_id] = task  # keeps its arguments, to run it again
-        else:
-            task.forget_arguments()
-
-    def _retry_exception(self, task: TaskRecord, result: pb.TaskResult) -> bool:
-        policy = task.options.retry_exceptions
-        if not policy or task.retries_left() <= 0:
-            return False
-        if isinstance(policy, tuple) and not set(policy).intersection(result.error_types):
-            return False
-        task.attempt += 1
-        log.info("retrying %s after it raised (attempt %d)", task.describe(), task.attempt + 1)
-        self.submitter.requeue_front(task)
-        self.submitter.pump(task.queue)
-        return True
-
-    def retry_after_crash(self, task: TaskRecord, reason: str, lease: Any) -> bool:
-        """A worker died under the task: requeue it if it may be retried."""
-        if task.state == FINISHED:
-            return True
-        task.last_failure = reason
-        if task.cancelled or task.retries_left() <= 0:
-            return False
-        task.attempt += 1
-        log.warning(
-            "%s failed because %s; retrying (attempt %d)", task.describe(), reason, task.attempt + 1
-        )
-        self.submitter.requeue_front(task)
-        self.submitter.pump(task.queue)
-        return True
-
-    def retry_preempted(self, task: TaskRecord, reason: str) -> None:
-        """The task's node was drained and its deadline passed while the task ran: run it again
-        elsewhere without using up a retry, unless max_retries=0 forbids a second run."""
-        if task.state == FINISHED:
-            return
-        if task.cancelled:
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
-            return
-        if task.options.max_retries == 0:
-            error = WorkerCrashedError(
-                f"{task.describe()} was stopped: {reason}; max_retries=0 forbids running it again"
-            )
-            self._finish(task, self._error(error))
-            return
-        task.attempt += 1
-        task.preemptions += 1
-        log.info("%s stopped: %s; running it elsewhere", task.describe(), reason)
-        self.submitter.requeue_front(task)
-
-    def fail_crashed(self, tasks: list[TaskRecord], reason: str, lease: Any) -> None:
-        for task in tasks:
-            if task.state == FINISHED:
-                continue
-            if task.cancelled:
-                error: Exception = TaskCancelledError(f"{task.describe()} was cancelled")
-            else:
-                attempts = task.attempt + 1
-                error = WorkerCrashedError(
-                    f"{task.describe()} failed: its worker died ({reason}); "
-                    f"{attempts} attempt{'s' if attempts != 1 else ''}, "
-                    f"max_retries={task.options.max_retries}"
-                )
-            self._finish(task, self._error(error))
-
-    def fail_rejected(self, tasks: list[TaskRecord], rejected: pb.LeaseRejected) -> None:
-        """A node agent refused the lease the tasks wait for: say why, do not ask forever."""
-        kind: type[Exception] = RuntimeConnectionError
-        if rejected.infeasible:
-            kind = TaskUnschedulableError
-        elif rejected.worker_start_failed:
-            kind = WorkerStartError
-        for task in tasks:
-            self._finish(task, self._error(kind(f"{task.describe()} cannot run: {rejected.reason}")))
-
-    def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None:
-        for task in tasks:
-            self._finish(task, self._error(RuntimeConnectionError(f"{task.describe()}: {reason}")))
-
-    def finish(self, task: TaskRecord, value: StoredValue) -> None:
-        self._finish(task, value)
-
-    def error_value(self, error: BaseException) -> StoredValue:
-        return self._error(error)
-
-    def _finish(self, task: TaskRecord, value: StoredValue) -> None:
-        """End a task with one value (an error) for each of its returns."""
-        if task.state == FINISHED:
-            return
-        if value.kind == ERROR:
-            self.metrics.task_ended(task, 0.0, failed=True, error=value.data)
-        task.state = FINISHED
-        self.tasks.pop(task.task_id, None)
-        task.forget_arguments()
-        for object_id in task.return_ids:
-            self.store.put(object_id, value)
-
-    def _error(self, error: BaseException) -> StoredValue:
-        data, _ = serialization.dumps(error)
-        return StoredValue(data, ERROR)
-
-    def _cancel(self, task_id: bytes, force: bool) -> None:
-        task = self.tasks.get(task_id)
-        if task is None or task.state == FINISHED:
-            return
-        task.cancelled = True
+    def _arguments_ready(self, task: TaskRecord) -> None:
+        """Every ref argument of the task has its value here: it may go."""
         if task.actor_id is not None:
-            if task.state in (RESOLVING, QUEUED):
-                # It keeps no place in the actor's queue once finished.
-                self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
-            elif task.state == RUNNING:
-                self.actors.cancel_running(task, force)
-            return
-        if task.state == RESOLVING or (
-            task.state == QUEUED and self.submitter.remove_queued(task)
-        ):
-            self._finish(task, self._error(TaskCancelledError(f"{task.describe()} was cancelled")))
-        elif task.state == RUNNING:
-            task.force_cancel = force
-            self.submitter.cancel_running(task, force)
-
-    def _fetch_all(self, refs: list[ObjectRef]) -> None:
-        for ref in refs:
-            if ref._id in self.store or ref._id in self._fetching:
-                continue
-            self._fetching.add(ref._id)
-            asyncio.ensure_future(self._fetch(ref))
-
-    async def _fetch(self, ref: ObjectRef) -> None:
-        """Get a borrowed object's value from its owner into this process's store."""
-        try:
-            stub = self.channels.core_worker(ref._owner_address)
-            reply = await stub.GetObject(pb.GetObjectRequest(id=ref._id))
-            if reply.lost_reason:
-                value = self._error(ObjectLostError(f"{ref!r}: {reply.lost_reason}"))
-            else:
-                contained = None
-                if reply.value.contained:
-                    contained = [ObjectRef(r.id, r.owner, self) for r in reply.value.contained]
-                location = reply.value.location if reply.value.HasField("location") else None
-                value = StoredValue(reply.value.data, reply.value.kind, contained, location)
-        except grpc.aio.AioRpcError as error:
-            value = self._error(
-                OwnerDiedError(
-                    f"{ref!r} is lost: its owner at {ref._owner_address} cannot be reached "
-                    f"({error.code().name})"
-                )
-            )
-        finally:
-            self._fetching.discard(ref._id)
-        if self.references.count(ref._id) > 0:
-            self.store.put(ref._id, value)
-
-    async def serve_get_object(self, object_id: bytes) -> pb.GetObjectReply:
-        """CoreWorker.GetObject: wait until an owned object is ready, then return it."""
-        value = self.store.get(object_id)
-        if value is None:
-            if ids.task_of(object_id) not in self.tasks:
-                return pb.GetObjectReply(
-                    lost_reason=f"its owner (pid {os.getpid()}) no longer holds it"
-                )
-            future: asyncio.Future[StoredValue] = self._loop.create_future()
-
-            def ready(_: bytes, stored: StoredValue) -> None:
-                if not future.done():
-                    self._loop.call_soon_threadsafe(_set_result, future, stored)
-
-            self.store.on_ready(object_id, ready)
-            value = await future
-        message = value.message(object_id)
-        if value.contained:
-            message.contained.extend(
-                pb.ObjectRefMsg(id=r._id, owner=r._owner_address) for r in value.contained
-            )
-            self._escape(value.contained)
-        return pb.GetObjectReply(value=message)
+            task.state = QUEUED
+            self.actors.wake(self.actors.client(task.actor_id))
+        else:
+            self.submitter.enqueue(task)
 
     def _on_zero_refs(self, object_id: bytes) -> None:
         if self.borrowing.stopped(object_id):
@@ -858,7 +496,9 @@ class Owner:
         if task is not None and not any(
             self.references.count(rid) for rid in task.return_ids if rid != object_id
         ):
-            del self.lineage[task_id]
+            # Two of its results may be let go at once, one on the I/O thread and one on the
+            # user's (a put drains releases first): both get here, and either may be second.
+            self.lineage.pop(task_id, None)
             task.forget_arguments()
         value = self.store.delete(object_id)
         if value is not None and value.location is not None and self._owns(object_id):
@@ -871,28 +511,11 @@ class Owner:
     def _owns(self, object_id: bytes) -> bool:
         return object_id[:8] == self._put_task[:8]
 
-    def serve_objects_moved(self, request: pb.ObjectsMovedRequest) -> pb.ObjectIds:
-        """CoreWorker.ObjectsMoved (I/O thread): a drained node copied objects elsewhere.
-        Returns the ids this process holds no value for."""
-        moved = {m.id: m.location for m in request.objects}
-        tasks = [*self.tasks.values(), *self.lineage.values()]
-        unknown = object_moves.relocate(self.store, tasks, moved)
-        if not request.from_owner:
-            for borrower, update in object_moves.by_borrower(self.borrowers, moved).items():
-                asyncio.ensure_future(self._tell_borrower(borrower, update))
-        return pb.ObjectIds(ids=unknown)
-
-    async def _tell_borrower(self, borrower: str, update: pb.ObjectsMovedRequest) -> None:
-        try:
-            await self.channels.core_worker(borrower).ObjectsMoved(update, timeout=30)
-        except grpc.aio.AioRpcError as error:
-            log.debug("could not tell borrower %s of moved objects: %s", borrower, error.code().name)
-
     # ================================================================== lifetime
 
     def owns_objects(self) -> bool:
         """True while other processes may still ask this one for objects, or its actors live."""
-        return bool(self.escaped or self.borrowers or self.tasks or self.owned_actors)
+        return bool(self.escaped or self.borrowers or self.tasks or self.actor_lifecycle.owned)
 
     def shutdown(self) -> None:
         if self._closed:
@@ -914,26 +537,3 @@ class Owner:
             log.debug("error closing owner channels", exc_info=True)
 
 
-def _actor_function(name: str) -> FunctionDescriptor:
-    return FunctionDescriptor(name, b"", b"")
-
-
-def _large(value: Any) -> bool:
-    """A top-level argument big enough to go through the object store (cheap to tell)."""
-    if type(value) is ObjectRef:
-        return False
-    size = getattr(value, "nbytes", None)
-    if isinstance(size, int):
-        return size > INLINE_THRESHOLD
-    if isinstance(value, bytes | bytearray | memoryview):
-        return len(value) > INLINE_THRESHOLD
-    return False
-
-
-def _pickled_size(value: Any) -> int:
-    return shm_object.serialize(value).inline_size
-
-
-def _set_result(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)

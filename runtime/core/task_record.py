@@ -1,18 +1,28 @@
-"""What an owner remembers about a task it submitted, from ``.remote()`` to its result."""
+"""What an owner remembers about a task it submitted, from ``.remote()`` to its result.
+
+A task waits in a ``ShapeQueue`` for a worker of its shape and runs on a ``Lease`` of one; the
+records point at each other (a lease knows the tasks in flight on it, a task the lease it runs
+on), so they live here together, below everything that moves tasks between them: the task
+submitter (``task_submitter``), what decides what a result means (``task_manager``) and the
+metrics that count them (``process_metrics``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
 from ember.runtime.wire.resources import Shape, ShapeKey
 
 if TYPE_CHECKING:
-    from ember.runtime.core.task_submitter import Lease
     from ember.runtime.objects.object_ref import ObjectRef
+    from ember.runtime.wire.lease_client import LeaseClient
     from ember.runtime.wire.protocol import ember_pb2 as pb
+    from ember.runtime.wire.task_channel import ChannelClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +32,12 @@ class FunctionDescriptor:
     name: str
     function_id: bytes
     data: bytes
+
+
+def actor_call(name: str) -> FunctionDescriptor:
+    """What an actor call carries in place of a function: a name (the actor's worker has the
+    class, and the call names its method)."""
+    return FunctionDescriptor(name, b"", b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +76,10 @@ RESOLVING = "resolving"  # waiting for its top-level ObjectRef arguments
 QUEUED = "queued"  # waiting for a lease of its shape
 RUNNING = "running"  # pushed to a worker
 FINISHED = "finished"
+
+# The method of the call an owner sends to end an actor nobody can call any more: queued behind
+# the calls already made, it ends the actor host once they ran (``actor_host``).
+TERMINATE = "__ember_terminate__"
 
 
 class TaskRecord:
@@ -115,7 +135,7 @@ class TaskRecord:
         self.last_failure = ""
         self.actor_id: bytes | None = None  # set on actor calls
         self.method = ""
-        self.queue: Any = None  # the submitter's queue it waits in
+        self.queue: ShapeQueue | None = None  # the queue it waits in, once queued
         self.submitted = time.monotonic()
         # Attempts stopped because their node was drained: they use up no retry.
         self.preemptions = 0
@@ -142,3 +162,63 @@ class TaskRecord:
         self.arg_values = None
         self.lease = None
 
+
+class ShapeQueue:
+    """Tasks of one shape bound for one place: the local node (""), a node's agent address
+    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+
+    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+
+    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
+        self.key = key
+        self.shape = shape
+        self.target = target
+        self.ready: deque[TaskRecord] = deque()
+        self.leases: list[Lease] = []
+        self.pending_requests = 0
+
+
+class Lease:
+    __slots__ = (
+        "queue",
+        "agent",
+        "lease_id",
+        "worker_id",
+        "worker_address",
+        "worker_channel",
+        "worker_pid",
+        "node_id",
+        "in_flight",
+        "est_work",
+        "outbox",
+        "channel",
+        "idle_since",
+        "returning",
+        "draining",
+        "dead",
+        "lost_reason",
+        "lost",
+    )
+
+    def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
+        self.queue = queue
+        self.agent = agent
+        self.lease_id = grant.lease_id
+        self.worker_id = grant.worker_id
+        self.worker_address = grant.worker_address
+        self.worker_channel = grant.worker_channel
+        self.worker_pid = grant.worker_pid
+        self.node_id = grant.node_id
+        self.in_flight: dict[bytes, TaskRecord] = {}
+        self.est_work = 0.0
+        self.outbox: list[pb.TaskSpec] = []
+        self.channel: ChannelClient | None = None
+        self.idle_since: float | None = None
+        self.returning = False
+        self.draining = False  # its node is being drained: no more tasks go to it
+        self.dead = False
+        self.lost_reason = ""
+        self.lost = asyncio.Event()
+
+    def describe(self) -> str:
+        return f"worker pid {self.worker_pid} at {self.worker_address}"

@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
-from ember.runtime.core.task_record import QUEUED, RUNNING, TaskRecord
+from ember.runtime.core.task_record import QUEUED, RUNNING, Lease, ShapeQueue, TaskRecord
 from ember.runtime.wire import resources
 from ember.runtime.wire.lease_client import LeaseClient
 from ember.runtime.wire.protocol import ember_pb2 as pb
-from ember.runtime.wire.resources import Shape, ShapeKey
+from ember.runtime.wire.resources import ShapeKey
 from ember.runtime.wire.task_channel import ChannelClient
 
 if TYPE_CHECKING:
-    from ember.runtime.core.owner import Owner
+    from ember.runtime.core.worker_channels import WorkerChannels
+    from ember.runtime.wire.rpc import Channels
 
 log = logging.getLogger("ember.runtime.core.task_submitter")
 
@@ -47,71 +46,40 @@ LOCALITY_BYTES = 1 << 20  # arguments on another node worth going there for
 NODES_REFRESH = 5.0  # seconds between refreshes of the node list SPREAD rotates over
 
 
-class ShapeQueue:
-    """Tasks of one shape bound for one place: the local node (""), a node's agent address
-    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+class TaskOutcomes(Protocol):
+    """What the submitter reports about the tasks it ran, to their owner's
+    ``task_manager.TaskManager``, which decides what each outcome means: a result to store, a
+    retry, an error."""
 
-    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+    def on_task_result(self, task: TaskRecord, result: pb.TaskResult) -> None: ...
 
-    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
-        self.key = key
-        self.shape = shape
-        self.target = target
-        self.ready: deque[TaskRecord] = deque()
-        self.leases: list[Lease] = []
-        self.pending_requests = 0
+    def retry_after_crash(self, task: TaskRecord, reason: str) -> bool: ...
 
+    def retry_preempted(self, task: TaskRecord, reason: str) -> None: ...
 
-class Lease:
-    __slots__ = (
-        "queue",
-        "agent",
-        "lease_id",
-        "worker_id",
-        "worker_address",
-        "worker_channel",
-        "worker_pid",
-        "node_id",
-        "in_flight",
-        "est_work",
-        "outbox",
-        "channel",
-        "idle_since",
-        "returning",
-        "draining",
-        "dead",
-        "lost_reason",
-        "lost",
-    )
+    def fail_crashed(self, tasks: list[TaskRecord], reason: str) -> None: ...
 
-    def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
-        self.queue = queue
-        self.agent = agent
-        self.lease_id = grant.lease_id
-        self.worker_id = grant.worker_id
-        self.worker_address = grant.worker_address
-        self.worker_channel = grant.worker_channel
-        self.worker_pid = grant.worker_pid
-        self.node_id = grant.node_id
-        self.in_flight: dict[bytes, TaskRecord] = {}
-        self.est_work = 0.0
-        self.outbox: list[pb.TaskSpec] = []
-        self.channel: ChannelClient | None = None
-        self.idle_since: float | None = None
-        self.returning = False
-        self.draining = False  # its node is being drained: no more tasks go to it
-        self.dead = False
-        self.lost_reason = ""
-        self.lost = asyncio.Event()
+    def fail_rejected(self, tasks: list[TaskRecord], rejected: pb.LeaseRejected) -> None: ...
 
-    def describe(self) -> str:
-        return f"worker pid {self.worker_pid} at {self.worker_address}"
+    def fail_unreachable(self, tasks: list[TaskRecord], reason: str) -> None: ...
 
 
 class TaskSubmitter:
-    def __init__(self, owner: Owner, local_agent: str) -> None:
-        self.owner = owner
+    def __init__(
+        self,
+        outcomes: TaskOutcomes,
+        channels: Channels,
+        worker_channels: WorkerChannels,
+        lease_owner: pb.LeaseOwner,
+        local_agent: str,
+        head_address: str,
+    ) -> None:
+        self.outcomes = outcomes
+        self.channels = channels
+        self.worker_channels = worker_channels
+        self.lease_owner = lease_owner  # who asks agents for leases: this job's owner process
         self.local_agent = local_agent
+        self.head_address = head_address
         self.queues: dict[tuple[ShapeKey, str], ShapeQueue] = {}
         self.spread_nodes: list[str] = []
         self._spread_next = 0
@@ -159,11 +127,14 @@ class TaskSubmitter:
             return ""
         return best
 
-    def requeue_front(self, task: TaskRecord) -> None:
+    def requeue_front(self, task: TaskRecord) -> ShapeQueue:
+        """Put a task that ran back at the head of its queue, to run again; returns the queue."""
         queue = task.queue
+        assert queue is not None, f"{task.describe()} runs again without having been queued"
         task.state = QUEUED
         task.lease = None
         queue.ready.appendleft(task)
+        return queue
 
     def remove_queued(self, task: TaskRecord) -> bool:
         queue = task.queue
@@ -272,9 +243,8 @@ class TaskSubmitter:
         return queue.target or self.local_agent
 
     async def _refresh_nodes(self) -> None:
-        owner = self.owner
         try:
-            view = await owner.channels.head(owner.head_address).GetClusterView(
+            view = await self.channels.head(self.head_address).GetClusterView(
                 pb.Empty(), timeout=10
             )
         except grpc.aio.AioRpcError:
@@ -291,11 +261,10 @@ class TaskSubmitter:
     def _agent(self, address: str) -> LeaseClient:
         agent = self.agents.get(address)
         if agent is None:
-            owner = self.owner
             agent = self.agents[address] = LeaseClient(
                 address,
-                owner.channels,
-                pb.LeaseOwner(job_id=owner.job_id, owner_address=owner.address, pid=os.getpid()),
+                self.channels,
+                self.lease_owner,
                 self.on_agent_message,
                 self._resend,
                 self.agent_unreachable,
@@ -346,7 +315,7 @@ class TaskSubmitter:
             rejected = message.rejected
             queue = self._request_done(agent, rejected.request_id)
             if queue is not None:
-                self.owner.fail_rejected(list(queue.ready), rejected)
+                self.outcomes.fail_rejected(list(queue.ready), rejected)
                 queue.ready.clear()
                 self.pump(queue)
         elif kind == "lost":
@@ -389,7 +358,7 @@ class TaskSubmitter:
         ))
         reason = f"{drain.reason}; its deadline passed while it ran on {lease.describe()}"
         for task in tasks:
-            self.owner.retry_preempted(task, reason)
+            self.outcomes.retry_preempted(task, reason)
         self.pump(lease.queue)
 
     def _request_done(self, agent: LeaseClient, request_id: int) -> ShapeQueue | None:
@@ -413,7 +382,7 @@ class TaskSubmitter:
         lease = Lease(queue, agent, grant)
         agent.leases[lease.lease_id] = lease
         queue.leases.append(lease)
-        channel = self.owner.worker_channels.cached(lease.worker_id)
+        channel = self.worker_channels.cached(lease.worker_id)
         if channel is not None:
             self._attach(lease, channel)
         else:
@@ -422,7 +391,7 @@ class TaskSubmitter:
 
     async def _open_channel(self, lease: Lease) -> None:
         try:
-            channel = await self.owner.worker_channels.open(lease.worker_id, lease.worker_channel)
+            channel = await self.worker_channels.open(lease.worker_id, lease.worker_channel)
         except OSError as error:
             self._lease_failed(lease, f"cannot open a task channel to {lease.describe()}: {error}")
             return
@@ -463,7 +432,7 @@ class TaskSubmitter:
             return
         for queue in {q for q in agent.requests.values()}:
             reason = f"node agent {agent.address} is unreachable"
-            self.owner.fail_unreachable(list(queue.ready), reason)
+            self.outcomes.fail_unreachable(list(queue.ready), reason)
             queue.ready.clear()
         for request_id in list(agent.requests):
             self._request_done(agent, request_id)
@@ -472,7 +441,7 @@ class TaskSubmitter:
 
     def on_results(self, done: list[tuple[TaskRecord, pb.TaskResult]]) -> None:
         estimates = self.estimates
-        owner = self.owner
+        outcomes = self.outcomes
         touched: set[ShapeQueue] = set()
         for task, result in done:
             lease = task.lease
@@ -488,7 +457,7 @@ class TaskSubmitter:
             previous = estimates.get(function_id)
             run = result.run_seconds
             estimates[function_id] = run if previous is None else 0.8 * previous + 0.2 * run
-            owner.on_task_result(task, result)
+            outcomes.on_task_result(task, result)
         for queue in touched:
             self.pump(queue)
 
@@ -520,7 +489,7 @@ class TaskSubmitter:
         usually follows the broken stream within milliseconds. If it does not come, the lease
         is handed back with the worker discarded.
         """
-        final = [t for t in tasks if not self.owner.retry_after_crash(t, reason, lease)]
+        final = [t for t in tasks if not self.outcomes.retry_after_crash(t, reason)]
         if not lease.lost.is_set() and not lease.returning:
             try:
                 await asyncio.wait_for(lease.lost.wait(), LOST_REASON_WAIT)
@@ -532,7 +501,7 @@ class TaskSubmitter:
                 )
         lease.agent.leases.pop(lease.lease_id, None)
         if final:
-            self.owner.fail_crashed(final, lease.lost_reason or reason, lease)
+            self.outcomes.fail_crashed(final, lease.lost_reason or reason)
 
     def cancel_running(self, task: TaskRecord, force: bool) -> None:
         lease = task.lease
@@ -541,7 +510,7 @@ class TaskSubmitter:
         asyncio.ensure_future(self._cancel(lease, task, force))
 
     async def _cancel(self, lease: Lease, task: TaskRecord, force: bool) -> None:
-        stub = self.owner.channels.core_worker(lease.worker_address)
+        stub = self.channels.core_worker(lease.worker_address)
         try:
             await stub.CancelTasks(pb.CancelRequest(task_ids=[task.task_id], force=force), timeout=10)
         except grpc.aio.AioRpcError as error:
