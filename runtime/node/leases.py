@@ -373,13 +373,16 @@ class Leases:
     # ------------------------------------------------------------------ detached actors
 
     def _adopt(self, owner: OwnerSession, request: pb.AdoptRequest) -> None:
-        lease = self.orphans.pop(request.actor_id, None)
+        lease = self.orphans.get(request.actor_id)
         if lease is None or lease.worker.state != LEASED:
+            # A worker that died is still among the orphans until its end is handled, which
+            # gives its lease's resources back (``worker_gone``).
             owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
                 request_id=request.request_id,
                 reason=f"{self.node.describe()} keeps no worker for actor {request.actor_id.hex()[:12]}",
             )))
             return
+        del self.orphans[request.actor_id]
         lease.owner = owner
         lease.orphaned_at = 0.0
         owner.leases[lease.lease_id] = lease
