@@ -250,7 +250,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def node_report(self) -> pb.NodeReport:
         """What the head hears of this node, at least every heartbeat (``head_link``): free
-        resources, the demand waiting here, workers that died, how long the node has been idle."""
+        resources, the demand waiting here, how long the node has been idle, and the workers
+        that died and failures since the last report (each goes in one report only)."""
         dead, self.dead_workers = self.dead_workers, []
         failures, self.failures = self.failures, []
         return pb.NodeReport(
