@@ -144,7 +144,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     metrics = MetricsServer(loop, agent.metrics.families, lambda: agent.store.broken or agent.pool.broken or None)
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
-        agent._report_soon()
+        agent.report_soon()
         log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
     except OSError as error:
         log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)

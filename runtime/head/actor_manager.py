@@ -11,19 +11,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
+from ember.runtime.head.actor_record import ActorRecord
+from ember.runtime.head.events import EventLog
+from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.membership import NodeState
 from ember.runtime.objects import serialization
 from ember.runtime.wire import resources, rpc, task_channel
 from ember.runtime.wire.lease_client import LeaseClient
 from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.resources import Shape
 from ember.runtime.wire.task_channel import ChannelClient
-
-if TYPE_CHECKING:
-    from ember.runtime.head.head import Head
 
 log = logging.getLogger("ember.runtime.head.actor_manager")
 
@@ -32,51 +33,25 @@ ADOPT_GRACE = 15.0  # seconds beyond the node timeout a restarted head waits for
 PLACEMENT_RETRY = 0.5  # seconds between attempts to find a node with room
 
 
-class ActorRecord:
-    def __init__(
-        self, spec: pb.ActorSpec, on_change: Callable[[ActorRecord], None] = lambda record: None
-    ) -> None:
-        self.spec = spec
-        self.on_change = on_change
-        self.info = pb.ActorInfo(
-            actor_id=spec.actor_id,
-            state=pb.PENDING,
-            version=1,
-            class_name=spec.class_name,
-            name=spec.name,
-            namespace=spec.namespace,
-            max_restarts=spec.max_restarts,
-            handle_meta=spec.handle_meta,
-            detached=spec.detached,
-            job_id=spec.job.job_id,
-        )
-        self.changed = asyncio.Event()
-        self.lease: tuple[LeaseClient, int] | None = None
-        self.channel: ChannelClient | None = None
-        self.stopping = ""  # why it must not be restarted any more
-        self.drained = ""  # why it is moved off a draining node (a restart that is no failure)
-        self.lost_reason = ""
-        self.lost = asyncio.Event()
-        self.runner: asyncio.Task[None] | None = None
+class Placement(Protocol):
+    """What the directory needs of the head's membership: the nodes, and room on them."""
 
-    def describe(self) -> str:
-        name = f" '{self.spec.name}'" if self.spec.name else ""
-        return f"actor {self.spec.class_name}{name} ({self.spec.actor_id.hex()[:12]})"
+    node_timeout: float  # how long a node may be silent before it is declared dead
 
-    def set_state(self, state: pb.ActorState, **fields: object) -> None:
-        info = self.info
-        info.state = state
-        for key, value in fields.items():
-            setattr(info, key, value)
-        info.version += 1
-        self.changed.set()
-        self.changed = asyncio.Event()
-        self.on_change(self)
+    def node_by_id(self, node_id: bytes) -> NodeState | None: ...
+
+    def place(self, shape: Shape, exclude: bytes = b"", free_only: bool = False) -> NodeState | None: ...
+
+    def could_hold_later(self, shape: Shape) -> bool: ...
+
+    def largest_node(self) -> str: ...
 
 
 class ActorManager:
-    def __init__(self, head: Head) -> None:
-        self.head = head
+    def __init__(self, nodes: Placement, events: EventLog, state: HeadState | None) -> None:
+        self.nodes = nodes
+        self.events = events
+        self.state = state  # where detached actors are written down, if anywhere
         self.address = ""  # the head's own address, set once it listens
         self.actors: dict[bytes, ActorRecord] = {}
         self.names: dict[tuple[str, str], bytes] = {}
@@ -114,7 +89,7 @@ class ActorManager:
     # ------------------------------------------------------------------ surviving a restart
 
     def _persist(self, record: ActorRecord) -> None:
-        state = self.head.state
+        state = self.state
         if state is None or not record.spec.detached:
             return
         if record.info.state == pb.DEAD:
@@ -129,8 +104,8 @@ class ActorManager:
         worker a while when the head's lease stream breaks): they are adopted, state and all.
         The others are created again, as a restart of theirs would.
         """
-        assert self.head.state is not None
-        persisted = self.head.state.load_actors()
+        assert self.state is not None
+        persisted = self.state.load_actors()
         for entry in persisted:
             record = ActorRecord(entry.spec, self._persist)
             record.info.CopyFrom(entry.info)
@@ -144,11 +119,11 @@ class ActorManager:
     async def _adopt(self, record: ActorRecord) -> str:
         """Lease the running worker back from its node; returns why not, or ''."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.head.node_timeout + ADOPT_GRACE
-        node = self.head.node_by_id(record.info.node_id)
+        deadline = loop.time() + self.nodes.node_timeout + ADOPT_GRACE
+        node = self.nodes.node_by_id(record.info.node_id)
         while node is None and loop.time() < deadline:
             await asyncio.sleep(0.1)
-            node = self.head.node_by_id(record.info.node_id)
+            node = self.nodes.node_by_id(record.info.node_id)
         if node is None:
             return "its node did not come back after the head restarted"
         request_id = next(self._request_ids)
@@ -161,7 +136,7 @@ class ActorManager:
         client.requests[request_id] = message
         client.send(message)
         try:
-            reply = await asyncio.wait_for(future, self.head.node_timeout + ADOPT_GRACE)
+            reply = await asyncio.wait_for(future, self.nodes.node_timeout + ADOPT_GRACE)
         except TimeoutError:
             return f"its {node.describe()} did not answer the head's request to take it back"
         finally:
@@ -363,7 +338,7 @@ class ActorManager:
                 self._dead(record, f"{reason} ({counted} restarts, {limit})")
                 return
             log.info("restarting %s after %s", record.describe(), reason)
-            self.head.events.add(f"{record.describe()} restarting: {reason}")
+            self.events.add(f"{record.describe()} restarting: {reason}")
             record.set_state(pb.RESTARTING, num_restarts=restarts + 1, death_cause=reason)
 
     async def _incarnate(self, record: ActorRecord) -> str:
@@ -431,13 +406,13 @@ class ActorManager:
         spec = record.spec
         shape = resources.to_fixed(spec.shape.quantities)
         while True:
-            node = self.head.place(shape)
-            if node is None and self.head.could_hold_later(shape):
+            node = self.nodes.place(shape)
+            if node is None and self.nodes.could_hold_later(shape):
                 # Only a draining node, or one an autoscaler may add, could hold it: wait.
                 await asyncio.sleep(PLACEMENT_RETRY)
                 continue
             if node is None:
-                largest = self.head.largest_node()
+                largest = self.nodes.largest_node()
                 return (
                     f"it needs {resources.describe(shape)}, but no node of the cluster has "
                     f"that much (largest node: {largest})"
@@ -558,7 +533,7 @@ class ActorManager:
         log.info("%s is dead: %s", record.describe(), cause)
         deliberate = cause == record.stopping and not cause.startswith("its constructor raised")
         if not deliberate:  # a kill, or its owner's exit, is no failure
-            self.head.events.add(f"{record.describe()} died: {cause}")
+            self.events.add(f"{record.describe()} died: {cause}")
         record.set_state(pb.DEAD, death_cause=cause)
         if record.lease is not None:
             client, lease_id = record.lease

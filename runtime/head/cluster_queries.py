@@ -10,20 +10,35 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import grpc
 
+from ember.runtime.head.actor_manager import ActorManager
+from ember.runtime.head.events import EventLog
+from ember.runtime.head.membership import JobState, NodeState
 from ember.runtime.objects import ids
 from ember.runtime.wire import resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
-    from ember.runtime.head.head import Head, NodeState
     from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
 T = TypeVar("T")
 ASK_TIMEOUT = 5.0
+
+
+class HeadView(Protocol):
+    """What the queries read of the head (``head.Head``)."""
+
+    session_dir: str
+    metrics_address: str
+    nodes: dict[bytes, NodeState]
+    jobs: dict[bytes, JobState]
+    events: EventLog
+    actors: ActorManager
+
+    def alive_nodes(self) -> list[NodeState]: ...
 
 
 class NodeNotFound(Exception):
@@ -31,7 +46,7 @@ class NodeNotFound(Exception):
 
 
 async def ask_all(
-    head: Head, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]]
+    head: HeadView, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]]
 ) -> list[tuple[NodeState, T | str]]:
     """``ask`` each live node's agent; each answer, or why there is none."""
     nodes = head.alive_nodes()
@@ -48,7 +63,7 @@ async def ask_all(
     return list(zip(nodes, answers, strict=True))
 
 
-def find_node(head: Head, name: str) -> NodeState:
+def find_node(head: HeadView, name: str) -> NodeState:
     """A live node by agent address, or by node id (hex, or a prefix of it)."""
     alive = head.alive_nodes()
     for node in alive:
@@ -63,7 +78,7 @@ def find_node(head: Head, name: str) -> NodeState:
     raise NodeNotFound(f"{name!r} names {len(matches)} nodes; give more of the id")
 
 
-async def cluster_logs(head: Head) -> pb.ClusterLogs:
+async def cluster_logs(head: HeadView) -> pb.ClusterLogs:
     result = pb.ClusterLogs()
     for node, answer in await ask_all(head, lambda agent: agent.ListLogs(pb.Empty())):
         entry = result.nodes.add(node_id=node.node_id, node_address=node.info.address)
@@ -74,7 +89,7 @@ async def cluster_logs(head: Head) -> pb.ClusterLogs:
     return result
 
 
-async def tail(head: Head, request: pb.NodeTailRequest) -> pb.TailReply:
+async def tail(head: HeadView, request: pb.NodeTailRequest) -> pb.TailReply:
     node = find_node(head, request.node)
     agent = head.actors.channels.node_agent(node.info.address)
     reply: pb.TailReply = await agent.TailLog(request.tail, timeout=ASK_TIMEOUT)
@@ -89,7 +104,7 @@ def _node_name(node: NodeState) -> str:
     return ids.short(node.node_id)
 
 
-async def nodes(head: Head) -> list[dict[str, object]]:
+async def nodes(head: HeadView) -> list[dict[str, object]]:
     stores = dict(await ask_all(head, lambda agent: agent.GetStoreInfo(pb.Empty())))
     result = []
     for node in head.nodes.values():
@@ -122,7 +137,7 @@ async def nodes(head: Head) -> list[dict[str, object]]:
     return result
 
 
-async def tasks(head: Head) -> dict[str, object]:
+async def tasks(head: HeadView) -> dict[str, object]:
     ended: list[dict[str, object]] = []
     running: list[dict[str, object]] = []
     counts: dict[str, int] = {}
@@ -162,7 +177,7 @@ def _task(event: pb.TaskEvent, reporter: NodeState) -> dict[str, object]:
     }
 
 
-async def workers(head: Head) -> dict[str, object]:
+async def workers(head: HeadView) -> dict[str, object]:
     """Each node's workers, with the tasks their owners say run on them."""
     listed = await ask_all(head, lambda agent: agent.ListWorkers(pb.Empty()))
     running = (await tasks(head))["running"]
@@ -192,7 +207,7 @@ async def workers(head: Head) -> dict[str, object]:
     return {"workers": result, "errors": errors}
 
 
-def actors(head: Head) -> list[dict[str, object]]:
+def actors(head: HeadView) -> list[dict[str, object]]:
     names = {pb.PENDING: "pending", pb.ALIVE: "alive", pb.RESTARTING: "restarting", pb.DEAD: "dead"}
     return [
         {
@@ -212,7 +227,7 @@ def actors(head: Head) -> list[dict[str, object]]:
     ]
 
 
-def overview(head: Head) -> dict[str, object]:
+def overview(head: HeadView) -> dict[str, object]:
     total: dict[str, int] = {}
     free: dict[str, int] = {}
     for node in head.alive_nodes():

@@ -21,17 +21,15 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc
 
+from ember.runtime.head.actor_manager import ActorManager
+from ember.runtime.head.actor_record import ActorRecord
+from ember.runtime.head.membership import NodeState
 from ember.runtime.objects import ids
 from ember.runtime.wire import resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
-
-if TYPE_CHECKING:
-    from ember.runtime.head.actor_manager import ActorRecord
-    from ember.runtime.head.head import Head, NodeState
 
 log = logging.getLogger("ember.runtime.head.head")
 
@@ -89,8 +87,9 @@ class NodeDrain:
 
 
 class DrainManager:
-    def __init__(self, head: Head) -> None:
-        self.head = head
+    def __init__(self, nodes: dict[bytes, NodeState], actors: ActorManager) -> None:
+        self.nodes = nodes  # the head's, by node id: the dead ones too
+        self.actors = actors
 
     async def drain(
         self, request: pb.DrainRequest, context: grpc.aio.ServicerContext
@@ -119,8 +118,8 @@ class DrainManager:
     def find(self, node_id: bytes, address: str) -> NodeState | None:
         """The node by id, or by its agent's address (the live one, if a dead node had it)."""
         if node_id:
-            return self.head.nodes.get(node_id)
-        matches = [n for n in self.head.nodes.values() if n.info.address == address]
+            return self.nodes.get(node_id)
+        matches = [n for n in self.nodes.values() if n.info.address == address]
         alive = [n for n in matches if n.alive]
         chosen = alive or matches
         return chosen[-1] if chosen else None
@@ -128,7 +127,7 @@ class DrainManager:
     def _not_found(self, request: pb.DrainRequest) -> str:
         what = f"id {request.node_id.hex()}" if request.node_id else f"address {request.address}"
         known = ", ".join(
-            f"{ids.short(n.node_id)} ({n.info.address})" for n in self.head.alive_nodes()
+            f"{ids.short(n.node_id)} ({n.info.address})" for n in self._alive()
         )
         return f"no node with {what} in this cluster (its live nodes: {known or 'none'})"
 
@@ -151,7 +150,7 @@ class DrainManager:
 
     def _move_actors(self, drain: NodeDrain) -> None:
         node = drain.node
-        drain.actors = self.head.actors.move_off(
+        drain.actors = self.actors.move_off(
             node.node_id,
             node.info.address,
             f"its {node.describe()} was drained ({drain.reason})",
@@ -180,5 +179,8 @@ class DrainManager:
         for a node to join (the autoscaler sees it as demand) instead of failing."""
         return any(
             node.drain is not None and resources.fits(shape, node.total)
-            for node in self.head.alive_nodes()
+            for node in self._alive()
         )
+
+    def _alive(self) -> list[NodeState]:
+        return [node for node in self.nodes.values() if node.alive]

@@ -22,9 +22,10 @@ import grpc
 from ember.runtime import __version__
 from ember.runtime.head import cluster_queries
 from ember.runtime.head.actor_manager import ActorManager, abort_not_found
-from ember.runtime.head.drain import DrainManager, NodeDrain
+from ember.runtime.head.drain import DrainManager
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.membership import JobState, NodeState
 from ember.runtime.objects import ids
 from ember.runtime.wire import resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -37,55 +38,6 @@ log = logging.getLogger("ember.runtime.head.head")
 # (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
 PYTHON_VERSION = "{}.{}".format(*sys.version_info[:2])
-
-
-class NodeState:
-    def __init__(self, info: pb.NodeInfo) -> None:
-        self.info = info
-        self.node_id = info.node_id
-        self.total: Shape = resources.to_fixed(info.total.quantities)
-        self.available: Shape = dict(self.total)
-        self.alive = True
-        self.death_cause = ""
-        self.last_seen = time.monotonic()
-        self.num_workers = 0
-        self.idle_seconds = 0.0
-        self.store_broken = ""  # why its object store takes no new objects, as it reported
-        self.pending: list[pb.ResourceDemand] = []
-        self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
-        self.drain: NodeDrain | None = None  # set while it is drained: nothing is placed there
-
-    def describe(self) -> str:
-        return f"node {ids.short(self.node_id)} ({self.info.address})"
-
-    def view(self) -> pb.NodeView:
-        view = pb.NodeView(
-            info=self.info,
-            available=pb.ResourceSet(quantities=resources.to_float(self.available)),
-            alive=self.alive,
-            num_workers=self.num_workers,
-            death_cause=self.death_cause,
-            pending=self.pending if self.alive else [],
-            seconds_since_report=time.monotonic() - self.last_seen,
-            idle_seconds=self.idle_seconds if self.alive else 0.0,
-            store_broken=self.store_broken,
-        )
-        if self.drain is not None:
-            self.drain.fill(view)
-        return view
-
-
-class JobState:
-    def __init__(self, job_id: bytes, hello: pb.DriverHello) -> None:
-        self.job_id = job_id
-        self.driver_address = hello.address
-        self.namespace = hello.namespace
-        self.pid = hello.pid
-        self.alive = True
-        self.started = time.time()
-
-    def ended(self) -> pb.JobEnded:
-        return pb.JobEnded(job_id=self.job_id, driver_address=self.driver_address)
 
 
 class Head(rpc_pb.HeadServicer):
@@ -106,8 +58,8 @@ class Head(rpc_pb.HeadServicer):
         self._job_counter = itertools.count(random.randrange(1, 1 << 30))
         self.node_registered = asyncio.Event()
         self.events = EventLog()
-        self.actors = ActorManager(self)
-        self.drains = DrainManager(self)
+        self.actors = ActorManager(self, self.events, state)
+        self.drains = DrainManager(self.nodes, self.actors)
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
         # None: an autoscaler is coming but has not said yet, so no work is infeasible until
         # it does (work submitted the moment a cluster is up must wait, not fail).

@@ -10,19 +10,15 @@ or the head saying this node was declared dead, stops the agent, since no retry 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
-from ember.runtime.wire import resources
+from ember.runtime.wire import rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
-
-if TYPE_CHECKING:
-    from ember.runtime.node.node_agent import NodeAgent
 
 log = logging.getLogger("ember.runtime.node.node_agent")
 
@@ -33,12 +29,29 @@ REPORT_DELAY = 0.005  # resource changes within this window travel to the head a
 WRITE_TIMEOUT = max(5.0, 5 * HEARTBEAT_INTERVAL)
 
 
+class LinkedNode(Protocol):
+    """What the session needs of the node agent it speaks for."""
+
+    head_address: str
+    channels: rpc.Channels
+    stopping: bool
+
+    def describe(self) -> str: ...
+
+    def node_info(self, pid: int) -> pb.NodeInfo: ...
+
+    def node_report(self) -> pb.NodeReport: ...
+
+    def obey(self, order: pb.HeadToNode) -> None: ...
+
+    def refused(self, reason: str) -> None: ...
+
+
 class HeadLink:
-    def __init__(self, agent: NodeAgent) -> None:
+    def __init__(self, agent: LinkedNode) -> None:
         self.agent = agent
         self._report_pending = False
         self._report_event = asyncio.Event()
-        self._idle_since: float | None = None
         self._call: grpc.aio.StreamStreamCall | None = None
         self._joined = False  # registered with a head at least once
         self._away_since: float | None = None  # since when no session with the head works
@@ -49,54 +62,8 @@ class HeadLink:
             asyncio.get_running_loop().call_later(REPORT_DELAY, self._report_event.set)
 
     def report(self) -> pb.NodeReport:
-        agent = self.agent
         self._report_pending = False
-        dead, agent.dead_workers = agent.dead_workers, []
-        failures, agent.failures = agent.failures, []
-        return pb.NodeReport(
-            available=pb.ResourceSet(quantities=resources.to_float(agent.available)),
-            num_workers=len(agent.pool.workers),
-            num_leases=sum(len(o.leases) for o in agent.owners),
-            dead_workers=dead,
-            pending=self._pending_demand(),
-            failures=failures,
-            metrics_port=agent.metrics_port,
-            drain=agent.drain.snapshot() if agent.drain is not None else None,
-            idle_seconds=self._idle_seconds(),
-            store_broken=agent.store.broken,
-        )
-
-    def _idle_seconds(self) -> float:
-        """How long nothing has needed this node: no lease, no waiting request, no detached
-        actor kept for a head, no object whose only copy is here. An autoscaler removes only
-        nodes idle for a while."""
-        agent = self.agent
-        busy = (
-            any(owner.leases for owner in agent.owners)
-            or agent.orphans
-            or agent.queue
-            or agent.placing
-            or agent.store.holds_originals()
-        )
-        now = time.monotonic()
-        if busy:
-            self._idle_since = None
-            return 0.0
-        if self._idle_since is None:
-            self._idle_since = now
-        return now - self._idle_since
-
-    def _pending_demand(self) -> list[pb.ResourceDemand]:
-        agent = self.agent
-        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
-            tuple(sorted(request.shape.items())) for request in agent.queue + agent.placing
-        )
-        return [
-            pb.ResourceDemand(
-                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
-            )
-            for key, count in counts.items()
-        ]
+        return self.agent.node_report()
 
     async def run(self, registered: asyncio.Event) -> None:
         """Register with the head and stream reports; register again if it restarts."""
@@ -177,8 +144,7 @@ class HeadLink:
             return False
         agent = self.agent
         log.error("%s: the head at %s refused this node: %s", agent.describe(), agent.head_address, error.details())
-        agent.stopping = True
-        agent.on_refused(error.details() or "unauthenticated")
+        agent.refused(error.details() or "unauthenticated")
         return True
 
     async def say_leaving(self, why: str) -> None:
@@ -204,20 +170,14 @@ class HeadLink:
                     registered.set()
                     self._registered()
                     self._report_event.set()
-                elif kind == "job_finished":
-                    agent.job_finished(message.job_finished)
-                elif kind == "drain":
-                    agent.start_drain(message.drain)
-                elif kind == "owners_gone":
-                    for address in message.owners_gone.addresses:
-                        agent.free_everywhere(agent.store.owner_gone(address))
+                elif kind in ("job_finished", "drain", "owners_gone"):
+                    agent.obey(message)
                 elif kind == "refused" and not agent.stopping:
                     log.error(
                         "%s: head %s declared this node dead (%s); exiting, so that it can "
                         "rejoin as a new node", agent.describe(), agent.head_address, message.refused
                     )
-                    agent.stopping = True
-                    agent.on_refused(message.refused)
+                    agent.refused(message.refused)
                     return f"it refused this node: {message.refused}"
         except grpc.aio.AioRpcError as error:
             self._unauthenticated(error)

@@ -3,7 +3,7 @@
 The head orders a drain (``head.py``/``drain.py``) before the node is removed. From then on:
 
 - No lease is granted here. Queued lease requests, and new ones, are sent to other nodes
-  through the head (``NodeAgent._place_elsewhere``); when no other node could hold a shape they
+  through the head (``Leases.place_elsewhere``); when no other node could hold a shape they
   wait, counted as demand, so that the autoscaler adds a node instead of the owner failing.
 - Owners holding leases here are told (``LeaseDrain``): they send no more tasks on them and give
   them back once the tasks running there finish. With a deadline, the tasks still running when it
@@ -27,16 +27,17 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
-from ember.runtime.node.object_store import Lost
+from ember.runtime.node.leases import Leases, LeaseState, PendingRequest
+from ember.runtime.node.object_store import Lost, ObjectStore
+from ember.runtime.node.object_transfer import ObjectTransfer
 from ember.runtime.node.store_entries import CREATING, Entry
+from ember.runtime.node.worker_pool import WorkerPool
+from ember.runtime.wire import rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
-
-if TYPE_CHECKING:
-    from ember.runtime.node.node_agent import LeaseState, NodeAgent, PendingRequest
 
 log = logging.getLogger("ember.runtime.node.node_agent")
 
@@ -55,8 +56,25 @@ class Target:
     free: int
 
 
+class DrainedNode(Protocol):
+    """What a drain needs of its node agent: the node's parts, and the way to its head."""
+
+    node_id: bytes
+    address: str
+    head_address: str
+    channels: rpc.Channels
+    leases: Leases
+    pool: WorkerPool
+    store: ObjectStore
+    transfer: ObjectTransfer
+
+    def describe(self) -> str: ...
+
+    def report_soon(self) -> None: ...
+
+
 class NodeDrainer:
-    def __init__(self, agent: NodeAgent, order: pb.DrainOrder) -> None:
+    def __init__(self, agent: DrainedNode, order: pb.DrainOrder) -> None:
         self.agent = agent
         self.deadline_seconds = order.deadline_seconds
         self.reason = order.reason
@@ -79,7 +97,8 @@ class NodeDrainer:
         agent = self.agent
         deadline = f"deadline {self.deadline_seconds:g}s" if self.deadline_seconds else "no deadline"
         log.info("%s: draining (%s): %s", agent.describe(), deadline, self.reason)
-        queued, agent.queue = agent.queue, []
+        leases = agent.leases
+        queued, leases.queue = leases.queue, []
         for request in queued:
             self.redirect(request)
         self._tell_lease_holders(deadline_passed=False)
@@ -88,7 +107,7 @@ class NodeDrainer:
     def redirect(self, request: PendingRequest) -> None:
         """A lease request this node will not grant: it goes to another node."""
         self.progress.requests_redirected += 1
-        asyncio.ensure_future(self.agent._place_elsewhere(request))
+        asyncio.ensure_future(self.agent.leases.place_elsewhere(request))
 
     def lease_ended(self, lease: LeaseState, returned: bool) -> None:
         """A lease ended: given back by its owner (``returned``), or its worker is gone."""
@@ -118,7 +137,7 @@ class NodeDrainer:
         except Exception:  # noqa: BLE001 - a bug must not leave the node draining forever unseen
             log.exception("%s failed", self.describe())
             self.progress.waiting_for = "the drain failed on the node agent (see its log)"
-            self.agent._report_soon()
+            self.agent.report_soon()
             return
         self.progress.done = True
         self.progress.waiting_for = ""
@@ -128,13 +147,13 @@ class NodeDrainer:
             self.agent.describe(), progress.seconds, progress.leases_finished,
             progress.leases_stopped, progress.objects_copied, progress.bytes_copied,
         )
-        self.agent._report_soon()
+        self.agent.report_soon()
 
     def _leases_running(self) -> int:
-        return sum(len(owner.leases) for owner in self.agent.owners)
+        return self.agent.leases.held()
 
     def _tell_lease_holders(self, deadline_passed: bool) -> None:
-        for owner in list(self.agent.owners):
+        for owner in list(self.agent.leases.owners):
             if owner.head:
                 continue  # actors: the head moves them
             for lease_id in list(owner.leases):
@@ -152,7 +171,7 @@ class NodeDrainer:
             if not running:
                 return
             self.progress.waiting_for = f"{running} worker lease(s) running tasks"
-            self.agent._report_soon()
+            self.agent.report_soon()
             if deadline is not None and not self.deadline_passed and time.monotonic() >= deadline:
                 await self._stop_running()
                 continue
@@ -180,7 +199,7 @@ class NodeDrainer:
                 await asyncio.wait_for(self._changed.wait(), grace_end - time.monotonic())
             except TimeoutError:
                 pass
-        for owner in list(self.agent.owners):
+        for owner in list(self.agent.leases.owners):
             for lease in list(owner.leases.values()):
                 log.warning(
                     "%s: stopping %s, still leased to %s after the drain's deadline",
@@ -214,7 +233,7 @@ class NodeDrainer:
                     f"no other live node to copy {len(todo)} object(s) to; "
                     f"waiting for one to join"
                 )
-                self.agent._report_soon()
+                self.agent.report_soon()
                 return False
             limit = asyncio.Semaphore(PARALLEL_PUSHES)
             await asyncio.gather(*(self._move(entry, targets, limit) for entry in todo))
@@ -226,7 +245,7 @@ class NodeDrainer:
             self.progress.waiting_for = (
                 f"{len(left)} object(s) ({size / 2**20:.1f} MiB) found no node with room; retrying"
             )
-        self.agent._report_soon()
+        self.agent.report_soon()
         return not left and not self._untold
 
     async def _targets(self) -> list[Target]:

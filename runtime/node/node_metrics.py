@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import TYPE_CHECKING
 
+from ember.runtime.node.leases import Leases
+from ember.runtime.node.object_store import ObjectStore
+from ember.runtime.node.worker_pool import WorkerPool
 from ember.runtime.wire.metrics_report import (
     LATENCY_BOUNDS,
     RUN_BOUNDS,
@@ -24,13 +26,12 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 
 ENDED_KEPT = 1000  # tasks that ended, kept for the dashboard
 
-if TYPE_CHECKING:
-    from ember.runtime.node.node_agent import NodeAgent
-
 
 class NodeMetrics:
-    def __init__(self, agent: NodeAgent) -> None:
-        self.agent = agent
+    def __init__(self, store: ObjectStore, pool: WorkerPool, leases: Leases) -> None:
+        self.store = store
+        self.pool = pool
+        self.leases = leases
         self.rpc = RpcLatency()
         self.tasks_now: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (seen, counts)
         self.running: dict[int, list[pb.TaskEvent]] = {}  # pid -> its tasks running now
@@ -84,9 +85,8 @@ class NodeMetrics:
             HistogramMetricFamily,
         )
 
-        agent = self.agent
         families: list[Family] = [build_info("node_agent")]
-        store = agent.store.info()
+        store = self.store.info()
         for name, key, doc in (
             ("ember_object_store_capacity_bytes", "capacity", "Size of the node's object store."),
             ("ember_object_store_used_bytes", "used", "Bytes of objects in the node's shared memory."),
@@ -98,11 +98,11 @@ class NodeMetrics:
             "ember_object_store_broken",
             "1 when the node's object store is broken: it takes no new objects (the agent's "
             "log and ember status say why).",
-            value=1 if agent.store.broken else 0,
+            value=1 if self.store.broken else 0,
         ))
         families.append(CounterMetricFamily(
             "ember_object_store_spilled_bytes", "Bytes written to disk to make room.",
-            value=agent.store.spilled_total,
+            value=self.store.spilled_total,
         ))
         families.append(CounterMetricFamily(
             "ember_object_store_restored_bytes", "Bytes read back from disk.", value=store["restored"]
@@ -111,13 +111,13 @@ class NodeMetrics:
             "ember_worker_processes", "Worker processes of the node, by state.", labels=["state"]
         )
         states: dict[str, int] = {}
-        for worker in agent.pool.workers.values():
+        for worker in self.pool.workers.values():
             states[worker.state] = states.get(worker.state, 0) + 1
         for state, count in sorted(states.items()):
             workers.add_metric([state], count)
         families.append(workers)
         families.append(GaugeMetricFamily(
-            "ember_leases", "Workers leased to owners now.", value=sum(len(o.leases) for o in agent.owners)
+            "ember_leases", "Workers leased to owners now.", value=self.leases.held()
         ))
 
         self._forget_stale()

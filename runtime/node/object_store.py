@@ -6,8 +6,8 @@ Writers ask for a range (``create``), write into it through their own mapping an
 readers view it in place. The store keeps the books: which range holds what, who owns it, what
 is spilled.
 
-Ranges are handed out first-fit from the lowest offset, so the memory written for earlier
-objects is what new objects reuse: already faulted in, it is written at memory bandwidth.
+Ranges are handed out first-fit from the lowest offset (``free_list``), so the memory written for
+earlier objects is what new objects reuse: already faulted in, it is written at memory bandwidth.
 Free memory that stays unused for ``IDLE_RELEASE`` seconds is given back to the system (a hole
 punched in the file), so an idle node returns to its idle footprint.
 
@@ -30,7 +30,6 @@ can still be read and copied away (a drain).
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 import logging
 import os
@@ -39,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ember.runtime.node.free_list import FreeList
 from ember.runtime.node.store_entries import (
     CREATING,
     GONE,
@@ -79,86 +79,12 @@ class StoreBroken(Lost):
     """The store's books no longer add up: it takes no new objects."""
 
 
-class FreeListError(Exception):
-    """A range given back overlaps a free one: it was released twice."""
-
-
 def _gib(size: float) -> str:
     return f"{size / 2**30:.2f} GiB" if size >= 2**28 else f"{size / 2**20:.1f} MiB"
 
 
 def _round(size: int) -> int:
     return max(PAGE, (size + PAGE - 1) // PAGE * PAGE)
-
-
-class FreeList:
-    """Free ranges of the arena, kept sorted and coalesced; each remembers when it was freed."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.starts: list[int] = [0]
-        self.blocks: dict[int, tuple[int, float]] = {0: (size, 0.0)}  # start -> (size, freed)
-
-    def take(self, size: int, skip: set[int]) -> int | None:
-        """The lowest free offset with ``size`` bytes (ranges starting in ``skip`` excluded)."""
-        for start in self.starts:
-            block, freed = self.blocks[start]
-            if block >= size and start not in skip:
-                self._remove(start)
-                if block > size:
-                    self._insert(start + size, block - size, freed)
-                return start
-        return None
-
-    def give(self, start: int, size: int, now: float) -> None:
-        """Give a range back. One that overlaps a free range was given back already: refused,
-        so a double release cannot make two objects share memory later."""
-        index = bisect.bisect_left(self.starts, start)
-        if start < 0 or size <= 0 or start + size > self.size:
-            raise FreeListError(f"range [{start}, {start + size}) is not in the arena of {self.size} bytes")
-        if index < len(self.starts) and self.starts[index] < start + size:
-            after = self.starts[index]
-            raise FreeListError(
-                f"range [{start}, {start + size}) released twice: it overlaps the free range "
-                f"[{after}, {after + self.blocks[after][0]})"
-            )
-        if index > 0:
-            before = self.starts[index - 1]
-            before_size, _ = self.blocks[before]
-            if before + before_size > start:
-                raise FreeListError(
-                    f"range [{start}, {start + size}) released twice: it overlaps the free range "
-                    f"[{before}, {before + before_size})"
-                )
-            if before + before_size == start:
-                self._remove(before)
-                start, size = before, before_size + size
-        after = start + size
-        if after in self.blocks:
-            after_size, _ = self.blocks[after]
-            self._remove(after)
-            size += after_size
-        self._insert(start, size, now)
-
-    def largest(self) -> int:
-        return max((size for size, _ in self.blocks.values()), default=0)
-
-    def idle(self, now: float, seconds: float) -> list[tuple[int, int]]:
-        found = []
-        for start in self.starts:
-            size, freed = self.blocks[start]
-            if freed and now - freed > seconds:
-                found.append((start, size))
-                self.blocks[start] = (size, 0.0)  # released: not again until reused
-        return found
-
-    def _insert(self, start: int, size: int, freed: float) -> None:
-        bisect.insort(self.starts, start)
-        self.blocks[start] = (size, freed)
-
-    def _remove(self, start: int) -> None:
-        del self.starts[bisect.bisect_left(self.starts, start)]
-        del self.blocks[start]
 
 
 class ObjectStore:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import grpc
 
-from ember.runtime.wire import resources
+from ember.runtime.node.leases import Leases, PendingRequest
+from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
-
-if TYPE_CHECKING:
-    from ember.runtime.node.node_agent import NodeAgent, PendingRequest
 
 log = logging.getLogger("ember.runtime.node.node_agent")
 
@@ -30,12 +28,24 @@ PATIENCE = 0.25  # a request waits this long for this node before it may move
 MOVES_PER_ROUND = 16  # head calls per round, at most
 
 
-def waiting_too_long(agent: NodeAgent, now: float) -> list[PendingRequest]:
+class BalancedNode(Protocol):
+    """What the balancer needs of its node agent: its leases, and the way to its head."""
+
+    node_id: bytes
+    head_address: str
+    channels: rpc.Channels
+    stopping: bool
+    leases: Leases
+
+    def describe(self) -> str: ...
+
+
+def waiting_too_long(leases: Leases, now: float) -> list[PendingRequest]:
     """Queued task requests this node cannot grant now, oldest first, that waited long enough.
     Requests that fit what is free (they are about to be granted) never move."""
-    free = dict(agent.available)
+    free = dict(leases.available)
     stuck = []
-    for request in agent.queue:
+    for request in leases.queue:
         if resources.fits(request.shape, free):
             resources.subtract(free, request.hold)
             continue
@@ -44,12 +54,13 @@ def waiting_too_long(agent: NodeAgent, now: float) -> list[PendingRequest]:
     return stuck
 
 
-async def move_waiting_requests(agent: NodeAgent) -> None:
+async def move_waiting_requests(agent: BalancedNode) -> None:
+    leases = agent.leases
     while not agent.stopping:
         await asyncio.sleep(INTERVAL)
-        if agent.drain is not None or not agent.head_address or not agent.queue:
+        if leases.drain is not None or not agent.head_address or not leases.queue:
             continue  # a draining node redirects its requests itself
-        for request in waiting_too_long(agent, time.monotonic())[:MOVES_PER_ROUND]:
+        for request in waiting_too_long(leases, time.monotonic())[:MOVES_PER_ROUND]:
             try:
                 reply = await agent.channels.head(agent.head_address).FindNode(
                     pb.FindNodeRequest(
@@ -63,9 +74,9 @@ async def move_waiting_requests(agent: NodeAgent) -> None:
                 break  # the head will be asked again next round
             if not reply.node.address:
                 continue  # no node has this shape free: it keeps its place here
-            if request not in agent.queue:
+            if request not in leases.queue:
                 continue  # granted or cancelled while the head answered
-            agent.queue.remove(request)
+            leases.queue.remove(request)
             log.debug(
                 "%s: request %d of %s moves to %s, which has %s free",
                 agent.describe(), request.request_id, request.task_name or "a task",

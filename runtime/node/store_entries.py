@@ -23,10 +23,9 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ember.runtime.node.object_store import ObjectStore
+from ember.runtime.node.free_list import FreeList
 
 CREATING = "creating"  # its writer fills its range
 SEALED = "sealed"  # complete, in memory
@@ -60,7 +59,20 @@ class Entry:
         return f"object {self.object_id.hex()}"
 
 
-def problems(store: ObjectStore, files: bool = True) -> list[str]:
+class Books(Protocol):
+    """What the self-check reads of a store (``ObjectStore``): its records and its counts."""
+
+    capacity: int
+    spill_dir: str
+    free_list: FreeList
+    entries: dict[bytes, Entry]
+    leaving: set[Entry]
+    pinned_free: list[tuple[int, int]]
+    used: int
+    spilled_bytes: int
+
+
+def problems(store: Books, files: bool = True) -> list[str]:
     """What is wrong with the store's books, said for people (empty when they add up).
 
     The free list's starts and blocks agree; free ranges, ranges freed but pinned and the

@@ -408,7 +408,7 @@ def test_a_spill_file_cut_short_or_deleted_loses_that_object_only(make_store) ->
 
 
 def test_a_range_released_twice_is_refused() -> None:
-    from ember.runtime.node.object_store import FreeList, FreeListError
+    from ember.runtime.node.free_list import FreeList, FreeListError
 
     free = FreeList(1 << 20)
     start = free.take(8192, set())
