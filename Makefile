@@ -60,14 +60,14 @@ lint: install
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
-## make proto: regenerate the committed gRPC code from runtime/protocol/*.proto
+## make proto: regenerate the committed gRPC code from runtime/wire/protocol/*.proto
 proto:
 	$(PIP) install -q 'grpcio-tools>=1.85.1'
 	rm -rf build/proto && mkdir -p build/proto
-	$(PY) -m grpc_tools.protoc -Iember/runtime/protocol=runtime/protocol \
+	$(PY) -m grpc_tools.protoc -Iember/runtime/wire/protocol=runtime/wire/protocol \
 		--python_out=build/proto --pyi_out=build/proto --grpc_python_out=build/proto \
-		runtime/protocol/*.proto
-	cp build/proto/ember/runtime/protocol/*.py build/proto/ember/runtime/protocol/*.pyi runtime/protocol/
+		runtime/wire/protocol/*.proto
+	cp build/proto/ember/runtime/wire/protocol/*.py build/proto/ember/runtime/wire/protocol/*.pyi runtime/wire/protocol/
 
 bench: install
 	$(PY) bench/run.py

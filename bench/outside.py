@@ -25,7 +25,8 @@ import sys
 import textwrap
 import time
 
-from ember.runtime import auth, launcher, session
+from ember.runtime import launcher, session
+from ember.runtime.wire import auth
 
 ROUND_TRIPS = 500
 MB = 1 << 20

@@ -70,7 +70,8 @@ class RayLike:
             kwargs = {"address": self._second_node.address, "logging_level": "ERROR"}
         started = self.api.init(**kwargs)
         if nodes == 2 and self.name == "ember":
-            from ember.runtime import context, launcher
+            from ember.runtime import launcher
+            from ember.runtime.core import context
 
             self._second_node = launcher.start_agent(
                 started.session_dir,

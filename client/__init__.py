@@ -29,7 +29,7 @@ from ember.connection import (
 from ember.objects import cancel, get, put, wait
 from ember.remote_function import RemoteFunction
 from ember.runtime import __version__
-from ember.runtime.object_ref import ObjectRef
+from ember.runtime.objects.object_ref import ObjectRef
 from ember.runtime_context import get_runtime_context
 
 

@@ -15,11 +15,12 @@ from typing import Any
 import cloudpickle
 
 from ember import options as opts
-from ember.runtime import context, serialization
-from ember.runtime.actor_host import is_async_class
-from ember.runtime.object_ref import ObjectRef
-from ember.runtime.owner import Owner
-from ember.runtime.task_record import ActorOptions, FunctionDescriptor, TaskOptions
+from ember.runtime.core import context
+from ember.runtime.core.actor_host import is_async_class
+from ember.runtime.core.owner import Owner
+from ember.runtime.core.task_record import ActorOptions, FunctionDescriptor, TaskOptions
+from ember.runtime.objects import serialization
+from ember.runtime.objects.object_ref import ObjectRef
 
 
 def method(*args: Any, **options: Any) -> Any:

@@ -14,9 +14,10 @@ from typing import Any
 import grpc
 
 from ember.log_echo import LogEcho
-from ember.runtime import auth, launcher, session
-from ember.runtime.head_state import HeadState
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher, session
+from ember.runtime.head.head_state import HeadState
+from ember.runtime.wire import auth
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -13,8 +13,9 @@ import time
 
 import grpc
 
-from ember.runtime import ids, rpc
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.objects import ids
+from ember.runtime.wire import rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 FOLLOW_INTERVAL = 0.5
 

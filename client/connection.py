@@ -15,10 +15,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ember.runtime import __version__, auth, context, launcher, resources, session
-from ember.runtime.driver import DriverConnection
-from ember.runtime.owner import Owner
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import __version__, launcher, session
+from ember.runtime.core import context
+from ember.runtime.core.driver import DriverConnection
+from ember.runtime.core.owner import Owner
+from ember.runtime.wire import auth, resources
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember")
 

@@ -16,9 +16,10 @@ from typing import TextIO
 
 import grpc
 
-from ember.runtime import ids, rpc
-from ember.runtime.protocol import ember_pb2 as pb
-from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.objects import ids
+from ember.runtime.wire import rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
 POLL_INTERVAL = 0.25
 

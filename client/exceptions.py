@@ -1,6 +1,6 @@
 """The errors ember raises, with Ray's names as aliases so ``except ray.exceptions.X`` works."""
 
-from ember.runtime.exceptions import (
+from ember.runtime.objects.exceptions import (
     ActorDiedError,
     ActorError,
     EmberError,

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from ember.runtime import ids, rpc, session
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import session
+from ember.runtime.objects import ids
+from ember.runtime.wire import rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 @dataclass

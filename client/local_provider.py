@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ember.operator.autoscaling_policy import Node, Plan, WorkerGroup, plan
-from ember.runtime import launcher, resources, rpc
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher
+from ember.runtime.wire import resources, rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.local_provider")
 

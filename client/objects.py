@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ember.runtime import context
-from ember.runtime.object_ref import ObjectRef
-from ember.runtime.owner import Owner
+from ember.runtime.core import context
+from ember.runtime.core.owner import Owner
+from ember.runtime.objects.object_ref import ObjectRef
 
 
 def _core() -> Owner:

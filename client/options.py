@@ -10,8 +10,8 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from ember.runtime import resources
-from ember.runtime.task_record import TaskOptions
+from ember.runtime.core.task_record import TaskOptions
+from ember.runtime.wire import resources
 
 TASK_OPTIONS = {
     "num_cpus",

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import options as opts
-from ember.runtime import context, serialization
-from ember.runtime.object_ref import ObjectRef
-from ember.runtime.task_record import FunctionDescriptor, TaskOptions
+from ember.runtime.core import context
+from ember.runtime.core.task_record import FunctionDescriptor, TaskOptions
+from ember.runtime.objects import serialization
+from ember.runtime.objects.object_ref import ObjectRef
 
 
 class RemoteFunction:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.runtime import context
+from ember.runtime.core import context
 
 
 class RuntimeContext:

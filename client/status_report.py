@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ember.runtime import ids, resources, rpc
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.objects import ids
+from ember.runtime.wire import resources, rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 RULE = "-" * 60
 

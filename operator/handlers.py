@@ -21,6 +21,7 @@ Cluster stays Terminating; the README's uninstall section says what to do then.
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import logging
@@ -210,6 +211,7 @@ class Reconcile:
         self.policy: Policy = memo.get("policy") or Policy()
 
     async def run(self) -> None:
+        self._remember_what_was_said()
         observed = await self.observe()
         plan = render.plan(self.cluster, observed, self.policy)
         if plan.drains:  # some workers are on their way out: how far did their drains get?
@@ -218,6 +220,16 @@ class Reconcile:
                 observed = dataclasses.replace(observed, drained=drained)
                 plan = render.plan(self.cluster, observed, self.policy)
         await self.apply(plan, observed)
+        self.memo["status_written"] = (self.cluster["metadata"].get("uid"), plan.status)
+
+    def _remember_what_was_said(self) -> None:
+        """A pass may start from a body older than the status the last pass wrote (a timer fires
+        before the watch brings that write back). The operator is the status's only writer, so
+        the status it wrote last is the truth: the pods it said were unschedulable were told in
+        an event then, and the failures it counted stay counted."""
+        uid, written = self.memo.get("status_written") or ("", None)
+        if written is not None and uid == self.cluster["metadata"].get("uid"):
+            self.cluster["status"] = copy.deepcopy(written)
 
     # ------------------------------------------------------------------ observe
 

@@ -1,11 +1,11 @@
 """The operator's conversation with a cluster's head: drain a worker pod before deleting it.
 
 The operator is a client of the head like any other (``ember drain`` does the same), so it
-speaks only the wire protocol (``ember.runtime.protocol``), never the runtime's internals, and
+speaks only the wire protocol (``ember.runtime.wire.protocol``), never the runtime's internals, and
 presents the cluster's token from its Secret. When the cluster runs TLS (``spec.tls.secretName``)
 the operator dials its head with the cluster's own TLS material, read from that Secret through
 the API: the CA to check the head by, and the certificate and key every pod of the cluster
-presents (the head asks each caller for one: mutual TLS, see ``ember.runtime.tls``). Without
+presents (the head asks each caller for one: mutual TLS, see ``ember.runtime.wire.tls``). Without
 TLS the token crosses the pod network in clear on every pass; the cluster's NetworkPolicy
 limits who can see it. Worker pods start their node agent with the labels
 ``{"ember.dev/pod": <pod>, "ember.dev/group": <group>}``; that is how a pod name becomes a node
@@ -30,11 +30,11 @@ from grpc import aio
 
 from ember.operator.children import TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY
 from ember.operator.cluster_spec import ClusterSpec
-from ember.runtime.protocol import ember_pb2 as pb
-from ember.runtime.protocol import ember_pb2_grpc as rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
 POD_LABEL = "ember.dev/pod"
-# The runtime checks ``authorization: Bearer <token>`` on every call (ember.runtime.auth).
+# The runtime checks ``authorization: Bearer <token>`` on every call (ember.runtime.wire.auth).
 TOKEN_METADATA_KEY = "authorization"
 CALL_TIMEOUT = 5.0
 # Running tasks get this long on a drained node, then stop and are retried on other nodes: a

@@ -20,7 +20,7 @@ from ember.operator import cluster_spec, pod_state
 from ember.operator.autoscaling_policy import Node, WorkerGroup, plan
 from ember.operator.children import GROUP_LABEL, NODE_TYPE_LABEL
 from ember.operator.head_client import POD_LABEL
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     env = dict(os.environ, EMBER_SESSION_DIR=args.session_dir, EMBER_NODE_HOST=args.host)
-    from ember.runtime.worker_pool import start_zygote
+    from ember.runtime.node.worker_pool import start_zygote
 
     zygote = start_zygote(env)
     import asyncio
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     from ember.runtime import session
 
     ready_fd = session.setup_daemon_logging(args.session_dir, "node-agent")
-    from ember.runtime import auth
+    from ember.runtime.wire import auth
 
     auth.set_token(auth.from_environment())
     asyncio.run(_serve(args, zygote, env, ready_fd))
@@ -58,16 +58,19 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import math
     import signal
 
-    from ember.runtime import ids, node_resources, queue_balance, resources, rpc, session
-    from ember.runtime.bulk_transfer import BulkServer
-    from ember.runtime.listen_address import bind_host
-    from ember.runtime.metrics_server import MetricsServer
-    from ember.runtime.node_agent import NodeAgent
-    from ember.runtime.object_store import ObjectStore
-    from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
-    from ember.runtime.worker_pool import WorkerPool
+    from ember.runtime import session
+    from ember.runtime.node import node_resources, queue_balance
+    from ember.runtime.node.bulk_transfer import BulkServer
+    from ember.runtime.node.node_agent import NodeAgent
+    from ember.runtime.node.object_store import ObjectStore
+    from ember.runtime.node.worker_pool import WorkerPool
+    from ember.runtime.objects import ids
+    from ember.runtime.wire import resources, rpc
+    from ember.runtime.wire.listen_address import bind_host
+    from ember.runtime.wire.metrics_server import MetricsServer
+    from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
-    log = logging.getLogger("ember.runtime.node_agent")
+    log = logging.getLogger("ember.runtime.node.node_agent")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     why = {"reason": ""}
@@ -141,7 +144,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     metrics = MetricsServer(loop, agent.metrics.families, lambda: agent.store.broken or agent.pool.broken or None)
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
-        agent._report_soon()
+        agent.report_soon()
         log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
     except OSError as error:
         log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)

@@ -8,18 +8,19 @@ import logging
 import os
 import signal
 
-from ember.runtime import auth, rpc, session
-from ember.runtime.dashboard import Dashboard, reached_from_outside
-from ember.runtime.head import Head
-from ember.runtime.head_metrics import HeadMetrics
-from ember.runtime.head_state import HeadState
+from ember.runtime import session
+from ember.runtime.head.dashboard import Dashboard, reached_from_outside
+from ember.runtime.head.head import Head
+from ember.runtime.head.head_metrics import HeadMetrics
+from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
-from ember.runtime.listen_address import bind_host, host_port, open_host
-from ember.runtime.metrics_server import MetricsServer
-from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
-from ember.runtime.relay import Relay
+from ember.runtime.wire import auth, rpc
+from ember.runtime.wire.listen_address import bind_host, host_port, open_host
+from ember.runtime.wire.metrics_server import MetricsServer
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
-log = logging.getLogger("ember.runtime.head")
+log = logging.getLogger("ember.runtime.head.head")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ember.runtime import auth
+from ember.runtime.wire import auth
 
 READY_TIMEOUT = 60.0
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ember import connection
-from ember.runtime import resources
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.wire import resources
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def request_resources(

@@ -8,6 +8,6 @@ The values appear on the node agent's Prometheus endpoint (``/metrics``) within 
 the names given here (a counter as ``NAME_total``), summed over the node's processes.
 """
 
-from ember.runtime.user_metrics import Counter, Gauge, Histogram
+from ember.runtime.core.user_metrics import Counter, Gauge, Histogram
 
 __all__ = ["Counter", "Gauge", "Histogram"]

@@ -29,7 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ember import status_report
-from ember.runtime import auth
+from ember.runtime.wire import auth
 from tests.docker import base_image, docker_engine
 from tests.docker.docker_engine import Run, docker
 

@@ -10,9 +10,10 @@ import pytest
 
 import ember
 from ember import connection
-from ember.runtime import context, launcher
-from ember.runtime.exceptions import TaskUnschedulableError
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher
+from ember.runtime.core import context
+from ember.runtime.objects.exceptions import TaskUnschedulableError
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def demand() -> pb.Demand:

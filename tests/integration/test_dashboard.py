@@ -17,7 +17,7 @@ import pytest
 
 import ember
 from ember import status_report
-from ember.runtime import auth
+from ember.runtime.wire import auth
 from tests.conftest import REPO
 from tests.integration.test_listening import default_interface_address
 
@@ -206,9 +206,9 @@ def test_the_head_says_an_address_the_dashboard_opens_at(
         ready = head.stdout.readline().decode().split()
         assert ready[0] == "EMBER_READY", ready
         said = [
-            line.split("ember.runtime.head: ", 1)[1]
+            line.split("ember.runtime.head.head: ", 1)[1]
             for line in (session_dir / "logs" / "head.log").read_text().splitlines()
-            if "ember.runtime.head: dashboard at" in line
+            if "ember.runtime.head.head: dashboard at" in line
         ]
         auth.set_token(token)
         view = status_report.fetch(ready[1])

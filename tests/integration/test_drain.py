@@ -17,8 +17,10 @@ import numpy as np
 import pytest
 
 import ember
-from ember.runtime import auth, context, launcher, session
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher, session
+from ember.runtime.core import context
+from ember.runtime.wire import auth
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from tests.conftest import REPO, wait_until_gone
 
 MB = 1 << 20

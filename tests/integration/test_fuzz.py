@@ -21,8 +21,9 @@ from google.protobuf import message_factory
 
 import ember
 from ember import connection
-from ember.runtime import auth, context, task_channel
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.core import context
+from ember.runtime.wire import auth, task_channel
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from tests.conftest import processes_of_session
 
 SEED = 20261122

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ember import status_report
-from ember.runtime import auth, launcher, session
+from ember.runtime import launcher, session
+from ember.runtime.wire import auth
 from tests.conftest import REPO, processes_of_session, run_driver, wait_until_gone
 
 CREATE = textwrap.dedent(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ember.runtime import auth
+from ember.runtime.wire import auth
 from tests.conftest import run_driver, wait_until_gone
 
 
@@ -180,8 +180,8 @@ def test_a_node_whose_object_store_broke_is_unhealthy_and_says_why(env: dict[str
     # Asked for room, the broken store says why, naming the node.
     reply = run_driver(
         "import asyncio, os, sys\n"
-        "from ember.runtime import auth, rpc\n"
-        "from ember.runtime.protocol import ember_pb2 as pb\n"
+        "from ember.runtime.wire import auth, rpc\n"
+        "from ember.runtime.wire.protocol import ember_pb2 as pb\n"
         "auth.set_token(os.environ['EMBER_TOKEN'])\n"
         "async def ask():\n"
         "    channels = rpc.Channels()\n"

@@ -277,7 +277,7 @@ def test_driver_on_no_node_moves_objects_over_the_network(temp_root):
     script = textwrap.dedent(
         f"""
         import numpy as np, ember
-        from ember.runtime import context
+        from ember.runtime.core import context
         ember.init(address="ember://127.0.0.2:{port}")
         assert not context.require_core().objects.on_a_node
         @ember.remote

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 import ember
-from ember.runtime import auth, launcher
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher
+from ember.runtime.wire import auth
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from tests.conftest import processes_of_session, wait_until_gone
 from tests.proc_sockets import socket_rows
 

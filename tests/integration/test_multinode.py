@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import ember
-from ember.runtime import context, launcher
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher
+from ember.runtime.core import context
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 MB = 1 << 20
 

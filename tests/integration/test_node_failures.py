@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 import ember
-from ember.runtime import context, launcher
+from ember.runtime import launcher
+from ember.runtime.core import context
 from tests.conftest import processes_of_session, wait_until_gone
 
 NODE_TIMEOUT = 3.0

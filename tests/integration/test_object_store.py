@@ -12,8 +12,8 @@ import pytest
 
 import ember
 from ember.exceptions import ObjectLostError
-from ember.runtime import context
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.core import context
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 MB = 1 << 20
 

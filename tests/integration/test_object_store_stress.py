@@ -27,12 +27,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ember.runtime import arena as arena_io
-from ember.runtime import object_transfer, rpc, shm_object
-from ember.runtime.bulk_transfer import BulkServer
-from ember.runtime.object_store import Lost, ObjectStore, StoreFull
-from ember.runtime.object_transfer import ObjectTransfer
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.node import object_transfer
+from ember.runtime.node.bulk_transfer import BulkServer
+from ember.runtime.node.object_store import Lost, ObjectStore, StoreFull
+from ember.runtime.node.object_transfer import ObjectTransfer
+from ember.runtime.objects import arena as arena_io
+from ember.runtime.objects import shm_object
+from ember.runtime.wire import rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 KiB = 1 << 10
 SEEDS = range(16)

@@ -18,9 +18,10 @@ import grpc
 import numpy as np
 import pytest
 
-from ember.runtime import auth, launcher, rpc, session
-from ember.runtime.protocol import ember_pb2 as pb
-from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime import launcher, session
+from ember.runtime.wire import auth, rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from tests.conftest import REPO, wait_until_gone
 from tests.integration.test_drain import _wait_nodes
 from tests.proc_sockets import socket_rows
@@ -285,7 +286,7 @@ def _tunnel_error(head_address: str, target: str) -> grpc.StatusCode | None:
 def test_a_driver_of_another_ember_version_is_refused_with_both_named(cluster: Cluster, tmp_path: Path) -> None:
     script = (
         "import sys\n"
-        "from ember.runtime import join_checks\n"
+        "from ember.runtime.core import join_checks\n"
         "join_checks.__version__ = '0.0.1'   # as if this laptop had an older ember\n"
         "import ember\n"
         "try:\n"

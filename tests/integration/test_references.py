@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import numpy as np
 
 import ember
+from ember.runtime.core import context
 from tests.integration.test_object_store import MB, _store_info
 
 
@@ -118,3 +120,63 @@ def test_a_task_result_dropped_before_it_arrives_is_freed(cluster):
     big.remote()  # the ref is dropped at once
     time.sleep(1.0)
     assert _wait_for(lambda: _used() == 0)
+
+
+def test_two_results_of_one_task_let_go_on_two_threads_at_once(cluster):
+    """Releases are applied on the I/O thread (every 50 ms) and, before a put, on the user's
+    thread. Two large results of one task, let go one on each thread at the same moment, must
+    both be freed, and neither thread may fail: a failure on the I/O thread would stop every
+    later release of the process. The interleaving is forced: each thread, about to see that
+    the other result is unreferenced too, waits until the other thread got as far."""
+    assert _wait_for(lambda: _used() == 0)
+    core = context.require_core()
+
+    @ember.remote(num_returns=2)
+    def two():
+        return np.ones(MB), np.ones(MB)
+
+    a, b = two.remote()
+    ember.get([a, b])
+    task_id = a.task_id()
+    assert task_id in core.lineage  # large results: the task is kept to run again
+    ids = {a.id, b.id}
+
+    barrier = threading.Barrier(2, timeout=10)
+    calls = threading.local()
+    count = core.references.count
+
+    def slowed_count(object_id: bytes) -> int:
+        # In each freeing thread: its own result's count first, then the other one's.
+        calls.n = getattr(calls, "n", 0) + 1
+        if threading.current_thread().name.startswith("freeing") and calls.n == 2:
+            barrier.wait()
+        return count(object_id)
+
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            core.references.drain()
+        except BaseException as error:  # noqa: BLE001 - what the test looks for
+            errors.append(error)
+
+    loop_free = threading.Event()
+    core.io.call_soon(loop_free.wait, 30)  # the periodic drain must not take these releases
+    core.references.count = slowed_count
+    try:
+        del a
+        first = threading.Thread(target=drain, name="freeing-1")
+        first.start()
+        assert _wait_for(lambda: barrier.n_waiting == 1)
+        del b
+        second = threading.Thread(target=drain, name="freeing-2")
+        second.start()
+        first.join(15)
+        second.join(15)
+    finally:
+        del core.references.count
+        loop_free.set()
+    assert errors == []
+    assert task_id not in core.lineage
+    assert not any(object_id in core.store for object_id in ids)
+    assert _wait_for(lambda: _used() == 0), "both results freed"

@@ -12,9 +12,10 @@ import grpc
 
 import ember
 from ember import connection
-from ember.runtime import auth, context, task_channel
-from ember.runtime.protocol import ember_pb2 as pb
-from ember.runtime.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.core import context
+from ember.runtime.wire import auth, task_channel
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from tests.conftest import run_driver
 
 
@@ -188,7 +189,7 @@ def _actors() -> pb.ActorList:
 
 
 def test_bulk_transfer_socket_wants_the_token(cluster) -> None:
-    from ember.runtime import bulk_transfer
+    from ember.runtime.node import bulk_transfer
 
     core = context.require_core()
     agent = connection._view().nodes[0].info.address

@@ -13,7 +13,8 @@ import time
 import pytest
 
 import ember
-from ember.runtime import context, launcher
+from ember.runtime import launcher
+from ember.runtime.core import context
 from tests.conftest import wait_until_gone
 
 N = 10_000

@@ -15,8 +15,10 @@ import grpc
 import pytest
 
 import ember
-from ember.runtime import auth, context, launcher, task_channel, tls
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher
+from ember.runtime.core import context
+from ember.runtime.wire import auth, task_channel, tls
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from tests.conftest import wait_until_gone
 
 

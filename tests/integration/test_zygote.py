@@ -16,7 +16,7 @@ from tests.conftest import processes_of_session
 def _zygote(session_dir: str) -> int:
     for pid in processes_of_session(session_dir):
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"ember.runtime.zygote" in f.read():
+            if b"ember.runtime.node.zygote" in f.read():
                 with open(f"/proc/{pid}/stat") as stat:
                     parent = int(stat.read().rsplit(")", 1)[1].split()[1])
                 with open(f"/proc/{parent}/cmdline", "rb") as f2:

@@ -17,7 +17,8 @@ from typing import Any
 import kmock
 import pytest
 
-from ember.operator import operator_main, operator_metrics
+from ember.operator import handlers, operator_main, operator_metrics
+from ember.operator.kube_objects import KubeObjects
 from tests.conftest import REPO
 from tests.operator import kube_api
 from tests.operator.kube_api import (
@@ -317,7 +318,7 @@ async def test_workers_to_delete_are_drained_by_a_real_head_first() -> None:
                 await eventually(lambda: "drain-cpu-1" not in api.pods(), "drain-cpu-1 deleted", 40)
                 async with HeadClient("ns1/drain", head.head_address, token) as ask:
                     nodes = await ask.nodes_of({"drain-cpu-0", "drain-cpu-1"})
-                from ember.runtime.protocol import ember_pb2 as pb
+                from ember.runtime.wire.protocol import ember_pb2 as pb
 
                 assert nodes["drain-cpu-1"].drain_state == pb.DRAINED
                 assert nodes["drain-cpu-0"].drain_state == pb.NOT_DRAINING
@@ -401,3 +402,40 @@ async def test_unschedulable_workers_are_said_in_the_status_and_once_in_an_event
             told = sorted(m for kind, reason, m in api.events() if reason == "Unschedulable" and kind == "Warning")
             assert told == [f"worker pod tight-cpu-{i} of group cpu cannot be scheduled: {why}" for i in (0, 1)]
         client.close()
+
+
+async def test_a_pass_from_a_stale_body_does_not_tell_an_unschedulable_pod_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two passes start from the same body, older than the status the first one wrote (a
+    timer fired before the watch brought that status back): the second one must not send the
+    Warning events again (under load this happened, and a test of "once" failed). The passes
+    run here without kopf's machinery, so the events are caught where they are posted."""
+    why = "0/1 nodes are available: 1 Insufficient cpu."
+    posted: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(handlers.kopf, "event", lambda body, *, type, reason, message: posted.append(
+        (type, reason, message)))
+    async with mock_api() as (api, config):
+        client = Client(config)
+        kube = KubeObjects(config)
+        memo = operator_main.memo(kube)
+        try:
+            await client.apply_cluster(cluster("stale"))
+            await handlers.reconcile(api.cluster("stale"), memo, "create")
+            api.mark_ready("stale-head")
+            await handlers.reconcile(api.cluster("stale"), memo, "timer")
+            workers = {"stale-cpu-0", "stale-cpu-1"}
+            assert workers <= set(api.pods())
+            for pod in workers:
+                api.set_pod_status(pod, {"phase": "Pending", "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": why}]})
+            stale = json.loads(json.dumps(api.cluster("stale")))
+            assert not (stale.get("status") or {}).get("unschedulablePods")
+            await handlers.reconcile(stale, memo, "timer")
+            assert api.cluster("stale")["status"]["unschedulablePods"] == sorted(workers)
+            await handlers.reconcile(stale, memo, "timer")
+            told = sorted(m for kind, reason, m in posted if reason == "Unschedulable")
+            assert told == [f"worker pod stale-cpu-{i} of group cpu cannot be scheduled: {why}" for i in (0, 1)]
+        finally:
+            kube.close()
+            client.close()

@@ -22,8 +22,9 @@ import pytest
 from ember.operator import cluster_spec, scaling_loop
 from ember.operator.head_client import HeadClient, HeadTls, HeadUnreachable, head_of, head_tls
 from ember.operator.kube_objects import KubeObjects
-from ember.runtime import launcher, session, tls
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import launcher, session
+from ember.runtime.wire import tls
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from tests.certificates import Certificates, issue
 from tests.conftest import wait_until_gone
 from tests.operator.kube_api import NAMESPACE, Client, eventually, mock_api, running_operator

@@ -6,7 +6,7 @@ from typing import Any
 
 from ember.operator.cluster_spec import Resources
 from ember.operator.kube_scaling import decide, node_types
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def cluster(replicas: int | None = None, leaving: list[str] | None = None, enabled: bool = True) -> dict[str, Any]:

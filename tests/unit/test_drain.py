@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 
 from ember import drain_command, status_report
-from ember.runtime import object_moves
-from ember.runtime.memory_store import MemoryStore, StoredValue
-from ember.runtime.protocol import ember_pb2 as pb
-from ember.runtime.task_record import FunctionDescriptor, TaskOptions, TaskRecord
+from ember.runtime.core import object_moves
+from ember.runtime.core.memory_store import MemoryStore, StoredValue
+from ember.runtime.core.task_record import FunctionDescriptor, TaskOptions, TaskRecord
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 OLD = pb.ObjectLocation(node_id=b"a" * 16, node_address="10.0.0.1:1", size=4096, offset=0)
 NEW = pb.ObjectLocation(node_id=b"b" * 16, node_address="10.0.0.2:1", size=4096, offset=8192)

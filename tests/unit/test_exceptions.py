@@ -2,7 +2,7 @@ import pickle
 
 import pytest
 
-from ember.runtime.exceptions import GetTimeoutError, TaskError, describe_exit
+from ember.runtime.objects.exceptions import GetTimeoutError, TaskError, describe_exit
 
 
 class Weird(Exception):

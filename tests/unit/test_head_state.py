@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ember.runtime.head_state import HeadState
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.head.head_state import HeadState
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def test_job_numbers_continue_across_restarts(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ import socket
 
 import pytest
 
-from ember.runtime import __version__, join_checks
-from ember.runtime.exceptions import VersionMismatchError
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime import __version__
+from ember.runtime.core import join_checks
+from ember.runtime.objects.exceptions import VersionMismatchError
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def view(python: str = "", ember: str = "", nodes: list[str] | None = None, head: str = "") -> pb.ClusterView:

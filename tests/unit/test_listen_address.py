@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from ember.runtime.listen_address import bind_host, host_port, open_host, tcp_listener
+from ember.runtime.wire.listen_address import bind_host, host_port, open_host, tcp_listener
 
 
 def test_loopback_hosts_stay_on_loopback() -> None:

@@ -1,8 +1,8 @@
 import threading
 import time
 
-from ember.runtime.memory_store import MemoryStore, StoredValue
-from ember.runtime.reference_table import ReferenceTable
+from ember.runtime.core.memory_store import MemoryStore, StoredValue
+from ember.runtime.core.reference_table import ReferenceTable
 
 
 def test_wait_returns_when_enough_arrive():

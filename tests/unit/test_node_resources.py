@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ember.runtime import node_resources, resources
+from ember.runtime.node import node_resources
+from ember.runtime.wire import resources
 
 
 @pytest.fixture

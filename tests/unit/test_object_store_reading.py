@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ember.runtime.object_store import Lost, ObjectStore
+from ember.runtime.node.object_store import Lost, ObjectStore
 
 
 def _store(tmp_path: Path) -> ObjectStore:

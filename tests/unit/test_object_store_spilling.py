@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ember.runtime import arena as arena_io
-from ember.runtime import shm_object
-from ember.runtime.object_store import Lost, ObjectStore, StoreBroken, StoreFull
+from ember.runtime.node.object_store import Lost, ObjectStore, StoreBroken, StoreFull
+from ember.runtime.objects import arena as arena_io
+from ember.runtime.objects import shm_object
 
 MiB = 1 << 20
 
@@ -286,7 +286,7 @@ def test_a_failed_spill_says_why_and_keeps_the_object(make_store, monkeypatch) -
 def test_a_restore_of_an_object_still_being_written_waits_for_it(make_store, monkeypatch) -> None:
     """A reader may ask before the writer's seal arrives (it travels in a message of its own):
     a complete object is where it is, an incomplete one is waited for, never taken away."""
-    monkeypatch.setattr("ember.runtime.object_store.SEAL_WAIT", 0.2)
+    monkeypatch.setattr("ember.runtime.node.object_store.SEAL_WAIT", 0.2)
 
     async def scenario() -> None:
         store = make_store(4 * MiB)
@@ -408,7 +408,7 @@ def test_a_spill_file_cut_short_or_deleted_loses_that_object_only(make_store) ->
 
 
 def test_a_range_released_twice_is_refused() -> None:
-    from ember.runtime.object_store import FreeList, FreeListError
+    from ember.runtime.node.free_list import FreeList, FreeListError
 
     free = FreeList(1 << 20)
     start = free.take(8192, set())

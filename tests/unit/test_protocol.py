@@ -1,4 +1,4 @@
-"""The committed generated code matches runtime/protocol/ember.proto (``make proto``)."""
+"""The committed generated code matches runtime/wire/protocol/ember.proto (``make proto``)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2
 
-from ember.runtime.protocol import ember_pb2, ember_pb2_grpc
+from ember.runtime.wire.protocol import ember_pb2, ember_pb2_grpc
 
-PROTO_DIR = Path(__file__).resolve().parents[2] / "runtime" / "protocol"
+PROTO_DIR = Path(__file__).resolve().parents[2] / "runtime" / "wire" / "protocol"
 
 
 def _compile(proto: Path) -> descriptor_pb2.FileDescriptorProto:
@@ -23,7 +23,7 @@ def _compile(proto: Path) -> descriptor_pb2.FileDescriptorProto:
         code = protoc.main(
             [
                 "protoc",
-                f"-Iember/runtime/protocol={PROTO_DIR}",
+                f"-Iember/runtime/wire/protocol={PROTO_DIR}",
                 f"-I{include}",
                 f"--descriptor_set_out={target}",
                 str(proto),
@@ -47,7 +47,7 @@ def _strip_json_names(messages) -> None:
 def test_generated_messages_match_the_proto():
     compiled = _compile(PROTO_DIR / "ember.proto")
     committed = descriptor_pb2.FileDescriptorProto.FromString(ember_pb2.DESCRIPTOR.serialized_pb)
-    assert compiled == committed, "runtime/protocol is stale: run `make proto` and commit"
+    assert compiled == committed, "runtime/wire/protocol is stale: run `make proto` and commit"
 
 
 def test_generated_stubs_cover_every_method():

@@ -1,4 +1,4 @@
-from ember.runtime import resources
+from ember.runtime.wire import resources
 
 
 def test_fractions_add_up_without_drift():

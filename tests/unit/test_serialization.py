@@ -2,8 +2,8 @@ import pickle
 
 import pytest
 
-from ember.runtime import serialization
-from ember.runtime.object_ref import ObjectRef
+from ember.runtime.objects import serialization
+from ember.runtime.objects.object_ref import ObjectRef
 
 
 def test_top_level_refs_become_placeholders_nested_refs_stay():

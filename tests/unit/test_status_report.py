@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ember import status_report
-from ember.runtime.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
 def _node(node_id: bytes, address: str, store_broken: str = "") -> pb.NodeView:

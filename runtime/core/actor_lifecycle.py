@@ -1,0 +1,196 @@
+"""The actors a process creates, looks up and kills, through the head's actor directory.
+
+Creating an actor registers it with the head, which places and starts it in the background;
+calls go straight to its worker once the head says where it is (``actor_submitter``). The
+process that creates an actor owns it: when no handle to it is left anywhere (none here, none
+sent elsewhere) and it is not detached, the owner lets it go, behind the calls already made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from ember.runtime.core.actor_submitter import ActorSubmitter
+from ember.runtime.core.memory_store import ERROR, StoredValue
+from ember.runtime.core.task_record import (
+    QUEUED,
+    TERMINATE,
+    ActorOptions,
+    FunctionDescriptor,
+    TaskOptions,
+    TaskRecord,
+    actor_call,
+)
+from ember.runtime.objects import ids, serialization
+from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import resources
+from ember.runtime.wire.event_loop import IoThread
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.rpc import Channels
+
+
+class ActorLifecycle:
+    """``tasks`` is the owner's table of unfinished tasks (a terminate call is one of them);
+    ``value_of`` waits for the value of a constructor's ref argument."""
+
+    def __init__(
+        self,
+        io: IoThread,
+        channels: Channels,
+        head_address: str,
+        job_config: pb.JobConfig,
+        address: str,
+        mint: ids.IdMint,
+        tasks: dict[bytes, TaskRecord],
+        actors: ActorSubmitter,
+        value_of: Callable[[ObjectRef], Awaitable[StoredValue]],
+    ) -> None:
+        self.io = io
+        self.channels = channels
+        self.head_address = head_address
+        self.job_config = job_config
+        self.address = address
+        self.mint = mint
+        self.tasks = tasks
+        self.actors = actors
+        self.value_of = value_of
+        # The actors this process created (and so owns), and those of them whose handles were
+        # sent elsewhere: those live on, since a holder there may still call them.
+        self.owned: dict[bytes, ActorOptions] = {}
+        self.escaped: set[bytes] = set()
+
+    # ---------------------------------------------------------------- user thread
+
+    def create(
+        self,
+        cls: FunctionDescriptor,
+        data: bytes,
+        deps: list[ObjectRef],
+        options: ActorOptions,
+        handle_meta: bytes,
+    ) -> tuple[bytes, bytes]:
+        """Register an actor with the head; returns its id and method table (an existing
+        actor's, with get_if_exists). ``data`` and ``deps`` are its constructor's arguments."""
+        actor_id = ids.random_id()
+        creation = pb.TaskSpec(
+            task_id=self.mint.task_id(),
+            function=cls.data,
+            function_id=cls.function_id,
+            name=f"{options.class_name}.__init__",
+            args=data,
+            num_returns=1,
+            actor_id=actor_id,
+            actor_creation=True,
+            max_concurrency=options.max_concurrency,
+            is_async=options.is_async,
+        )
+        spec = pb.ActorSpec(
+            actor_id=actor_id,
+            class_name=options.class_name,
+            name=options.name,
+            namespace=options.namespace or self.job_config.namespace,
+            creation=creation,
+            shape=pb.ResourceSet(quantities=resources.to_float(options.shape)),
+            hold=pb.ResourceSet(quantities=resources.to_float(options.hold)),
+            max_restarts=options.max_restarts,
+            detached=options.detached,
+            job=self.job_config,
+            owner_address=self.address,
+            handle_meta=handle_meta,
+            get_if_exists=options.get_if_exists,
+        )
+        # Calls made before the head knows the actor wait for its registration.
+        self.io.call_soon(self.actors.registering, actor_id, options.class_name)
+        if options.name or not deps:
+            # Registered before the handle exists, so that every holder of the handle finds
+            # the actor at the head (and a taken name is an error here, not later).
+            reply = self.io.run(self._register(spec, deps))
+            if reply.error and options.name:
+                raise ValueError(reply.error)
+            if reply.actor_id and reply.actor_id != actor_id:
+                return reply.actor_id, reply.handle_meta
+        else:
+            # The constructor's arguments are still being computed: register once they are.
+            self.io.submit(self._register(spec, deps))
+        self.owned[actor_id] = options
+        return actor_id, handle_meta
+
+    def kill(self, actor_id: bytes, no_restart: bool) -> None:
+        request = pb.KillActorRequest(actor_id=actor_id, no_restart=no_restart)
+        self.io.run(self._head_call("KillActor", request))
+        # Calls made from here on must not reach the dying worker.
+        self.io.run(self._killed(actor_id, no_restart))
+
+    def info(self, name: str, namespace: str) -> pb.ActorInfo:
+        request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
+        return self.io.run(self._head_call("GetActor", request))
+
+    def handle_escaped(self, actor_id: bytes) -> None:
+        """A handle to the actor was pickled to go elsewhere."""
+        if actor_id in self.owned:
+            self.escaped.add(actor_id)
+
+    def unreferenced(self, actor_id: bytes) -> None:
+        """Nobody here can call the actor any more: if this process owns it and nobody else
+        may call it, let it go, after the calls already made (the terminate call queues
+        behind them)."""
+        options = self.owned.get(actor_id)
+        if options is None or options.detached or actor_id in self.escaped:
+            return
+        del self.owned[actor_id]
+        if self.io.in_loop_thread():
+            self._terminate(actor_id)
+        else:
+            self.io.call_soon(self._terminate, actor_id)
+
+    # ---------------------------------------------------------------- I/O thread
+
+    async def _register(self, spec: pb.ActorSpec, deps: list[ObjectRef]) -> pb.CreateActorReply:
+        try:
+            for index, ref in enumerate(deps):
+                value = await self.value_of(ref)
+                if value.kind == ERROR:
+                    error = serialization.loads(value.data)
+                    raise ValueError(f"an argument of its constructor failed: {error}")
+                while len(spec.creation.arg_values) <= index:
+                    spec.creation.arg_values.add()
+                spec.creation.arg_values[index].data = value.data
+            reply = await self.channels.head(self.head_address).CreateActor(spec, timeout=30)
+        except (grpc.aio.AioRpcError, ValueError) as error:
+            detail = error.details() if isinstance(error, grpc.aio.AioRpcError) else str(error)
+            reply = pb.CreateActorReply(error=f"could not create it: {detail}")
+        registered = self.actors.client(spec.actor_id).registered
+        if registered is not None and not registered.done():
+            registered.set_result(None)
+        if reply.error:
+            self.actors.mark_dead(spec.actor_id, reply.error)
+        return reply
+
+    async def _killed(self, actor_id: bytes, no_restart: bool) -> None:
+        self.actors.killed(actor_id, no_restart)
+
+    async def _head_call(self, method: str, request: Any) -> Any:
+        """A unary call to the head, made on the I/O thread where the channel lives."""
+        return await getattr(self.channels.head(self.head_address), method)(request, timeout=30)
+
+    def _terminate(self, actor_id: bytes) -> None:
+        request = pb.KillActorRequest(
+            actor_id=actor_id,
+            graceful=True,
+            reason="every handle to it went out of scope",
+        )
+        asyncio.ensure_future(self.channels.head(self.head_address).KillActor(request, timeout=30))
+        options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
+        task = TaskRecord(
+            self.mint.task_id(), actor_call("terminate"), options, serialization.EMPTY_ARGS,
+            [], [], [],
+        )
+        task.actor_id = actor_id
+        task.method = TERMINATE
+        task.state = QUEUED
+        self.tasks[task.task_id] = task
+        self.actors.submit(task)

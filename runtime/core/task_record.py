@@ -1,0 +1,224 @@
+"""What an owner remembers about a task it submitted, from ``.remote()`` to its result.
+
+A task waits in a ``ShapeQueue`` for a worker of its shape and runs on a ``Lease`` of one; the
+records point at each other (a lease knows the tasks in flight on it, a task the lease it runs
+on), so they live here together, below everything that moves tasks between them: the task
+submitter (``task_submitter``), what decides what a result means (``task_manager``) and the
+metrics that count them (``process_metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ember.runtime.objects import ids
+from ember.runtime.wire.resources import Shape, ShapeKey
+
+if TYPE_CHECKING:
+    from ember.runtime.objects.object_ref import ObjectRef
+    from ember.runtime.wire.lease_client import LeaseClient
+    from ember.runtime.wire.protocol import ember_pb2 as pb
+    from ember.runtime.wire.task_channel import ChannelClient
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDescriptor:
+    """A remote function as it travels: pickled once per process, cached by content hash."""
+
+    name: str
+    function_id: bytes
+    data: bytes
+
+
+def actor_call(name: str) -> FunctionDescriptor:
+    """What an actor call carries in place of a function: a name (the actor's worker has the
+    class, and the call names its method)."""
+    return FunctionDescriptor(name, b"", b"")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """A task's options, resolved once per ``.options()`` call rather than per submission."""
+
+    name: str
+    shape: Shape
+    key: ShapeKey
+    num_returns: int = 1
+    max_retries: int = 3
+    # True (any exception), False, or the qualified names of the exception classes to retry.
+    retry_exceptions: bool | tuple[str, ...] = False
+    strategy: str = "DEFAULT"  # or "SPREAD"
+
+
+@dataclass(frozen=True, slots=True)
+class ActorOptions:
+    """An actor's options, resolved once per ``.options()`` call."""
+
+    class_name: str
+    shape: Shape  # what placing it needs
+    hold: Shape  # what it keeps while alive
+    max_restarts: int = 0
+    max_task_retries: int = 0
+    max_concurrency: int = 1
+    is_async: bool = False
+    name: str = ""
+    namespace: str = ""
+    detached: bool = False
+    get_if_exists: bool = False
+
+
+# Task states, in the order a task passes through them.
+RESOLVING = "resolving"  # waiting for its top-level ObjectRef arguments
+QUEUED = "queued"  # waiting for a lease of its shape
+RUNNING = "running"  # pushed to a worker
+FINISHED = "finished"
+
+# The method of the call an owner sends to end an actor nobody can call any more: queued behind
+# the calls already made, it ends the actor host once they ran (``actor_host``).
+TERMINATE = "__ember_terminate__"
+
+
+class TaskRecord:
+    __slots__ = (
+        "task_id",
+        "function",
+        "options",
+        "args",
+        "deps",
+        "nested",
+        "arg_values",
+        "unresolved",
+        "return_ids",
+        "attempt",
+        "state",
+        "lease",
+        "estimate",
+        "cancelled",
+        "force_cancel",
+        "last_failure",
+        "actor_id",
+        "method",
+        "queue",
+        "submitted",
+        "preemptions",
+    )
+
+    def __init__(
+        self,
+        task_id: bytes,
+        function: FunctionDescriptor,
+        options: TaskOptions,
+        args: bytes,
+        deps: list[ObjectRef],
+        nested: list[ObjectRef],
+        return_ids: list[bytes],
+    ) -> None:
+        self.task_id = task_id
+        self.function = function
+        self.options = options
+        self.args = args
+        self.deps = deps
+        self.nested = nested
+        self.arg_values: list[pb.ObjectValue | None] | None = None
+        self.unresolved = 0
+        self.return_ids = return_ids
+        self.attempt = 0
+        self.state = RESOLVING
+        self.lease: Lease | None = None
+        self.estimate = 0.0
+        self.cancelled = False
+        self.force_cancel = False
+        self.last_failure = ""
+        self.actor_id: bytes | None = None  # set on actor calls
+        self.method = ""
+        self.queue: ShapeQueue | None = None  # the queue it waits in, once queued
+        self.submitted = time.monotonic()
+        # Attempts stopped because their node was drained: they use up no retry.
+        self.preemptions = 0
+
+    @property
+    def name(self) -> str:
+        return self.options.name
+
+    def retries_left(self) -> int:
+        if self.options.max_retries < 0:  # -1: retry forever, as in Ray
+            return 1
+        return self.options.max_retries - (self.attempt - self.preemptions)
+
+    def describe(self) -> str:
+        return f"{self.options.name} (task {ids.short_task(self.task_id)})"
+
+    def __repr__(self) -> str:
+        return f"<TaskRecord {self.describe()} {self.state} attempt={self.attempt}>"
+
+    def forget_arguments(self) -> None:
+        """Drop what the task held for its arguments once it can never run again."""
+        self.deps = []
+        self.nested = []
+        self.arg_values = None
+        self.lease = None
+
+
+class ShapeQueue:
+    """Tasks of one shape bound for one place: the local node (""), a node's agent address
+    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+
+    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+
+    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
+        self.key = key
+        self.shape = shape
+        self.target = target
+        self.ready: deque[TaskRecord] = deque()
+        self.leases: list[Lease] = []
+        self.pending_requests = 0
+
+
+class Lease:
+    __slots__ = (
+        "queue",
+        "agent",
+        "lease_id",
+        "worker_id",
+        "worker_address",
+        "worker_channel",
+        "worker_pid",
+        "node_id",
+        "in_flight",
+        "est_work",
+        "outbox",
+        "channel",
+        "idle_since",
+        "returning",
+        "draining",
+        "dead",
+        "lost_reason",
+        "lost",
+    )
+
+    def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
+        self.queue = queue
+        self.agent = agent
+        self.lease_id = grant.lease_id
+        self.worker_id = grant.worker_id
+        self.worker_address = grant.worker_address
+        self.worker_channel = grant.worker_channel
+        self.worker_pid = grant.worker_pid
+        self.node_id = grant.node_id
+        self.in_flight: dict[bytes, TaskRecord] = {}
+        self.est_work = 0.0
+        self.outbox: list[pb.TaskSpec] = []
+        self.channel: ChannelClient | None = None
+        self.idle_since: float | None = None
+        self.returning = False
+        self.draining = False  # its node is being drained: no more tasks go to it
+        self.dead = False
+        self.lost_reason = ""
+        self.lost = asyncio.Event()
+
+    def describe(self) -> str:
+        return f"worker pid {self.worker_pid} at {self.worker_address}"

@@ -1,0 +1,209 @@
+"""The head's dashboard: one page, and a JSON API under ``/api/`` that serves the same data.
+
+It runs on the standard library's threaded HTTP server: the page needs no framework, and a
+framework's import would cost the head's start-up more than the page is worth. Handlers ask
+the head's event loop for what they show (``cluster_queries``), so the data is read where it
+lives.
+
+The dashboard shows everything a driver could learn and more, so it asks for the cluster token
+when the cluster has one (as a bearer token, or once through the page's form, which sets a
+cookie derived from the token), and it listens on 127.0.0.1 unless told otherwise. Ray's
+dashboard accepted anyone, and was exploited for it (CVE-2023-48022).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import http.server
+import json
+import logging
+import os
+import threading
+import urllib.parse
+from collections.abc import Callable, Coroutine, Mapping
+from importlib import resources as package_files
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from ember.runtime.head import cluster_queries
+from ember.runtime.wire.protocol import ember_pb2 as pb
+
+if TYPE_CHECKING:
+    from ember.runtime.head.head import Head
+
+log = logging.getLogger("ember.runtime.head.dashboard")
+
+COOKIE = "ember_session"
+ANSWER_TIMEOUT = 15.0
+
+
+def reached_from_outside(port: int, environ: Mapping[str, str] = os.environ) -> str:
+    """How to open the dashboard from outside the cluster, when this head runs in a Kubernetes
+    pod (every container there has ``KUBERNETES_SERVICE_HOST``): through the head Service. The
+    operator names that Service as it names the head pod (``<cluster>-head``, the pod's
+    ``POD_NAME``); "" outside Kubernetes."""
+    if not environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    service = environ.get("POD_NAME") or "<cluster>-head"
+    return f"from outside the cluster, through the head Service: kubectl port-forward svc/{service} {port}"
+
+
+def session_cookie(token: str) -> str:
+    """What the login cookie holds: derived from the token, so the token itself is not kept."""
+    return hmac.new(token.encode(), b"ember-dashboard-session", hashlib.sha256).hexdigest()
+
+
+class Dashboard:
+    def __init__(self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str]) -> None:
+        self.head = head
+        self.loop = loop
+        self.token = token
+        self.port = 0
+        self._server: http.server.ThreadingHTTPServer | None = None
+        self.page = package_files.files("ember.runtime.head").joinpath("dashboard.html").read_bytes()
+
+    # ------------------------------------------------------------------ serving
+
+    def start(self, host: str, port: int) -> int:
+        """Listen on ``port``, or on any free port if it is taken (several local clusters)."""
+        handler = _handler_for(self)
+        try:
+            server = http.server.ThreadingHTTPServer((host, port), handler)
+        except OSError as error:
+            if port == 0:
+                raise
+            log.warning("dashboard: port %d on %s is taken (%s); using another", port, host, error)
+            server = http.server.ThreadingHTTPServer((host, 0), handler)
+        server.daemon_threads = True
+        self._server = server
+        self.port = int(server.server_address[1])
+        threading.Thread(target=server.serve_forever, name="ember-dashboard", daemon=True).start()
+        return self.port
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # ------------------------------------------------------------------ answers
+
+    def authorized(self, headers: Any) -> bool:
+        token = self.token()
+        if not token:
+            return True
+        bearer = headers.get("Authorization", "")
+        if bearer.startswith("Bearer ") and hmac.compare_digest(bearer[7:].encode(), token.encode()):
+            return True
+        cookies = headers.get("Cookie", "")
+        for part in cookies.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE and hmac.compare_digest(value.encode(), session_cookie(token).encode()):
+                return True
+        return False
+
+    def on_loop(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        return asyncio.run_coroutine_threadsafe(make(), self.loop).result(ANSWER_TIMEOUT)
+
+    def api(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        head = self.head
+
+        async def now(value: Callable[[], Any]) -> Any:
+            return value()
+
+        if path == "overview":
+            return 200, self.on_loop(lambda: now(lambda: cluster_queries.overview(head)))
+        if path == "nodes":
+            return 200, self.on_loop(lambda: cluster_queries.nodes(head))
+        if path == "workers":
+            return 200, self.on_loop(lambda: cluster_queries.workers(head))
+        if path == "tasks":
+            return 200, self.on_loop(lambda: cluster_queries.tasks(head))
+        if path == "actors":
+            return 200, self.on_loop(lambda: now(lambda: cluster_queries.actors(head)))
+        if path == "logs":
+            logs = self.on_loop(lambda: cluster_queries.cluster_logs(head))
+            return 200, [
+                {
+                    "node": node.node_id.hex()[:12],
+                    "node_address": node.node_address,
+                    "error": node.error,
+                    "files": [{"name": f.name, "size": f.size, "modified": f.modified} for f in node.files],
+                }
+                for node in logs.nodes
+            ]
+        if path == "logs/tail":
+            request = pb.NodeTailRequest(
+                node=query.get("node", ""),
+                tail=pb.TailRequest(name=query.get("name", ""), lines=int(query.get("lines", "100"))),
+            )
+            try:
+                reply = self.on_loop(lambda: cluster_queries.tail(head, request))
+            except cluster_queries.NodeNotFound as missing:
+                return 404, {"error": str(missing)}
+            except grpc.aio.AioRpcError as refused:  # the agent's refusal, said to the page
+                return 404, {"error": refused.details() or refused.code().name}
+            return 200, {"text": reply.text}
+        return 404, {"error": f"no API /api/{path}"}
+
+
+def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "ember-dashboard"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            log.debug("dashboard %s: %s", self.address_string(), format % args)
+
+        def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("X-Frame-Options", "DENY")
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _json(self, status: int, value: Any, extra: dict[str, str] | None = None) -> None:
+            self._send(status, json.dumps(value).encode(), "application/json", extra)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            url = urllib.parse.urlsplit(self.path)
+            if url.path in ("/", "/index.html"):
+                self._send(200, dashboard.page, "text/html; charset=utf-8")
+                return
+            if not url.path.startswith("/api/"):
+                self._json(404, {"error": f"nothing at {url.path}"})
+                return
+            if not dashboard.authorized(self.headers):
+                self._json(401, {"error": "the cluster token is needed: log in, or send Authorization: Bearer TOKEN"})
+                return
+            query = dict(urllib.parse.parse_qsl(url.query))
+            try:
+                status, value = dashboard.api(url.path[len("/api/"):], query)
+            except Exception as error:  # noqa: BLE001 - one failed view must not kill the server
+                log.exception("dashboard: %s failed", url.path)
+                status, value = 500, {"error": f"{type(error).__name__}: {error}"}
+            self._json(status, value)
+
+        def do_POST(self) -> None:  # noqa: N802
+            if self.path != "/api/login":
+                self._json(404, {"error": f"nothing to post at {self.path}"})
+                return
+            length = min(int(self.headers.get("Content-Length", "0") or 0), 4096)
+            try:
+                given = str(json.loads(self.rfile.read(length) or b"{}").get("token", ""))
+            except (ValueError, AttributeError):
+                given = ""
+            token = dashboard.token()
+            if token and not hmac.compare_digest(given.encode(), token.encode()):
+                self._json(401, {"error": "wrong token: it is the cluster token ember start --head printed"})
+                return
+            cookie = f"{COOKIE}={session_cookie(token)}; HttpOnly; SameSite=Strict; Path=/" if token else ""
+            self._json(200, {"ok": True}, {"Set-Cookie": cookie} if cookie else None)
+
+    return Handler

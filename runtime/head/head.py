@@ -1,0 +1,362 @@
+"""The head: one per cluster. Membership, the resource view, jobs, placement across nodes.
+
+The head is not on the path of any task. Node agents hold a session with it and report their
+free resources when they change; drivers hold a session that ends when they do, which is how
+the cluster learns that a driver died and stops its workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from ember.runtime import __version__
+from ember.runtime.head import cluster_queries
+from ember.runtime.head.actor_manager import ActorManager, abort_not_found
+from ember.runtime.head.drain import DrainManager
+from ember.runtime.head.events import EventLog
+from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.membership import JobState, NodeState
+from ember.runtime.objects import ids
+from ember.runtime.wire import resources
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
+from ember.runtime.wire.resources import Shape
+
+log = logging.getLogger("ember.runtime.head.head")
+
+# A node silent this long is declared dead. Agents report at least every second
+# (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
+NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
+PYTHON_VERSION = "{}.{}".format(*sys.version_info[:2])
+
+
+class Head(rpc_pb.HeadServicer):
+    def __init__(
+        self,
+        session_dir: str,
+        node_timeout: float = NODE_TIMEOUT,
+        state: HeadState | None = None,
+        autoscaler: bool = False,
+    ) -> None:
+        self.session_dir = session_dir
+        self.node_timeout = node_timeout
+        self.state = state
+        self.nodes: dict[bytes, NodeState] = {}
+        self.jobs: dict[bytes, JobState] = {}
+        # Without a state directory a restarted head cannot know the ids its predecessor gave
+        # out; starting anywhere in a large range makes meeting one of them unlikely.
+        self._job_counter = itertools.count(random.randrange(1, 1 << 30))
+        self.node_registered = asyncio.Event()
+        self.events = EventLog()
+        self.actors = ActorManager(self, self.events, state)
+        self.drains = DrainManager(self.nodes, self.actors)
+        # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
+        # None: an autoscaler is coming but has not said yet, so no work is infeasible until
+        # it does (work submitted the moment a cluster is up must wait, not fail).
+        self.node_types: list[Shape] | None = None if autoscaler else []
+        self.requested: list[pb.ResourceSet] = []
+        self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
+        self.dashboard_address = ""
+
+    def _new_job_id(self) -> bytes:
+        number = self.state.next_job_number() if self.state else next(self._job_counter)
+        return number.to_bytes(4, "little")
+
+    # ------------------------------------------------------------------ nodes
+
+    async def NodeSession(
+        self, request_iterator: AsyncIterator[pb.NodeMessage], context: grpc.aio.ServicerContext
+    ) -> None:
+        node: NodeState | None = None
+        writer: asyncio.Task[None] | None = None
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if kind == "register":
+                    known = self.nodes.get(message.register.node_id)
+                    if known is not None and not known.alive:
+                        # Its work was retried elsewhere and its actors restarted: taking it
+                        # back would run them twice. Restarted, the agent joins as a new node.
+                        log.warning("%s came back after it was declared dead; refused", known.describe())
+                        await context.write(pb.HeadToNode(refused=known.death_cause))
+                        return
+                    node = NodeState(message.register)
+                    self.nodes[node.node_id] = node
+                    verb = "rejoined" if known is not None else "joined"
+                    log.info("%s %s with %s", node.describe(), verb, resources.describe(node.total))
+                    writer = asyncio.ensure_future(self._write_node(node, context))
+                    node.outbox.put_nowait(pb.HeadToNode(registered=pb.Empty()))
+                    for job in self.jobs.values():
+                        if not job.alive:
+                            node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
+                    self.node_registered.set()
+                    if message.register.draining:
+                        self.drains.resume(node)
+                elif kind == "report" and node is not None:
+                    report = message.report
+                    node.available = resources.to_fixed(report.available.quantities)
+                    node.num_workers = report.num_workers
+                    node.pending = list(report.pending)
+                    node.idle_seconds = report.idle_seconds
+                    node.store_broken = report.store_broken
+                    if report.metrics_port and node.info.metrics_port != report.metrics_port:
+                        node.info.metrics_port = report.metrics_port
+                        self.write_metrics_targets()
+                    node.last_seen = time.monotonic()
+                    if report.HasField("drain") and node.drain is not None:
+                        node.drain.progress.CopyFrom(report.drain)
+                    for failure in report.failures:
+                        self.events.add(f"{node.describe()}: {failure}")
+                    if report.dead_workers:
+                        self.actors.owners_died(list(report.dead_workers))
+                        # Objects they owned may be stored on other nodes: free them there too.
+                        gone = pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=report.dead_workers))
+                        for other in self.alive_nodes():
+                            if other is not node:
+                                other.outbox.put_nowait(gone)
+                elif kind == "leaving" and node is not None and node.alive:
+                    self.node_died(node, f"it stopped ({message.leaving})", failure=False)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            if writer is not None:
+                writer.cancel()
+            if node is not None and node.alive and self.nodes.get(node.node_id) is node:
+                self.node_died(node, "its session with the head closed (the agent exited, or the network broke)")
+
+    async def _write_node(self, node: NodeState, context: grpc.aio.ServicerContext) -> None:
+        while True:
+            await context.write(await node.outbox.get())
+
+    def write_metrics_targets(self) -> None:
+        """``metrics_targets.json`` in the session directory, in Prometheus's file_sd format:
+        point a local Prometheus at it and it scrapes whatever nodes the cluster has."""
+        targets = []
+        if self.metrics_address:
+            targets.append({"targets": [self.metrics_address], "labels": {"component": "head"}})
+        for node in self.alive_nodes():
+            if node.info.metrics_port:
+                targets.append({
+                    "targets": [f"{node.info.host}:{node.info.metrics_port}"],
+                    "labels": {"component": "node_agent", "node": ids.short(node.node_id)},
+                })
+        path = os.path.join(self.session_dir, "metrics_targets.json")
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(targets, f, indent=1)
+            os.replace(path + ".tmp", path)
+        except OSError as error:
+            log.warning("cannot write %s: %s", path, error)
+
+    def node_by_id(self, node_id: bytes) -> NodeState | None:
+        node = self.nodes.get(node_id)
+        return node if node is not None and node.alive else None
+
+    def node_died(self, node: NodeState, cause: str, failure: bool = True) -> None:
+        """Take the node out of the view; its actors restart elsewhere, as max_restarts allows.
+
+        Tasks need nothing from here: their owners see the workers' channels break and retry
+        them, and rebuild lost objects from lineage when they are needed.
+        """
+        node.alive = False
+        node.death_cause = cause
+        node.pending = []
+        if failure:
+            log.warning("%s is dead: %s", node.describe(), cause)
+            self.events.add(f"{node.describe()} died: {cause}")
+            # If it still listens (a partition, a pause), it must stop: its work runs elsewhere.
+            node.outbox.put_nowait(pb.HeadToNode(refused=cause))
+        else:
+            log.info("%s left: %s", node.describe(), cause)
+        self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
+        self.write_metrics_targets()
+
+    async def watch_heartbeats(self) -> None:
+        """Declare dead the nodes that fell silent (a partition, a frozen machine)."""
+        while True:
+            await asyncio.sleep(min(1.0, self.node_timeout / 4))
+            now = time.monotonic()
+            for node in self.alive_nodes():
+                silent = now - node.last_seen
+                if silent > self.node_timeout:
+                    self.node_died(node, f"no report for {silent:.1f}s (timeout {self.node_timeout:g}s)")
+
+    def alive_nodes(self) -> list[NodeState]:
+        return [node for node in self.nodes.values() if node.alive]
+
+    # ------------------------------------------------------------------ drivers
+
+    async def DriverSession(
+        self, request: pb.DriverHello, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.HeadToDriver]:
+        job_id = self._new_job_id()
+        job = self.jobs[job_id] = JobState(job_id, request)
+        log.info("job %s started by driver pid %d at %s", job_id.hex(), request.pid, request.address)
+        try:
+            yield pb.HeadToDriver(job_id=job_id)
+            await asyncio.Event().wait()  # until the driver goes away
+        finally:
+            job.alive = False
+            log.info("job %s ended (driver pid %d gone)", job_id.hex(), request.pid)
+            # Actors first: their deaths must be known as kills before the nodes stop workers.
+            self.actors.job_finished(job_id, request.pid)
+            for node in self.alive_nodes():
+                node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
+
+    # ------------------------------------------------------------------ views
+
+    async def GetClusterView(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterView:
+        return pb.ClusterView(
+            nodes=[node.view() for node in self.nodes.values()],
+            session_dir=self.session_dir,
+            version=__version__,
+            actor_demand=self.actors.demand(),
+            events=self.events.recent(),
+            metrics_address=self.metrics_address,
+            dashboard_address=self.dashboard_address,
+            python_version=PYTHON_VERSION,
+            head_address=self.actors.address,
+        )
+
+    def place(self, shape: resources.Shape, exclude: bytes = b"", free_only: bool = False) -> NodeState | None:
+        """The node to send work of this shape to: one with it free, else (unless
+        ``free_only``) one it fits at all."""
+        candidates = [n for n in self.alive_nodes() if n.node_id != exclude and n.drain is None]
+        feasible = [n for n in candidates if resources.fits(shape, n.total)]
+        free = [n for n in feasible if resources.fits(shape, n.available)]
+        chosen = free or ([] if free_only else feasible)
+        if not chosen:
+            return None
+        return max(chosen, key=lambda n: n.available.get("CPU", 0))
+
+    def largest_node(self) -> str:
+        largest = max(self.alive_nodes(), key=lambda n: n.total.get("CPU", 0), default=None)
+        return resources.describe(largest.total) if largest else "no nodes"
+
+    async def FindNode(
+        self, request: pb.FindNodeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.FindNodeReply:
+        shape = resources.to_fixed(request.shape.quantities)
+        node = self.place(shape, request.exclude_node_id, request.free_only)
+        # Feasible with no node: only a draining node, or a node an autoscaler may add, could
+        # hold it; it waits for a new node.
+        feasible = node is not None or self.could_hold_later(shape)
+        reply = pb.FindNodeReply(feasible=feasible, largest=self.largest_node())
+        if node is not None:
+            reply.node.CopyFrom(node.info)
+            # Count it as taken until the node's next report: requests asking at the same
+            # moment (a burst waiting for new nodes) spread out instead of all going here.
+            if resources.fits(shape, node.available):
+                resources.subtract(node.available, shape)
+        return reply
+
+    def could_hold_later(self, shape: Shape) -> bool:
+        """No live node can take the shape now, but a node could, after a drain ends or once
+        an autoscaler adds one: the work waits (and shows as demand) rather than failing."""
+        return self.node_types is None or self.drains.could_hold(shape) or any(
+            resources.fits(shape, node_type) for node_type in self.node_types
+        )
+
+    # ------------------------------------------------------------------ autoscaling
+
+    async def SetNodeTypes(self, request: pb.NodeTypes, context: grpc.aio.ServicerContext) -> pb.Empty:
+        self.node_types = [resources.to_fixed(shape.quantities) for shape in request.shapes]
+        log.info(
+            "an autoscaler may add nodes of %s",
+            ", ".join(resources.describe(t) for t in self.node_types) or "no shape",
+        )
+        return pb.Empty()
+
+    async def RequestResources(
+        self, request: pb.ResourceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.requested = list(request.bundles)
+        return pb.Empty()
+
+    async def GetDemand(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Demand:
+        tasks: dict[tuple[tuple[str, float], ...], int] = {}
+        nodes = []
+        for node in self.alive_nodes():
+            for entry in node.pending:
+                key = tuple(sorted(entry.shape.quantities.items()))
+                tasks[key] = tasks.get(key, 0) + entry.count
+            nodes.append(pb.NodeLoad(
+                node_id=node.node_id,
+                address=node.info.address,
+                total=pb.ResourceSet(quantities=resources.to_float(node.total)),
+                available=pb.ResourceSet(quantities=resources.to_float(node.available)),
+                idle_seconds=node.idle_seconds,
+                draining=node.drain is not None,
+                labels=node.info.labels,
+            ))
+        return pb.Demand(
+            tasks=[
+                pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
+                for key, count in tasks.items()
+            ],
+            actors=self.actors.demand(),
+            requested=self.requested,
+            nodes=nodes,
+        )
+
+    # ------------------------------------------------------------------ actors
+
+    async def CreateActor(
+        self, request: pb.ActorSpec, context: grpc.aio.ServicerContext
+    ) -> pb.CreateActorReply:
+        return await self.actors.create(request)
+
+    async def GetActor(
+        self, request: pb.GetActorRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ActorInfo:
+        record = await self.actors.find_or_wait(request)
+        if record is None:
+            await abort_not_found(context, request)
+            return pb.ActorInfo()
+        return await self.actors.get(record, request.after_version, min(request.timeout, 60.0))
+
+    async def KillActor(
+        self, request: pb.KillActorRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.actors.kill(request)
+        return pb.Empty()
+
+    async def ListActors(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ActorList:
+        return self.actors.list()
+
+    # ------------------------------------------------------------------ logs
+
+    async def ListClusterLogs(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterLogs:
+        return await cluster_queries.cluster_logs(self)
+
+    async def TailNodeLog(
+        self, request: pb.NodeTailRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TailReply:
+        try:
+            return await cluster_queries.tail(self, request)
+        except cluster_queries.NodeNotFound as missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
+        except grpc.aio.AioRpcError as error:
+            await context.abort(error.code(), error.details() or error.code().name)
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ draining
+
+    async def DrainNode(
+        self, request: pb.DrainRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DrainReply:
+        return await self.drains.drain(request, context)

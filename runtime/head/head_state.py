@@ -1,0 +1,102 @@
+"""What the head writes down so that a restart loses nothing a user was promised.
+
+Ray keeps this in its GCS, and loses it on a head restart unless an external Redis is set up.
+ember keeps the little that must survive in a directory (a persistent volume in Kubernetes):
+the detached actors, which users expect to outlive any driver, the job counter, so that a new
+head never hands out a job id an agent has already seen finish, and the cluster token, which
+the agents that stay up keep presenting. Everything else — nodes,
+resources, drivers' jobs — is rebuilt by the agents re-registering, or ends with the head.
+
+Each record is one small file replaced atomically (write, fsync, rename): a head killed in the
+middle of a write leaves the previous version, never half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+
+from ember.runtime.wire import auth
+from ember.runtime.wire.protocol import ember_pb2 as pb
+
+log = logging.getLogger("ember.runtime.head.head")
+
+
+class HeadState:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._actors = os.path.join(directory, "actors")
+        # It will hold the cluster's token too: nobody else on the machine may read it.
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        os.makedirs(self._actors, mode=0o700, exist_ok=True)
+
+    # ------------------------------------------------------------------ actors
+
+    def save_actor(self, spec: pb.ActorSpec, info: pb.ActorInfo) -> None:
+        record = pb.PersistedActor(spec=spec, info=info)
+        self._write(os.path.join(self._actors, spec.actor_id.hex()), record.SerializeToString())
+
+    def drop_actor(self, actor_id: bytes) -> None:
+        try:
+            os.unlink(os.path.join(self._actors, actor_id.hex()))
+        except FileNotFoundError:
+            pass
+
+    def load_actors(self) -> list[pb.PersistedActor]:
+        found = []
+        for name in sorted(os.listdir(self._actors)):
+            if name.startswith("."):
+                continue  # a write that never finished
+            path = os.path.join(self._actors, name)
+            try:
+                with open(path, "rb") as f:
+                    found.append(pb.PersistedActor.FromString(f.read()))
+            except Exception as error:  # noqa: BLE001 - one bad file must not stop the head
+                log.error("state directory %s: cannot read actor record %s: %s", self.directory, path, error)
+        return found
+
+    # ------------------------------------------------------------------ the token
+
+    def token(self) -> str:
+        """The cluster token a previous head kept here ("" if none): agents that joined before
+        a restart still hold it."""
+        try:
+            return auth.read_file(os.path.join(self.directory, "token"))
+        except auth.TokenError:
+            return ""
+
+    def save_token(self, value: str) -> None:
+        auth.write_file(os.path.join(self.directory, "token"), value)
+
+    # ------------------------------------------------------------------ jobs
+
+    def next_job_number(self) -> int:
+        """The next job number, taken for good: a restart continues after it."""
+        path = os.path.join(self.directory, "last_job")
+        try:
+            with open(path) as f:
+                last = int(f.read().strip() or 0)
+        except (FileNotFoundError, ValueError):
+            last = 0
+        number = last + 1
+        self._write(path, str(number).encode())
+        return number
+
+    # ------------------------------------------------------------------ files
+
+    def _write(self, path: str, data: bytes) -> None:
+        directory = os.path.dirname(path)
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, path)
+        except BaseException:
+            try:
+                os.unlink(temporary)
+            except FileNotFoundError:
+                pass
+            raise

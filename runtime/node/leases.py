@@ -1,0 +1,476 @@
+"""Leases: the node agent grants its workers to owners, against the node's resources.
+
+Owners ask for a lease of a resource shape on a ``Leases`` stream; the agent grants an idle
+worker of its pool when the shape fits what is free, queues the request while it does not, and
+sends the owner elsewhere (through the head) when the node could never hold it. A worker blocked
+in ``get`` gives its CPU back while it waits. A detached actor's lease outlives the head that
+held it for a while (``ORPHAN_GRACE``), so that a restarted head can take the actor back.
+
+This is the hot path of a node: when an idle worker fits, the grant is decided and sent in the
+call that received the request, with no await in between. The agent composes it with its pool
+(``worker_pool``); a drain under way redirects requests and counts the leases that end
+(``LeaseDrain``); ``queue_balance`` moves requests that wait too long to a node with room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import grpc
+
+from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool
+from ember.runtime.wire import resources, rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.resources import Shape
+
+log = logging.getLogger("ember.runtime.node.node_agent")
+
+# How long a detached actor's worker outlives its head's lease stream, for a restarted head.
+ORPHAN_GRACE = float(os.environ.get("EMBER_HEAD_RESTART_GRACE_S", "60"))
+RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
+PLACEMENT_RETRY = 0.5  # seconds between asks for a node while only draining nodes fit a shape
+
+
+class OwnerSession:
+    """One owner's Leases stream."""
+
+    def __init__(self) -> None:
+        self.job_id = b""
+        self.address = ""
+        self.pid = 0
+        self.head = False
+        self.outbox: asyncio.Queue[pb.LeaseServerMessage] = asyncio.Queue()
+        self.leases: dict[int, LeaseState] = {}
+        self.last_reclaim = 0.0
+
+    def send(self, message: pb.LeaseServerMessage) -> None:
+        self.outbox.put_nowait(message)
+
+    def describe(self) -> str:
+        return f"owner pid {self.pid} at {self.address} (job {self.job_id.hex()})"
+
+
+class PendingRequest:
+    __slots__ = (
+        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
+        "actor_id", "queued_at",
+    )
+
+    def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
+        self.owner = owner
+        self.request_id = request.request_id
+        self.shape = resources.to_fixed(request.shape.quantities)
+        # What the lease keeps once granted (an actor is placed with a CPU but holds none).
+        self.hold = resources.to_fixed(request.hold.quantities) if request.hold_set else self.shape
+        self.task_name = request.task_name
+        self.spilled = request.spilled
+        self.job_id = request.job_id or owner.job_id
+        self.detached = request.detached
+        self.actor_id = request.actor_id
+        self.queued_at = time.monotonic()
+
+
+class LeaseState:
+    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at")
+
+    def __init__(
+        self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape,
+        actor_id: bytes = b"",
+    ):
+        self.lease_id = lease_id
+        self.owner = owner
+        self.worker = worker
+        self.shape = shape
+        self.blocked = False
+        self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
+        self.orphaned_at = 0.0
+
+
+class LeasingNode(Protocol):
+    """What granting leases needs of its node agent: who it is, and the way to its head."""
+
+    node_id: bytes
+    head_address: str
+    channels: rpc.Channels
+    stopping: bool
+
+    def describe(self) -> str: ...
+
+
+class LeaseDrain(Protocol):
+    """What granting needs of a drain under way (``node_drain.NodeDrainer``)."""
+
+    def redirect(self, request: PendingRequest) -> None: ...
+
+    def lease_ended(self, lease: LeaseState, returned: bool) -> None: ...
+
+
+class Leases:
+    """The node's leases, the requests waiting for one, and what is free to grant."""
+
+    def __init__(
+        self, node: LeasingNode, total: Shape, pool: WorkerPool, report_soon: Callable[[], None]
+    ) -> None:
+        self.node = node
+        self.total = dict(total)
+        self.available = dict(total)
+        self.pool = pool
+        # Told when the free resources change: they travel to the head in the next report.
+        self.report_soon = report_soon
+        self.queue: list[PendingRequest] = []
+        # Requests this node will not grant, while the head finds them a node.
+        self.placing: list[PendingRequest] = []
+        self.drain: LeaseDrain | None = None  # set once the head orders this node drained
+        self.owners: set[OwnerSession] = set()
+        self._lease_ids = itertools.count(1)
+        # Leases of detached actors whose head went away, by actor id, until a head adopts them.
+        self.orphans: dict[bytes, LeaseState] = {}
+
+    # ------------------------------------------------------------------ the owners' stream
+
+    async def serve(
+        self, request_iterator: AsyncIterator[pb.LeaseClientMessage], context: grpc.aio.ServicerContext
+    ) -> None:
+        """One owner's ``Leases`` stream, until it ends."""
+        owner = OwnerSession()
+        self.owners.add(owner)
+
+        async def write() -> None:
+            while True:
+                await context.write(await owner.outbox.get())
+
+        writer = asyncio.ensure_future(write())
+        try:
+            async for message in request_iterator:
+                kind = message.WhichOneof("kind")
+                if kind == "request":
+                    self._on_request(owner, message.request)
+                elif kind == "release":
+                    self._release(owner, message.release.lease_id, message.release.discard_worker)
+                elif kind == "cancel":
+                    self._cancel(owner, message.cancel.request_id)
+                elif kind == "owner":
+                    owner.job_id = message.owner.job_id
+                    owner.address = message.owner.owner_address
+                    owner.pid = message.owner.pid
+                    owner.head = message.owner.head
+                elif kind == "adopt":
+                    self._adopt(owner, message.adopt)
+        except (grpc.aio.AioRpcError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.cancel()
+            self._owner_gone(owner)
+
+    def _on_request(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
+        pending = PendingRequest(owner, request)
+        if self.pool.broken:
+            self._reject_broken(pending, self.pool.broken)
+            return
+        if self.drain is not None:
+            self.drain.redirect(pending)
+            return
+        if not resources.fits(pending.shape, self.total):
+            asyncio.ensure_future(self.place_elsewhere(pending))
+            return
+        self.queue.append(pending)
+        self.schedule()
+
+    async def place_elsewhere(self, request: PendingRequest) -> None:
+        """The shape can never fit here, or this node is draining: ask the head for a node,
+        wait while only draining nodes could hold it (a node may join), or give up."""
+        self.placing.append(request)
+        try:
+            await self._find_node(request)
+        finally:
+            if request in self.placing:
+                self.placing.remove(request)
+
+    async def _find_node(self, request: PendingRequest) -> None:
+        owner = request.owner
+        node = self.node
+        shape = describe = resources.describe(request.shape)
+        while True:
+            try:
+                reply = await node.channels.head(node.head_address).FindNode(
+                    pb.FindNodeRequest(
+                        shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
+                        exclude_node_id=node.node_id,
+                    ),
+                    timeout=10.0,
+                )
+            except grpc.aio.AioRpcError as error:
+                owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                    request_id=request.request_id,
+                    reason=f"the head at {node.head_address} cannot be reached ({error.code().name})",
+                )))
+                return
+            if request not in self.placing:
+                return  # cancelled, or its owner is gone
+            if reply.node.address or not reply.feasible:
+                break
+            await asyncio.sleep(PLACEMENT_RETRY)
+            if request not in self.placing:
+                return
+        if reply.node.address:
+            owner.send(pb.LeaseServerMessage(spillback=pb.LeaseSpillback(
+                request_id=request.request_id,
+                node_address=reply.node.address,
+                node_id=reply.node.node_id,
+            )))
+            return
+        owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id,
+            infeasible=not reply.feasible,
+            reason=(
+                f"it needs {shape}, but no node of the cluster has that much "
+                f"(largest node: {reply.largest or describe})"
+            ),
+        )))
+
+    def _cancel(self, owner: OwnerSession, request_id: int) -> None:
+        self.queue = [
+            r for r in self.queue if not (r.owner is owner and r.request_id == request_id)
+        ]
+        self.placing = [
+            r for r in self.placing if not (r.owner is owner and r.request_id == request_id)
+        ]
+
+    # ------------------------------------------------------------------ granting
+
+    def schedule(self) -> None:
+        """Grant every queued request that fits, starting workers where none is idle."""
+        if not self.queue or self.drain is not None:
+            return
+        free = dict(self.available)
+        needs_worker = 0
+        waiting = False
+        for request in list(self.queue):
+            if not resources.fits(request.shape, free):
+                waiting = True
+                continue
+            resources.subtract(free, request.hold)
+            worker = self._idle_worker(request.job_id)
+            if worker is None:
+                needs_worker += 1
+                continue
+            self.queue.remove(request)
+            self._grant(request, worker)
+        starting = self.pool.starting()
+        for _ in range(needs_worker - starting):
+            self.pool.spawn()
+        if waiting:
+            self._reclaim_idle_leases()
+
+    def _idle_worker(self, job_id: bytes) -> WorkerHandle | None:
+        unbound = None
+        for worker in self.pool.workers.values():
+            if worker.state != IDLE:
+                continue
+            if worker.job_id == job_id:
+                return worker
+            if worker.job_id is None and unbound is None:
+                unbound = worker
+        return unbound
+
+    def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
+        resources.subtract(self.available, request.hold)
+        lease = LeaseState(
+            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id
+        )
+        worker.state = LEASED
+        worker.lease = lease
+        worker.detached = worker.detached or request.detached
+        if worker.job_id is None:
+            worker.job_id = request.job_id
+        request.owner.leases[lease.lease_id] = lease
+        request.owner.send(pb.LeaseServerMessage(grant=pb.LeaseGrant(
+            request_id=request.request_id,
+            lease_id=lease.lease_id,
+            worker_id=worker.worker_id,
+            worker_address=worker.address,
+            node_id=self.node.node_id,
+            worker_pid=worker.pid,
+            worker_channel=worker.channel_address,
+        )))
+        self.report_soon()
+
+    def _release(self, owner: OwnerSession, lease_id: int, discard: bool) -> None:
+        lease = owner.leases.pop(lease_id, None)
+        if lease is None:
+            return
+        self._free_lease(lease)
+        if self.drain is not None:
+            self.drain.lease_ended(lease, returned=True)
+        worker = lease.worker
+        if worker.state == LEASED:
+            worker.lease = None
+            if discard:
+                self.pool.kill(worker)
+            else:
+                worker.state = IDLE
+                worker.idle_since = time.monotonic()
+        self.schedule()
+
+    def _free_lease(self, lease: LeaseState) -> None:
+        shape = dict(lease.shape)
+        if lease.blocked:
+            shape.pop("CPU", None)  # already given back while blocked
+        resources.add(self.available, shape)
+        self.report_soon()
+
+    def _owner_gone(self, owner: OwnerSession) -> None:
+        self.owners.discard(owner)
+        self.queue = [r for r in self.queue if r.owner is not owner]
+        self.placing = [r for r in self.placing if r.owner is not owner]
+        for lease in list(owner.leases.values()):
+            owner.leases.pop(lease.lease_id, None)
+            if owner.head and lease.actor_id and lease.worker.detached and not self.node.stopping:
+                # The head went away (a restart?): its successor may take this actor back.
+                lease.orphaned_at = time.monotonic()
+                self.orphans[lease.actor_id] = lease
+                log.info(
+                    "%s: keeping detached actor %s (worker pid %d) for %gs for a restarted head "
+                    "to take back", self.node.describe(), lease.actor_id.hex()[:12], lease.worker.pid,
+                    ORPHAN_GRACE,
+                )
+                continue
+            # Whatever the worker runs was for an owner that can no longer take the result.
+            self._free_lease(lease)
+            lease.worker.lease = None
+            self.pool.kill(lease.worker)
+            if self.drain is not None:
+                self.drain.lease_ended(lease, returned=False)
+        self.schedule()
+
+    def _reclaim_idle_leases(self) -> None:
+        now = time.monotonic()
+        for owner in self.owners:
+            if owner.leases and now - owner.last_reclaim > RECLAIM_INTERVAL:
+                owner.last_reclaim = now
+                owner.send(pb.LeaseServerMessage(reclaim_idle=pb.Empty()))
+
+    def reject_all(self, reason: str) -> None:
+        """The pool cannot start workers: every queued request is told so."""
+        queued, self.queue = self.queue, []
+        for request in queued:
+            self._reject_broken(request, reason)
+
+    def _reject_broken(self, request: PendingRequest, reason: str) -> None:
+        request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id,
+            reason=f"{self.node.describe()}: {reason}",
+            worker_start_failed=True,
+        )))
+
+    # ------------------------------------------------------------------ detached actors
+
+    def _adopt(self, owner: OwnerSession, request: pb.AdoptRequest) -> None:
+        lease = self.orphans.get(request.actor_id)
+        if lease is None or lease.worker.state != LEASED:
+            # A worker that died is still among the orphans until its end is handled, which
+            # gives its lease's resources back (``worker_gone``).
+            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                request_id=request.request_id,
+                reason=f"{self.node.describe()} keeps no worker for actor {request.actor_id.hex()[:12]}",
+            )))
+            return
+        del self.orphans[request.actor_id]
+        lease.owner = owner
+        lease.orphaned_at = 0.0
+        owner.leases[lease.lease_id] = lease
+        worker = lease.worker
+        owner.send(pb.LeaseServerMessage(grant=pb.LeaseGrant(
+            request_id=request.request_id,
+            lease_id=lease.lease_id,
+            worker_id=worker.worker_id,
+            worker_address=worker.address,
+            node_id=self.node.node_id,
+            worker_pid=worker.pid,
+            worker_channel=worker.channel_address,
+        )))
+        log.info("%s: the head took back actor %s", self.node.describe(), request.actor_id.hex()[:12])
+
+    def expire_orphans(self) -> None:
+        now = time.monotonic()
+        for actor_id, lease in list(self.orphans.items()):
+            if now - lease.orphaned_at >= ORPHAN_GRACE:
+                del self.orphans[actor_id]
+                log.warning(
+                    "%s: no head took back actor %s within %gs; stopping its worker pid %d",
+                    self.node.describe(), actor_id.hex()[:12], ORPHAN_GRACE, lease.worker.pid,
+                )
+                self._free_lease(lease)
+                lease.worker.lease = None
+                self.pool.kill(lease.worker)
+
+    # ------------------------------------------------------------------ workers
+
+    def set_blocked(self, worker: WorkerHandle, blocked: bool) -> None:
+        """A leased worker waits in ``get`` (or stopped waiting): its CPU goes back meanwhile."""
+        lease = worker.lease
+        if not isinstance(lease, LeaseState) or lease.blocked == blocked:
+            return
+        lease.blocked = blocked
+        cpu = lease.shape.get("CPU", 0)
+        if not cpu:
+            return
+        if blocked:
+            self.available["CPU"] = self.available.get("CPU", 0) + cpu
+            self.schedule()
+        else:
+            self.available["CPU"] = self.available.get("CPU", 0) - cpu
+        self.report_soon()
+
+    def worker_gone(self, worker: WorkerHandle, reason: str) -> str:
+        """A worker died: its lease ends, and its owner hears ``reason``. Returns what to tell
+        the head ("" when the worker was not leased to an owner)."""
+        lease = worker.lease
+        if not isinstance(lease, LeaseState):
+            return ""
+        if self.orphans.get(lease.actor_id) is lease:
+            del self.orphans[lease.actor_id]
+            self._free_lease(lease)
+            return ""
+        if lease.lease_id not in lease.owner.leases:
+            return ""
+        del lease.owner.leases[lease.lease_id]
+        lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
+            lease_id=lease.lease_id, reason=reason
+        )))
+        failure = f"{reason} while leased to {lease.owner.describe()}"
+        self._free_lease(lease)
+        if self.drain is not None:
+            self.drain.lease_ended(lease, returned=False)
+        return failure
+
+    # ------------------------------------------------------------------ what the head hears
+
+    def held(self) -> int:
+        """Leases held now."""
+        return sum(len(owner.leases) for owner in self.owners)
+
+    def busy(self) -> bool:
+        """A lease held, a request waiting, or a detached actor kept for a head."""
+        return bool(
+            any(owner.leases for owner in self.owners) or self.orphans or self.queue or self.placing
+        )
+
+    def demand(self) -> list[pb.ResourceDemand]:
+        """The shapes waiting here for a worker, or for a node: the cluster's demand."""
+        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
+            tuple(sorted(request.shape.items())) for request in self.queue + self.placing
+        )
+        return [
+            pb.ResourceDemand(
+                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
+            )
+            for key, count in counts.items()
+        ]

@@ -1,0 +1,188 @@
+"""The node agent's metrics: its own state, and the sum of what its node's processes report.
+
+Gauges a process reports (tasks waiting or running now) count while the process keeps
+reporting; a process silent for ``STALE_AFTER`` (it exited) counts no more. Counters and
+histograms only ever add up, as Prometheus expects of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+
+from ember.runtime.node.leases import Leases
+from ember.runtime.node.object_store import ObjectStore
+from ember.runtime.node.worker_pool import WorkerPool
+from ember.runtime.wire.metrics_report import (
+    LATENCY_BOUNDS,
+    RUN_BOUNDS,
+    STALE_AFTER,
+    TASK_STATES,
+    TagKey,
+    Totals,
+)
+from ember.runtime.wire.metrics_server import Family, RpcLatency, build_info
+from ember.runtime.wire.protocol import ember_pb2 as pb
+
+ENDED_KEPT = 1000  # tasks that ended, kept for the dashboard
+
+
+class NodeMetrics:
+    def __init__(self, store: ObjectStore, pool: WorkerPool, leases: Leases) -> None:
+        self.store = store
+        self.pool = pool
+        self.leases = leases
+        self.rpc = RpcLatency()
+        self.tasks_now: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (seen, counts)
+        self.running: dict[int, list[pb.TaskEvent]] = {}  # pid -> its tasks running now
+        self.ended: collections.deque[pb.TaskEvent] = collections.deque(maxlen=ENDED_KEPT)
+        self.finished = 0
+        self.failed = 0
+        self.latency = Totals(LATENCY_BOUNDS)
+        self.run_time = Totals(RUN_BOUNDS)
+        self.user_counters: dict[tuple[str, TagKey], float] = {}
+        self.user_gauges: dict[tuple[str, TagKey], float] = {}
+        self.user_histograms: dict[tuple[str, TagKey], Totals] = {}
+        self.user_info: dict[str, tuple[str, str, tuple[str, ...]]] = {}  # name -> kind, doc, keys
+
+    def add(self, report: pb.MetricsReport) -> None:
+        self.tasks_now[report.pid] = (time.monotonic(), dict(report.tasks))
+        for event in report.ended:
+            event.owner_pid = report.pid
+            self.ended.append(event)
+        if report.running:
+            for event in report.running:
+                event.owner_pid = report.pid
+            self.running[report.pid] = list(report.running)
+        else:
+            self.running.pop(report.pid, None)
+        self.finished += report.tasks_finished
+        self.failed += report.tasks_failed
+        if report.HasField("scheduling_latency"):
+            self.latency.add(report.scheduling_latency)
+        if report.HasField("run_time"):
+            self.run_time.add(report.run_time)
+        for sample in report.user:
+            keys = tuple(sorted(sample.tags))
+            known = self.user_info.setdefault(sample.name, (sample.kind, sample.description, keys))
+            if known[0] != sample.kind or known[2] != keys:
+                continue  # two processes disagree on what the metric is: keep the first
+            key = (sample.name, tuple(sorted(sample.tags.items())))
+            if sample.kind == "counter":
+                self.user_counters[key] = self.user_counters.get(key, 0.0) + sample.value
+            elif sample.kind == "gauge":
+                self.user_gauges[key] = sample.value
+            elif sample.kind == "histogram":
+                totals = self.user_histograms.get(key)
+                if totals is None:
+                    totals = self.user_histograms[key] = Totals(tuple(sample.histogram.bounds))
+                totals.add(sample.histogram)
+
+    async def families(self) -> list[Family]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        families: list[Family] = [build_info("node_agent")]
+        store = self.store.info()
+        for name, key, doc in (
+            ("ember_object_store_capacity_bytes", "capacity", "Size of the node's object store."),
+            ("ember_object_store_used_bytes", "used", "Bytes of objects in the node's shared memory."),
+            ("ember_object_store_on_disk_bytes", "spilled", "Bytes of spilled objects on disk now."),
+            ("ember_object_store_objects", "objects", "Objects in the node's store."),
+        ):
+            families.append(GaugeMetricFamily(name, doc, value=store[key]))
+        families.append(GaugeMetricFamily(
+            "ember_object_store_broken",
+            "1 when the node's object store is broken: it takes no new objects (the agent's "
+            "log and ember status say why).",
+            value=1 if self.store.broken else 0,
+        ))
+        families.append(CounterMetricFamily(
+            "ember_object_store_spilled_bytes", "Bytes written to disk to make room.",
+            value=self.store.spilled_total,
+        ))
+        families.append(CounterMetricFamily(
+            "ember_object_store_restored_bytes", "Bytes read back from disk.", value=store["restored"]
+        ))
+        workers = GaugeMetricFamily(
+            "ember_worker_processes", "Worker processes of the node, by state.", labels=["state"]
+        )
+        states: dict[str, int] = {}
+        for worker in self.pool.workers.values():
+            states[worker.state] = states.get(worker.state, 0) + 1
+        for state, count in sorted(states.items()):
+            workers.add_metric([state], count)
+        families.append(workers)
+        families.append(GaugeMetricFamily(
+            "ember_leases", "Workers leased to owners now.", value=self.leases.held()
+        ))
+
+        self._forget_stale()
+        tasks = GaugeMetricFamily(
+            "ember_tasks",
+            "Tasks owned by the node's processes that wait for arguments (pending_args), for a "
+            "worker (pending_resources), or run.",
+            labels=["state"],
+        )
+        for state in TASK_STATES:
+            tasks.add_metric([state], sum(c.get(state, 0) for _, c in self.tasks_now.values()))
+        families.append(tasks)
+        families.append(CounterMetricFamily(
+            "ember_tasks_finished", "Tasks owned here that returned.", value=self.finished
+        ))
+        families.append(CounterMetricFamily(
+            "ember_tasks_failed", "Tasks owned here that ended with an error.", value=self.failed
+        ))
+        for name, doc, totals in (
+            ("ember_task_scheduling_latency_seconds", "From submission until a worker ran it.", self.latency),
+            ("ember_task_run_seconds", "How long tasks ran.", self.run_time),
+        ):
+            family = HistogramMetricFamily(name, doc)
+            family.add_metric([], totals.exposition(), totals.sum)
+            families.append(family)
+        families += self.rpc.families()
+        families += self._user_families()
+        return families
+
+    def _forget_stale(self) -> None:
+        now = time.monotonic()
+        for pid, (seen, _) in list(self.tasks_now.items()):
+            if now - seen > STALE_AFTER:
+                del self.tasks_now[pid]
+                self.running.pop(pid, None)
+
+    def task_list(self) -> pb.TaskList:
+        self._forget_stale()
+        counts: dict[str, int] = {}
+        for _, by_state in self.tasks_now.values():
+            for state, count in by_state.items():
+                counts[state] = counts.get(state, 0) + count
+        return pb.TaskList(
+            ended=reversed(self.ended),
+            running=[event for events in self.running.values() for event in events],
+            counts=counts,
+        )
+
+    def _user_families(self) -> list[Family]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        made: dict[str, Family] = {}
+        for name, (kind, doc, keys) in self.user_info.items():
+            kind_of = {"counter": CounterMetricFamily, "gauge": GaugeMetricFamily}
+            if kind == "histogram":
+                made[name] = HistogramMetricFamily(name, doc, labels=list(keys))
+            else:
+                made[name] = kind_of[kind](name, doc, labels=list(keys))
+        for values in (self.user_counters, self.user_gauges):
+            for (name, tags), value in values.items():
+                made[name].add_metric([v for _, v in tags], value)
+        for (name, tags), totals in self.user_histograms.items():
+            made[name].add_metric([v for _, v in tags], totals.exposition(), totals.sum)
+        return list(made.values())

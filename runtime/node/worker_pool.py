@@ -1,0 +1,204 @@
+"""The node agent's workers: started through the zygote, tracked until they exit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+from ember.runtime.objects import ids
+from ember.runtime.objects.exceptions import describe_exit
+from ember.runtime.wire.protocol import ember_pb2 as pb
+
+log = logging.getLogger("ember.runtime.node.worker_pool")
+
+STARTING = "starting"
+IDLE = "idle"
+LEASED = "leased"
+RETIRING = "retiring"  # asked to exit if idle; never leased meanwhile
+DEAD = "dead"
+
+
+class WorkerHandle:
+    __slots__ = (
+        "worker_id",
+        "pid",
+        "address",
+        "channel_address",
+        "state",
+        "job_id",
+        "lease",
+        "outbox",
+        "idle_since",
+        "started_at",
+        "returncode",
+        "exited",
+        "detached",
+    )
+
+    def __init__(self, worker_id: bytes) -> None:
+        self.worker_id = worker_id
+        self.pid = 0
+        self.address = ""
+        self.channel_address = ""
+        self.state = STARTING
+        self.job_id: bytes | None = None
+        self.lease: object | None = None
+        self.outbox: asyncio.Queue[pb.AgentToWorker] | None = None
+        self.idle_since = time.monotonic()
+        self.started_at = time.monotonic()
+        self.returncode: int | None = None
+        self.exited = asyncio.Event()
+        self.detached = False  # hosts a detached actor: outlives its job
+
+    def describe(self) -> str:
+        return f"worker {ids.short(self.worker_id)} (pid {self.pid or '?'})"
+
+
+# What a forked worker runs: named, not imported, since the worker's code is the core's and a node
+# agent never loads it (it would double the agent's memory for nothing).
+WORKER_MAIN = "ember.runtime.worker_main"
+
+
+def start_zygote(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start the zygote first thing, so it imports while the agent does."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ember.runtime.node.zygote", WORKER_MAIN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+
+
+ZYGOTE_FAILURES = 3  # deaths within ZYGOTE_WINDOW seconds before the pool gives up
+ZYGOTE_WINDOW = 60.0
+
+
+class WorkerPool:
+    """Workers started through the zygote; a zygote that dies is started again, unless it keeps
+    dying, in which case the node says so to everyone who asks for a worker."""
+
+    def __init__(
+        self,
+        zygote: subprocess.Popen[bytes],
+        zygote_env: dict[str, str],
+        on_exit: Callable[[WorkerHandle], None],
+        on_restarted: Callable[[], None] = lambda: None,
+        on_broken: Callable[[str], None] = lambda reason: None,
+    ) -> None:
+        self.zygote = zygote
+        self.zygote_env = zygote_env
+        self.worker_env: dict[str, str] = {}
+        self.on_exit = on_exit
+        self.on_restarted = on_restarted
+        self.on_broken = on_broken
+        self.workers: dict[bytes, WorkerHandle] = {}
+        self.by_pid: dict[int, WorkerHandle] = {}
+        self._events: asyncio.Task[None] | None = None
+        self._deaths: list[float] = []
+        self.broken = ""
+        self.closing = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        assert self.zygote.stdout is not None
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), self.zygote.stdout
+        )
+        self._events = asyncio.ensure_future(self._read_events(reader))
+
+    def spawn(self) -> WorkerHandle | None:
+        if self.broken:
+            return None
+        worker = WorkerHandle(ids.random_id())
+        self.workers[worker.worker_id] = worker
+        command = {"spawn": worker.worker_id.hex(), "env": self.worker_env | {
+            "EMBER_WORKER_ID": worker.worker_id.hex()
+        }}
+        assert self.zygote.stdin is not None
+        try:
+            self.zygote.stdin.write((json.dumps(command) + "\n").encode())
+            self.zygote.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            # The zygote is gone; its exit is being handled and the worker will be asked again.
+            self.workers.pop(worker.worker_id, None)
+            return None
+        return worker
+
+    def starting(self) -> int:
+        return sum(1 for w in self.workers.values() if w.state == STARTING)
+
+    async def _read_events(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            line = await reader.readline()
+            if not line:
+                if not self.closing:
+                    await self._zygote_died()
+                return
+            event = json.loads(line)
+            log.debug("zygote: %s", event)
+            if "spawned" in event:
+                worker = self.workers.get(bytes.fromhex(event["spawned"]))
+                if worker is not None:
+                    worker.pid = event["pid"]
+                    self.by_pid[worker.pid] = worker
+            elif "exited" in event:
+                worker = self.by_pid.pop(event["exited"], None)
+                if worker is not None:
+                    worker.returncode = event["returncode"]
+                    worker.exited.set()
+                    self.on_exit(worker)
+
+    async def _zygote_died(self) -> None:
+        code = await asyncio.get_running_loop().run_in_executor(None, self.zygote.wait)
+        # Workers it had not finished starting never will; the started ones die with it.
+        for worker in [w for w in self.workers.values() if w.state == STARTING]:
+            self.workers.pop(worker.worker_id, None)
+        now = time.monotonic()
+        self._deaths = [t for t in self._deaths if now - t < ZYGOTE_WINDOW] + [now]
+        if len(self._deaths) >= ZYGOTE_FAILURES:
+            self.broken = (
+                f"the node cannot start worker processes: its zygote exited with "
+                f"{describe_exit(code)} {len(self._deaths)} times in {ZYGOTE_WINDOW:.0f}s "
+                f"(see node-agent.log in the session's logs)"
+            )
+            log.error("%s", self.broken)
+            self.on_broken(self.broken)
+            return
+        log.error("the zygote exited with %s; starting a new one", describe_exit(code))
+        self.zygote = start_zygote(self.zygote_env)
+        await self.start()
+        self.on_restarted()
+
+    def kill(self, worker: WorkerHandle) -> None:
+        if worker.pid and worker.state != DEAD:
+            try:
+                os.kill(worker.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def forget(self, worker: WorkerHandle) -> None:
+        self.workers.pop(worker.worker_id, None)
+
+    def stop(self) -> None:
+        """Close the zygote's command pipe: it kills every worker and exits."""
+        self.closing = True
+        if self._events is not None:
+            self._events.cancel()
+        try:
+            if self.zygote.stdin is not None:
+                self.zygote.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.zygote.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.zygote.kill()
+            self.zygote.wait()
