@@ -6,15 +6,16 @@ PIP    := $(PY) -m pip
 
 .PHONY: demo test install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
 
-# A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
-# folder without __init__.py (see operator/README.md), which the default editable finder cannot
-# map. Edits show through the links; a new module needs a re-install, hence the source list.
+# An editable install, which the project's build backend (tools/build_backend.py) makes strict:
+# a tree of links under build/, since setuptools' default editable finder cannot map
+# `ember.operator`, a folder without __init__.py (operator/README.md). Edits show through the
+# links; a new module needs a re-install, hence the source list.
 SOURCES := $(shell find client runtime operator -name '*.py' -o -name '*.proto' 2>/dev/null)
 
 $(VENV)/.installed: pyproject.toml $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]' --config-settings editable_mode=strict
+	$(PIP) install -q -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -55,7 +56,7 @@ kind-e2e: install kube-tools
 	$(PY) -m pytest -v tests/e2e
 
 lint: install
-	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
+	$(PIP) install -q -e '.[dev]'
 	$(PY) -m ruff check client runtime operator tests bench examples tools
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
