@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import signal
@@ -79,7 +78,11 @@ def _start(args: argparse.Namespace) -> int:
     address = f"ember://{processes.head_address}"
     if args.head:
         session.write_current_cluster(
-            address, session_dir, processes.pids, processes.agent_address
+            address, session_dir, processes.pids, processes.agent_address,
+            what={
+                "kind": "head", "head_pids": processes.pids[:1],
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids[1:]}],
+            },
         )
         print(f"Started an ember cluster: head and node agent on {args.host}.")
         print(f"  address:  {address}")
@@ -91,7 +94,13 @@ def _start(args: argparse.Namespace) -> int:
         if view is not None and view.dashboard_address:
             print(f"  dashboard: http://{view.dashboard_address}")
     else:
-        session.record_started(session_dir, processes.pids, agent_address=processes.agent_address)
+        session.record_started(
+            session_dir, processes.pids, agent_address=processes.agent_address,
+            what={
+                "kind": "agent", "joined": address,
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids}],
+            },
+        )
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
     print(f"  logs:     {session_dir}/logs")
     print("  stop:     ember stop")
@@ -131,6 +140,7 @@ def _block(processes: launcher.LocalProcesses) -> int:
         time.sleep(0.2)
     exited = [p for p in processes.processes if p.poll() is not None]
     processes.stop()
+    session.forget_started(processes.session_dir)  # nothing left for ember stop
     echo.stop()
     if not stopping and exited:
         print(f"ember start: process {exited[0].pid} exited (code {exited[0].returncode}); "
@@ -140,21 +150,9 @@ def _block(processes: launcher.LocalProcesses) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    stopped = 0
-    for record_path in glob.glob(os.path.join(session.started_dir(), "*.json")):
-        try:
-            with open(record_path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        stopped += len(launcher.stop_pids(record.get("pids", []), timeout=args.grace_period))
-        os.unlink(record_path)
-    try:
-        os.unlink(session.current_cluster_file())
-    except FileNotFoundError:
-        pass
-    print(f"Stopped {stopped} ember process{'es' if stopped != 1 else ''}.")
-    return 0
+    from ember import stop_command
+
+    return stop_command.run(args.grace_period)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -196,7 +194,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"ember up: {error}", file=sys.stderr)
         return 1
     address = f"ember://{processes.head_address}"
-    session.write_current_cluster(address, session_dir, [os.getpid()])
+    head_node = {"name": processes.agent_address, "pids": processes.pids[1:]}
+    session.write_current_cluster(
+        address, session_dir, [os.getpid()],
+        what={"kind": "up", "name": name, "head_pids": processes.pids[:1], "nodes": [head_node]},
+    )
     auth.set_token(token)
     print(f"Cluster {name!r} up on this machine at {address} (logs: {session_dir}/logs).")
     print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
@@ -217,7 +219,13 @@ def _up(args: argparse.Namespace) -> int:
             print(line, flush=True)
             show.last = line  # type: ignore[attr-defined]
 
-    provider = LocalProvider(session_dir, processes.head_address, token, groups, autoscaling, show)
+    def record_nodes(workers: dict[str, list[int]]) -> None:
+        nodes = [head_node, *({"name": n, "pids": pids} for n, pids in workers.items())]
+        session.update_started(session_dir, nodes=nodes)
+
+    provider = LocalProvider(
+        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -237,11 +245,11 @@ def _up(args: argparse.Namespace) -> int:
         print("\nember up: stopping", flush=True)
         provider.stop_all()
         processes.stop()
-        for record in (session.current_cluster_file(),):
-            try:
-                os.unlink(record)
-            except FileNotFoundError:
-                pass
+        session.forget_started(session_dir)
+        try:
+            os.unlink(session.current_cluster_file())
+        except FileNotFoundError:
+            pass
     return 0
 
 

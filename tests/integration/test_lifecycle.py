@@ -359,7 +359,17 @@ def test_nodes_join_with_ember_start_address_and_status_shows_them(temp_root):
         if blocking.poll() is None:
             blocking.kill()
     stopped = _ember("stop", env=env)
-    assert stopped.stdout.startswith("Stopped 3 ember processes"), stopped.stdout  # head + 2 agents
+    # Named: the cluster (its head and node), the node that joined; the one in the foreground
+    # stopped itself and left nothing to name.
+    *named, total = stopped.stdout.splitlines()
+    assert sorted(line.split(" (127.0.0.1:")[0] for line in named) == [
+        f"Stopped a node that had joined ember://127.0.0.1:{port} (ember start --address): 1 node",
+        f"Stopped the cluster at ember://127.0.0.1:{port} (ember start --head): its head and 1 node",
+    ], stopped.stdout
+    assert total == "In all: 1 head and 2 nodes.", stopped.stdout
+    assert _ember("stop", env=env).stdout == (
+        "Nothing to stop: ember start and ember up left nothing running here.\n"
+    )
     assert _ember("status", env=env).returncode == 1
 
 

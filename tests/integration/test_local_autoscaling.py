@@ -104,10 +104,72 @@ def test_ember_up_grows_for_work_and_shrinks_when_idle(tmp_path: Path) -> None:
             [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
         )
         up.wait(30)
-    assert "Stopped 1 ember process" in down.stdout, down.stdout + down.stderr
+    # (A worker the head no longer counts may still be stopping: how many nodes is not fixed.)
+    assert down.stdout.startswith("Stopped cluster 'local-demo' at ember://"), down.stdout + down.stderr
+    assert "(ember up): its head and " in down.stdout, down.stdout
     output = up.stdout.read() if up.stdout else ""
     assert "+1 small" in output and "-1 small" in output, output
     deadline = time.monotonic() + 10
     while session_dir and processes_of_session(session_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert session_dir and processes_of_session(session_dir) == []
+
+
+FIXED = """
+apiVersion: ember.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: fixed
+spec:
+  head:
+    resources: {cpu: 0}
+  workerGroups:
+  - {name: small, minReplicas: 2, maxReplicas: 2, resources: {cpu: 1, memory: 1Gi}}
+  autoscaling: {enabled: true, idleTimeoutSeconds: 60, intervalSeconds: 0.5}
+"""
+
+
+def test_ember_down_names_the_cluster_and_counts_its_nodes(tmp_path: Path) -> None:
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    env.pop("EMBER_TOKEN", None)
+    manifest = tmp_path / "cluster.yaml"
+    manifest.write_text(FIXED)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "up", str(manifest), "--port", "0", "--dashboard-port", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(REPO),
+    )
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()
+        assert "up on this machine" in first, first + up.stdout.read()
+        address = first.split(" at ")[1].split(" ")[0]
+        session_dir = first.split("(logs: ")[1].rstrip(").\n").removesuffix("/logs")
+        waited = run_driver(textwrap.dedent(
+            """
+            import time, ember
+            ember.init(address="auto", logging_level="WARNING")
+            deadline = time.monotonic() + 60
+            while len([n for n in ember.nodes() if n["Alive"]]) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(len([n for n in ember.nodes() if n["Alive"]]))
+            """
+        ), env=env, timeout=90)
+        assert waited.stdout.strip() == "3", waited.stdout + waited.stderr
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+        )
+        up.wait(30)
+    # The head, its own node and both workers, by name: not "1 ember process" (ember up's).
+    assert down.stdout.startswith(
+        f"Stopped cluster 'fixed' at {address} (ember up): its head and 3 nodes (127.0.0.1:"
+    ), down.stdout + down.stderr
+    assert down.stdout.endswith(", small-1, small-2).\n"), down.stdout
+    deadline = time.monotonic() + 10
+    while processes_of_session(session_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_of_session(session_dir) == []
+    again = subprocess.run(
+        [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert again.stdout.startswith("Nothing to stop"), again.stdout
