@@ -206,18 +206,22 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
     sys.stdout.flush()
     interactive = sys.stdout.isatty()
+    shown = ""
 
     def show(progress: Progress) -> None:
-        ago = time.monotonic() - progress.last_action_at
-        line = (
+        """On a terminal, one line rewritten each round (with how long ago the last action
+        was); elsewhere (a log file, a pipe), a new line only when something changed."""
+        nonlocal shown
+        state = (
             f"nodes {progress.nodes} | pending {', '.join(progress.pending) or 'none'} | "
-            f"last: {progress.last_action} ({ago:.0f}s ago)"
+            f"last: {progress.last_action}"
         )
         if interactive:
-            print("\r" + line[:150].ljust(150), end="", flush=True)
-        elif line != getattr(show, "last", ""):
-            print(line, flush=True)
-            show.last = line  # type: ignore[attr-defined]
+            ago = time.monotonic() - progress.last_action_at
+            print("\r" + f"{state} ({ago:.0f}s ago)"[:150].ljust(150), end="", flush=True)
+        elif state != shown:
+            print(state, flush=True)
+            shown = state
 
     def record_nodes(workers: dict[str, list[int]]) -> None:
         nodes = [head_node, *({"name": n, "pids": pids} for n, pids in workers.items())]

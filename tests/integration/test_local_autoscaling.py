@@ -9,6 +9,7 @@ and after the idle timeout the workers go again. Run as a user would: ``ember up
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -155,11 +156,20 @@ def test_ember_down_names_the_cluster_and_counts_its_nodes(tmp_path: Path) -> No
             """
         ), env=env, timeout=90)
         assert waited.stdout.strip() == "3", waited.stdout + waited.stderr
+        time.sleep(2)  # autoscaling rounds (0.5 s apart) in which nothing changes
     finally:
         down = subprocess.run(
             [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
         )
         up.wait(30)
+    # Not a terminal: a progress line only when something changed, not one per round.
+    progress = [
+        re.sub(r" \(\d+s ago\)$", "", line)
+        for line in (up.stdout.read() if up.stdout else "").splitlines()
+        if line.startswith("nodes ")
+    ]
+    assert progress.count("nodes 3 | pending none | last: +1 small (small-2)") == 1, progress
+    assert all(a != b for a, b in zip(progress, progress[1:], strict=False)), progress
     # The head, its own node and both workers, by name: not "1 ember process" (ember up's).
     assert down.stdout.startswith(
         f"Stopped cluster 'fixed' at {address} (ember up): its head and 3 nodes (127.0.0.1:"
