@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
+.PHONY: demo test test-fast install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
 
 # An editable install, which the project's build backend (tools/build_backend.py) makes strict:
 # a tree of links under build/, since setuptools' default editable finder cannot map
@@ -42,6 +42,15 @@ demo: install
 ## e2e skips without kind or EMBER_E2E_CONTEXT)
 test: install kube-tools
 	$(PY) -m pytest -q
+
+## make test-fast: while developing, about a minute: the unit tests and the integration tests of
+## the core API (tasks, actors, objects, references, failures, output) on real local clusters;
+## no Helm, no operator, no chart. make test runs everything before you commit.
+FAST_TESTS := tests/unit $(addprefix tests/integration/test_,$(addsuffix .py,\
+	tasks actors references object_store nested failures output multinode zygote listening))
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(FAST_TESTS)
 
 ## make e2e-docker: the image as a cluster of containers, with a driver here (opt-in, not in
 ## make test; needs Docker, and debootstrap when no base image can be pulled)
