@@ -12,11 +12,14 @@ PIP    := $(PY) -m pip
 # links; a new module needs a re-install, hence the source list.
 SOURCES := $(shell find client runtime operator -name '*.py' -o -name '*.proto' 2>/dev/null)
 
+# Quiet (pip -qq): what the demo prints is the demo. pip still shows its errors, and the
+# recipe stops at the first one.
 $(VENV)/.installed: pyproject.toml $(SOURCES)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
-	touch $@
+	@echo "Installing ember and its test extras into $(VENV) ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -qq --upgrade pip
+	@$(PIP) install -qq -e '.[test]'
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -36,7 +39,7 @@ manifests: kube-tools
 
 ## make demo: a local cluster running the seed workloads
 demo: install
-	$(PY) examples/demo.py
+	@$(PY) examples/demo.py
 
 ## make test: the test suite (unit, integration on real processes, operator, the Helm chart;
 ## e2e skips without kind or EMBER_E2E_CONTEXT)
@@ -65,7 +68,7 @@ kind-e2e: install kube-tools
 	$(PY) -m pytest -v tests/e2e
 
 lint: install
-	$(PIP) install -q -e '.[dev]'
+	@$(PIP) install -qq -e '.[dev]'
 	$(PY) -m ruff check client runtime operator tests bench examples tools
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports

@@ -4,7 +4,8 @@ Each test installs a copy of this checkout into a fresh virtual environment — 
 from the sdist, with plain ``pip install .`` and with the README's ``pip install -e .`` — and
 then, from an unrelated folder that holds a folder named ``ember`` (ember's own session root,
 here: where scripts run, such folders exist), imports ``ember.operator``, runs ``ember --help``
-and runs one task on a local cluster.
+and runs one task on a local cluster. And ``make install`` (where ``make demo`` starts) says one
+line, not pip's or setuptools' output.
 
 Offline: the fresh environment gets ember's dependencies, pip and setuptools by a ``.pth`` line
 naming a folder of links to this environment's packages (ember's own left out), and every pip
@@ -147,3 +148,20 @@ def test_installed_ember_works_from_an_unrelated_folder(tmp_path: Path, how: str
     installed_in = source / "build" if how == "pip install -e ." else venv
     assert Path(ember_file).is_relative_to(installed_in), ember_file
     assert wait_until_gone(session_dir) == []
+
+
+def test_make_install_says_one_line_and_installs(tmp_path: Path) -> None:
+    """`make demo` starts with `make install`: its output is the demo's, not pip's or the
+    setuptools banner of an editable install (pip still shows its errors)."""
+    env = _clean_env(tmp_path)
+    env.update(PIP_NO_INDEX="1", PIP_NO_BUILD_ISOLATION="0")
+    source = _clone(tmp_path)
+    venv = _fresh_venv(tmp_path, env)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "install", f"VENV={venv}"],
+        cwd=source, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout + done.stderr == f"Installing ember and its test extras into {venv} ...\n"
+    imported = _run([str(venv / "bin" / "python"), "-c", "import ember.operator"], tmp_path, env)
+    assert imported == ""
