@@ -16,11 +16,14 @@ configuration.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -165,3 +168,34 @@ def test_make_install_says_one_line_and_installs(tmp_path: Path) -> None:
     assert done.stdout + done.stderr == f"Installing ember and its test extras into {venv} ...\n"
     imported = _run([str(venv / "bin" / "python"), "-c", "import ember.operator"], tmp_path, env)
     assert imported == ""
+
+
+def test_the_images_build_stage_builds_ember_from_what_it_copies(tmp_path: Path) -> None:
+    """The Dockerfile's build stage sees only what it COPYs, through .dockerignore's allow-list:
+    that must be enough to build the wheel (the build backend included)."""
+    env = _clean_env(tmp_path)
+    build_stage = (REPO / "Dockerfile").read_text().split("\nFROM ")[1]
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    context = tmp_path / "src"
+    context.mkdir()
+    copies = re.findall(r"^COPY (?!--)(.+)$", build_stage, re.M)
+    assert copies, "no COPY in the Dockerfile's build stage"
+    for copy in copies:
+        *sources, target = shlex.split(copy)
+        for source in sources:
+            assert source.rstrip("/") in allowed, f"{source} is COPYed but .dockerignore leaves it out"
+            into = context / target
+            if (REPO / source).is_dir():
+                shutil.copytree(REPO / source, into, ignore=NOT_IN_A_CLONE)
+            else:
+                into.mkdir(parents=True, exist_ok=True)
+                shutil.copy(REPO / source, into)
+    wheels = tmp_path / "wheels"
+    _run([sys.executable, *PIP, "wheel", *PIP_OFFLINE, "-w", str(wheels), str(context)], tmp_path, env)
+    (wheel,) = wheels.glob("ember-*.whl")
+    with zipfile.ZipFile(wheel) as built:
+        assert "ember/operator/handlers.py" in built.namelist()
