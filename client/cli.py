@@ -357,7 +357,16 @@ def _token(args: argparse.Namespace) -> int:
     return token_command.run(args.cluster, args.namespace)
 
 
+ADDRESS_HELP = "the head's HOST:PORT (default: EMBER_ADDRESS, else the cluster started here)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag (docs/cli.md lists them; a test keeps the two the same)."""
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -369,8 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     start.add_argument("--port", type=int, default=10001, help="the head's port")
     start.add_argument("--num-cpus", type=float, help="default: what the machine or cgroup allows")
-    start.add_argument("--num-gpus", type=float)
-    start.add_argument("--object-store-memory", type=int)
+    start.add_argument("--num-gpus", type=float, help="default: the GPUs this machine has")
+    start.add_argument(
+        "--object-store-memory", type=int,
+        help="bytes of shared memory for this node's object store (default: 30%% of the node's "
+        "memory, at most the size of /dev/shm)",
+    )
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
     start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
     start.add_argument(
@@ -398,21 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     start.set_defaults(run=_start)
 
     stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here")
-    stop.add_argument("--grace-period", type=float, default=5.0)
+    stop.add_argument(
+        "--grace-period", type=float, default=5.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 5)",
+    )
     stop.set_defaults(run=_stop)
 
     status = commands.add_parser("status", help="nodes and resources of a running cluster")
-    status.add_argument("--address")
+    status.add_argument("--address", help=ADDRESS_HELP)
     status.set_defaults(run=_status)
 
     up = commands.add_parser("up", help="run a Cluster manifest on this machine, autoscaled")
     up.add_argument("file", help="a Cluster manifest (the same YAML kubectl apply takes)")
     up.add_argument("--port", type=int, default=10001, help="the head's port")
-    up.add_argument("--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT)
+    up.add_argument(
+        "--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT,
+        help="the dashboard's port (-1: none; taken: any free one)",
+    )
     up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop what ember up (or ember start) started here")
-    down.add_argument("--grace-period", type=float, default=10.0)
+    down.add_argument(
+        "--grace-period", type=float, default=10.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 10)",
+    )
     down.set_defaults(run=_stop)
 
     logs = commands.add_parser("logs", help="list, print or follow the log files of every node")
@@ -420,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--node", help="the node (id prefix or agent address) the file is on")
     logs.add_argument("--tail", type=int, default=100, help="print the last N lines (default 100)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
-    logs.add_argument("--address")
+    logs.add_argument("--address", help=ADDRESS_HELP)
     logs.set_defaults(run=_logs)
 
     health = commands.add_parser(
@@ -480,9 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("cluster", help="the Cluster resource's name")
     token.add_argument("-n", "--namespace", help="its namespace (default: the context's)")
     token.set_defaults(run=_token)
-
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    return parser
 
 
 if __name__ == "__main__":
