@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import signal
@@ -79,7 +78,11 @@ def _start(args: argparse.Namespace) -> int:
     address = f"ember://{processes.head_address}"
     if args.head:
         session.write_current_cluster(
-            address, session_dir, processes.pids, processes.agent_address
+            address, session_dir, processes.pids, processes.agent_address,
+            what={
+                "kind": "head", "head_pids": processes.pids[:1],
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids[1:]}],
+            },
         )
         print(f"Started an ember cluster: head and node agent on {args.host}.")
         print(f"  address:  {address}")
@@ -91,7 +94,13 @@ def _start(args: argparse.Namespace) -> int:
         if view is not None and view.dashboard_address:
             print(f"  dashboard: http://{view.dashboard_address}")
     else:
-        session.record_started(session_dir, processes.pids, agent_address=processes.agent_address)
+        session.record_started(
+            session_dir, processes.pids, agent_address=processes.agent_address,
+            what={
+                "kind": "agent", "joined": address,
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids}],
+            },
+        )
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
     print(f"  logs:     {session_dir}/logs")
     print("  stop:     ember stop")
@@ -131,6 +140,7 @@ def _block(processes: launcher.LocalProcesses) -> int:
         time.sleep(0.2)
     exited = [p for p in processes.processes if p.poll() is not None]
     processes.stop()
+    session.forget_started(processes.session_dir)  # nothing left for ember stop
     echo.stop()
     if not stopping and exited:
         print(f"ember start: process {exited[0].pid} exited (code {exited[0].returncode}); "
@@ -140,21 +150,9 @@ def _block(processes: launcher.LocalProcesses) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    stopped = 0
-    for record_path in glob.glob(os.path.join(session.started_dir(), "*.json")):
-        try:
-            with open(record_path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        stopped += len(launcher.stop_pids(record.get("pids", []), timeout=args.grace_period))
-        os.unlink(record_path)
-    try:
-        os.unlink(session.current_cluster_file())
-    except FileNotFoundError:
-        pass
-    print(f"Stopped {stopped} ember process{'es' if stopped != 1 else ''}.")
-    return 0
+    from ember import stop_command
+
+    return stop_command.run(args.grace_period)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -196,7 +194,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"ember up: {error}", file=sys.stderr)
         return 1
     address = f"ember://{processes.head_address}"
-    session.write_current_cluster(address, session_dir, [os.getpid()])
+    head_node = {"name": processes.agent_address, "pids": processes.pids[1:]}
+    session.write_current_cluster(
+        address, session_dir, [os.getpid()],
+        what={"kind": "up", "name": name, "head_pids": processes.pids[:1], "nodes": [head_node]},
+    )
     auth.set_token(token)
     print(f"Cluster {name!r} up on this machine at {address} (logs: {session_dir}/logs).")
     print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
@@ -204,20 +206,30 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
     sys.stdout.flush()
     interactive = sys.stdout.isatty()
+    shown = ""
 
     def show(progress: Progress) -> None:
-        ago = time.monotonic() - progress.last_action_at
-        line = (
+        """On a terminal, one line rewritten each round (with how long ago the last action
+        was); elsewhere (a log file, a pipe), a new line only when something changed."""
+        nonlocal shown
+        state = (
             f"nodes {progress.nodes} | pending {', '.join(progress.pending) or 'none'} | "
-            f"last: {progress.last_action} ({ago:.0f}s ago)"
+            f"last: {progress.last_action}"
         )
         if interactive:
-            print("\r" + line[:150].ljust(150), end="", flush=True)
-        elif line != getattr(show, "last", ""):
-            print(line, flush=True)
-            show.last = line  # type: ignore[attr-defined]
+            ago = time.monotonic() - progress.last_action_at
+            print("\r" + f"{state} ({ago:.0f}s ago)"[:150].ljust(150), end="", flush=True)
+        elif state != shown:
+            print(state, flush=True)
+            shown = state
 
-    provider = LocalProvider(session_dir, processes.head_address, token, groups, autoscaling, show)
+    def record_nodes(workers: dict[str, list[int]]) -> None:
+        nodes = [head_node, *({"name": n, "pids": pids} for n, pids in workers.items())]
+        session.update_started(session_dir, nodes=nodes)
+
+    provider = LocalProvider(
+        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -237,11 +249,11 @@ def _up(args: argparse.Namespace) -> int:
         print("\nember up: stopping", flush=True)
         provider.stop_all()
         processes.stop()
-        for record in (session.current_cluster_file(),):
-            try:
-                os.unlink(record)
-            except FileNotFoundError:
-                pass
+        session.forget_started(session_dir)
+        try:
+            os.unlink(session.current_cluster_file())
+        except FileNotFoundError:
+            pass
     return 0
 
 
@@ -345,7 +357,16 @@ def _token(args: argparse.Namespace) -> int:
     return token_command.run(args.cluster, args.namespace)
 
 
+ADDRESS_HELP = "the head's HOST:PORT (default: EMBER_ADDRESS, else the cluster started here)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag (docs/cli.md lists them; a test keeps the two the same)."""
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -357,8 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     start.add_argument("--port", type=int, default=10001, help="the head's port")
     start.add_argument("--num-cpus", type=float, help="default: what the machine or cgroup allows")
-    start.add_argument("--num-gpus", type=float)
-    start.add_argument("--object-store-memory", type=int)
+    start.add_argument("--num-gpus", type=float, help="default: the GPUs this machine has")
+    start.add_argument(
+        "--object-store-memory", type=int,
+        help="bytes of shared memory for this node's object store (default: 30%% of the node's "
+        "memory, at most the size of /dev/shm)",
+    )
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
     start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
     start.add_argument(
@@ -386,21 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     start.set_defaults(run=_start)
 
     stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here")
-    stop.add_argument("--grace-period", type=float, default=5.0)
+    stop.add_argument(
+        "--grace-period", type=float, default=5.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 5)",
+    )
     stop.set_defaults(run=_stop)
 
     status = commands.add_parser("status", help="nodes and resources of a running cluster")
-    status.add_argument("--address")
+    status.add_argument("--address", help=ADDRESS_HELP)
     status.set_defaults(run=_status)
 
     up = commands.add_parser("up", help="run a Cluster manifest on this machine, autoscaled")
     up.add_argument("file", help="a Cluster manifest (the same YAML kubectl apply takes)")
     up.add_argument("--port", type=int, default=10001, help="the head's port")
-    up.add_argument("--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT)
+    up.add_argument(
+        "--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT,
+        help="the dashboard's port (-1: none; taken: any free one)",
+    )
     up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop what ember up (or ember start) started here")
-    down.add_argument("--grace-period", type=float, default=10.0)
+    down.add_argument(
+        "--grace-period", type=float, default=10.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 10)",
+    )
     down.set_defaults(run=_stop)
 
     logs = commands.add_parser("logs", help="list, print or follow the log files of every node")
@@ -408,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--node", help="the node (id prefix or agent address) the file is on")
     logs.add_argument("--tail", type=int, default=100, help="print the last N lines (default 100)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
-    logs.add_argument("--address")
+    logs.add_argument("--address", help=ADDRESS_HELP)
     logs.set_defaults(run=_logs)
 
     health = commands.add_parser(
@@ -468,9 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("cluster", help="the Cluster resource's name")
     token.add_argument("-n", "--namespace", help="its namespace (default: the context's)")
     token.set_defaults(run=_token)
-
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    return parser
 
 
 if __name__ == "__main__":

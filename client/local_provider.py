@@ -70,13 +70,17 @@ class LocalProvider:
         groups: list[GroupSpec],
         autoscaling: AutoscalingSpec,
         on_progress: Callable[[Progress], None] = lambda progress: None,
+        on_workers: Callable[[dict[str, list[int]]], None] = lambda workers: None,
     ) -> None:
+        """``on_workers`` hears the running workers (name: pids) whenever they change, from the
+        thread that changed them, one call at a time."""
         self.session_dir = session_dir
         self.head_address = head_address
         self.token = token
         self.groups = {g.name: g for g in groups}
         self.autoscaling = autoscaling
         self.on_progress = on_progress
+        self.on_workers = on_workers
         self.workers: dict[str, Worker] = {}
         self.progress = Progress()
         self._counter = 0
@@ -187,6 +191,7 @@ class LocalProvider:
                     labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name},
                     token=self.token,
                 )
+                self._workers_changed()
             except Exception as error:  # noqa: BLE001 - say it, and let the next round retry
                 log.error("could not start worker %s of group %s: %s", worker.name, spec.name, error)
                 with self._lock:
@@ -215,6 +220,7 @@ class LocalProvider:
         processes = worker.processes
         self.workers.pop(worker.name, None)
         await asyncio.get_running_loop().run_in_executor(None, processes.stop)
+        self._workers_changed()
         self._action(f"-1 {worker.group} ({worker.name}, idle)")
 
     def _action(self, what: str) -> None:
@@ -222,8 +228,16 @@ class LocalProvider:
         self.progress.last_action = what
         self.progress.last_action_at = time.monotonic()
 
+    def _workers_changed(self) -> None:
+        with self._lock:
+            running = {
+                w.name: w.processes.pids for w in list(self.workers.values()) if w.processes
+            }
+            self.on_workers(running)
+
     def stop_all(self) -> None:
         for worker in list(self.workers.values()):
             if worker.processes is not None:
                 worker.processes.stop()
         self.workers.clear()
+        self._workers_changed()

@@ -29,7 +29,7 @@ log = logging.getLogger("ember.operator")
 # periodic reconcile) and a daemon (the autoscaler): kopf keeps a Cluster until it has stopped
 # both, and offers no way to run them without it. Nothing of ember's needs it (the children go
 # by garbage collection), so the operator does nothing else at deletion. While no operator
-# runs, a deleted Cluster waits for it; the README says how to let such a Cluster go.
+# runs, a deleted Cluster waits for it; docs/kubernetes.md says how to let such a Cluster go.
 FINALIZER = "ember.dev/operator"
 
 

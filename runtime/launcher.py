@@ -296,6 +296,12 @@ def _agent_args(
     return args
 
 
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run ember (a recorded pid may since belong to another
+    program)."""
+    return [pid for pid in pids if _is_ember(pid) and _exists(pid)]
+
+
 def stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
     """Stop processes ``ember start`` recorded; only those that still run ember."""
     alive = [pid for pid in pids if _is_ember(pid)]

@@ -7,6 +7,7 @@ Every cluster started on a machine gets a session directory (``/tmp/ember/sessio
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 ENV_TEMP_DIR = "EMBER_TEMP_DIR"
 
@@ -38,26 +40,82 @@ def started_dir() -> str:
 
 
 def write_current_cluster(
-    address: str, session_dir: str, pids: list[int], agent_address: str = ""
+    address: str,
+    session_dir: str,
+    pids: list[int],
+    agent_address: str = "",
+    what: dict[str, object] | None = None,
 ) -> None:
     """Remember a cluster ``ember start --head`` started: ``init("auto")`` finds it."""
     with open(current_cluster_file(), "w") as f:
         f.write(f"{address}\n{session_dir}\n")
-    record_started(session_dir, pids, address, agent_address)
+    record_started(session_dir, pids, address, agent_address, what)
 
 
 def record_started(
-    session_dir: str, pids: list[int], address: str = "", agent_address: str = ""
+    session_dir: str,
+    pids: list[int],
+    address: str = "",
+    agent_address: str = "",
+    what: dict[str, object] | None = None,
 ) -> None:
     """Remember processes ``ember start`` left running, for ``ember stop`` (their pids) and
-    ``ember health`` (the head's and node agent's addresses too)."""
-    os.makedirs(started_dir(), exist_ok=True)
-    record = {
+    ``ember health`` (the head's and node agent's addresses too).
+
+    ``what`` says what they are, for ``ember stop`` to name: ``kind`` (``head``, ``agent`` or
+    ``up``), the cluster's ``name``, ``head_pids`` and ``nodes`` (each a ``name`` and ``pids``).
+    """
+    record: dict[str, object] = {
         "address": address, "agent_address": agent_address, "session_dir": session_dir,
-        "pids": pids,
+        "pids": pids, **(what or {}),
     }
-    with open(os.path.join(started_dir(), os.path.basename(session_dir) + ".json"), "w") as f:
+    _write_record(_record_path(session_dir), record)
+
+
+def update_started(session_dir: str, **fields: object) -> None:
+    """Change fields of a session's record (``ember up``'s nodes, as they come and go)."""
+    path = _record_path(session_dir)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return
+    record.update(fields)
+    _write_record(path, record)
+
+
+def forget_started(session_dir: str) -> None:
+    """The session's processes are stopped: nothing is left for ``ember stop``."""
+    try:
+        os.unlink(_record_path(session_dir))
+    except FileNotFoundError:
+        pass
+
+
+def started_records() -> list[tuple[str, dict[str, Any]]]:
+    """Every record of processes left running here (path and contents), oldest first; a record
+    that cannot be read is skipped."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(started_dir(), "*.json"))):
+        try:
+            with open(path) as f:
+                found.append((path, json.load(f)))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _record_path(session_dir: str) -> str:
+    return os.path.join(started_dir(), os.path.basename(session_dir) + ".json")
+
+
+def _write_record(path: str, record: dict[str, Any]) -> None:
+    """Whole or not at all: ``ember stop`` may read it while ``ember up`` rewrites it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.{threading.get_ident()}.partial"
+    with open(partial, "w") as f:
         json.dump(record, f)
+    os.replace(partial, path)
 
 
 def read_current_cluster() -> str | None:

@@ -1,14 +1,15 @@
 """``ember up``: a Cluster manifest on this machine, grown for pending work and shrunk when idle.
 
-A group of 1-CPU nodes, min 0 and max 4, and a head with no CPU: eight one-second tasks make
-the cluster grow to four workers, every task runs exactly once, and after the idle timeout the
-workers go again. Run as a user would: ``ember up`` in the foreground, a driver with
+A group of 1-CPU nodes, min 0 and max 4, and a head with no CPU: eight tasks, each waiting
+until four of them run, make the cluster grow to four workers, every task runs exactly once,
+and after the idle timeout the workers go again. Run as a user would: ``ember up`` in the foreground, a driver with
 ``address="auto"``, ``ember down``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -44,18 +45,23 @@ DRIVER = textwrap.dedent(
 
     @ember.remote(num_cpus=1)
     def work(i):
+        # Each task waits (60 s at most) until four have started: four nodes must run at once.
         with open(os.path.join(runs, f"{i}-{os.getpid()}"), "w"):
             pass
-        time.sleep(1)
-        return ember.get_runtime_context().get_node_id()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(runs)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        met = len(os.listdir(runs)) >= 4
+        time.sleep(0.2)
+        return ember.get_runtime_context().get_node_id(), met
 
-    start = time.monotonic()
     refs = [work.remote(i) for i in range(8)]
     peak = 0
     while len(ember.wait(refs, num_returns=8, timeout=0.2)[0]) < 8:
         peak = max(peak, len([n for n in ember.nodes() if n["Alive"]]))
-    took = time.monotonic() - start
-    used = len(set(ember.get(refs)))
+    results = ember.get(refs)
+    used = len({node for node, _ in results})
+    together = all(met for _, met in results)
     deadline = time.monotonic() + 30
     alive = peak
     while time.monotonic() < deadline:
@@ -63,7 +69,7 @@ DRIVER = textwrap.dedent(
         if alive == 1:
             break
         time.sleep(0.3)
-    print(f"took={took:.1f} used={used} peak={peak} alive_after={alive}")
+    print(f"together={together} used={used} peak={peak} alive_after={alive}")
     """
 )
 
@@ -89,7 +95,7 @@ def test_ember_up_grows_for_work_and_shrinks_when_idle(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         figures = dict(item.split("=") for item in result.stdout.split())
         assert figures["used"] == "4" and figures["peak"] == "5", result.stdout  # head + 4 workers
-        assert float(figures["took"]) < 8, result.stdout  # in parallel, not one after another
+        assert figures["together"] == "True", result.stdout  # in parallel, not one after another
         assert figures["alive_after"] == "1", result.stdout  # the workers went once idle
         # Every task ran exactly once: no retry from a scale-up or a scale-down.
         assert sorted(int(name.split("-")[0]) for name in os.listdir(runs)) == list(range(8))
@@ -99,10 +105,81 @@ def test_ember_up_grows_for_work_and_shrinks_when_idle(tmp_path: Path) -> None:
             [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
         )
         up.wait(30)
-    assert "Stopped 1 ember process" in down.stdout, down.stdout + down.stderr
+    # (A worker the head no longer counts may still be stopping: how many nodes is not fixed.)
+    assert down.stdout.startswith("Stopped cluster 'local-demo' at ember://"), down.stdout + down.stderr
+    assert "(ember up): its head and " in down.stdout, down.stdout
     output = up.stdout.read() if up.stdout else ""
     assert "+1 small" in output and "-1 small" in output, output
     deadline = time.monotonic() + 10
     while session_dir and processes_of_session(session_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert session_dir and processes_of_session(session_dir) == []
+
+
+FIXED = """
+apiVersion: ember.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: fixed
+spec:
+  head:
+    resources: {cpu: 0}
+  workerGroups:
+  - {name: small, minReplicas: 2, maxReplicas: 2, resources: {cpu: 1, memory: 1Gi}}
+  autoscaling: {enabled: true, idleTimeoutSeconds: 60, intervalSeconds: 0.5}
+"""
+
+
+def test_ember_down_names_the_cluster_and_counts_its_nodes(tmp_path: Path) -> None:
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    env.pop("EMBER_TOKEN", None)
+    manifest = tmp_path / "cluster.yaml"
+    manifest.write_text(FIXED)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "up", str(manifest), "--port", "0", "--dashboard-port", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=str(REPO),
+    )
+    try:
+        assert up.stdout is not None
+        first = up.stdout.readline()
+        assert "up on this machine" in first, first + up.stdout.read()
+        address = first.split(" at ")[1].split(" ")[0]
+        session_dir = first.split("(logs: ")[1].rstrip(").\n").removesuffix("/logs")
+        waited = run_driver(textwrap.dedent(
+            """
+            import time, ember
+            ember.init(address="auto", logging_level="WARNING")
+            deadline = time.monotonic() + 60
+            while len([n for n in ember.nodes() if n["Alive"]]) < 3 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(len([n for n in ember.nodes() if n["Alive"]]))
+            """
+        ), env=env, timeout=90)
+        assert waited.stdout.strip() == "3", waited.stdout + waited.stderr
+        time.sleep(2)  # autoscaling rounds (0.5 s apart) in which nothing changes
+    finally:
+        down = subprocess.run(
+            [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+        )
+        up.wait(30)
+    # Not a terminal: a progress line only when something changed, not one per round.
+    progress = [
+        re.sub(r" \(\d+s ago\)$", "", line)
+        for line in (up.stdout.read() if up.stdout else "").splitlines()
+        if line.startswith("nodes ")
+    ]
+    assert progress.count("nodes 3 | pending none | last: +1 small (small-2)") == 1, progress
+    assert all(a != b for a, b in zip(progress, progress[1:], strict=False)), progress
+    # The head, its own node and both workers, by name: not "1 ember process" (ember up's).
+    assert down.stdout.startswith(
+        f"Stopped cluster 'fixed' at {address} (ember up): its head and 3 nodes (127.0.0.1:"
+    ), down.stdout + down.stderr
+    assert down.stdout.endswith(", small-1, small-2).\n"), down.stdout
+    deadline = time.monotonic() + 10
+    while processes_of_session(session_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_of_session(session_dir) == []
+    again = subprocess.run(
+        [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert again.stdout.startswith("Nothing to stop"), again.stdout
