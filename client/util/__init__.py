@@ -1,6 +1,6 @@
 """``ember.util``: what Ray keeps under ``ray.util`` that ember offers.
 
-``ActorPool`` here; ``ember.util.metrics`` as a module.
+``ActorPool`` here; ``ember.util.queue`` (``Queue``) and ``ember.util.metrics`` as modules.
 """
 
 from ember.util.actor_pool import ActorPool
