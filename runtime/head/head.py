@@ -67,6 +67,9 @@ class Head(rpc_pb.HeadServicer):
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
+        # The placement groups the head knows, by id, as the state API lists them (issue 15's
+        # placement-group directory keeps them).
+        self.placement_groups: dict[bytes, pb.PlacementGroupInfo] = {}
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -353,6 +356,21 @@ class Head(rpc_pb.HeadServicer):
         except grpc.aio.AioRpcError as error:
             await context.abort(error.code(), error.details() or error.code().name)
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the state API
+
+    async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterTasks:
+        return await cluster_queries.cluster_tasks(self)
+
+    async def ListObjects(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterObjects:
+        return await cluster_queries.cluster_objects(self)
+
+    async def ListPlacementGroups(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.PlacementGroupList:
+        return pb.PlacementGroupList(groups=list(self.placement_groups.values()))
 
     # ------------------------------------------------------------------ draining
 
