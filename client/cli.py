@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from ember import list_command
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session
 from ember.runtime.head.head_state import HeadState
@@ -410,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
     logs.add_argument("--address")
     logs.set_defaults(run=_logs)
+
+    list_command.add_commands(commands, _head_address)
 
     health = commands.add_parser(
         "health",
