@@ -174,3 +174,12 @@ def test_refuses_what_is_not_an_actor(cluster):
             pool.submit(lambda a, v: v, 1)
     assert pool.has_free()
     assert list(pool.map(lambda a, v: a.double.remote(v), [1])) == [2]
+
+
+def test_repeated_maps_return_everything_in_order(cluster):
+    pool = ActorPool([Actor.remote() for _ in range(3)])
+    for round in range(5):
+        values = list(range(round * 100, round * 100 + 100))
+        assert list(pool.map(lambda a, v: a.double.remote(v), values)) == [2 * v for v in values]
+        assert sorted(pool.map_unordered(lambda a, v: a.double.remote(v), values)) == [2 * v for v in values]
+    assert not pool.has_next() and len(pool._idle_actors) == 3

@@ -198,3 +198,16 @@ def pool_in_a_task(n):
 
 def test_a_pool_inside_a_task(cluster):
     assert ray.get(pool_in_a_task.remote(4)) == [0, 1, 4, 9]
+
+
+def test_every_callback_runs_once_before_its_get_returns(cluster):
+    """Many results arriving at once, repeated: each callback runs exactly once, and get()
+    returns only after it ran."""
+    with Pool(processes=2) as pool:
+        for _ in range(3):
+            seen = []
+            results = [pool.apply_async(square, (i,), callback=seen.append) for i in range(100)]
+            for i, result in enumerate(results):
+                assert result.get() == i * i
+                assert i * i in seen
+            assert sorted(seen) == sorted(i * i for i in range(100))

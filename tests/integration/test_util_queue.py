@@ -202,3 +202,31 @@ def test_actor_options_reach_the_actor(cluster):
     named = ray.get_actor("shared-queue")
     assert ray.get(named.get.remote()) == "from the driver"
     q.shutdown()
+
+
+@ray.remote
+def consumer_until_none(q):
+    got = []
+    while (item := q.get(timeout=60)) is not None:
+        got.append(item)
+    return got
+
+
+def test_many_producers_and_consumers_lose_and_repeat_nothing(cluster):
+    """Races between blocked gets, puts on a full queue and batches, repeated: every item
+    arrives exactly once, and each producer's items in the order it put them."""
+    for _ in range(3):
+        q = Queue(maxsize=5)
+        consumers = [consumer_until_none.remote(q) for _ in range(3)]
+        producers = [producer.remote(q, [(p, i) for i in range(60)]) for p in range(4)]
+        assert ray.get(producers) == [60] * 4
+        for _ in consumers:
+            q.put(None)
+        taken = ray.get(consumers)
+        everything = [item for got in taken for item in got]
+        assert sorted(everything) == sorted((p, i) for p in range(4) for i in range(60))
+        for got in taken:
+            for p in range(4):
+                mine = [i for (who, i) in got if who == p]
+                assert mine == sorted(mine)
+        q.shutdown()
