@@ -61,11 +61,11 @@ def add_commands(commands: Any, head_address: Callable[[argparse.Namespace], str
 
 def parse_filter(text: str) -> tuple[str, str, str]:
     """``state=RUNNING`` or ``state!=DEAD``, as ``ray list --filter`` takes them."""
-    for predicate in ("!=", "="):
-        key, found, value = text.partition(predicate)
-        if found and key.strip() and value.strip():
-            return key.strip(), predicate, value.strip()
-    raise ValueError(f"a filter is KEY=VALUE or KEY!=VALUE, got {text!r}")
+    predicate = "!=" if "!=" in text else "="
+    key, found, value = text.partition(predicate)
+    if not (found and key.strip() and value.strip()):
+        raise ValueError(f"a filter is KEY=VALUE or KEY!=VALUE, got {text!r}")
+    return key.strip(), predicate, value.strip()
 
 
 def _list(args: argparse.Namespace, head_address: str | None) -> int:

@@ -59,6 +59,9 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self, self.events, state)
+        # The placement groups the head knows, by id: what ListPlacementGroups answers. The
+        # placement-group directory (branch i15-pg) replaces this table with its own.
+        self.placement_groups: dict[bytes, pb.PlacementGroupInfo] = {}
         self.drains = DrainManager(self.nodes, self.actors)
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
         # None: an autoscaler is coming but has not said yet, so no work is infeasible until
@@ -67,9 +70,6 @@ class Head(rpc_pb.HeadServicer):
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
-        # The placement groups the head knows, by id, as the state API lists them (issue 15's
-        # placement-group directory keeps them).
-        self.placement_groups: dict[bytes, pb.PlacementGroupInfo] = {}
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -339,6 +339,13 @@ class Head(rpc_pb.HeadServicer):
     async def ListActors(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ActorList:
         return self.actors.list()
 
+    # ------------------------------------------------------------------ placement groups
+
+    async def ListPlacementGroups(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.PlacementGroupList:
+        return pb.PlacementGroupList(groups=list(self.placement_groups.values()))
+
     # ------------------------------------------------------------------ logs
 
     async def ListClusterLogs(
@@ -366,11 +373,6 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ClusterObjects:
         return await cluster_queries.cluster_objects(self)
-
-    async def ListPlacementGroups(
-        self, request: pb.Empty, context: grpc.aio.ServicerContext
-    ) -> pb.PlacementGroupList:
-        return pb.PlacementGroupList(groups=list(self.placement_groups.values()))
 
     # ------------------------------------------------------------------ draining
 

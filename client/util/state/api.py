@@ -174,6 +174,31 @@ def list_nodes(
 # ------------------------------------------------------------------------------------ groups
 
 
+def group_row(group: pb.PlacementGroupInfo) -> PlacementGroupState:
+    spec = group.spec
+    nodes = list(group.bundle_nodes)
+    return PlacementGroupState(
+        placement_group_id=spec.placement_group_id.hex(),
+        name=spec.name,
+        creator_job_id=spec.job_id.hex(),
+        state=GROUP_STATES.get(group.state, "PENDING"),
+        bundles=[
+            {
+                "bundle_id": f"{spec.placement_group_id.hex()}-{index}",
+                "node_id": _hex(nodes[index]) if index < len(nodes) else None,
+                "unit_resources": dict(bundle.quantities),
+            }
+            for index, bundle in enumerate(spec.bundles)
+        ],
+        is_detached=spec.detached,
+        stats={
+            "scheduling_state": group.scheduling_state,
+            "scheduling_attempt": group.scheduling_attempts,
+            "end_to_end_creation_latency_ms": group.creation_seconds * 1000,
+        },
+    )
+
+
 def list_placement_groups(
     address: str | None = None,
     filters: Filters = None,
@@ -186,30 +211,7 @@ def list_placement_groups(
     """The placement groups the head knows, as ``PlacementGroupState`` rows."""
     checked = _checked(PlacementGroupState, filters, limit)
     reply: pb.PlacementGroupList = head_query.ask("ListPlacementGroups", pb.Empty(), address, timeout)
-    rows = []
-    for group in reply.groups:
-        spec = group.spec
-        nodes = list(group.bundle_nodes)
-        rows.append(PlacementGroupState(
-            placement_group_id=spec.placement_group_id.hex(),
-            name=spec.name,
-            creator_job_id=spec.job_id.hex(),
-            state=GROUP_STATES.get(group.state, "PENDING"),
-            bundles=[
-                {
-                    "bundle_id": f"{spec.placement_group_id.hex()}-{index}",
-                    "node_id": _hex(nodes[index]) if index < len(nodes) else None,
-                    "unit_resources": dict(bundle.quantities),
-                }
-                for index, bundle in enumerate(spec.bundles)
-            ],
-            is_detached=spec.detached,
-            stats={
-                "scheduling_state": group.scheduling_state,
-                "scheduling_attempt": group.scheduling_attempts,
-                "end_to_end_creation_latency_ms": group.creation_seconds * 1000,
-            },
-        ))
+    rows = [group_row(group) for group in reply.groups]
     return _listing(PlacementGroupState, rows, checked, limit, detail)
 
 
