@@ -85,6 +85,7 @@ def test_the_api_of_multiprocessing(cluster):
         assert pool.apply(square, (12,)) == 144
         assert pool.apply(divmod, (7, 2)) == (3, 1)
         assert pool.apply(int, ("ff",), {"base": 16}) == 255
+        assert pool.apply_async(int, ("ff",), kwds={"base": 16}).get() == 255  # multiprocessing's name
         result = pool.apply_async(square, (5,))
         assert result.get(timeout=30) == 25 and result.ready() and result.successful()
         assert pool.map_async(square, range(3)).get() == [0, 1, 4]

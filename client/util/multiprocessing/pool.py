@@ -342,9 +342,17 @@ class Pool:
 
     # ---------------------------------------------------------------- the API
 
-    def apply(self, func: Callable[..., Any], args: Iterable[Any] | None = None, kwargs: dict[str, Any] | None = None) -> Any:
-        """``func(*args, **kwargs)`` on one of the processes; its result."""
-        return self.apply_async(func, args, kwargs).get()
+    def apply(
+        self,
+        func: Callable[..., Any],
+        args: Iterable[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        *,
+        kwds: dict[str, Any] | None = None,
+    ) -> Any:
+        """``func(*args, **kwargs)`` on one of the processes; its result. (``kwds`` is the
+        standard library's name for ``kwargs``, Ray's.)"""
+        return self.apply_async(func, args, kwargs, kwds=kwds).get()
 
     def apply_async(
         self,
@@ -353,8 +361,12 @@ class Pool:
         kwargs: dict[str, Any] | None = None,
         callback: Callback = None,
         error_callback: Callback = None,
+        *,
+        kwds: dict[str, Any] | None = None,
     ) -> AsyncResult:
-        future = self._run_chunk(func, [(tuple(args or ()), dict(kwargs or {}))])
+        if kwargs is not None and kwds is not None:
+            raise TypeError("apply_async takes kwargs (Ray's name) or kwds (multiprocessing's), not both")
+        future = self._run_chunk(func, [(tuple(args or ()), dict(kwargs or kwds or {}))])
         return AsyncResult(self, [future], True, callback, error_callback)
 
     def map(self, func: Callable[[Any], Any], iterable: Iterable[Any], chunksize: int | None = None) -> list[Any]:
