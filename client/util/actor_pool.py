@@ -8,7 +8,10 @@ call ``fn(actor, value)`` makes until its result has been *returned* by ``get_ne
 ``get_next_unordered`` (not merely computed), values beyond the idle actors wait in submission
 order, ``map`` returns results in the order of its values and ``map_unordered`` as they finish,
 and an actor whose call fails with ``ActorDiedError`` leaves the pool. ``fn`` may return one
-``ObjectRef`` or a list of them (the result is then the list of their values).
+``ObjectRef`` or a list of them (the result is then the list of their values). Two cases
+differ, where Ray fails by accident: ``get_next_unordered(timeout, ignore_if_timedout=True)``
+with nothing ready skips the oldest call (Ray raises ``UnboundLocalError``), and a function
+that returns no ``ObjectRef`` raises ``TypeError`` with its actor left in the pool.
 """
 
 from __future__ import annotations
