@@ -75,7 +75,6 @@ class _Missing:
 
 
 def _listing(
-    schema: type[StateSchema],
     rows: list[Any],
     filter_list: list[row_filters.Filter],
     limit: int,
@@ -137,7 +136,7 @@ def list_actors(
     """Every actor the head knows, dead ones included, as ``ActorState`` rows."""
     checked = _checked(ActorState, filters, limit)
     rows = [_actor_row(info) for info in _actors(address, timeout)]
-    return _listing(ActorState, rows, checked, limit, detail)
+    return _listing(rows, checked, limit, detail)
 
 
 # ------------------------------------------------------------------------------------ nodes
@@ -168,7 +167,7 @@ def list_nodes(
         )
         for node in view.nodes
     ]
-    return _listing(NodeState, rows, checked, limit, detail)
+    return _listing(rows, checked, limit, detail)
 
 
 # ------------------------------------------------------------------------------------ groups
@@ -212,7 +211,7 @@ def list_placement_groups(
     checked = _checked(PlacementGroupState, filters, limit)
     reply: pb.PlacementGroupList = head_query.ask("ListPlacementGroups", pb.Empty(), address, timeout)
     rows = [group_row(group) for group in reply.groups]
-    return _listing(PlacementGroupState, rows, checked, limit, detail)
+    return _listing(rows, checked, limit, detail)
 
 
 # ------------------------------------------------------------------------------------ objects
@@ -257,7 +256,7 @@ def list_objects(
             for view in process.objects
         ]
     missing.settle("object reference")
-    return _listing(ObjectState, rows, checked, limit, detail)
+    return _listing(rows, checked, limit, detail)
 
 
 # ------------------------------------------------------------------------------------ tasks
@@ -368,7 +367,7 @@ def list_tasks(
     every = sorted(rows.values(), key=lambda row: row.creation_time_ms or 0)
     every = [_creation_row(info) for info in infos] + every
     missing.settle("task")
-    return _listing(TaskState, every, checked, limit, detail)
+    return _listing(every, checked, limit, detail)
 
 
 def _note_truncation(tasks: pb.TaskList, missing: _Missing) -> None:
