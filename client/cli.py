@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from ember import list_command
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session
 from ember.runtime.head.head_state import HeadState
@@ -444,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
     logs.add_argument("--address", help=ADDRESS_HELP)
     logs.set_defaults(run=_logs)
+
+    list_command.add_commands(commands, _head_address)
 
     health = commands.add_parser(
         "health",

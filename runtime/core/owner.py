@@ -109,7 +109,7 @@ class Owner:
         self._submit_scheduled = False
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
-        self.metrics = ProcessMetrics(component)
+        self.metrics = ProcessMetrics(component, self.job_id, address)
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         self.submitter: TaskSubmitter = io.run(self._start())

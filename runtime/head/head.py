@@ -59,6 +59,9 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self, self.events, state)
+        # The placement groups the head knows, by id: what ListPlacementGroups answers. The
+        # placement-group directory (branch i15-pg) replaces this table with its own.
+        self.placement_groups: dict[bytes, pb.PlacementGroupInfo] = {}
         self.drains = DrainManager(self.nodes, self.actors)
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
         # None: an autoscaler is coming but has not said yet, so no work is infeasible until
@@ -336,6 +339,13 @@ class Head(rpc_pb.HeadServicer):
     async def ListActors(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ActorList:
         return self.actors.list()
 
+    # ------------------------------------------------------------------ placement groups
+
+    async def ListPlacementGroups(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.PlacementGroupList:
+        return pb.PlacementGroupList(groups=list(self.placement_groups.values()))
+
     # ------------------------------------------------------------------ logs
 
     async def ListClusterLogs(
@@ -353,6 +363,16 @@ class Head(rpc_pb.HeadServicer):
         except grpc.aio.AioRpcError as error:
             await context.abort(error.code(), error.details() or error.code().name)
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the state API
+
+    async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterTasks:
+        return await cluster_queries.cluster_tasks(self)
+
+    async def ListObjects(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterObjects:
+        return await cluster_queries.cluster_objects(self)
 
     # ------------------------------------------------------------------ draining
 

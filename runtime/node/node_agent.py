@@ -44,6 +44,7 @@ from ember.runtime.wire.resources import Shape
 log = logging.getLogger("ember.runtime.node.node_agent")
 
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
+ASK_WORKER_TIMEOUT = 4.0  # seconds a worker has to answer the state API (below the head's 5)
 
 
 class NodeAgent(rpc_pb.NodeAgentServicer):
@@ -397,6 +398,27 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             arena=self.store.arena.path, transfer_port=self.transfer.bulk_port,
             broken=self.store.broken, node_id=self.node_id, **info,
         )
+
+    async def ListObjects(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterObjects:
+        """Every worker of the node, asked at once what it holds references to; a worker that
+        does not answer in time is listed with why."""
+        workers = [w for w in self.pool.workers.values() if w.address and w.state != DEAD]
+
+        async def ask(worker: WorkerHandle) -> pb.ProcessObjects:
+            try:
+                reply: pb.ProcessObjects = await self.channels.core_worker(worker.address).ListObjects(
+                    pb.Empty(), timeout=ASK_WORKER_TIMEOUT
+                )
+            except grpc.aio.AioRpcError as error:
+                return pb.ProcessObjects(
+                    pid=worker.pid, kind="WORKER", address=worker.address, node_id=self.node_id,
+                    error=f"worker pid {worker.pid} on {self.describe()} could not be asked: "
+                    f"{error.code().name} {error.details()}",
+                )
+            reply.node_id = self.node_id
+            return reply
+
+        return pb.ClusterObjects(processes=await asyncio.gather(*(ask(w) for w in workers)))
 
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""

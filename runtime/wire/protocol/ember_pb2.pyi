@@ -24,6 +24,13 @@ class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALIVE: _ClassVar[ActorState]
     RESTARTING: _ClassVar[ActorState]
     DEAD: _ClassVar[ActorState]
+
+class PlacementGroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PG_PENDING: _ClassVar[PlacementGroupState]
+    PG_CREATED: _ClassVar[PlacementGroupState]
+    PG_REMOVED: _ClassVar[PlacementGroupState]
+    PG_RESCHEDULING: _ClassVar[PlacementGroupState]
 VALUE: ValueKind
 ERROR: ValueKind
 NOT_DRAINING: NodeDrainState
@@ -33,6 +40,10 @@ PENDING: ActorState
 ALIVE: ActorState
 RESTARTING: ActorState
 DEAD: ActorState
+PG_PENDING: PlacementGroupState
+PG_CREATED: PlacementGroupState
+PG_REMOVED: PlacementGroupState
+PG_RESCHEDULING: PlacementGroupState
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -581,7 +592,7 @@ class MetricSample(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., histogram: _Optional[_Union[HistogramData, _Mapping]] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running")
+    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running", "pending", "live_counts", "ended_counts", "ended_dropped")
     class TasksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -599,6 +610,10 @@ class MetricsReport(_message.Message):
     USER_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_DROPPED_FIELD_NUMBER: _ClassVar[int]
     pid: int
     component: str
     tasks: _containers.ScalarMap[str, int]
@@ -609,10 +624,26 @@ class MetricsReport(_message.Message):
     user: _containers.RepeatedCompositeFieldContainer[MetricSample]
     ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
-    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    live_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_dropped: int
+    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ...) -> None: ...
+
+class TaskCount(_message.Message):
+    __slots__ = ("name", "type", "state", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    state: str
+    count: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid")
+    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid", "job_id", "type", "actor_id", "func_name", "worker_id", "node_id", "required", "created", "error_type", "owner_address")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -623,6 +654,16 @@ class TaskEvent(_message.Message):
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OWNER_PID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNC_NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     name: str
     state: str
@@ -633,10 +674,20 @@ class TaskEvent(_message.Message):
     worker_pid: int
     node_address: str
     owner_pid: int
-    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ...) -> None: ...
+    job_id: bytes
+    type: str
+    actor_id: bytes
+    func_name: str
+    worker_id: bytes
+    node_id: bytes
+    required: ResourceSet
+    created: float
+    error_type: str
+    owner_address: str
+    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ..., job_id: _Optional[bytes] = ..., type: _Optional[str] = ..., actor_id: _Optional[bytes] = ..., func_name: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., created: _Optional[float] = ..., error_type: _Optional[str] = ..., owner_address: _Optional[str] = ...) -> None: ...
 
 class TaskList(_message.Message):
-    __slots__ = ("ended", "running", "counts")
+    __slots__ = ("ended", "running", "counts", "pending", "live_counts", "ended_counts", "ended_dropped")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -647,10 +698,80 @@ class TaskList(_message.Message):
     ENDED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_DROPPED_FIELD_NUMBER: _ClassVar[int]
     ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     counts: _containers.ScalarMap[str, int]
-    def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    live_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_dropped: int
+    def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ...) -> None: ...
+
+class NodeTasks(_message.Message):
+    __slots__ = ("node_id", "node_address", "tasks", "error")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    tasks: TaskList
+    error: str
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., tasks: _Optional[_Union[TaskList, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterTasks(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeTasks]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTasks, _Mapping]]] = ...) -> None: ...
+
+class ObjectView(_message.Message):
+    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    reference_type: str
+    task_status: str
+    attempt: int
+    owner_address: str
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ...) -> None: ...
+
+class ProcessObjects(_message.Message):
+    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    kind: str
+    address: str
+    host: str
+    node_id: bytes
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectView]
+    omitted: int
+    error: str
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterObjects(_message.Message):
+    __slots__ = ("processes", "errors")
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessObjects]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerView(_message.Message):
     __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached", "address", "channel_address")
@@ -1071,7 +1192,7 @@ class CreateActorReply(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain")
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id", "required")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1090,6 +1211,8 @@ class ActorInfo(_message.Message):
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_RESTARTS_DUE_TO_DRAIN_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     version: int
@@ -1108,7 +1231,9 @@ class ActorInfo(_message.Message):
     detached: bool
     job_id: bytes
     num_restarts_due_to_drain: int
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ...) -> None: ...
+    placement_group_id: bytes
+    required: ResourceSet
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ...) -> None: ...
 
 class GetActorRequest(_message.Message):
     __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
@@ -1173,6 +1298,73 @@ class DrainReply(_message.Message):
     node: NodeInfo
     already_draining: bool
     def __init__(self, accepted: _Optional[bool] = ..., rejection_reason: _Optional[str] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ..., already_draining: _Optional[bool] = ...) -> None: ...
+
+class LabelSelector(_message.Message):
+    __slots__ = ("conditions",)
+    class ConditionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.ScalarMap[str, str]
+    def __init__(self, conditions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PlacementGroupSpec(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "strategy", "bundles", "bundle_label_selector", "detached", "job_id", "creator_address")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    bundle_label_selector: _containers.RepeatedCompositeFieldContainer[LabelSelector]
+    detached: bool
+    job_id: bytes
+    creator_address: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., creator_address: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupInfo(_message.Message):
+    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_NODES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_STATE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    spec: PlacementGroupSpec
+    state: PlacementGroupState
+    bundle_nodes: _containers.RepeatedScalarFieldContainer[bytes]
+    scheduling_state: str
+    waiting_for: str
+    infeasible: bool
+    scheduling_attempts: int
+    created_at: float
+    creation_seconds: float
+    version: int
+    removal_reason: str
+    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupList(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
 class TunnelOpen(_message.Message):
     __slots__ = ("target", "accept")
