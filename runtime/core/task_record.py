@@ -198,6 +198,7 @@ class Lease:
         "dead",
         "lost_reason",
         "lost",
+        "gpu_ids",
     )
 
     def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
@@ -219,6 +220,7 @@ class Lease:
         self.dead = False
         self.lost_reason = ""
         self.lost = asyncio.Event()
+        self.gpu_ids = list(grant.gpu_ids)  # the devices the agent gave it: each task's
 
     def describe(self) -> str:
         return f"worker pid {self.worker_pid} at {self.worker_address}"

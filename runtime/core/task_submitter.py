@@ -210,6 +210,8 @@ class TaskSubmitter:
             sent.add(function.function_id)
         if task.arg_values:
             spec.arg_values.extend(v for v in task.arg_values if v is not None)
+        if lease.gpu_ids:
+            spec.gpu_ids.extend(lease.gpu_ids)
         self.running[task.task_id] = task
         if not lease.outbox:
             if not self._dirty and not self.batching:

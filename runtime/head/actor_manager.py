@@ -378,6 +378,7 @@ class ActorManager:
             creation = pb.TaskSpec()
             creation.CopyFrom(record.spec.creation)
             creation.attempt = record.info.num_restarts
+            creation.gpu_ids[:] = lease.gpu_ids  # its devices, for its whole life
             record.channel.send(pb.ExecuteRequest(tasks=[creation]))
             result = (await reply).results[0]
         except (OSError, ConnectionError) as error:
