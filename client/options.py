@@ -24,6 +24,7 @@ TASK_OPTIONS = {
     "name",
     "scheduling_strategy",
     "accelerator_type",
+    "max_calls",
 }
 
 ACTOR_OPTIONS = {
@@ -48,7 +49,6 @@ METHOD_OPTIONS = {"num_returns", "name"}
 _UNSUPPORTED = {
     "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
     "placement_group": "placement groups are not supported",
-    "max_calls": "max_calls is not supported",
     "label_selector": "label_selector is not supported",
 }
 
@@ -89,6 +89,9 @@ def _check(key: str, value: Any, what: str) -> None:
                 f"{what}: accelerator_type must be the name of a GPU model, e.g. 'A100', "
                 f"got {value!r}"
             )
+    elif key == "max_calls":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{what}: max_calls must be an int >= 0 (0: no limit), got {value!r}")
     elif key == "resources":
         if value is None:
             return
@@ -163,6 +166,11 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
     if isinstance(retry, list | tuple):
         retry = tuple(f"{c.__module__}.{c.__qualname__}" for c in retry)
     max_retries = options.get("max_retries")
+    max_calls = options.get("max_calls")
+    if max_calls is None:
+        # As Ray: a GPU task's worker is not reused, lest memory a library kept on the GPU
+        # (or the devices CUDA settled on) leak into the next task. max_calls=0 allows it.
+        max_calls = 1 if options.get("num_gpus") else 0
     return TaskOptions(
         name=options.get("name") or default_name,
         shape=shape,
@@ -171,4 +179,5 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         max_retries=3 if max_retries is None else max_retries,
         retry_exceptions=retry,
         strategy=options.get("scheduling_strategy") or "DEFAULT",
+        max_calls=max_calls,
     )

@@ -7,7 +7,7 @@ its own, and a task without GPUs sees none (the variable set, and empty). An act
 set once, before its constructor, and stay; its methods may change the variable themselves.
 
 CUDA reads the variable once per process: a library that started CUDA in an earlier task keeps
-that task's devices.
+that task's devices. That is why a GPU task gets a fresh worker unless it says ``max_calls=0``.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ device list), and tasks and actors read their own in ``CUDA_VISIBLE_DEVICES``,
 
 Two tasks never share a whole device, which is shown while they run at once (they meet at a
 barrier, so each result was produced while the others held their devices); fractions pack as
-Ray documents; a worker kept for reuse sees each lease's devices; ``accelerator_type=`` runs
-only where that model is.
+Ray documents; a worker kept for reuse sees each lease's devices; ``max_calls`` replaces
+workers; ``accelerator_type=`` runs only where that model is.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def test_a_task_without_gpus_sees_none(gpu_nodes):
 
 
 def test_a_reused_worker_sees_each_leases_devices(gpu_nodes):
-    """A worker kept for reuse serves later leases, each with devices of its own:
+    """With max_calls=0 a GPU task's worker serves later leases, each with devices of its own:
     CUDA_VISIBLE_DEVICES is set per task, and a CPU task on the same worker sees none."""
     ctx, head_address = gpu_nodes
     with pytest.MonkeyPatch.context() as env:
@@ -202,7 +202,7 @@ def test_a_reused_worker_sees_each_leases_devices(gpu_nodes):
         # A probe holds a device and its worker while a second holder starts (so that holder
         # cannot take the probe's worker), and the first holder goes.
         barrier = Barrier.options(resources=MAIN).remote(1)
-        probe = hold_then_report.options(num_gpus=1, resources=on_third)
+        probe = hold_then_report.options(num_gpus=1, max_calls=0, resources=on_third)
         first = probe.remote(barrier)
         ember.get(barrier.wait_for_all.remote(), timeout=60)
         second_holder = holder.remote()
@@ -215,7 +215,7 @@ def test_a_reused_worker_sees_each_leases_devices(gpu_nodes):
         # The probe's worker is the only idle one of this job on the node: the next lease of
         # the same shape gets it, with device 3 now.
         second = ember.get(
-            report.options(num_gpus=1, resources=on_third).remote(), timeout=60
+            report.options(num_gpus=1, max_calls=0, resources=on_third).remote(), timeout=60
         )
         assert second["pid"] == first["pid"]
         assert (second["visible"], second["gpu_ids"]) == ("3", ["3"])
@@ -227,6 +227,31 @@ def test_a_reused_worker_sees_each_leases_devices(gpu_nodes):
     finally:
         third.stop()
     _wait_for(lambda: ember.cluster_resources().get("GPU") == 5)
+
+
+@ember.remote(max_calls=2)
+def whoami():
+    return os.getpid()
+
+
+def test_max_calls_replaces_the_worker(gpu_nodes):
+    at_once = collections.Counter(ember.get([whoami.remote() for _ in range(8)]))
+    one_by_one = collections.Counter(ember.get(whoami.remote()) for _ in range(6))
+    for pids in (at_once, one_by_one):
+        assert max(pids.values()) <= 2
+    replaced = set(at_once) | set(one_by_one)
+    _wait_for(lambda: all(_gone(pid) for pid in replaced))
+
+
+def test_gpu_tasks_get_a_fresh_worker_unless_max_calls_says_otherwise(gpu_nodes):
+    fresh = [ember.get(report.options(num_gpus=1, resources={"main": 1}).remote())["pid"] for _ in range(4)]
+    assert len(set(fresh)) == 4
+    _wait_for(lambda: all(_gone(pid) for pid in fresh))
+    reused = ember.get([
+        report.options(num_gpus=1, max_calls=0, resources={"main": 1}).remote() for _ in range(6)
+    ])
+    assert len({s["pid"] for s in reused}) < 6  # two devices: at most two workers at a time
+    _gpus_free(5)
 
 
 def test_accelerator_type_runs_where_that_model_is(gpu_nodes):
@@ -246,5 +271,9 @@ def test_accelerator_type_runs_where_that_model_is(gpu_nodes):
 def test_gpu_options_are_checked_where_they_are_written():
     with pytest.raises(ValueError, match="num_gpus must be a whole number when more than 1"):
         report.options(num_gpus=1.5)
+    with pytest.raises(ValueError, match="max_calls must be an int >= 0"):
+        report.options(max_calls=-1)
     with pytest.raises(ValueError, match="accelerator_type must be the name of a GPU model"):
         report.options(accelerator_type="")
+    with pytest.raises(ValueError, match="invalid option 'max_calls'"):
+        GpuActor.options(max_calls=1)
