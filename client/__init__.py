@@ -30,7 +30,7 @@ from ember.objects import cancel, get, put, wait
 from ember.remote_function import RemoteFunction
 from ember.runtime import __version__
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime_context import get_runtime_context
+from ember.runtime_context import get_gpu_ids, get_runtime_context
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -71,6 +71,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",

@@ -51,6 +51,7 @@ def _start(args: argparse.Namespace) -> int:
         "host": args.host,
         "num_cpus": args.num_cpus,
         "num_gpus": args.num_gpus,
+        "accelerator_type": args.accelerator_type,
         "object_store_memory": args.object_store_memory,
         "resources": custom,
         "labels": labels,
@@ -379,7 +380,14 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     start.add_argument("--port", type=int, default=10001, help="the head's port")
     start.add_argument("--num-cpus", type=float, help="default: what the machine or cgroup allows")
-    start.add_argument("--num-gpus", type=float, help="default: the GPUs this machine has")
+    start.add_argument(
+        "--num-gpus", type=float,
+        help="default: what nvidia-smi finds; ids from CUDA_VISIBLE_DEVICES when it is set",
+    )
+    start.add_argument(
+        "--accelerator-type",
+        help="the GPUs' model, e.g. A100 (default: from nvidia-smi), for accelerator_type=",
+    )
     start.add_argument(
         "--object-store-memory", type=int,
         help="bytes of shared memory for this node's object store (default: 30%% of the node's "

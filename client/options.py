@@ -23,6 +23,8 @@ TASK_OPTIONS = {
     "retry_exceptions",
     "name",
     "scheduling_strategy",
+    "accelerator_type",
+    "max_calls",
 }
 
 ACTOR_OPTIONS = {
@@ -38,6 +40,7 @@ ACTOR_OPTIONS = {
     "max_task_retries",
     "max_concurrency",
     "scheduling_strategy",
+    "accelerator_type",
 }
 
 METHOD_OPTIONS = {"num_returns", "name"}
@@ -46,8 +49,6 @@ METHOD_OPTIONS = {"num_returns", "name"}
 _UNSUPPORTED = {
     "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
     "placement_group": "placement groups are not supported",
-    "accelerator_type": "accelerator_type is not supported; use custom resources",
-    "max_calls": "max_calls is not supported",
     "label_selector": "label_selector is not supported",
 }
 
@@ -77,6 +78,20 @@ def _check(key: str, value: Any, what: str) -> None:
     if key in ("num_cpus", "num_gpus", "memory"):
         if value is not None:
             _number(key, value, what)
+        if key == "num_gpus" and value is not None and value > 1 and value != int(value):
+            raise ValueError(
+                f"{what}: num_gpus must be a whole number when more than 1 (a fraction up to 1 "
+                f"shares one GPU), got {value!r}"
+            )
+    elif key == "accelerator_type":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(
+                f"{what}: accelerator_type must be the name of a GPU model, e.g. 'A100', "
+                f"got {value!r}"
+            )
+    elif key == "max_calls":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{what}: max_calls must be an int >= 0 (0: no limit), got {value!r}")
     elif key == "resources":
         if value is None:
             return
@@ -138,6 +153,10 @@ def shape_of(options: Mapping[str, Any], default_cpus: float) -> dict[str, int]:
         quantities["memory"] = options["memory"]
     for name, amount in (options.get("resources") or {}).items():
         quantities[name] = amount
+    if options.get("accelerator_type"):
+        # As Ray: a sliver of the resource a node with GPUs of that model advertises.
+        accelerator = resources.ACCELERATOR_TYPE + options["accelerator_type"]
+        quantities[accelerator] = quantities.get(accelerator, 0) + resources.ACCELERATOR_REQUEST
     return resources.to_fixed(quantities)
 
 
@@ -147,6 +166,11 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
     if isinstance(retry, list | tuple):
         retry = tuple(f"{c.__module__}.{c.__qualname__}" for c in retry)
     max_retries = options.get("max_retries")
+    max_calls = options.get("max_calls")
+    if max_calls is None:
+        # As Ray: a GPU task's worker is not reused, lest memory a library kept on the GPU
+        # (or the devices CUDA settled on) leak into the next task. max_calls=0 allows it.
+        max_calls = 1 if options.get("num_gpus") else 0
     return TaskOptions(
         name=options.get("name") or default_name,
         shape=shape,
@@ -155,4 +179,5 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         max_retries=3 if max_retries is None else max_retries,
         retry_exceptions=retry,
         strategy=options.get("scheduling_strategy") or "DEFAULT",
+        max_calls=max_calls,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ember.runtime.core import context
+from ember.runtime.core import context, visible_gpus
 
 
 class RuntimeContext:
@@ -29,6 +29,11 @@ class RuntimeContext:
 
     def get_worker_id(self) -> str:
         return context.worker_id
+
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators the running task or actor may use, by resource name, as Ray's:
+        ``{"GPU": ["0"]}`` (ids are strings here, whatever ``get_gpu_ids`` returns)."""
+        return {"GPU": list(visible_gpus.ids)}
 
     @property
     def namespace(self) -> str:
@@ -69,3 +74,10 @@ class RuntimeContext:
 
 def get_runtime_context() -> RuntimeContext:
     return RuntimeContext()
+
+
+def get_gpu_ids() -> list[int] | list[str]:
+    """The GPUs the running task or actor may use, as in its ``CUDA_VISIBLE_DEVICES``: ints
+    (0 .. N-1 of its node), or the node's device names when the node was started with
+    ``CUDA_VISIBLE_DEVICES`` set, as Ray returns them. In a driver: []."""
+    return visible_gpus.gpu_ids()

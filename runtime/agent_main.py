@@ -20,7 +20,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--session-dir", required=True)
     parser.add_argument("--num-cpus", type=float)
-    parser.add_argument("--num-gpus", type=float)
+    parser.add_argument(
+        "--num-gpus", type=float,
+        help="GPUs to offer (default: what nvidia-smi finds); their ids are those in "
+        "CUDA_VISIBLE_DEVICES when it is set, else 0..N-1",
+    )
+    parser.add_argument(
+        "--accelerator-type",
+        help="the GPUs' model, e.g. A100 (default: from nvidia-smi): advertised as the "
+        "resource accelerator_type:<model>, which accelerator_type= asks for",
+    )
     parser.add_argument("--memory", type=int)
     parser.add_argument("--object-store-memory", type=int)
     parser.add_argument("--resources", default="{}", help="custom resources as JSON")
@@ -59,7 +68,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import session
-    from ember.runtime.node import node_resources, queue_balance
+    from ember.runtime.node import gpu_devices, node_resources, queue_balance
     from ember.runtime.node.bulk_transfer import BulkServer
     from ember.runtime.node.node_agent import NodeAgent
     from ember.runtime.node.object_store import ObjectStore
@@ -77,13 +86,20 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, why, sig.name)
 
+    try:
+        gpus = gpu_devices.discover(args.num_gpus, args.accelerator_type)
+    except ValueError as error:
+        log.error("the node agent cannot start: %s", error)
+        raise SystemExit(2) from None
     total = node_resources.default_resources(
         num_cpus=args.num_cpus,
-        num_gpus=args.num_gpus,
+        num_gpus=len(gpus.ids),
         memory=args.memory,
         object_store_memory=args.object_store_memory,
         custom=json.loads(args.resources),
     )
+    if gpus.ids and gpus.accelerator_type:
+        total[resources.ACCELERATOR_TYPE + gpus.accelerator_type] = resources.UNIT
     total[f"node:{args.host}"] = 10_000
     cpus = total.get("CPU", 0) / 10_000
     warm = args.warm_workers
@@ -104,7 +120,8 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         lambda reason: agent.on_pool_broken(reason) if agent else None,
     )
     agent = NodeAgent(
-        node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir
+        node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir,
+        gpu_devices.GpuDevices(gpus.ids),
     )
     server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
@@ -135,6 +152,11 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
+    if gpus.ids:
+        log.info(
+            "%s: GPUs %s%s", agent.describe(), ",".join(gpus.ids),
+            f" ({gpus.accelerator_type})" if gpus.accelerator_type else "",
+        )
     agent.on_refused = lambda reason: stop.set()
     registered = asyncio.Event()
     head_task = asyncio.ensure_future(agent.head_link.run(registered))

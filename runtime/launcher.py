@@ -146,6 +146,7 @@ def start(
     dashboard_port: int = DEFAULT_DASHBOARD_PORT,
     token: str | None = None,
     autoscaler: bool = False,
+    accelerator_type: str | None = None,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen.
 
@@ -158,7 +159,8 @@ def start(
     auth.write_file(token_file(session_dir), token)
     result = LocalProcesses(session_dir, token=token)
     agent_args = _agent_args(
-        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port
+        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port,
+        accelerator_type,
     )
     try:
         head = _spawn(
@@ -203,13 +205,14 @@ def start_agent(
     labels: dict[str, str] | None = None,
     metrics_port: int = 0,
     token: str | None = None,
+    accelerator_type: str | None = None,
 ) -> LocalProcesses:
     """Start one more node agent, joining the head at ``head_address`` (with ``token``, by
     default this process's)."""
     result = LocalProcesses(session_dir, head_address=head_address)
     args = _agent_args(
         head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels,
-        metrics_port,
+        metrics_port, accelerator_type,
     )
     component = f"node-agent-{os.urandom(2).hex()}"
     try:
@@ -279,12 +282,15 @@ def _agent_args(
     resources: dict[str, float] | None,
     labels: dict[str, str] | None,
     metrics_port: int = 0,
+    accelerator_type: str | None = None,
 ) -> list[str]:
     args = ["--head-address", head_address, "--host", host, "--metrics-port", str(metrics_port)]
     if num_cpus is not None:
         args += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:
         args += ["--num-gpus", str(num_gpus)]
+    if accelerator_type:
+        args += ["--accelerator-type", accelerator_type]
     if memory is not None:
         args += ["--memory", str(int(memory))]
     if object_store_memory is not None:

@@ -17,7 +17,7 @@ import sys
 
 import grpc
 
-from ember.runtime.core import context
+from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
 from ember.runtime.core.task_output import TaskOutput
@@ -119,6 +119,7 @@ def main() -> int:
         stream=sys.stderr,
     )
     context.node_id = env.get("EMBER_NODE_ID", "")
+    visible_gpus.remember_start_environment()
     context.worker_id = worker_id_hex
     auth.set_token(auth.from_environment())
     io = IoThread("ember-io")

@@ -52,6 +52,8 @@ class TaskOptions:
     # True (any exception), False, or the qualified names of the exception classes to retry.
     retry_exceptions: bool | tuple[str, ...] = False
     strategy: str = "DEFAULT"  # or "SPREAD"
+    # Runs of this function one worker may make before it is replaced (0: no limit).
+    max_calls: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +200,9 @@ class Lease:
         "dead",
         "lost_reason",
         "lost",
+        "gpu_ids",
+        "calls",
+        "spent",
     )
 
     def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
@@ -219,6 +224,12 @@ class Lease:
         self.dead = False
         self.lost_reason = ""
         self.lost = asyncio.Event()
+        self.gpu_ids = list(grant.gpu_ids)  # the devices the agent gave it: each task's
+        # Runs of functions with max_calls on this lease's worker, by function id. A worker that
+        # ran one is not reused after the lease (the count would be lost), and once one reached
+        # its limit the lease is spent: it takes no more tasks and goes back with its worker.
+        self.calls: dict[bytes, int] | None = None
+        self.spent = False
 
     def describe(self) -> str:
         return f"worker pid {self.worker_pid} at {self.worker_address}"

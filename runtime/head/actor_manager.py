@@ -203,7 +203,12 @@ class ActorManager:
             return
         reason = request.reason or "it was killed with ember.kill()"
         if request.graceful:
-            record.stopping = reason  # its owner's last call makes it exit
+            # Its owner let it go, every call made to it finished: its owner's last call makes
+            # it exit, and nothing restarts it. One not placed yet never will be.
+            record.stopping = reason
+            if record.lease is None and record.runner is not None:
+                record.runner.cancel()
+                self._dead(record, reason)
             return
         if request.no_restart:
             record.stopping = reason
@@ -373,6 +378,7 @@ class ActorManager:
             creation = pb.TaskSpec()
             creation.CopyFrom(record.spec.creation)
             creation.attempt = record.info.num_restarts
+            creation.gpu_ids[:] = lease.gpu_ids  # its devices, for its whole life
             record.channel.send(pb.ExecuteRequest(tasks=[creation]))
             result = (await reply).results[0]
         except (OSError, ConnectionError) as error:

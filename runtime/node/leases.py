@@ -25,6 +25,7 @@ from typing import Protocol
 
 import grpc
 
+from ember.runtime.node.gpu_devices import Assignment, GpuDevices, whole_devices_error
 from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -78,11 +79,13 @@ class PendingRequest:
 
 
 class LeaseState:
-    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at")
+    __slots__ = (
+        "lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at", "gpus",
+    )
 
     def __init__(
         self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape,
-        actor_id: bytes = b"",
+        actor_id: bytes = b"", gpus: Assignment | None = None,
     ):
         self.lease_id = lease_id
         self.owner = owner
@@ -91,6 +94,7 @@ class LeaseState:
         self.blocked = False
         self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
         self.orphaned_at = 0.0
+        self.gpus: Assignment = gpus or []  # the GPU devices it holds, and how much of each
 
 
 class LeasingNode(Protocol):
@@ -116,11 +120,20 @@ class Leases:
     """The node's leases, the requests waiting for one, and what is free to grant."""
 
     def __init__(
-        self, node: LeasingNode, total: Shape, pool: WorkerPool, report_soon: Callable[[], None]
+        self,
+        node: LeasingNode,
+        total: Shape,
+        pool: WorkerPool,
+        report_soon: Callable[[], None],
+        gpus: GpuDevices | None = None,
     ) -> None:
         self.node = node
         self.total = dict(total)
         self.available = dict(total)
+        # The GPUs one by one (``total`` counts them): by default numbered 0 .. N-1.
+        if gpus is None:
+            gpus = GpuDevices([str(i) for i in range(total.get("GPU", 0) // resources.UNIT)])
+        self.gpus = gpus
         self.pool = pool
         # Told when the free resources change: they travel to the head in the next report.
         self.report_soon = report_soon
@@ -179,6 +192,14 @@ class Leases:
             return
         if not resources.fits(pending.shape, self.total):
             asyncio.ensure_future(self.place_elsewhere(pending))
+            return
+        unfit = whole_devices_error(pending.hold.get("GPU", 0))
+        if unfit:
+            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                request_id=pending.request_id,
+                infeasible=True,
+                reason=f"{self.node.describe()}: {pending.task_name or 'the task'}: {unfit}",
+            )))
             return
         self.queue.append(pending)
         self.schedule()
@@ -250,19 +271,27 @@ class Leases:
         if not self.queue or self.drain is not None:
             return
         free = dict(self.available)
+        devices = dict(self.gpus.free)
         needs_worker = 0
         waiting = False
         for request in list(self.queue):
             if not resources.fits(request.shape, free):
                 waiting = True
                 continue
+            # Enough GPU in all is not enough: it must be on devices it can have (whole ones
+            # free, or one with room for its share).
+            chosen = self.gpus.choose(request.hold.get("GPU", 0), devices)
+            if chosen is None:
+                waiting = True
+                continue
             resources.subtract(free, request.hold)
+            self.gpus.take(chosen, devices)
             worker = self._idle_worker(request.job_id)
             if worker is None:
                 needs_worker += 1
                 continue
             self.queue.remove(request)
-            self._grant(request, worker)
+            self._grant(request, worker, chosen)
         starting = self.pool.starting()
         for _ in range(needs_worker - starting):
             self.pool.spawn()
@@ -280,10 +309,11 @@ class Leases:
                 unbound = worker
         return unbound
 
-    def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
+    def _grant(self, request: PendingRequest, worker: WorkerHandle, gpus: Assignment) -> None:
         resources.subtract(self.available, request.hold)
+        self.gpus.take(gpus)
         lease = LeaseState(
-            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id
+            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id, gpus
         )
         worker.state = LEASED
         worker.lease = lease
@@ -299,6 +329,7 @@ class Leases:
             node_id=self.node.node_id,
             worker_pid=worker.pid,
             worker_channel=worker.channel_address,
+            gpu_ids=[device for device, _ in gpus],
         )))
         self.report_soon()
 
@@ -324,6 +355,8 @@ class Leases:
         if lease.blocked:
             shape.pop("CPU", None)  # already given back while blocked
         resources.add(self.available, shape)
+        self.gpus.give_back(lease.gpus)
+        lease.gpus = []
         self.report_soon()
 
     def _owner_gone(self, owner: OwnerSession) -> None:
@@ -395,6 +428,7 @@ class Leases:
             node_id=self.node.node_id,
             worker_pid=worker.pid,
             worker_channel=worker.channel_address,
+            gpu_ids=[device for device, _ in lease.gpus],
         )))
         log.info("%s: the head took back actor %s", self.node.describe(), request.actor_id.hex()[:12])
 

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
 from ember.runtime.node.leases import Leases, LeaseState
 from ember.runtime.node.node_drain import NodeDrainer
@@ -58,6 +59,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         store: ObjectStore,
         labels: dict[str, str] | None = None,
         session_dir: str = "",
+        gpus: GpuDevices | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -77,7 +79,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.channels = rpc.Channels()
         self.stopping = False
         self.head_link = HeadLink(self)
-        self.leases = Leases(self, total, pool, self.head_link.report_soon)
+        self.leases = Leases(self, total, pool, self.head_link.report_soon, gpus)
         self.metrics = NodeMetrics(store, pool, self.leases)
         self.metrics_port = 0
         self.logs = NodeLogs(session_dir)

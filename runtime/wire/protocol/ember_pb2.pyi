@@ -99,7 +99,7 @@ class ObjectValue(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async")
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "gpu_ids")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +113,7 @@ class TaskSpec(_message.Message):
     ACTOR_CREATION_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     function_id: bytes
     function: bytes
@@ -126,7 +127,8 @@ class TaskSpec(_message.Message):
     actor_creation: bool
     max_concurrency: int
     is_async: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ...) -> None: ...
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., gpu_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -325,7 +327,7 @@ class LeaseClientMessage(_message.Message):
     def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ..., adopt: _Optional[_Union[AdoptRequest, _Mapping]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
-    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel")
+    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel", "gpu_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -333,6 +335,7 @@ class LeaseGrant(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     WORKER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     lease_id: int
     worker_id: bytes
@@ -340,7 +343,8 @@ class LeaseGrant(_message.Message):
     node_id: bytes
     worker_pid: int
     worker_channel: str
-    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ...) -> None: ...
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ..., gpu_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LeaseSpillback(_message.Message):
     __slots__ = ("request_id", "node_address", "node_id")
