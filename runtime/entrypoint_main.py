@@ -58,6 +58,24 @@ ENV_SUBMISSION_ID = "EMBER_JOB_SUBMISSION_ID"
 ENV_RUNTIME_ENV = "EMBER_JOB_RUNTIME_ENV"
 
 
+# The entrypoint's first process: asks the kernel to SIGKILL it should the supervisor die (even by
+# SIGKILL, when nothing of the supervisor's runs any more), then becomes ``/bin/sh -c ENTRYPOINT``.
+# A preexec_fn could do the same without the extra exec, but is unsafe in a process with threads
+# (gRPC's), so it is done here, in a process of its own, before the exec.
+#
+# The shell catches SIGTERM (``trap : TERM``) so that a stop's SIGTERM, sent to the whole process
+# group, ends the programs it runs, not the shell waiting for them: a program that cleans up on
+# SIGTERM gets to finish, and the shell exits with its status. Its children get the default
+# disposition back (a caught signal is reset by exec), unlike with an ignored one.
+_EXEC_SHIM = """
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+if os.getppid() != int(sys.argv[2]):
+    os._exit(137)  # the supervisor is gone already
+os.execv("/bin/sh", ["/bin/sh", "-c", "trap : TERM\\n" + sys.argv[1]])
+"""
+
+
 class Refused(Exception):
     """The head knows no such job (any more)."""
 
@@ -237,7 +255,7 @@ class Supervisor:
         if working_dir:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (cwd, env.get("PYTHONPATH", "")) if p)
         self.process = await asyncio.create_subprocess_exec(
-            "/bin/sh", "-c", welcome.entrypoint,
+            sys.executable, "-S", "-E", "-c", _EXEC_SHIM, welcome.entrypoint, str(os.getpid()),
             cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True,
         )

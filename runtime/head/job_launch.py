@@ -23,6 +23,7 @@ import importlib
 import logging
 import os
 import pickle
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class Launcher:
         # entrypoint's end; a job's supervisor waits for a node.
         self.on_ended: Callable[[str, str], None] = lambda submission_id, why: None
         self.on_waiting: Callable[[str, str], None] = lambda submission_id, why: None
+        self.entrypoint_of: Callable[[str], int] = lambda submission_id: 0
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._ended: set[str] = set()
 
@@ -81,6 +83,14 @@ class Launcher:
         async def watch() -> None:
             code = await process.wait()
             if submission_id not in self._ended:
+                # Its entrypoint's process group is on this machine: it goes with its supervisor
+                # (the entrypoint's first process is told by the kernel; this takes the rest).
+                group = self.entrypoint_of(submission_id)
+                if group:
+                    try:
+                        os.killpg(group, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
                 self.on_ended(
                     submission_id,
                     f"its supervisor (pid {process.pid}) exited with code {code} before it reported "

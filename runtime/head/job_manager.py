@@ -99,6 +99,7 @@ class JobManager(rpc_pb.JobsServicer):
         self.launcher = launcher
         launcher.on_ended = self.supervisor_ended
         launcher.on_waiting = self._waiting
+        launcher.entrypoint_of = self._entrypoint_pid
         self.jobs: dict[str, JobRecord] = {}
         self._collector: asyncio.Task[None] | None = None
 
@@ -311,6 +312,10 @@ class JobManager(rpc_pb.JobsServicer):
         if record is None or record.terminal:
             return
         self.finish(record, pb.JOB_FAILED, why, "SUPERVISOR_FAILED")
+
+    def _entrypoint_pid(self, submission_id: str) -> int:
+        record = self.jobs.get(submission_id)
+        return record.info.entrypoint_pid if record is not None else 0
 
     def _waiting(self, submission_id: str, why: str) -> None:
         record = self.jobs.get(submission_id)
