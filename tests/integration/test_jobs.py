@@ -585,3 +585,30 @@ def test_a_supervisor_killed_fails_its_job_and_takes_its_entrypoint(cluster: Clu
     assert info.status == JobStatus.FAILED and info.error_type == "SUPERVISOR_FAILED"
     assert "exited with code -9 before it reported" in info.message
     eventually(lambda: not alive(entrypoint), "the entrypoint gone with its supervisor")
+
+
+def test_the_emberjob_examples_run(cluster: Cluster, tmp_path: Path) -> None:
+    """What manifests/examples/ asks an EmberJob to run runs: its entrypoint, its env vars, its
+    ConfigMap's files as the working directory."""
+    import yaml
+
+    client = cluster.client()
+    for path in sorted((REPO / "manifests" / "examples").glob("job*.yaml")):
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        spec = next(d for d in documents if d["kind"] == "EmberJob")["spec"]
+        env: dict[str, Any] = {}
+        if spec.get("runtimeEnv", {}).get("envVars"):
+            env["env_vars"] = spec["runtimeEnv"]["envVars"]
+        config_map = spec.get("runtimeEnv", {}).get("workingDir", {}).get("configMap")
+        if config_map:
+            files = next(d for d in documents if d["kind"] == "ConfigMap" and d["metadata"]["name"] == config_map)
+            directory = tmp_path / path.stem
+            directory.mkdir()
+            for name, text in files["data"].items():
+                (directory / name).write_text(text)
+            env["working_dir"] = str(directory)
+        job = client.submit_job(entrypoint=spec["entrypoint"], runtime_env=env)
+        info = cluster.wait_for(job)
+        assert info.status == JobStatus.SUCCEEDED, f"{path.name}: {client.get_job_logs(job)}"
+        expected = {"job.yaml": "pi is about 3.1", "job-on-small.yaml": "words: 900"}[path.name]
+        assert expected in client.get_job_logs(job), path.name
