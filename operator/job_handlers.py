@@ -30,7 +30,7 @@ from ember.operator import cluster_spec, job_children, job_render
 from ember.operator.handlers import plain, registry
 from ember.operator.head_client import HeadClient, HeadRefused, HeadUnreachable, head_of, head_tls
 from ember.operator.job_spec import GROUP, OPERATOR, PLURAL, VERSION, JobSpec, JobSpecError, parse
-from ember.operator.kube_objects import KubeError, KubeObjects
+from ember.operator.kube_objects import KubeError, KubeObjects, KubeRefused
 from ember.runtime.wire import package_format
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -128,7 +128,7 @@ class JobPass:
         )
         ready = cluster is not None and (cluster.get("status") or {}).get("phase") in job_render.READY_PHASES
         if not ready or deployment in ("Complete", "Failed") or (deployment == "Suspended" and spec.suspend):
-            await self.apply(spec, job_render.plan(self.ejob, observed), None)
+            await self.apply(spec, job_render.plan(self.ejob, observed), None, observed)
             return
         try:
             async with await _head(self.kube, spec, attempt, cluster) as head:
@@ -142,13 +142,13 @@ class JobPass:
                     except HeadRefused as refused:
                         observed = dataclasses.replace(observed, submit_error=str(refused))
                         plan = job_render.plan(self.ejob, observed)
-                await self.apply(spec, plan, head)
+                await self.apply(spec, plan, head, observed)
         except HeadUnreachable as error:
             observed = job_render.JobObserved(
                 cluster=cluster, submitter=submitter, head_job=None, head_asked=False,
                 head_error=str(error), now=now, stale=stale,
             )
-            await self.apply(spec, job_render.plan(self.ejob, observed), None)
+            await self.apply(spec, job_render.plan(self.ejob, observed), None, observed)
 
     async def _ask_head(
         self, head: HeadClient, spec: JobSpec, attempt: int, observed: job_render.JobObserved
@@ -195,15 +195,26 @@ class JobPass:
                     stale.append((kind, str(meta.get("name"))))
         return tuple(stale)
 
-    async def apply(self, spec: JobSpec, plan: job_render.JobPlan, head: HeadClient | None) -> None:
+    async def apply(
+        self, spec: JobSpec, plan: job_render.JobPlan, head: HeadClient | None,
+        observed: job_render.JobObserved,
+    ) -> None:
+        for obj in plan.creates:
+            try:
+                if await self.kube.create(self.namespace, obj):
+                    log.info("EmberJob %s: created %s %s", self.id, obj["kind"], obj["metadata"]["name"])
+            except KubeRefused as refused:
+                # An admission policy (the chart's, for a template it forbids) or validation:
+                # the attempt fails saying so, instead of asking again every pass.
+                log.warning("EmberJob %s: %s", self.id, refused)
+                observed = dataclasses.replace(observed, create_error=str(refused))
+                plan = job_render.plan(self.ejob, observed)
+                break
         if plan.stop and head is not None:
             try:
                 await head.stop_job(plan.status.get("submissionId") or "")
             except (HeadRefused, HeadUnreachable) as error:
                 log.warning("EmberJob %s: could not stop its job: %s", self.id, error)
-        for obj in plan.creates:
-            if await self.kube.create(self.namespace, obj):
-                log.info("EmberJob %s: created %s %s", self.id, obj["kind"], obj["metadata"]["name"])
         for kind, name in plan.deletes:
             if await self.kube.delete(self.namespace, kind, name):
                 log.info("EmberJob %s: deleted %s %s", self.id, kind, name)

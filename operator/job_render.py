@@ -60,6 +60,7 @@ class JobObserved:
     working_dir: str = ""  # the package URI of a ConfigMap working_dir, once uploaded
     waiting_for: str = ""  # something the attempt needs that is not there yet (a ConfigMap)
     submit_error: str = ""  # the head refused the submission (operator mode): the attempt failed
+    create_error: str = ""  # the API server refused the attempt's Cluster or submitter Job
     stale: tuple[tuple[str, str], ...] = ()  # (kind, name) of earlier attempts' Clusters and submitters
 
 
@@ -210,6 +211,9 @@ def _attempt(work: _Pass) -> None:
     spec, seen = work.spec, work.seen
     name = spec.cluster_name(work.attempt)
     cluster = seen.cluster
+    if seen.create_error:
+        _attempt_failed(work, f"the API server refused what it needs: {seen.create_error}")
+        return
     if cluster is None:
         if work.deployment == "Running":
             _attempt_failed(work, f"its Cluster {name} is gone")

@@ -38,6 +38,11 @@ class KubeError(Exception):
     """An API call failed for a reason a retry may cure; the message names the object."""
 
 
+class KubeRefused(KubeError):
+    """The API server refused to create an object for what it is (validation or admission:
+    400, 403, 422); no retry changes that."""
+
+
 def load_configuration() -> kubernetes.client.Configuration:
     """The credentials of this process: the pod's service account in a cluster, else the
     current kubeconfig context (an operator run from a workstation)."""
@@ -227,6 +232,8 @@ class KubeObjects:
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 return False
+            if error.status in (400, 403, 422):
+                raise KubeRefused(f"creating {kind} {namespace}/{name}: {_reason(error)}") from None
             raise KubeError(f"creating {kind} {namespace}/{name}: {_reason(error)}") from None
         return True
 

@@ -213,6 +213,24 @@ def test_an_invalid_emberjob_is_refused_naming_the_field() -> None:
     assert "NotFound" in kube.kubectl("get", "emberjob", "bad-job", "-n", kube.NAMESPACE, check=False)
 
 
+def test_an_emberjob_whose_cluster_the_admission_policy_refuses_fails_saying_why() -> None:
+    """The template policy applies to the Clusters the operator makes for jobs too: the chart's
+    ValidatingAdmissionPolicy refuses such a Cluster (Kubernetes 1.30+), or the operator refuses
+    its pods; either way the job fails with the policy's words instead of trying again."""
+    document = yaml.safe_load(kube.job_manifest("job.yaml", "hostile"))
+    document["spec"]["clusterSpec"]["head"]["template"] = {
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+    }
+    kube.apply(yaml.safe_dump(document))
+    kube.wait_for(lambda: kube.job_status("hostile").get("jobDeploymentStatus") == "Failed",
+                  "EmberJob hostile to fail", timeout=kube.CLUSTER_UP_TIMEOUT)
+    message = kube.job_status("hostile")["message"]
+    assert "hostPath" in message, message
+    kube.kubectl("delete", "emberjob", "hostile", "-n", kube.NAMESPACE, "--wait=true",
+                 f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60)
+
+
 def test_an_emberjob_runs_on_an_existing_cluster_with_its_code_from_a_config_map(small: str) -> None:
     """manifests/examples/job-on-small.yaml: the operator uploads the ConfigMap and submits the
     job to the head itself; the Cluster stays."""

@@ -221,3 +221,11 @@ def test_earlier_attempts_leftovers_are_deleted() -> None:
     p = plan(ejob(running(attempt=2)), seen(cluster=cluster(name="train-2"), head_asked=True,
                                             head_job=HeadJob("RUNNING", "r"), stale=(("Cluster", "train-1"),)))
     assert p.deletes == (("Cluster", "train-1"),)
+
+
+def test_a_cluster_the_api_server_refuses_fails_the_attempt_with_its_words() -> None:
+    refused = "creating Cluster ml/train-1: 422 Invalid: spec.head.template.volumes[host].hostPath: not allowed"
+    p = plan(ejob(), seen(create_error=refused))
+    assert not p.creates and p.status["jobDeploymentStatus"] == "Failed"
+    assert p.status["message"] == f"the API server refused what it needs: {refused}"
+    assert reasons(p) == ["Initializing", "Failed"]
