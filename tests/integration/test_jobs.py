@@ -376,6 +376,12 @@ def test_an_entrypoint_with_resources_runs_on_a_node_that_has_them(cluster: Clus
         cluster.session_dir, cluster.address, num_cpus=1, resources={"special": 1}, token=cluster.token,
     )
     cluster.processes.append(extra)
+
+    def joined() -> bool:
+        view = _ask_head(cluster, "GetClusterView", pb.Empty(), rpc_pb.HeadStub)
+        return any(n.alive and n.info.address == extra.agent_address for n in view.nodes)
+
+    eventually(joined, "the node with the special resource to join")  # else no node has it: infeasible
     gate = tmp_path / "go"
     script = textwrap.dedent(
         f"""
