@@ -54,6 +54,7 @@ log = logging.getLogger("ember.runtime.entrypoint")
 READ_SIZE = 1 << 16
 RECONNECT_INTERVAL = 0.5
 LEFTOVER_WAIT = 2.0  # seconds the pipe may stay open after the entrypoint exits
+OUTPUT_LINGER = 0.05  # seconds output waits for more before it is sent
 ENV_SUBMISSION_ID = "EMBER_JOB_SUBMISSION_ID"
 ENV_RUNTIME_ENV = "EMBER_JOB_RUNTIME_ENV"
 
@@ -219,6 +220,10 @@ class Supervisor:
                     await call.write(pb.SupervisorMessage(started=self.process.pid))
                     started_said = True
                 if sent < self.output_size:
+                    if self.output_size - sent < package_format.CHUNK and not self.output_done.is_set():
+                        # A program printing line by line makes many tiny writes: what comes
+                        # within a moment travels as one message (and reaches followers as one).
+                        await asyncio.sleep(OUTPUT_LINGER)
                     output.seek(sent)
                     data = output.read(package_format.CHUNK)
                     await call.write(pb.SupervisorMessage(output=pb.JobOutput(offset=sent, data=data)))

@@ -618,3 +618,24 @@ def test_the_emberjob_examples_run(cluster: Cluster, tmp_path: Path) -> None:
         assert info.status == JobStatus.SUCCEEDED, f"{path.name}: {client.get_job_logs(job)}"
         expected = {"job.yaml": "pi is about 3.1", "job-on-small.yaml": "words: 900"}[path.name]
         assert expected in client.get_job_logs(job), path.name
+
+
+def test_a_flood_of_output_at_the_end_arrives_whole_and_in_order(cluster: Cluster) -> None:
+    """The exit is reported after the last byte of output, whatever the amounts (chunks of 1 MiB
+    on the wire): the output is exactly what was printed, to `logs` and to a follower alike."""
+    lines = 200_000  # ~1.5 MB, printed as fast as Python can, then an immediate exit
+    client = cluster.client()
+    job = client.submit_job(entrypoint=f"python -c \"import sys; sys.stdout.writelines(f'{{i}}\\n' for i in range({lines}))\"")
+
+    async def follow() -> bytes:
+        parts = []
+        async for data in client.follow_bytes(job):
+            parts.append(data)
+            await asyncio.sleep(0.01)  # a slow reader: the head must not drop what it waits to send
+        return b"".join(parts)
+
+    followed = asyncio.run(follow())
+    expected = "".join(f"{i}\n" for i in range(lines))
+    assert cluster.wait_for(job).status == JobStatus.SUCCEEDED
+    assert followed.decode() == expected
+    assert client.get_job_logs(job) == expected
