@@ -20,6 +20,7 @@ Times in ``JobDetails`` are milliseconds since the epoch, as Ray's are.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import concurrent.futures
 import enum
 import json
@@ -277,8 +278,14 @@ class JobSubmissionClient:
 
     async def tail_job_logs(self, job_id: str) -> AsyncIterator[str]:
         """The job's output as it comes, until the job ends (an async iterator, as Ray's)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # a character may span chunks
         async for data in self.follow_bytes(job_id):
-            yield data.decode(errors="replace")
+            text = decoder.decode(data)
+            if text:
+                yield text
+        rest = decoder.decode(b"", final=True)
+        if rest:
+            yield rest
 
     async def follow_bytes(self, job_id: str, offset: int = 0) -> AsyncIterator[bytes]:
         """The job's output as bytes, from ``offset``, until the job ends."""

@@ -362,7 +362,12 @@ class JobManager(rpc_pb.JobsServicer):
             record.lost_timer.cancel()
             record.lost_timer = None
         if hello.entrypoint_pid:
+            # Known already, unless the head went between the start and its record of it.
             record.info.entrypoint_pid = hello.entrypoint_pid
+            record.info.start_time = record.info.start_time or hello.start_time
+        if hello.output_bytes < record.log_bytes:
+            log.warning("%s: its supervisor holds %d bytes of output, the head %d: it sends what follows",
+                        record.describe(), hello.output_bytes, record.log_bytes)
         log.info("%s: supervisor pid %d on %s opened its session", record.describe(), hello.pid, hello.host)
         yield pb.SupervisorOrder(welcome=pb.SupervisorWelcome(
             entrypoint=record.info.entrypoint,

@@ -639,3 +639,21 @@ def test_a_flood_of_output_at_the_end_arrives_whole_and_in_order(cluster: Cluste
     assert cluster.wait_for(job).status == JobStatus.SUCCEEDED
     assert followed.decode() == expected
     assert client.get_job_logs(job) == expected
+
+
+def test_tail_job_logs_yields_text_whole_characters_and_all(cluster: Cluster) -> None:
+    """Ray's async iterator of strings: a character whose bytes fall in two chunks of the stream
+    (the head sends a finished job's output in chunks of LOG_CHUNK bytes) is not mangled."""
+    from ember.runtime.head.job_manager import LOG_CHUNK
+
+    client = cluster.client()
+    job = client.submit_job(
+        entrypoint=f"python -c \"import sys; sys.stdout.write('x' * {LOG_CHUNK - 1} + 'ü✓' * 3)\"")
+    assert cluster.wait_for(job).status == JobStatus.SUCCEEDED
+
+    async def tail() -> list[str]:
+        return [part async for part in client.tail_job_logs(job)]
+
+    parts = asyncio.run(tail())
+    assert len(parts) >= 2  # the stream did split it
+    assert "".join(parts) == "x" * (LOG_CHUNK - 1) + "ü✓" * 3
