@@ -507,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
     operator.add_argument("--verbose", action="store_true", help="log kopf's every step")
     operator.set_defaults(run=_operator)
 
+    from ember import job_command
+
+    job_command.add_parser(commands)
+
     token = commands.add_parser(
         "token", help="print a Kubernetes cluster's token (from its Secret, with the kubeconfig)"
     )

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ember import job_environment
 from ember.runtime import __version__, launcher, session
 from ember.runtime.core import context
 from ember.runtime.core.driver import DriverConnection
@@ -136,6 +137,7 @@ def init(
                 continue
             raise TypeError(f"ember.init() got an unsupported argument {key!r}")
         _configure_logging(logging_level)
+        job_runtime_env = job_environment.runtime_env()  # a job's entrypoint: the job's
         head_address = _resolve_address(address)
         processes = None
         auth.set_token(token if token is not None else _token_for(head_address))
@@ -185,7 +187,8 @@ def init(
             node_id=node_id,
             namespace=connection.namespace,
             _extra={"include_dashboard": include_dashboard, "dashboard_host": dashboard_host,
-                    "dashboard_port": dashboard_port, "via_head": connection.outside},
+                    "dashboard_port": dashboard_port, "via_head": connection.outside,
+                    "runtime_env": job_runtime_env},
         )
         assert connection.owner is not None
         context.set_core(connection.owner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ember import job_environment
 from ember.runtime.core import context, visible_gpus
 
 
@@ -54,6 +55,20 @@ class RuntimeContext:
     @property
     def actor_id(self) -> str | None:
         return self.get_actor_id()
+
+    @property
+    def runtime_env(self) -> dict[str, Any]:
+        """The job's runtime_env (a job's entrypoint has it from its supervisor; {} without)."""
+        return job_environment.runtime_env()
+
+    def get_runtime_env_string(self) -> str:
+        import json
+
+        return json.dumps(self.runtime_env)
+
+    def get_submission_id(self) -> str | None:
+        """The submission id of the job this driver is the entrypoint of (None otherwise)."""
+        return job_environment.submission_id()
 
     @property
     def was_current_actor_reconstructed(self) -> bool:

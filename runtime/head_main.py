@@ -13,6 +13,10 @@ from ember.runtime.head.dashboard import Dashboard, reached_from_outside
 from ember.runtime.head.head import Head
 from ember.runtime.head.head_metrics import HeadMetrics
 from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.job_launch import Launcher
+from ember.runtime.head.job_manager import JobManager
+from ember.runtime.head.job_store import JobStore
+from ember.runtime.head.package_store import PackageStore
 from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
 from ember.runtime.wire import auth, rpc
@@ -62,6 +66,9 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     server = rpc.server("ember head", observe=metrics.rpc.observe)
     rpc_pb.add_HeadServicer_to_server(head, server)
     rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
+    jobs = _job_manager(head, args.session_dir, args.state_dir)
+    rpc_pb.add_JobsServicer_to_server(jobs, server)
+    rpc_pb.add_PackagesServicer_to_server(jobs.packages, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
     port = rpc.bind(server, bind_host(args.host), args.port)
     await server.start()
@@ -70,10 +77,14 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     if state is not None:
         restored = head.actors.restore()
         log.info("state directory %s: %d detached actors to take back", args.state_dir, restored)
+    restored = jobs.restore()
+    if restored:
+        log.info("%s: %d job(s) recorded; the running ones wait for their supervisors", jobs.store.directory, restored)
+    jobs.start()
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     # Before the head says it is ready, so that init() can print the dashboard's address.
-    dashboard = Dashboard(head, loop, auth.token)
+    dashboard = Dashboard(head, loop, auth.token, jobs)
     if args.dashboard_port >= 0:
         try:
             port = dashboard.start(args.dashboard_host, args.dashboard_port)
@@ -97,8 +108,22 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     dashboard.stop()
     endpoint.stop()
     watcher.cancel()
+    await jobs.close()
     await head.actors.close()
     await server.stop(0.5)
+
+
+def _job_manager(head: Head, session_dir: str, state_dir: str | None) -> JobManager:
+    """Submitted jobs and their code packages, kept in the state directory when there is one
+    (a restarted head still has them), else in the session's."""
+    root = state_dir or session_dir
+    return JobManager(
+        JobStore(os.path.join(root, "jobs")),
+        PackageStore(os.path.join(root, "packages")),
+        lambda: head.actors.address,
+        persistent=state_dir is not None,
+        launcher=Launcher(head, session_dir),
+    )
 
 
 def _cluster_token(session_dir: str, state: HeadState | None) -> str:

@@ -33,11 +33,13 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
     from ember.runtime.head.head import Head
+    from ember.runtime.head.job_manager import JobManager
 
 log = logging.getLogger("ember.runtime.head.dashboard")
 
 COOKIE = "ember_session"
 ANSWER_TIMEOUT = 15.0
+JOB_LOG_TAIL = 64 << 10  # bytes of a job's output the jobs view shows
 
 
 def reached_from_outside(port: int, environ: Mapping[str, str] = os.environ) -> str:
@@ -57,8 +59,12 @@ def session_cookie(token: str) -> str:
 
 
 class Dashboard:
-    def __init__(self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str]) -> None:
+    def __init__(
+        self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str],
+        jobs: JobManager | None = None,
+    ) -> None:
         self.head = head
+        self.jobs = jobs
         self.loop = loop
         self.token = token
         self.port = 0
@@ -146,7 +152,44 @@ class Dashboard:
             except grpc.aio.AioRpcError as refused:  # the agent's refusal, said to the page
                 return 404, {"error": refused.details() or refused.code().name}
             return 200, {"text": reply.text}
+        if path == "jobs":
+            return 200, self.on_loop(lambda: now(self._jobs))
+        if path == "jobs/logs":
+            return self.on_loop(lambda: now(lambda: self._job_log(query.get("id", ""))))
         return 404, {"error": f"no API /api/{path}"}
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        """Submitted jobs, newest first, as ``ember job list`` shows them."""
+        if self.jobs is None:
+            return []
+        found = []
+        for record in sorted(self.jobs.jobs.values(), key=lambda r: -r.info.submit_time):
+            info = record.info
+            found.append({
+                "submission_id": info.submission_id,
+                "status": pb.JobStatus.Name(info.status).removeprefix("JOB_"),
+                "entrypoint": info.entrypoint,
+                "message": info.message,
+                "error_type": info.error_type,
+                "submit_time": info.submit_time,
+                "start_time": info.start_time,
+                "end_time": info.end_time,
+                "exit_code": info.exit_code if info.HasField("exit_code") else None,
+                "node": info.node_address,
+                "entrypoint_resources": dict(info.entrypoint_shape.quantities),
+                "metadata": dict(info.metadata),
+                "log_bytes": record.log_bytes,
+            })
+        return found
+
+    def _job_log(self, submission_id: str) -> tuple[int, Any]:
+        """The end of a job's output (the last ``JOB_LOG_TAIL`` bytes)."""
+        record = self.jobs.jobs.get(submission_id) if self.jobs is not None else None
+        if record is None or self.jobs is None:
+            return 404, {"error": f"no job with submission id {submission_id!r}"}
+        start = max(0, record.log_bytes - JOB_LOG_TAIL)
+        data = self.jobs.store.read(submission_id, start, JOB_LOG_TAIL)
+        return 200, {"text": data.decode(errors="replace"), "truncated": start > 0}
 
 
 def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandler]:

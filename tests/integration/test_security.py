@@ -175,7 +175,7 @@ def test_a_started_cluster_wants_its_token(tmp_path: Path) -> None:
 def test_generated_stubs_cover_every_service() -> None:
     """The fuzz test below enumerates methods from the descriptor; make sure it sees them all."""
     services = {s.name for s in pb.DESCRIPTOR.services_by_name.values()}
-    assert services == {"CoreWorker", "NodeAgent", "Head", "Relay"}
+    assert services == {"CoreWorker", "NodeAgent", "Head", "Relay", "Jobs", "Packages"}
     assert hasattr(rpc_pb, "HeadStub")
 
 

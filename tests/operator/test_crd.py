@@ -18,6 +18,7 @@ from tests.operator.crd_schema import (
     REPO,
     apply_defaults,
     cel_rules,
+    examples,
     field_path_parts,
     load_crd,
     root_schema,
@@ -25,7 +26,7 @@ from tests.operator.crd_schema import (
     validate,
 )
 
-EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+EXAMPLES = examples("Cluster")
 INVALID = yaml.safe_load((Path(__file__).parent / "invalid_clusters.yaml").read_text())
 
 

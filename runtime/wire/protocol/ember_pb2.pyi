@@ -31,6 +31,14 @@ class PlacementGroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PG_CREATED: _ClassVar[PlacementGroupState]
     PG_REMOVED: _ClassVar[PlacementGroupState]
     PG_RESCHEDULING: _ClassVar[PlacementGroupState]
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_PENDING: _ClassVar[JobStatus]
+    JOB_RUNNING: _ClassVar[JobStatus]
+    JOB_STOPPED: _ClassVar[JobStatus]
+    JOB_SUCCEEDED: _ClassVar[JobStatus]
+    JOB_FAILED: _ClassVar[JobStatus]
 VALUE: ValueKind
 ERROR: ValueKind
 NOT_DRAINING: NodeDrainState
@@ -44,6 +52,11 @@ PG_PENDING: PlacementGroupState
 PG_CREATED: PlacementGroupState
 PG_REMOVED: PlacementGroupState
 PG_RESCHEDULING: PlacementGroupState
+JOB_PENDING: JobStatus
+JOB_RUNNING: JobStatus
+JOB_STOPPED: JobStatus
+JOB_SUCCEEDED: JobStatus
+JOB_FAILED: JobStatus
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -1399,3 +1412,236 @@ class ReverseEvent(_message.Message):
     listening: str
     incoming: bytes
     def __init__(self, listening: _Optional[str] = ..., incoming: _Optional[bytes] = ...) -> None: ...
+
+class JobSubmission(_message.Message):
+    __slots__ = ("submission_id", "entrypoint", "runtime_env_json", "metadata", "entrypoint_num_cpus", "entrypoint_num_gpus", "entrypoint_memory", "entrypoint_resources")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class EntrypointResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_NUM_CPUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_NUM_GPUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    entrypoint: str
+    runtime_env_json: str
+    metadata: _containers.ScalarMap[str, str]
+    entrypoint_num_cpus: float
+    entrypoint_num_gpus: float
+    entrypoint_memory: float
+    entrypoint_resources: _containers.ScalarMap[str, float]
+    def __init__(self, submission_id: _Optional[str] = ..., entrypoint: _Optional[str] = ..., runtime_env_json: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., entrypoint_num_cpus: _Optional[float] = ..., entrypoint_num_gpus: _Optional[float] = ..., entrypoint_memory: _Optional[float] = ..., entrypoint_resources: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("submission_id", "status", "entrypoint", "message", "error_type", "submit_time", "start_time", "end_time", "metadata", "runtime_env_json", "exit_code", "node_address", "entrypoint_pid", "entrypoint_shape", "stop_grace_seconds", "log_bytes")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_PID_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    status: JobStatus
+    entrypoint: str
+    message: str
+    error_type: str
+    submit_time: float
+    start_time: float
+    end_time: float
+    metadata: _containers.ScalarMap[str, str]
+    runtime_env_json: str
+    exit_code: int
+    node_address: str
+    entrypoint_pid: int
+    entrypoint_shape: ResourceSet
+    stop_grace_seconds: float
+    log_bytes: int
+    def __init__(self, submission_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., entrypoint: _Optional[str] = ..., message: _Optional[str] = ..., error_type: _Optional[str] = ..., submit_time: _Optional[float] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., runtime_env_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., node_address: _Optional[str] = ..., entrypoint_pid: _Optional[int] = ..., entrypoint_shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., log_bytes: _Optional[int] = ...) -> None: ...
+
+class JobRef(_message.Message):
+    __slots__ = ("submission_id",)
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    def __init__(self, submission_id: _Optional[str] = ...) -> None: ...
+
+class JobList(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobInfo]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class StopJobRequest(_message.Message):
+    __slots__ = ("submission_id", "grace_seconds")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    grace_seconds: float
+    def __init__(self, submission_id: _Optional[str] = ..., grace_seconds: _Optional[float] = ...) -> None: ...
+
+class StopJobReply(_message.Message):
+    __slots__ = ("stopping", "job")
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    stopping: bool
+    job: JobInfo
+    def __init__(self, stopping: _Optional[bool] = ..., job: _Optional[_Union[JobInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteJobReply(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class JobLogRequest(_message.Message):
+    __slots__ = ("submission_id", "offset", "follow")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    offset: int
+    follow: bool
+    def __init__(self, submission_id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class JobLogChunk(_message.Message):
+    __slots__ = ("data", "end", "status")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    end: int
+    status: JobStatus
+    def __init__(self, data: _Optional[bytes] = ..., end: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ...) -> None: ...
+
+class SupervisorHello(_message.Message):
+    __slots__ = ("submission_id", "pid", "host", "entrypoint_pid", "output_bytes", "exited", "start_time")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_PID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    pid: int
+    host: str
+    entrypoint_pid: int
+    output_bytes: int
+    exited: EntrypointExited
+    start_time: float
+    def __init__(self, submission_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., entrypoint_pid: _Optional[int] = ..., output_bytes: _Optional[int] = ..., exited: _Optional[_Union[EntrypointExited, _Mapping]] = ..., start_time: _Optional[float] = ...) -> None: ...
+
+class JobOutput(_message.Message):
+    __slots__ = ("offset", "data")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class EntrypointExited(_message.Message):
+    __slots__ = ("exit_code", "stopped", "failure", "error_type", "end_time")
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    exit_code: int
+    stopped: bool
+    failure: str
+    error_type: str
+    end_time: float
+    def __init__(self, exit_code: _Optional[int] = ..., stopped: _Optional[bool] = ..., failure: _Optional[str] = ..., error_type: _Optional[str] = ..., end_time: _Optional[float] = ...) -> None: ...
+
+class SupervisorMessage(_message.Message):
+    __slots__ = ("hello", "output", "started", "exited")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    hello: SupervisorHello
+    output: JobOutput
+    started: int
+    exited: EntrypointExited
+    def __init__(self, hello: _Optional[_Union[SupervisorHello, _Mapping]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., started: _Optional[int] = ..., exited: _Optional[_Union[EntrypointExited, _Mapping]] = ...) -> None: ...
+
+class SupervisorWelcome(_message.Message):
+    __slots__ = ("entrypoint", "runtime_env_json", "output_offset", "head_grace_seconds", "head_address")
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    HEAD_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    entrypoint: str
+    runtime_env_json: str
+    output_offset: int
+    head_grace_seconds: float
+    head_address: str
+    def __init__(self, entrypoint: _Optional[str] = ..., runtime_env_json: _Optional[str] = ..., output_offset: _Optional[int] = ..., head_grace_seconds: _Optional[float] = ..., head_address: _Optional[str] = ...) -> None: ...
+
+class SupervisorOrder(_message.Message):
+    __slots__ = ("welcome", "stop", "refused", "done")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    welcome: SupervisorWelcome
+    stop: float
+    refused: str
+    done: Empty
+    def __init__(self, welcome: _Optional[_Union[SupervisorWelcome, _Mapping]] = ..., stop: _Optional[float] = ..., refused: _Optional[str] = ..., done: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+
+class PackageRef(_message.Message):
+    __slots__ = ("uri",)
+    URI_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    def __init__(self, uri: _Optional[str] = ...) -> None: ...
+
+class PackageState(_message.Message):
+    __slots__ = ("present", "size")
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    present: bool
+    size: int
+    def __init__(self, present: _Optional[bool] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PackageChunk(_message.Message):
+    __slots__ = ("uri", "size", "data")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    size: int
+    data: bytes
+    def __init__(self, uri: _Optional[str] = ..., size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
