@@ -106,7 +106,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     agent = NodeAgent(
         node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir
     )
-    server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
+    server = rpc.server("node agent", observe=agent.metrics.rpc.observe, services=("NodeAgent",))
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
     listen_host = bind_host(args.host)

@@ -59,7 +59,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     auth.set_token(_cluster_token(args.session_dir, state))
     head = Head(args.session_dir, state=state, autoscaler=args.autoscaler)
     metrics = HeadMetrics(head)
-    server = rpc.server("ember head", observe=metrics.rpc.observe)
+    server = rpc.server("ember head", observe=metrics.rpc.observe, services=("Head", "Relay"))
     rpc_pb.add_HeadServicer_to_server(head, server)
     rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
     # Advertised as --host; listening on every interface unless that is a loopback address.

@@ -116,22 +116,23 @@ class TokenCheck(aio.ServerInterceptor):
 
 
 def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    async def refuse(request: Any, context: aio.ServicerContext) -> Any:
+    """A handler that refuses the call without reading its request.
+
+    Always a client-streaming one, whatever the method's shape: a unary handler would have gRPC
+    receive and parse the whole request first (a 300 MB message cost the head ~900 MiB before
+    its refusal), while a streaming one is refused at once, having cost at most a flow-control
+    window of buffered bytes.
+    """
+
+    async def refuse(requests: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    async def refuse_stream(request: Any, context: aio.ServicerContext) -> Any:
+    async def refuse_stream(requests: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield  # an async generator, as a streaming handler must be
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream, **kwargs)
-    if handler.stream_unary is not None:
+    kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None or handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
     return grpc.stream_stream_rpc_method_handler(refuse_stream, **kwargs)
 
