@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ember.runtime.wire import log_lines
+
 ENV_TEMP_DIR = "EMBER_TEMP_DIR"
 
 
@@ -107,6 +109,7 @@ def setup_daemon_logging(session_dir: str, component: str) -> int:
         stream=sys.stderr,
         force=True,
     )
+    log_lines.install()
     return ready_fd
 
 

@@ -21,7 +21,7 @@ from ember.runtime.core import context
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
 from ember.runtime.core.task_output import TaskOutput
-from ember.runtime.wire import auth, rpc
+from ember.runtime.wire import auth, log_lines, rpc
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.listen_address import bind_host
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -118,6 +118,7 @@ def main() -> int:
         format=f"%(asctime)s %(levelname)s worker pid={os.getpid()} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log_lines.install()
     context.node_id = env.get("EMBER_NODE_ID", "")
     context.worker_id = worker_id_hex
     auth.set_token(auth.from_environment())
