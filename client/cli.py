@@ -16,7 +16,7 @@ import grpc
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth
+from ember.runtime.wire import auth, http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
@@ -89,7 +89,7 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
         view = _view_or_none(processes.head_address)
         if view is not None and view.dashboard_address:
-            print(f"  dashboard: http://{view.dashboard_address}")
+            print(f"  dashboard: {http_server.scheme()}://{view.dashboard_address}")
     else:
         session.record_started(session_dir, processes.pids, agent_address=processes.agent_address)
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")

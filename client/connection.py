@@ -19,7 +19,7 @@ from ember.runtime import __version__, launcher, session
 from ember.runtime.core import context
 from ember.runtime.core.driver import DriverConnection
 from ember.runtime.core.owner import Owner
-from ember.runtime.wire import auth, resources
+from ember.runtime.wire import auth, http_server, resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember")
@@ -191,7 +191,7 @@ def init(
         context.set_core(connection.owner)
         context.node_id = node_id
         _state = _State(connection, processes, ctx)
-        dashboard = f"; dashboard at http://{ctx.dashboard_url}" if ctx.dashboard_url else ""
+        dashboard = f"; dashboard at {http_server.scheme()}://{ctx.dashboard_url}" if ctx.dashboard_url else ""
         if processes is not None:
             log.info("Started a local ember cluster at %s (session %s)%s", ctx.address, ctx.session_dir, dashboard)
         elif connection.outside:

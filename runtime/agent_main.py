@@ -65,7 +65,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     from ember.runtime.node.object_store import ObjectStore
     from ember.runtime.node.worker_pool import WorkerPool
     from ember.runtime.objects import ids
-    from ember.runtime.wire import resources, rpc
+    from ember.runtime.wire import http_server, resources, rpc
     from ember.runtime.wire.listen_address import bind_host
     from ember.runtime.wire.metrics_server import MetricsServer
     from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -145,7 +145,10 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
         agent.report_soon()
-        log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
+        log.info(
+            "%s serves metrics on %s://%s:%d/metrics", agent.describe(), http_server.scheme(), args.host,
+            agent.metrics_port,
+        )
     except OSError as error:
         log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)
     await stop.wait()

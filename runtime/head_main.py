@@ -15,7 +15,7 @@ from ember.runtime.head.head_metrics import HeadMetrics
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
-from ember.runtime.wire import auth, rpc
+from ember.runtime.wire import auth, http_server, rpc
 from ember.runtime.wire.listen_address import bind_host, host_port, open_host
 from ember.runtime.wire.metrics_server import MetricsServer
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -80,7 +80,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
             # Drivers print it too: an address a user can open, not the one bound.
             head.dashboard_address = host_port(open_host(args.dashboard_host, args.host), port)
             outside = reached_from_outside(port)
-            log.info("dashboard at http://%s%s", head.dashboard_address, f"; {outside}" if outside else "")
+            log.info("dashboard at %s://%s%s", http_server.scheme(), head.dashboard_address, f"; {outside}" if outside else "")
         except OSError as error:
             log.error("dashboard: cannot listen on %s:%d: %s", args.dashboard_host, args.dashboard_port, error)
     session.announce_ready(ready_fd, address)
@@ -89,7 +89,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         port = await endpoint.start(bind_host(args.host), args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
         head.write_metrics_targets()
-        log.info("head serves metrics on http://%s/metrics", head.metrics_address)
+        log.info("head serves metrics on %s://%s/metrics", http_server.scheme(), head.metrics_address)
     except OSError as error:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
     await stop.wait()
