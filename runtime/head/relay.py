@@ -22,13 +22,17 @@ other), never an object whole.
 
 The head dials only addresses of this cluster: a live node agent, a worker of one (asked of
 that node's agent), a driver of a running job, or the head itself. Anything else is refused:
-a relay that dialed anywhere would let any token holder reach the whole pod network. Every
-call carries the cluster token, like every RPC of the head.
+a relay that dialed anywhere would let any token holder reach the whole pod network. A driver's
+address is what the driver declared, so it counts only as the head saw it: one of the head's
+own reverse listeners, or an address on the host the driver's session came from (and, unless
+the cluster itself runs on loopback, not a loopback one). Declaring someone else's address
+gets nothing. Every call carries the cluster token, like every RPC of the head.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import socket
@@ -57,6 +61,8 @@ class Relay(rpc_pb.RelayServicer):
         self.host = host  # where the head listens for the cluster: reverse ports go there too
         # Inbound connections announced on a Reverse stream, waiting for their tunnel.
         self._inbound: dict[bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        # Where the head listens for drivers outside the cluster (Reverse streams open now).
+        self.listening: set[str] = set()
 
     # ------------------------------------------------------------------ tunnels
 
@@ -124,7 +130,10 @@ class Relay(rpc_pb.RelayServicer):
         nodes = head.alive_nodes()
         if any(node.info.address == target for node in nodes):
             return True
-        if any(job.alive and job.driver_address == target for job in head.jobs.values()):
+        if target in self.listening:
+            return True
+        if any(job.alive and job.driver_address == target and self._observed(job.peer, host)
+               for job in head.jobs.values()):
             return True
         # A worker: listed by the agent of a node on that host.
         there = [
@@ -142,6 +151,28 @@ class Relay(rpc_pb.RelayServicer):
             if any(target in (w.address, w.channel_address) for w in workers.workers):
                 return True
         return False
+
+    def _observed(self, peer: str, host: str) -> bool:
+        """Whether a driver whose session came from ``peer`` (gRPC's "ipv4:10.0.0.7:40000")
+        may be reached at ``host``: the host it came from, and a loopback one only when the
+        head itself is on loopback (else it would reach the head pod's own ports)."""
+        kind, _, rest = peer.partition(":")
+        if kind not in ("ipv4", "ipv6"):
+            return False
+        seen = rest.rpartition(":")[0].strip("[]")
+        declared = host.strip("[]")
+        try:
+            same = _ip(seen) == _ip(declared)
+            loopback = _ip(declared).is_loopback
+        except ValueError:
+            return False
+        if loopback:
+            head_host = self.head.actors.address.rpartition(":")[0].strip("[]")
+            try:
+                return same and ipaddress.ip_address(head_host).is_loopback
+            except ValueError:
+                return same and head_host == "localhost"
+        return same
 
     # ------------------------------------------------------------------ the reverse path
 
@@ -164,11 +195,13 @@ class Relay(rpc_pb.RelayServicer):
         port = server.sockets[0].getsockname()[1]
         address = f"{advertised_host(self.host)}:{port}"
         log.info("driver pid %d outside the cluster is reached at %s, through the head", request.pid, address)
+        self.listening.add(address)
         try:
             yield pb.ReverseEvent(listening=address)
             while True:
                 yield pb.ReverseEvent(incoming=await arrived.get())
         finally:
+            self.listening.discard(address)
             server.close()
             for connection_id in mine:
                 taken = self._inbound.pop(connection_id, None)
@@ -194,6 +227,14 @@ async def _copy_in(chunks: AsyncIterator[pb.TunnelChunk], writer: asyncio.Stream
         pass
     finally:
         writer.close()
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address, an IPv4 one seen through an IPv6 socket (``::ffff:10.0.0.7``) as IPv4."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def advertised_host(host: str) -> str:
