@@ -11,7 +11,8 @@ not reachable from it. Two designs were on the table:
   gRPC, a worker's task channel or CoreWorker service) becomes a ``Tunnel`` stream to the head,
   which opens the TCP connection on its behalf and copies bytes both ways. Connections the
   cluster would open to the driver (workers pushing logs, borrowers asking for objects) land on
-  a port the head listens on for it (``Reverse``) and are handed over as tunnels too.
+  a port the head listens on for it (``Reverse``) and are handed over as tunnels too; until its
+  driver takes one, at most ``INBOUND_CAP`` of them wait, each with a small read-ahead buffer.
 
 The relay was chosen because it touches the hot path least: no message is re-encoded, nothing
 of the owner moves, TLS and the token still run end to end with each peer, and a process
@@ -41,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ember.runtime.wire import accept_limits
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
@@ -53,6 +55,8 @@ CHUNK = 4 << 20  # bytes per tunnel message, at most
 CONNECT_TIMEOUT = 10.0
 ACCEPT_TIMEOUT = 10.0  # an inbound connection its driver does not take by then is closed
 ASK_TIMEOUT = 5.0
+INBOUND_CAP = 64  # inbound connections one driver has not taken yet, at most
+INBOUND_BUFFER = 64 << 10  # bytes read ahead of an inbound connection (twice this, at most)
 
 
 class Relay(rpc_pb.RelayServicer):
@@ -63,6 +67,9 @@ class Relay(rpc_pb.RelayServicer):
         self._inbound: dict[bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
         # Where the head listens for drivers outside the cluster (Reverse streams open now).
         self.listening: set[str] = set()
+        self._crowded = accept_limits.DropTally(
+            "relay", f"{INBOUND_CAP} inbound connections already wait for their driver", log
+        )
 
     # ------------------------------------------------------------------ tunnels
 
@@ -185,13 +192,20 @@ class Relay(rpc_pb.RelayServicer):
         mine: set[bytes] = set()
 
         def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Until its driver takes it, whoever connected is unauthenticated: few of them, and
+            # little of what they send, are kept.
+            mine.intersection_update(self._inbound)
+            if len(mine) >= INBOUND_CAP:
+                self._crowded.add(_peer(writer))
+                writer.close()
+                return
             connection_id = os.urandom(16)
             self._inbound[connection_id] = (reader, writer)
             mine.add(connection_id)
             arrived.put_nowait(connection_id)
             asyncio.get_running_loop().call_later(ACCEPT_TIMEOUT, self._expire, connection_id)
 
-        server = await asyncio.start_server(on_connect, self.host, 0, limit=CHUNK)
+        server = await asyncio.start_server(on_connect, self.host, 0, limit=INBOUND_BUFFER)
         port = server.sockets[0].getsockname()[1]
         address = f"{advertised_host(self.host)}:{port}"
         log.info("driver pid %d outside the cluster is reached at %s, through the head", request.pid, address)

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+import ember
 from ember.runtime.core import context
 from ember.runtime.wire import rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
+from tests.security.conftest import cluster_pids, reset_peak, split, usage
 
 SECRET = b"a service outside the cluster\n"
 
@@ -108,3 +110,47 @@ def test_a_declared_driver_address_is_not_relayed_to(few_descriptors: object, ou
     # CoreWorker: the relay carries its gRPC bytes).
     ours = asyncio.run(_open(core.head_address, core.address))
     assert ours == "relayed", ours
+
+
+def test_connections_waiting_for_an_outside_driver_cost_the_head_little(few_descriptors: object) -> None:
+    """The port the head listens on for a driver outside the cluster is open to anyone. Before:
+    every connection to it was kept until its driver took it, each reading up to 8 MiB ahead
+    (200 connections sending 1 MiB each: the head held them all)."""
+    core = context.require_core()
+    head, _ = cluster_pids()
+    payload = b"x" * (1 << 20)
+
+    async def flood_reverse() -> tuple[int, int]:
+        channel = rpc.open_channel(core.head_address)
+        reverse = rpc_pb.RelayStub(channel).Reverse(pb.ReverseHello(pid=1))
+        try:
+            first = await reverse.read()
+            address = first.listening
+            reset_peak(head)
+            before = usage(head)
+            writers = []
+            for _ in range(200):
+                try:
+                    _, writer = await asyncio.open_connection(*split(address))
+                except OSError:
+                    continue
+                writer.write(payload)
+                writers.append(writer)
+            await asyncio.sleep(0)
+            for writer in writers:
+                try:
+                    await asyncio.wait_for(writer.drain(), 5)
+                except (OSError, TimeoutError):
+                    pass  # the head stopped reading it, or hung up: either way it holds little
+            grew = (usage(head).peak_kib - before.rss_kib) >> 10
+            for writer in writers:
+                writer.close()
+            return grew, len(writers)
+        finally:
+            reverse.cancel()
+            await channel.close()
+
+    grew, sent = asyncio.run(flood_reverse())
+    print(f"head peak +{grew} MiB for {sent} connections sending 1 MiB each to a driver's reverse port")
+    assert grew < 48, f"the head took {grew} MiB for connections nobody authenticated"
+    assert ember.nodes()
