@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from ember.log_echo import LogEcho
-from ember.runtime import launcher, session
+from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.wire import auth, http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)
 
-    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here")
+    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here, as you")
     stop.add_argument("--grace-period", type=float, default=5.0)
     stop.set_defaults(run=_stop)
 
@@ -470,7 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(run=_token)
 
     args = parser.parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except (temp_root.RootError, auth.TokenError) as error:
+        print(f"ember {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

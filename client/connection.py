@@ -255,6 +255,7 @@ def shutdown() -> None:
         finally:
             if state.processes is not None:
                 state.processes.stop()
+                session.release(state.processes.session_dir)
 
 
 atexit.register(shutdown)

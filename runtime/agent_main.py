@@ -59,7 +59,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import session
-    from ember.runtime.node import node_resources, queue_balance
+    from ember.runtime.node import arena_owner, node_resources, queue_balance
     from ember.runtime.node.bulk_transfer import BulkServer
     from ember.runtime.node.node_agent import NodeAgent
     from ember.runtime.node.object_store import ObjectStore
@@ -90,11 +90,14 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if warm is None:
         warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
     node_id = ids.random_id()
-    store = ObjectStore(
-        os.path.join("/dev/shm", f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}"),
-        total.get("object_store_memory", 0) // 10_000,
-        args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8]),
-    )
+    # Arenas of agents that were killed (nothing deleted them) go first; this one is claimed.
+    arena_owner.sweep()
+    arena_dir = os.path.join(arena_owner.SHM, f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}")
+    arena_lock = arena_owner.claim(arena_dir)
+    spill_dir = args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8])
+    for directory in (os.path.dirname(spill_dir), spill_dir):  # spilled objects are someone's data
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    store = ObjectStore(arena_dir, total.get("object_store_memory", 0) // 10_000, spill_dir)
     agent: NodeAgent | None = None
     pool = WorkerPool(
         zygote,  # type: ignore[arg-type]
@@ -163,6 +166,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     bulk.stop()
     pool.stop()
     store.close()
+    arena_owner.release(arena_dir, arena_lock)
     await server.stop(0.5)
 
 

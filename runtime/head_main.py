@@ -120,6 +120,9 @@ def _cluster_token(session_dir: str, state: HeadState | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # What the head writes (its logs, the metrics targets, its state) is for this user alone;
+    # it runs no user code that could want otherwise.
+    os.umask(0o077)
     ready_fd = session.setup_daemon_logging(args.session_dir, "head")
     asyncio.run(serve(args, ready_fd))
     os._exit(0)

@@ -94,10 +94,10 @@ class AgentSession:
 def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     """Point fd 1 and 2 at the worker's log files, so even C extensions' output lands there."""
     logs = os.path.join(session_dir, "logs")
-    os.makedirs(logs, exist_ok=True)
+    os.makedirs(logs, mode=0o700, exist_ok=True)
     stem = os.path.join(logs, f"worker-{worker_id[:12]}-{os.getpid()}")
-    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
     os.dup2(err, 2)
     os.close(out)
