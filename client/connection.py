@@ -138,6 +138,8 @@ def init(
         _configure_logging(logging_level)
         head_address = _resolve_address(address)
         processes = None
+        if token:
+            auth.check_strength(token, "init(token=...)")
         auth.set_token(token if token is not None else _token_for(head_address))
         if head_address is None:
             processes = launcher.start(
