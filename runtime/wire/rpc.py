@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ember.runtime.wire import auth, message_limits, peer_route, tls
+from ember.runtime.wire import accept_limits, auth, message_limits, peer_route, tls
 from ember.runtime.wire.listen_address import host_port
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -68,7 +68,12 @@ def server(
     interceptors.append(message_limits.LimitCheck(who, limit))
     if observe is not None:
         interceptors.append(LatencyInterceptor(observe))
-    options = SERVER_OPTIONS + [("grpc.max_receive_message_length", limit)]
+    options = SERVER_OPTIONS + [
+        ("grpc.max_receive_message_length", limit),
+        # Enforced before any handshake: a flood of connections that never speak cannot take
+        # every descriptor of the process (which new peers, files and the rest need too).
+        ("grpc.max_allowed_incoming_connections", accept_limits.descriptor_budget()),
+    ]
     return aio.server(options=options, interceptors=interceptors)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import time
 
 import grpc
@@ -14,7 +15,16 @@ import pytest
 import ember
 from ember.runtime.core import context
 from ember.runtime.wire import auth, message_limits
-from tests.security.conftest import actor_info, alive, cluster_pids, reset_peak, usage
+from tests.security.conftest import (
+    CLUSTER_DESCRIPTORS,
+    actor_info,
+    alive,
+    close_all,
+    cluster_pids,
+    flood,
+    reset_peak,
+    usage,
+)
 
 HUGE = 64 << 20
 
@@ -134,3 +144,38 @@ def test_methods_that_carry_large_messages_still_do(few_descriptors: object) -> 
     while borrowed() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert borrowed() == 0, "the owner never heard that the borrower let its refs go"
+
+
+def test_idle_connections_to_the_head_are_dropped_and_it_serves_on(few_descriptors: object) -> None:
+    """Connections that never start HTTP/2 are dropped after the handshake timeout (gRPC's own
+    default is 120 s), and a flood of them leaves the head serving. Before: they were held for
+    two minutes, the head's descriptors ran out, and ``ember status`` and new drivers failed."""
+    core = context.require_core()
+    head, _ = cluster_pids()
+    before = usage(head)
+    idle = flood(core.head_address, 3 * CLUSTER_DESCRIPTORS)
+    selector = selectors.DefaultSelector()
+    for sock in idle:
+        selector.register(sock, selectors.EVENT_READ)
+    most, dropped = before.descriptors, 0
+    try:
+        deadline = time.monotonic() + 60
+        while not dropped and time.monotonic() < deadline:
+            most = max(most, usage(head).descriptors)
+            dropped += len(selector.select(0.2))
+        print(f"head descriptors: {before.descriptors} before, at most {most} under {len(idle)} idle connections")
+        assert dropped, "no idle connection was dropped within a minute"
+        # Connections are capped at half the descriptors the process may open.
+        assert most <= before.descriptors + CLUSTER_DESCRIPTORS // 2 + 16, (before, most)
+    finally:
+        selector.close()
+        close_all(idle)
+    assert alive(head)
+    assert ember.nodes()
+    # A caller that connects afresh is served (a new driver, ember status).
+    deadline = time.monotonic() + 60
+    fresh = _send(core.head_address, "/ember.Head/GetClusterView", 0, token=auth.token())
+    while isinstance(fresh, grpc.aio.AioRpcError) and time.monotonic() < deadline:
+        time.sleep(0.5)  # until the head has let go of the flood's connections
+        fresh = _send(core.head_address, "/ember.Head/GetClusterView", 0, token=auth.token())
+    assert isinstance(fresh, bytes), fresh
