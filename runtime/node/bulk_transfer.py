@@ -203,7 +203,7 @@ async def pull(
         sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
         try:
             if config is not None:
-                sock = _client_context().wrap_socket(sock, server_hostname=config.server_name or host)
+                sock = tls.shared_client_context(config).wrap_socket(sock, server_hostname=config.server_name or host)
             _send_frame(
                 sock, pb.BulkRequest(token=auth.token().encode(), object_id=object_id, requester=requester)
             )
@@ -238,15 +238,3 @@ async def pull(
         return int(header.size)
     finally:
         sock.close()
-
-
-_context: ssl.SSLContext | None = None
-
-
-def _client_context() -> ssl.SSLContext:
-    global _context
-    if _context is None:
-        config = tls.current()
-        assert config is not None
-        _context = config.client_context()
-    return _context

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import selectors
 import socket
@@ -509,7 +508,7 @@ async def connect(
     config = tls.current()
     secure: dict[str, Any] = {}
     if config is not None:
-        secure = {"ssl": _client_context(), "server_hostname": config.server_name or host}
+        secure = {"ssl": tls.shared_client_context(config), "server_hostname": config.server_name or host}
     routed = peer_route.local_socket(address)
     if routed is not None:
         _, client = await loop.create_unix_connection(
@@ -520,10 +519,3 @@ async def connect(
         lambda: ChannelClient(hello, on_reply, on_lost), host, int(port), **secure
     )
     return client
-
-
-@functools.cache
-def _client_context() -> ssl.SSLContext:
-    config = tls.current()
-    assert config is not None
-    return config.client_context()
