@@ -186,12 +186,17 @@ def test_ember_stop_stops_only_the_users_own_processes(tmp_path: Path) -> None:
     """Before: ``ember stop`` stopped every process recorded in the shared directory, whoever
     ran it (as root: other users' clusters too)."""
     env = _clean_env(EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    # Another user's process that looks like an ember daemon. (Started through setpriv: Popen's
+    # own user= forks this process, gRPC threads and all, and such a fork can crash.)
     theirs = subprocess.Popen(
-        ["/bin/sh", "-c", "sleep 120", "ember.runtime.head_main"], user=OTHER_USER, start_new_session=True,
+        ["setpriv", f"--reuid={OTHER_USER}", f"--regid={OTHER_USER}", "--clear-groups",
+         "/bin/sh", "-c", "sleep 120", "ember.runtime.head_main"],
+        start_new_session=True,
     )
     try:
         started = _ember("start", "--head", "--port", str(_free_port()), "--num-cpus", "1", env=env)
         assert started.returncode == 0, started.stderr
+        assert os.stat(f"/proc/{theirs.pid}").st_uid == OTHER_USER and theirs.poll() is None
         (record,) = (tmp_path / "ember" / "started").glob("*.json")
         # A record naming another user's process (a pid reused, a record tampered with).
         import json
