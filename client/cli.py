@@ -14,9 +14,9 @@ import grpc
 
 from ember import list_command
 from ember.log_echo import LogEcho
-from ember.runtime import launcher, session
+from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth
+from ember.runtime.wire import auth, http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
@@ -94,7 +94,7 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
         view = _view_or_none(processes.head_address)
         if view is not None and view.dashboard_address:
-            print(f"  dashboard: http://{view.dashboard_address}")
+            print(f"  dashboard: {http_server.scheme()}://{view.dashboard_address}")
     else:
         session.record_started(
             session_dir, processes.pids, agent_address=processes.agent_address,
@@ -364,7 +364,11 @@ ADDRESS_HELP = "the head's HOST:PORT (default: EMBER_ADDRESS, else the cluster s
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    try:
+        return int(args.run(args))
+    except (temp_root.RootError, auth.TokenError) as error:
+        print(f"ember {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)
 
-    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here")
+    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here, as you")
     stop.add_argument(
         "--grace-period", type=float, default=5.0,
         help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 5)",

@@ -20,7 +20,7 @@ from ember.runtime import __version__, launcher, session
 from ember.runtime.core import context
 from ember.runtime.core.driver import DriverConnection
 from ember.runtime.core.owner import Owner
-from ember.runtime.wire import auth, resources
+from ember.runtime.wire import auth, http_server, resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember")
@@ -140,6 +140,8 @@ def init(
         job_runtime_env = job_environment.runtime_env()  # a job's entrypoint: the job's
         head_address = _resolve_address(address)
         processes = None
+        if token:
+            auth.check_strength(token, "init(token=...)")
         auth.set_token(token if token is not None else _token_for(head_address))
         if head_address is None:
             processes = launcher.start(
@@ -194,7 +196,7 @@ def init(
         context.set_core(connection.owner)
         context.node_id = node_id
         _state = _State(connection, processes, ctx)
-        dashboard = f"; dashboard at http://{ctx.dashboard_url}" if ctx.dashboard_url else ""
+        dashboard = f"; dashboard at {http_server.scheme()}://{ctx.dashboard_url}" if ctx.dashboard_url else ""
         if processes is not None:
             log.info("Started a local ember cluster at %s (session %s)%s", ctx.address, ctx.session_dir, dashboard)
         elif connection.outside:
@@ -258,6 +260,7 @@ def shutdown() -> None:
         finally:
             if state.processes is not None:
                 state.processes.stop()
+                session.release(state.processes.session_dir)
 
 
 atexit.register(shutdown)

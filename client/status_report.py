@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from ember.runtime.objects import ids
-from ember.runtime.wire import resources, rpc
+from ember.runtime.wire import http_server, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 RULE = "-" * 60
@@ -77,10 +77,13 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
             lines.append(f" {used:g}/{whole:g} {name}")
     lines += ["", "Metrics (Prometheus):"]
     if view.metrics_address:
-        lines.append(f" head   http://{view.metrics_address}/metrics")
+        lines.append(f" head   {http_server.scheme()}://{view.metrics_address}/metrics")
     for node in alive:
         if node.info.metrics_port:
-            lines.append(f" node_{ids.short(node.info.node_id)} http://{node.info.host}:{node.info.metrics_port}/metrics")
+            lines.append(
+                f" node_{ids.short(node.info.node_id)} "
+                f"{http_server.scheme()}://{node.info.host}:{node.info.metrics_port}/metrics"
+            )
     lines += ["", "Recent failures:"]
     for event in view.events[-20:]:
         when = time.strftime("%H:%M:%S", time.localtime(event.time))

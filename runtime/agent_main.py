@@ -68,13 +68,13 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import session
-    from ember.runtime.node import gpu_devices, node_resources, queue_balance
+    from ember.runtime.node import arena_owner, gpu_devices, node_resources, queue_balance
     from ember.runtime.node.bulk_transfer import BulkServer
     from ember.runtime.node.node_agent import NodeAgent
     from ember.runtime.node.object_store import ObjectStore
     from ember.runtime.node.worker_pool import WorkerPool
     from ember.runtime.objects import ids
-    from ember.runtime.wire import resources, rpc
+    from ember.runtime.wire import http_server, resources, rpc
     from ember.runtime.wire.listen_address import bind_host
     from ember.runtime.wire.metrics_server import MetricsServer
     from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -106,11 +106,14 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if warm is None:
         warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
     node_id = ids.random_id()
-    store = ObjectStore(
-        os.path.join("/dev/shm", f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}"),
-        total.get("object_store_memory", 0) // 10_000,
-        args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8]),
-    )
+    # Arenas of agents that were killed (nothing deleted them) go first; this one is claimed.
+    arena_owner.sweep()
+    arena_dir = os.path.join(arena_owner.SHM, f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}")
+    arena_lock = arena_owner.claim(arena_dir)
+    spill_dir = args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8])
+    for directory in (os.path.dirname(spill_dir), spill_dir):  # spilled objects are someone's data
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    store = ObjectStore(arena_dir, total.get("object_store_memory", 0) // 10_000, spill_dir)
     agent: NodeAgent | None = None
     pool = WorkerPool(
         zygote,  # type: ignore[arg-type]
@@ -123,7 +126,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir,
         gpu_devices.GpuDevices(gpus.ids),
     )
-    server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
+    server = rpc.server("node agent", observe=agent.metrics.rpc.observe, services=("NodeAgent",))
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
     listen_host = bind_host(args.host)
@@ -167,7 +170,10 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
         agent.report_soon()
-        log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
+        log.info(
+            "%s serves metrics on %s://%s:%d/metrics", agent.describe(), http_server.scheme(), args.host,
+            agent.metrics_port,
+        )
     except OSError as error:
         log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)
     await stop.wait()
@@ -182,6 +188,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     bulk.stop()
     pool.stop()
     store.close()
+    arena_owner.release(arena_dir, arena_lock)
     await server.stop(0.5)
 
 

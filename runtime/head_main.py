@@ -19,7 +19,7 @@ from ember.runtime.head.job_store import JobStore
 from ember.runtime.head.package_store import PackageStore
 from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
-from ember.runtime.wire import auth, rpc
+from ember.runtime.wire import auth, http_server, rpc
 from ember.runtime.wire.listen_address import bind_host, host_port, open_host
 from ember.runtime.wire.metrics_server import MetricsServer
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -63,7 +63,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     auth.set_token(_cluster_token(args.session_dir, state))
     head = Head(args.session_dir, state=state, autoscaler=args.autoscaler)
     metrics = HeadMetrics(head)
-    server = rpc.server("ember head", observe=metrics.rpc.observe)
+    server = rpc.server("ember head", observe=metrics.rpc.observe, services=("Head", "Relay"))
     rpc_pb.add_HeadServicer_to_server(head, server)
     rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
     jobs = _job_manager(head, args.session_dir, args.state_dir)
@@ -91,7 +91,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
             # Drivers print it too: an address a user can open, not the one bound.
             head.dashboard_address = host_port(open_host(args.dashboard_host, args.host), port)
             outside = reached_from_outside(port)
-            log.info("dashboard at http://%s%s", head.dashboard_address, f"; {outside}" if outside else "")
+            log.info("dashboard at %s://%s%s", http_server.scheme(), head.dashboard_address, f"; {outside}" if outside else "")
         except OSError as error:
             log.error("dashboard: cannot listen on %s:%d: %s", args.dashboard_host, args.dashboard_port, error)
     session.announce_ready(ready_fd, address)
@@ -100,7 +100,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         port = await endpoint.start(bind_host(args.host), args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
         head.write_metrics_targets()
-        log.info("head serves metrics on http://%s/metrics", head.metrics_address)
+        log.info("head serves metrics on %s://%s/metrics", http_server.scheme(), head.metrics_address)
     except OSError as error:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
     await stop.wait()
@@ -145,6 +145,9 @@ def _cluster_token(session_dir: str, state: HeadState | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # What the head writes (its logs, the metrics targets, its state) is for this user alone;
+    # it runs no user code that could want otherwise.
+    os.umask(0o077)
     ready_fd = session.setup_daemon_logging(args.session_dir, "head")
     asyncio.run(serve(args, ready_fd))
     os._exit(0)

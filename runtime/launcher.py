@@ -80,8 +80,9 @@ def _spawn(
     env = dict(os.environ, EMBER_SESSION_DIR=session_dir)
     if token:
         env[auth.ENV] = token
-    os.makedirs(logs, exist_ok=True)
-    with open(os.path.join(logs, f"{component}.log"), "ab") as stderr:
+    os.makedirs(logs, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(logs, f"{component}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args, "--session-dir", session_dir]
             + (["--lifeline"] if lifeline else []),
@@ -309,8 +310,9 @@ def running(pids: list[int]) -> list[int]:
 
 
 def stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """Stop processes ``ember start`` recorded; only those that still run ember."""
-    alive = [pid for pid in pids if _is_ember(pid)]
+    """Stop processes ``ember start`` recorded; only those that still run ember, as this user
+    (a pid of the record may have been reused since, by anyone)."""
+    alive = [pid for pid in pids if _is_ember(pid) and _is_mine(pid)]
     for pid in alive:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -332,6 +334,13 @@ def _exists(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_mine(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
     except OSError:
         return False
 

@@ -21,7 +21,7 @@ from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
 from ember.runtime.core.task_output import TaskOutput
-from ember.runtime.wire import auth, rpc
+from ember.runtime.wire import auth, log_lines, rpc
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.listen_address import bind_host
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -94,10 +94,10 @@ class AgentSession:
 def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     """Point fd 1 and 2 at the worker's log files, so even C extensions' output lands there."""
     logs = os.path.join(session_dir, "logs")
-    os.makedirs(logs, exist_ok=True)
+    os.makedirs(logs, mode=0o700, exist_ok=True)
     stem = os.path.join(logs, f"worker-{worker_id[:12]}-{os.getpid()}")
-    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
     os.dup2(err, 2)
     os.close(out)
@@ -118,6 +118,7 @@ def main() -> int:
         format=f"%(asctime)s %(levelname)s worker pid={os.getpid()} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log_lines.install()
     context.node_id = env.get("EMBER_NODE_ID", "")
     visible_gpus.remember_start_environment()
     context.worker_id = worker_id_hex

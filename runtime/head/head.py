@@ -203,7 +203,7 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.DriverHello, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.HeadToDriver]:
         job_id = self._new_job_id()
-        job = self.jobs[job_id] = JobState(job_id, request)
+        job = self.jobs[job_id] = JobState(job_id, request, context.peer())
         log.info("job %s started by driver pid %d at %s", job_id.hex(), request.pid, request.address)
         try:
             yield pb.HeadToDriver(job_id=job_id)
