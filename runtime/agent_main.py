@@ -159,6 +159,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     metrics.stop()
     bulk.stop()
     pool.stop()
+    agent.runtime_envs.close()
     store.close()
     await server.stop(0.5)
 
