@@ -30,7 +30,9 @@ version. An environment of code only (``working_dir``, ``py_modules``) gets work
 the zygote, as fast as the default ones, which move into its directory and path first thing.
 
 The cache is collected: an environment that no live job asks for and no live worker runs is
-dropped, and then every package and venv that no remaining environment names leaves the disk.
+dropped once it has been unused for ``EMBER_RUNTIME_ENV_CACHE_S`` (600 s: the next run of the
+same program, a minute later, finds its virtualenv built), and then every package and venv no
+remaining environment names leaves the disk.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ log = logging.getLogger("ember.runtime.node.runtime_envs")
 
 DEFAULT_TIMEOUT = 600  # seconds, as Ray's
 FAILURE_KEPT = 60.0  # seconds a failed setup is answered from memory
+UNUSED_KEPT = float(os.environ.get("EMBER_RUNTIME_ENV_CACHE_S", "600"))
 TAIL_LINES = 30
 TAIL_BYTES = 4000
 READY = ".ember-ready"  # written last into a venv that is whole
@@ -85,6 +88,7 @@ class Environment:
     task: asyncio.Task[None] | None = None
     jobs: set[bytes] = field(default_factory=set)
     parts: set[str] = field(default_factory=set)  # cache directories it uses
+    unused_since: float | None = None  # since when no job asks for it and no worker runs it
 
     @property
     def ready(self) -> bool:
@@ -124,6 +128,7 @@ class RuntimeEnvs:
             env = self._parse(text)
             self._by_text[text] = env
         env.jobs.add(job_id)
+        env.unused_since = None
         if env.failure and time.monotonic() - env.failed_at > FAILURE_KEPT and env.spec:
             env.failure = ""
         if not env.ready and not env.failure and env.task is None:
@@ -365,14 +370,20 @@ class RuntimeEnvs:
         for env in self._by_text.values():
             env.jobs.discard(job_id)
 
-    async def collect(self, running: Iterable[WorkerSetup]) -> list[str]:
-        """Drop the environments no live job asks for and no live worker runs, then remove
-        from disk every part no remaining environment uses. Returns what was removed."""
+    async def collect(self, running: Iterable[WorkerSetup], keep: float | None = None) -> list[str]:
+        """Drop the environments no live job asks for and no live worker runs (for ``keep``
+        seconds, ``UNUSED_KEPT`` by default), then remove from disk every part no remaining
+        environment uses. Returns what was removed."""
+        keep = UNUSED_KEPT if keep is None else keep
         live = {setup.key for setup in running}
         now = time.monotonic()
         for text, env in list(self._by_text.items()):
-            unused = not env.jobs and env.key not in live and env.task is None
-            if unused or (env.failure and not env.spec and now - env.failed_at > FAILURE_KEPT):
+            if env.jobs or env.key in live or env.task is not None:
+                env.unused_since = None
+                continue
+            if env.unused_since is None:
+                env.unused_since = now
+            if now - env.unused_since >= keep:
                 del self._by_text[text]
                 if self.envs.get(env.key) is env:
                     del self.envs[env.key]
