@@ -319,9 +319,8 @@ def test_a_worker_of_one_environment_never_runs_anothers_task(driver: Cluster, t
 
 @ember.remote
 def installed() -> tuple[str, str, bool]:
-    import numpy
-
     import embertestpkg
+    import numpy
 
     return embertestpkg.VALUE, sys.prefix, bool(numpy.__version__)
 
