@@ -450,3 +450,32 @@ def test_a_job_submitted_with_a_working_dir_gives_it_to_its_tasks(cluster: Clust
     logs = client.get_job_logs(job)
     assert client.get_job_status(job) == JobStatus.SUCCEEDED, logs
     assert "result 70" in logs
+
+
+def test_requirements_that_break_embers_worker_fail_the_setup_saying_so(driver: Cluster, tmp_path: Path) -> None:
+    """A pin that shadows one of ember's own dependencies is found while setting up, not by
+    workers that die one after the other."""
+    wheels = tmp_path / "wheels"
+    build_wheel(wheels, "cloudpickle", "99.0", "raise ImportError('this cloudpickle is broken on purpose')\n")
+    ember.init(driver.address, token=auth.token())
+    env = {"pip": ["--no-index", f"--find-links {wheels}", "cloudpickle==99.0"]}
+    with pytest.raises(RuntimeEnvSetupError) as failed:
+        ember.get(variables.options(runtime_env=env).remote(), timeout=120)
+    message = str(failed.value)
+    assert "ember's worker with the environment's packages" in message
+    assert "this cloudpickle is broken on purpose" in message
+
+
+def test_a_worker_that_cannot_start_in_its_environment_fails_it_once(driver: Cluster) -> None:
+    """An environment whose workers die before they are ready (here the interpreter cannot find
+    its standard library) fails its tasks with what the worker printed, and is not started
+    again and again."""
+    ember.init(driver.address, token=auth.token())
+    env = {"env_vars": {"PYTHONHOME": "/nonexistent/ember-test"}}
+    with pytest.raises(RuntimeEnvSetupError) as failed:
+        ember.get(variables.options(runtime_env=env).remote(), timeout=60)
+    message = str(failed.value)
+    assert "before it was ready" in message and "env_vars PYTHONHOME" in message
+    assert "/nonexistent/ember-test" in message  # from the dying interpreter's own words
+    with pytest.raises(RuntimeEnvSetupError, match="before it was ready"):
+        ember.get(variables.options(runtime_env=env).remote(), timeout=60)
