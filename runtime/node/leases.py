@@ -518,9 +518,11 @@ class Leases:
         )
 
     def demand(self) -> list[pb.ResourceDemand]:
-        """The shapes waiting here for a worker, or for a node: the cluster's demand."""
+        """The shapes waiting here for a worker, or for a node: the cluster's demand. (Not
+        those waiting for their runtime_env to be set up: a long install is no call for nodes.)"""
         counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
             tuple(sorted(request.shape.items())) for request in self.queue + self.placing
+            if request.env is None or request.env.ready
         )
         return [
             pb.ResourceDemand(

@@ -118,3 +118,17 @@ def test_options_take_a_runtime_env_and_refuse_a_bad_one_naming_the_field() -> N
 
     with pytest.raises(ValueError, match=r"Actor.options: runtime_env.pip must be a list"):
         Actor.options(runtime_env={"pip": 3})
+
+
+def test_rays_runtime_env_class_is_a_checked_dict() -> None:
+    from ember.runtime_env import RuntimeEnv, RuntimeEnvConfig
+
+    env = RuntimeEnv(working_dir=".", env_vars={"A": "1"}, pip=None, config=RuntimeEnvConfig(setup_timeout_seconds=5))
+    assert env == {"working_dir": ".", "env_vars": {"A": "1"},
+                   "config": {"setup_timeout_seconds": 5, "eager_install": True}}
+    assert opts.validate({"runtime_env": env}, opts.TASK_OPTIONS, "f")["runtime_env"] == env
+    with pytest.raises(ValueError, match=r"runtime_env.conda is not supported"):
+        RuntimeEnv(conda="base")
+    with pytest.raises(ValueError, match=r"setup_timeout_seconds must be a positive whole number"):
+        RuntimeEnvConfig(setup_timeout_seconds=0)
+    assert ember.runtime_env.RuntimeEnv is RuntimeEnv
