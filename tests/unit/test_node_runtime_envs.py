@@ -162,3 +162,12 @@ def test_the_cache_goes_once_no_job_asks_and_no_worker_runs(tmp_path: Path) -> N
         assert again.ready and node.packages.fetched.count(code) == 2
 
     asyncio.run(scenario())
+
+
+def test_uv_where_the_node_has_none_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_envs.shutil, "which", lambda *args, **kwargs: None)
+    node = Node(tmp_path)
+    env = asyncio.run(node.ready({"uv": ["requests"]}))
+    assert not env.ready
+    assert "uv is not installed on this node (give pip instead, or put uv on the node's PATH)" in env.failure
+    assert node.envs.setups == {("uv", "failed"): 1}
