@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ember import autoscaler, exceptions
+from ember import autoscaler, exceptions, runtime_env
 from ember.actor import ActorClass, ActorHandle, get_actor, kill, method
 from ember.connection import (
     EmberContext,
@@ -79,6 +79,7 @@ __all__ = [
     "method",
     "nodes",
     "put",
+    "runtime_env",
     "remote",
     "shutdown",
     "wait",

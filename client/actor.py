@@ -15,12 +15,14 @@ from typing import Any
 import cloudpickle
 
 from ember import options as opts
+from ember import runtime_env_upload
 from ember.runtime.core import context
 from ember.runtime.core.actor_host import is_async_class
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_record import ActorOptions, FunctionDescriptor, TaskOptions
 from ember.runtime.objects import serialization
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import runtime_env as env_spec
 
 
 def method(*args: Any, **options: Any) -> Any:
@@ -96,6 +98,8 @@ class ActorClass:
             data, function_id = serialization.dumps_function(self._cls, self.__qualname__)
             descriptor = self._descriptor = FunctionDescriptor(self.__qualname__, function_id, data)
         actor_options = actor_options_of(self._cls, options)
+        if actor_options.runtime_env:
+            actor_options = runtime_env_upload.with_resolved_env(core, actor_options)
         meta = {
             "class_name": self._cls.__name__,
             "methods": _method_table(self._cls),
@@ -136,6 +140,7 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
         namespace=options.get("namespace") or "",
         detached=lifetime == "detached",
         get_if_exists=bool(options.get("get_if_exists")),
+        runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )
 
 

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc import aio
 
-from ember import working_dir as working_dirs
+from ember import runtime_env_upload
 from ember.runtime import session
 from ember.runtime.wire import auth, package_format, package_transfer, rpc, tls
 from ember.runtime.wire import runtime_env as env_spec
@@ -318,14 +318,19 @@ def _remote(value: str) -> bool:
 
 
 async def upload_working_dir(channel: Any, env: dict[str, Any]) -> dict[str, Any]:
-    """``env`` with a local working_dir packed, uploaded (unless the head has it) and replaced
-    by its package URI; ``excludes`` apply to it and stay in the runtime_env."""
-    working_dir = env.get("working_dir", "")
-    if not working_dir or _remote(working_dir):
-        return env
+    """``env`` with its local code (working_dir, py_modules) packed, uploaded (unless the head
+    has it) and replaced by package URIs, and a requirements file read, as ``init`` does
+    (``runtime_env_upload``); ``excludes`` applied, and kept in the runtime_env."""
+    loop = asyncio.get_running_loop()
+    stub = rpc_pb.PackagesStub(channel)
+
+    def upload(data: bytes) -> str:
+        return asyncio.run_coroutine_threadsafe(package_transfer.upload(stub, data), loop).result()
+
     try:
-        data = await asyncio.to_thread(working_dirs.pack, working_dir, env.get("excludes") or ())
+        resolved = await asyncio.to_thread(runtime_env_upload.resolve, env, upload)
     except PackageError as error:
         raise ValueError(str(error)) from None
-    uri = await package_transfer.upload(rpc_pb.PackagesStub(channel), data)
-    return {**env, "working_dir": uri}
+    if env.get("excludes"):
+        resolved["excludes"] = env["excludes"]
+    return resolved

@@ -10,8 +10,10 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
+from ember import runtime_env_upload
 from ember.runtime.core.task_record import TaskOptions
 from ember.runtime.wire import resources
+from ember.runtime.wire import runtime_env as env_spec
 
 TASK_OPTIONS = {
     "num_cpus",
@@ -25,6 +27,7 @@ TASK_OPTIONS = {
     "scheduling_strategy",
     "accelerator_type",
     "max_calls",
+    "runtime_env",
 }
 
 ACTOR_OPTIONS = {
@@ -41,13 +44,13 @@ ACTOR_OPTIONS = {
     "max_concurrency",
     "scheduling_strategy",
     "accelerator_type",
+    "runtime_env",
 }
 
 METHOD_OPTIONS = {"num_returns", "name"}
 
 # Ray options that ember accepts only with their default value, said plainly.
 _UNSUPPORTED = {
-    "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
     "placement_group": "placement groups are not supported",
     "label_selector": "label_selector is not supported",
 }
@@ -64,7 +67,13 @@ def validate(options: Mapping[str, Any], allowed: set[str], what: str) -> dict[s
             raise ValueError(
                 f"{what}: invalid option {key!r}; valid options are {', '.join(sorted(allowed))}"
             )
-        _check(key, value, what)
+        if key == "runtime_env":
+            try:
+                value = runtime_env_upload.checked(value)
+            except env_spec.RuntimeEnvError as error:
+                raise ValueError(f"{what}: {error}") from None
+        else:
+            _check(key, value, what)
         result[key] = value
     return result
 
@@ -180,4 +189,5 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         retry_exceptions=retry,
         strategy=options.get("scheduling_strategy") or "DEFAULT",
         max_calls=max_calls,
+        runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ember import job_environment
@@ -58,12 +59,15 @@ class RuntimeContext:
 
     @property
     def runtime_env(self) -> dict[str, Any]:
-        """The job's runtime_env (a job's entrypoint has it from its supervisor; {} without)."""
-        return job_environment.runtime_env()
+        """The runtime_env the calling code runs in: in a task or actor, its own (merged over
+        its parent's); in a driver, the job's ({} without one). Local code is named by the
+        package URI the cluster holds it under."""
+        core = context.current_core()
+        if core is None:
+            return job_environment.runtime_env()
+        return json.loads(core.runtime_env) if core.runtime_env else {}
 
     def get_runtime_env_string(self) -> str:
-        import json
-
         return json.dumps(self.runtime_env)
 
     def get_submission_id(self) -> str | None:

@@ -141,9 +141,12 @@ def list_files(root: str, excludes: Iterable[str] = ()) -> list[tuple[str, str]]
     return sorted(found)
 
 
-def pack(path: str, excludes: Iterable[str] = ()) -> bytes:
+def pack(path: str, excludes: Iterable[str] = (), prefix: str = "", what: str = "working_dir") -> bytes:
     """The package of a local directory (or the bytes of a local ``.zip``), or ``PackageError``
-    saying what is wrong: not there, or too big (and which files are the biggest)."""
+    saying what is wrong: not there, or too big (and which files are the biggest).
+
+    ``prefix`` goes before every member's path (a py_module is packed under its own name);
+    ``what`` names the field in errors."""
     limit = package_format.max_bytes()
     if os.path.isfile(path) and path.endswith(".zip"):
         size = os.path.getsize(path)
@@ -153,19 +156,19 @@ def pack(path: str, excludes: Iterable[str] = ()) -> bytes:
         with open(path, "rb") as f:
             return f.read()
     if not os.path.isdir(path):
-        raise PackageError(f"working_dir {path!r} is neither a directory nor a .zip file")
+        raise PackageError(f"{what} {path!r} is neither a directory nor a .zip file")
     files = list_files(path, excludes)
     sizes = []
     for relative, absolute in files:
         try:
             sizes.append((os.path.getsize(absolute), relative))
         except OSError as error:
-            raise PackageError(f"working_dir {path}: cannot read {relative}: {error}") from None
+            raise PackageError(f"{what} {path}: cannot read {relative}: {error}") from None
     total = sum(size for size, _ in sizes)
     if total > limit:
         biggest = ", ".join(f"{name} ({_size(size)})" for size, name in sorted(sizes, reverse=True)[:SHOWN_BIGGEST])
         raise PackageError(
-            f"working_dir {path} holds {_size(total)} in {len(files)} files, more than a package may "
+            f"{what} {path} holds {_size(total)} in {len(files)} files, more than a package may "
             f"hold ({_size(limit)}, {package_format.MAX_BYTES_ENV}); the biggest: {biggest}. Leave "
             f"files out with runtime_env excludes or a .gitignore"
         )
@@ -173,7 +176,7 @@ def pack(path: str, excludes: Iterable[str] = ()) -> bytes:
     for relative, absolute in files:
         with open(absolute, "rb") as f:
             data = f.read()
-        contents.append((relative, data, os.access(absolute, os.X_OK)))
+        contents.append((prefix + relative, data, os.access(absolute, os.X_OK)))
     return package_format.pack_files(contents)
 
 

@@ -187,6 +187,7 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     metrics.stop()
     bulk.stop()
     pool.stop()
+    agent.runtime_envs.close()
     store.close()
     arena_owner.release(arena_dir, arena_lock)
     await server.stop(0.5)

@@ -117,9 +117,11 @@ def _job_manager(head: Head, session_dir: str, state_dir: str | None) -> JobMana
     """Submitted jobs and their code packages, kept in the state directory when there is one
     (a restarted head still has them), else in the session's."""
     root = state_dir or session_dir
+    packages = PackageStore(os.path.join(root, "packages"))
+    packages.job_alive = lambda job_id: job_id in head.jobs and head.jobs[job_id].alive
     return JobManager(
         JobStore(os.path.join(root, "jobs")),
-        PackageStore(os.path.join(root, "packages")),
+        packages,
         lambda: head.actors.address,
         persistent=state_dir is not None,
         launcher=Launcher(head, session_dir),

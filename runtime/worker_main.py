@@ -5,7 +5,8 @@ owners, runs them and writes their results. The I/O thread serves the CoreWorker
 (cancel, objects this worker owns) and the owner logic of nested tasks. Workers are forked by the
 node's zygote (``zygote.py``) with their settings in the environment, and live as long as their
 session with the node agent: when the agent goes away, or tells an idle worker to leave, the
-worker exits.
+worker exits. A worker of a runtime_env (``node/runtime_envs.py``) moves into the environment
+before anything else: its working_dir is its current directory, its code first on its path.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 import grpc
@@ -105,8 +107,30 @@ def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     return 1, 2
 
 
+def _enter_runtime_env(env: os._Environ[str]) -> None:
+    """A worker of a runtime_env: into its working_dir, its code first on the import path.
+    One started as a process of its own also dies with its node agent, as forked ones do."""
+    parent = env.get("EMBER_DIE_WITH_PARENT")
+    if parent:
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if str(os.getppid()) != parent:
+            os._exit(1)  # the agent died before the line above took effect
+    cwd = env.get("EMBER_RUNTIME_ENV_CWD")
+    if cwd:
+        os.chdir(cwd)
+    paths = [path for path in env.get("EMBER_RUNTIME_ENV_PATH", "").split(os.pathsep) if path]
+    if paths:
+        sys.path[:] = paths + [entry for entry in sys.path if entry not in paths]
+
+
 def main() -> int:
     env = os.environ
+    _enter_runtime_env(env)
     worker_id_hex = env["EMBER_WORKER_ID"]
     host = env.get("EMBER_NODE_HOST", "127.0.0.1")
     session_dir = env["EMBER_SESSION_DIR"]

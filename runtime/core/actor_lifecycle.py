@@ -78,9 +78,11 @@ class ActorLifecycle:
         deps: list[ObjectRef],
         options: ActorOptions,
         handle_meta: bytes,
+        runtime_env: str = "",
     ) -> tuple[bytes, bytes]:
         """Register an actor with the head; returns its id and method table (an existing
-        actor's, with get_if_exists). ``data`` and ``deps`` are its constructor's arguments."""
+        actor's, with get_if_exists). ``data`` and ``deps`` are its constructor's arguments;
+        ``runtime_env`` the one it runs in (merged over its owner's)."""
         actor_id = ids.random_id()
         creation = pb.TaskSpec(
             task_id=self.mint.task_id(),
@@ -108,6 +110,7 @@ class ActorLifecycle:
             owner_address=self.address,
             handle_meta=handle_meta,
             get_if_exists=options.get_if_exists,
+            runtime_env=runtime_env,
         )
         # Calls made before the head knows the actor wait for its registration.
         self.io.call_soon(self.actors.registering, actor_id, options.class_name)

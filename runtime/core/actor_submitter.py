@@ -23,7 +23,7 @@ import grpc
 
 from ember.runtime.core.memory_store import StoredValue, error_value
 from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING, TaskRecord
-from ember.runtime.objects.exceptions import ActorDiedError
+from ember.runtime.objects.exceptions import ActorDiedError, ActorRuntimeEnvSetupError
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.task_channel import ChannelClient
 
@@ -258,7 +258,7 @@ class ActorSubmitter:
                 if not client.class_name:
                     client.class_name = info.class_name
                 if info.state == pb.DEAD:
-                    self._died(client, info.death_cause)
+                    self._died(client, info.death_cause, info.runtime_env_failed)
                     return
                 if info.state != pb.ALIVE:
                     continue
@@ -313,8 +313,9 @@ class ActorSubmitter:
             )
             self.outcomes.finish(task, error_value(error))
 
-    def _died(self, client: ActorClient, cause: str) -> None:
-        error = ActorDiedError(f"{client.describe()} is dead: {cause}", actor_id=client.actor_id)
+    def _died(self, client: ActorClient, cause: str, runtime_env_failed: bool = False) -> None:
+        kind = ActorRuntimeEnvSetupError if runtime_env_failed else ActorDiedError
+        error = kind(f"{client.describe()} is dead: {cause}", actor_id=client.actor_id)
         value = error_value(error)
         client.dead = value
         for task in [*client.interrupted, *client.in_flight.values(), *client.queue]:

@@ -154,12 +154,17 @@ class Executor:
         return ""
 
     def bind_job(self, job: pb.JobConfig) -> None:
-        """A worker serves one job for its life: its code paths and its owner for nested tasks."""
+        """A worker serves one job for its life: its code paths and its owner for nested tasks.
+
+        The driver's code paths go first on the import path, and its directory becomes the
+        worker's, unless the worker's runtime_env put code or a working_dir there: those win."""
         self.job = job
-        for path in reversed(job.code_paths):
-            if path and path not in sys.path:
-                sys.path.insert(0, path)
-        if job.working_dir and os.path.isdir(job.working_dir):
+        missing = [path for path in job.code_paths if path and path not in sys.path]
+        if os.environ.get("EMBER_RUNTIME_ENV_PATH"):
+            sys.path.extend(missing)
+        else:
+            sys.path[0:0] = missing
+        if job.working_dir and os.path.isdir(job.working_dir) and not os.environ.get("EMBER_RUNTIME_ENV_CWD"):
             os.chdir(job.working_dir)
         address = os.environ["EMBER_WORKER_ADDRESS"]
         owner = Owner(
@@ -172,6 +177,8 @@ class Executor:
             os.environ.get("EMBER_STORE_DIR", ""),
         )
         owner.on_blocked = self._blocked
+        # What this worker was set up for is the parent of the runtime_envs of its nested work.
+        owner.runtime_env = os.environ.get("EMBER_RUNTIME_ENV", "")
         self.owner = owner
         context.set_core(owner)
 

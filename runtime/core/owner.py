@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 from collections import deque
@@ -60,9 +61,12 @@ from ember.runtime.objects.exceptions import (
     TaskError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import package_transfer
+from ember.runtime.wire import runtime_env as env_spec
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.metrics_report import REPORT_INTERVAL
 from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.rpc import Channels
 from ember.runtime.wire.task_channel import ChannelClient
 
@@ -112,6 +116,10 @@ class Owner:
         self.metrics = ProcessMetrics(component, self.job_id, address)
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
+        # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
+        # a driver's job-wide one, or the one a worker was set up for. Set once, before use.
+        self.runtime_env = ""
+        self._environments: dict[str, str] = {}  # a task's own runtime_env -> the merged one
         self.submitter: TaskSubmitter = io.run(self._start())
 
     async def _start(self) -> TaskSubmitter:
@@ -214,11 +222,36 @@ class Owner:
         # Refs nested in the arguments are held by the task until its reply, by which time the
         # worker has registered as a borrower of those it keeps.
         task = TaskRecord(task_id, function, options, data, deps, nested, return_ids)
+        if options.runtime_env or self.runtime_env:
+            task.runtime_env = self.environment_of(options.runtime_env)
         self._submissions.append(task)
         if not self._submit_scheduled:
             self._submit_scheduled = True
             self.io.call_soon(self._drain_submissions)
         return refs
+
+    def environment_of(self, own: str) -> str:
+        """The runtime_env a task or actor of this process runs in: its own (canonical JSON)
+        merged over this process's, as Ray merges them; computed once per distinct own."""
+        if not own:
+            return self.runtime_env
+        merged = self._environments.get(own)
+        if merged is None:
+            parent = json.loads(self.runtime_env) if self.runtime_env else {}
+            merged = env_spec.to_json(env_spec.inherit(parent, json.loads(own)))
+            self._environments[own] = merged
+        return merged
+
+    def upload_package(self, data: bytes) -> str:
+        """Put a code package on the head (once: by content hash), for this job; its URI."""
+        self._check_open()
+
+        async def upload() -> str:
+            stub = rpc_pb.PackagesStub(self.channels.channel(self.head_address))
+            return await package_transfer.upload(stub, data, job_id=self.job_id)
+
+        uri: str = self.io.run(upload())
+        return uri
 
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
@@ -379,7 +412,8 @@ class Owner:
         data, deps, nested = serialize_args(cls.name, args, kwargs, self.put)
         if nested:
             self.borrowing.escape(nested)
-        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta)
+        runtime_env = self.environment_of(options.runtime_env)
+        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta, runtime_env)
 
     def submit_actor_call(
         self,

@@ -23,6 +23,7 @@ from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING,
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.objects.exceptions import (
     RuntimeConnectionError,
+    RuntimeEnvSetupError,
     TaskCancelledError,
     TaskUnschedulableError,
     WorkerCrashedError,
@@ -175,6 +176,8 @@ class TaskManager:
             kind = TaskUnschedulableError
         elif rejected.worker_start_failed:
             kind = WorkerStartError
+        elif rejected.runtime_env_failed:
+            kind = RuntimeEnvSetupError
         for task in tasks:
             self.finish(task, error_value(kind(f"{task.describe()} cannot run: {rejected.reason}")))
 

@@ -54,6 +54,9 @@ class TaskOptions:
     strategy: str = "DEFAULT"  # or "SPREAD"
     # Runs of this function one worker may make before it is replaced (0: no limit).
     max_calls: int = 0
+    # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
+    # merges it over the parent's (``Owner.environment_of``).
+    runtime_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class ActorOptions:
     namespace: str = ""
     detached: bool = False
     get_if_exists: bool = False
+    runtime_env: str = ""  # its own, as TaskOptions.runtime_env
 
 
 # Task states, in the order a task passes through them.
@@ -107,6 +111,7 @@ class TaskRecord:
         "queue",
         "submitted",
         "preemptions",
+        "runtime_env",
     )
 
     def __init__(
@@ -141,6 +146,8 @@ class TaskRecord:
         self.submitted = time.monotonic()
         # Attempts stopped because their node was drained: they use up no retry.
         self.preemptions = 0
+        # The runtime_env it runs in, merged over its owner's ("" : the node's own).
+        self.runtime_env = ""
 
     @property
     def name(self) -> str:
@@ -166,15 +173,16 @@ class TaskRecord:
 
 
 class ShapeQueue:
-    """Tasks of one shape bound for one place: the local node (""), a node's agent address
-    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+    """Tasks of one shape and runtime_env bound for one place: the local node (""), a node's
+    agent address (where most of their argument bytes are), or SPREAD (every node in turn)."""
 
-    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests", "runtime_env")
 
-    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
+    def __init__(self, key: ShapeKey, shape: Shape, target: str, runtime_env: str = "") -> None:
         self.key = key
         self.shape = shape
         self.target = target
+        self.runtime_env = runtime_env  # its leases are of workers of this environment
         self.ready: deque[TaskRecord] = deque()
         self.leases: list[Lease] = []
         self.pending_requests = 0

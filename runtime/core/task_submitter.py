@@ -80,7 +80,7 @@ class TaskSubmitter:
         self.lease_owner = lease_owner  # who asks agents for leases: this job's owner process
         self.local_agent = local_agent
         self.head_address = head_address
-        self.queues: dict[tuple[ShapeKey, str], ShapeQueue] = {}
+        self.queues: dict[tuple[ShapeKey, str, str], ShapeQueue] = {}
         self.spread_nodes: list[str] = []
         self._spread_next = 0
         self._nodes_fetched = 0.0
@@ -99,10 +99,12 @@ class TaskSubmitter:
 
     def enqueue(self, task: TaskRecord) -> None:
         target = self._target(task)
-        key = (task.options.key, target)
+        key = (task.options.key, target, task.runtime_env)
         queue = self.queues.get(key)
         if queue is None:
-            queue = self.queues[key] = ShapeQueue(task.options.key, task.options.shape, target)
+            queue = self.queues[key] = ShapeQueue(
+                task.options.key, task.options.shape, target, task.runtime_env
+            )
         task.state = QUEUED
         task.queue = queue
         queue.ready.append(task)
@@ -299,6 +301,7 @@ class TaskSubmitter:
                 request_id=request_id,
                 shape=pb.ResourceSet(quantities=resources.to_float(queue.shape)),
                 task_name=name,
+                runtime_env=queue.runtime_env,
             )
         )
 

@@ -432,6 +432,10 @@ class ActorManager:
                 if kind == "spillback":
                     address = message.spillback.node_address
                     continue
+                if message.rejected.runtime_env_failed:
+                    # Not retried: the same environment would fail the same way.
+                    record.info.runtime_env_failed = True
+                    return message.rejected.reason
                 if message.rejected.infeasible or message.rejected.worker_start_failed:
                     return message.rejected.reason
                 break  # the node could not take it (it left?): choose again
@@ -453,6 +457,7 @@ class ActorManager:
                 job_id=spec.job.job_id,
                 actor_id=spec.actor_id,
                 detached=spec.detached,
+                runtime_env=spec.runtime_env,
             )
         )
         client.requests[request_id] = message

@@ -143,9 +143,10 @@ class JobManager(rpc_pb.JobsServicer):
     def packages_in_use(self) -> set[str]:
         used = set()
         for record in self.jobs.values():
-            working_dir = runtime_env.parse_json(record.info.runtime_env_json).get("working_dir", "")
-            if package_format.is_package_uri(working_dir):
-                used.add(working_dir)
+            env = runtime_env.parse_json(record.info.runtime_env_json)
+            for uri in [env.get("working_dir", ""), *env.get("py_modules", ())]:
+                if package_format.is_package_uri(uri):
+                    used.add(uri)
         return used
 
     # ------------------------------------------------------------------ the API

@@ -11,7 +11,10 @@ An upload is written to a temporary file chunk by chunk (never held whole in mem
 size checked against the limit as it grows and its hash against its name at the end, then
 renamed into place: a package under its name is always whole and always what the name says.
 Packages no job uses are removed by ``collect``: those left behind by a deleted job, and those
-uploaded by a submission that never came, once they are older than ``UNUSED_GRACE``.
+uploaded by a submission that never came, once they are older than ``UNUSED_GRACE``. A driver's
+runtime_env (``init(runtime_env=...)``, a task's options) names the driver's job when it asks
+for a package (``PackageRef.job_id``): the package is kept while that job lives, since a node
+that joins later still has to fetch it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import grpc
 
@@ -39,6 +42,10 @@ class PackageStore(rpc_pb.PackagesServicer):
     def __init__(self, directory: str) -> None:
         self.directory = directory
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        # Packages drivers' runtime_envs use, by URI: the jobs that asked for them.
+        self.used_by: dict[str, set[bytes]] = {}
+        # Whether a driver's job still lives (the head's answer; none, until it says).
+        self.job_alive: Callable[[bytes], bool] = lambda job_id: False
 
     def path_of(self, uri: str) -> str:
         return os.path.join(self.directory, package_format.digest_of(uri) + ".zip")
@@ -65,6 +72,7 @@ class PackageStore(rpc_pb.PackagesServicer):
 
     def collect(self, in_use: Iterable[str], now: float | None = None) -> list[str]:
         """Remove packages no job uses and older than ``UNUSED_GRACE``; returns their URIs."""
+        in_use = set(in_use) | self.used_by_live_jobs()
         keep = {package_format.digest_of(uri) for uri in in_use if package_format.URI.match(uri)}
         now = time.time() if now is None else now
         removed = []
@@ -84,6 +92,14 @@ class PackageStore(rpc_pb.PackagesServicer):
             log.info("removed %d package(s) no job uses: %s", len(removed), ", ".join(removed))
         return removed
 
+    def used_by_live_jobs(self) -> set[str]:
+        """The packages a live driver's runtime_env uses; forgets the jobs that ended."""
+        for uri, jobs in list(self.used_by.items()):
+            jobs.intersection_update({job for job in jobs if self.job_alive(job)})
+            if not jobs:
+                del self.used_by[uri]
+        return set(self.used_by)
+
     # ------------------------------------------------------------------ the service
 
     async def HasPackage(self, request: pb.PackageRef, context: grpc.aio.ServicerContext) -> pb.PackageState:
@@ -92,6 +108,8 @@ class PackageStore(rpc_pb.PackagesServicer):
         except PackageError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
             raise AssertionError("unreachable") from None
+        if request.job_id:
+            self.used_by.setdefault(request.uri, set()).add(request.job_id)
         try:
             size = os.stat(path).st_size
         except FileNotFoundError:

@@ -6,6 +6,10 @@ sends the owner elsewhere (through the head) when the node could never hold it. 
 in ``get`` gives its CPU back while it waits. A detached actor's lease outlives the head that
 held it for a while (``ORPHAN_GRACE``), so that a restarted head can take the actor back.
 
+A request that names a runtime_env waits, holding nothing, while the node sets the environment
+up (``runtime_envs``), and is granted only a worker of that environment; one whose environment
+cannot be set up is refused saying why (``runtime_env_failed``).
+
 This is the hot path of a node: when an idle worker fits, the grant is decided and sent in the
 call that received the request, with no await in between. The agent composes it with its pool
 (``worker_pool``); a drain under way redirects requests and counts the leases that end
@@ -26,7 +30,8 @@ from typing import Protocol
 import grpc
 
 from ember.runtime.node.gpu_devices import Assignment, GpuDevices, whole_devices_error
-from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool
+from ember.runtime.node.runtime_envs import Environment, RuntimeEnvs
+from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool, WorkerSetup
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
@@ -61,7 +66,7 @@ class OwnerSession:
 class PendingRequest:
     __slots__ = (
         "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
-        "actor_id", "queued_at",
+        "actor_id", "queued_at", "env",
     )
 
     def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
@@ -76,6 +81,7 @@ class PendingRequest:
         self.detached = request.detached
         self.actor_id = request.actor_id
         self.queued_at = time.monotonic()
+        self.env: Environment | None = None  # its runtime_env (None: the node's own)
 
 
 class LeaseState:
@@ -145,6 +151,8 @@ class Leases:
         self._lease_ids = itertools.count(1)
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
+        # The runtime_envs set up here (the agent gives them; None: requests naming one are refused).
+        self.envs: RuntimeEnvs | None = None
 
     # ------------------------------------------------------------------ the owners' stream
 
@@ -201,6 +209,14 @@ class Leases:
                 reason=f"{self.node.describe()}: {pending.task_name or 'the task'}: {unfit}",
             )))
             return
+        if request.runtime_env:
+            if self.envs is None:
+                self._reject_env(pending, f"{self.node.describe()} sets up no runtime_envs")
+                return
+            env = pending.env = self.envs.environment(request.runtime_env, pending.job_id)
+            if env.failure:
+                self._reject_env(pending, env.failure)
+                return
         self.queue.append(pending)
         self.schedule()
 
@@ -274,7 +290,14 @@ class Leases:
         devices = dict(self.gpus.free)
         needs_worker = 0
         waiting = False
+        needs_setup: dict[WorkerSetup, int] | None = None
         for request in list(self.queue):
+            env = request.env
+            setup = None
+            if env is not None:
+                setup = env.setup
+                if setup is None:
+                    continue  # its runtime_env is being set up; it holds nothing meanwhile
             if not resources.fits(request.shape, free):
                 waiting = True
                 continue
@@ -286,22 +309,32 @@ class Leases:
                 continue
             resources.subtract(free, request.hold)
             self.gpus.take(chosen, devices)
-            worker = self._idle_worker(request.job_id)
+            worker = self._idle_worker(request.job_id, setup)
             if worker is None:
-                needs_worker += 1
+                if setup is None:
+                    needs_worker += 1
+                else:
+                    needs_setup = needs_setup or {}
+                    needs_setup[setup] = needs_setup.get(setup, 0) + 1
                 continue
             self.queue.remove(request)
             self._grant(request, worker, chosen)
         starting = self.pool.starting()
         for _ in range(needs_worker - starting):
             self.pool.spawn()
+        if needs_setup:
+            for setup, count in needs_setup.items():
+                for _ in range(count - self.pool.starting(setup)):
+                    self.pool.spawn(setup)
         if waiting:
             self._reclaim_idle_leases()
 
-    def _idle_worker(self, job_id: bytes) -> WorkerHandle | None:
+    def _idle_worker(self, job_id: bytes, setup: WorkerSetup | None = None) -> WorkerHandle | None:
+        """An idle worker of the runtime_env ``setup`` (None: the node's own), of the job's if
+        there is one, else one bound to no job yet."""
         unbound = None
         for worker in self.pool.workers.values():
-            if worker.state != IDLE:
+            if worker.state != IDLE or worker.setup is not setup:
                 continue
             if worker.job_id == job_id:
                 return worker
@@ -395,6 +428,27 @@ class Leases:
         queued, self.queue = self.queue, []
         for request in queued:
             self._reject_broken(request, reason)
+
+    def env_settled(self, env: Environment) -> None:
+        """A runtime_env's setup ended: its requests are granted, or refused saying why."""
+        if env.failure:
+            failed = [r for r in self.queue if r.env is env]
+            if failed:
+                self.queue = [r for r in self.queue if r.env is not env]
+                for request in failed:
+                    self._reject_env(request, env.failure)
+        self.schedule()
+
+    def env_worker_failed(self, setup: WorkerSetup, how: str) -> None:
+        """A worker of a runtime_env ended before it was ready: the environment fails."""
+        env = self.envs.worker_failed(setup, how) if self.envs is not None else None
+        if env is not None:
+            self.env_settled(env)
+
+    def _reject_env(self, request: PendingRequest, reason: str) -> None:
+        request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id, reason=reason, runtime_env_failed=True,
+        )))
 
     def _reject_broken(self, request: PendingRequest, reason: str) -> None:
         request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
@@ -498,9 +552,11 @@ class Leases:
         )
 
     def demand(self) -> list[pb.ResourceDemand]:
-        """The shapes waiting here for a worker, or for a node: the cluster's demand."""
+        """The shapes waiting here for a worker, or for a node: the cluster's demand. (Not
+        those waiting for their runtime_env to be set up: a long install is no call for nodes.)"""
         counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
             tuple(sorted(request.shape.items())) for request in self.queue + self.placing
+            if request.env is None or request.env.ready
         )
         return [
             pb.ResourceDemand(

@@ -136,6 +136,17 @@ class NodeMetrics:
         families.append(GaugeMetricFamily(
             "ember_leases", "Workers leased to owners now.", value=self.leases.held()
         ))
+        envs = self.leases.envs
+        if envs is not None:
+            setups = CounterMetricFamily(
+                "ember_runtime_env_setups",
+                "Parts of runtime_envs this node set up (a package unpacked, a wheel or a "
+                "virtualenv installed), by kind and outcome; a part is set up once per node.",
+                labels=["kind", "outcome"],
+            )
+            for (kind, outcome), count in sorted(envs.setups.items()):
+                setups.add_metric([kind, outcome], count)
+            families.append(setups)
 
         self._forget_stale()
         tasks = GaugeMetricFamily(

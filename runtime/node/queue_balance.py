@@ -46,6 +46,8 @@ def waiting_too_long(leases: Leases, now: float) -> list[PendingRequest]:
     free = dict(leases.available)
     stuck = []
     for request in leases.queue:
+        if request.env is not None and not request.env.ready:
+            continue  # it waits for its runtime_env to be set up here, not for room
         if resources.fits(request.shape, free):
             resources.subtract(free, request.hold)
             continue

@@ -19,11 +19,11 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 URL_TIMEOUT = 60.0
 
 
-async def upload(packages: Any, data: bytes, timeout: float = 300.0) -> str:
+async def upload(packages: Any, data: bytes, timeout: float = 300.0, job_id: bytes = b"") -> str:
     """Put ``data`` on the head unless it is there already (``packages``: a PackagesStub);
-    returns its URI."""
+    returns its URI. ``job_id``: the live driver's job that uses it (kept while it lives)."""
     uri = package_format.uri_of(data)
-    state = await packages.HasPackage(pb.PackageRef(uri=uri), timeout=30)
+    state = await packages.HasPackage(pb.PackageRef(uri=uri, job_id=job_id), timeout=30)
     if state.present:
         return uri
 

@@ -13,6 +13,7 @@ variables, pip builds a virtualenv); this module only says whether a value is we
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -149,3 +150,92 @@ _CHECKS = {
 def to_json(runtime_env: Mapping[str, Any]) -> str:
     """The canonical JSON of a checked runtime_env ("" for an empty one)."""
     return json.dumps(dict(runtime_env), sort_keys=True) if runtime_env else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Which environment a task or actor runs in: Ray's inheritance, and the identity of the result.
+
+# The fields that make a worker what it is: two runtime_envs equal in these share workers.
+# (``excludes`` was applied when the working_dir was packed; ``config`` says how to set up.)
+WORKER_FIELDS = ("working_dir", "py_modules", "env_vars", "pip", "uv")
+OVERRIDE_JOB_ENV = "EMBER_OVERRIDE_JOB_RUNTIME_ENV"
+
+
+def inherit(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's or actor's runtime_env over its parent's (the job's, or the task's or actor's
+    that submits it), as Ray merges them: ``env_vars`` are merged, the child's winning a name
+    both set; every other field the child gives replaces the parent's. ``pip`` and ``uv``
+    replace each other, since an environment has one of them."""
+    if not child:
+        return dict(parent)
+    result = dict(parent)
+    for key, value in child.items():
+        if key == "env_vars":
+            result["env_vars"] = {**parent.get("env_vars", {}), **value}
+        else:
+            if key in ("pip", "uv"):
+                result.pop("uv" if key == "pip" else "pip", None)
+            result[key] = value
+    return result
+
+
+def merge_job(job: Mapping[str, Any], driver: Mapping[str, Any], override: bool = False) -> dict[str, Any]:
+    """The runtime_env of a submitted job's driver: the job's, and what its ``init()`` gives.
+
+    As Ray: the two are merged, and a field both give with different values is an error that
+    names it (``env_vars`` are merged name by name, a name both give differently is the
+    error); with ``override`` (``EMBER_OVERRIDE_JOB_RUNTIME_ENV=1``) the driver's wins."""
+    result = dict(job)
+    for key, value in driver.items():
+        if key not in result or result[key] == value or override:
+            if key == "env_vars" and key in result:
+                result[key] = {**result[key], **value}
+            else:
+                result[key] = value
+            continue
+        if key == "env_vars":
+            merged = dict(result[key])
+            for name, item in value.items():
+                if name in merged and merged[name] != item:
+                    raise RuntimeEnvError(
+                        f"runtime_env.env_vars.{name} is {merged[name]!r} in the job's "
+                        f"runtime_env and {item!r} in init(): give it in one place (or set "
+                        f"{OVERRIDE_JOB_ENV}=1 to let init() win)"
+                    )
+                merged[name] = item
+            result[key] = merged
+            continue
+        raise RuntimeEnvError(
+            f"runtime_env.{key} is given both by the job ({result[key]!r}) and by init() "
+            f"({value!r}): give it in one place (or set {OVERRIDE_JOB_ENV}=1 to let init() win)"
+        )
+    return result
+
+
+def identity(runtime_env: Mapping[str, Any]) -> str:
+    """A short name for what a worker of ``runtime_env`` is: equal for runtime_envs that make
+    the same worker, "" for none (the node's own environment)."""
+    fields = {key: runtime_env[key] for key in WORKER_FIELDS if runtime_env.get(key)}
+    if not fields:
+        return ""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def describe(runtime_env: Mapping[str, Any]) -> str:
+    """A runtime_env in a few words, for errors and logs: its fields and their gist."""
+    parts = []
+    for key in WORKER_FIELDS:
+        value = runtime_env.get(key)
+        if not value:
+            continue
+        if key == "env_vars":
+            parts.append(f"env_vars {', '.join(sorted(value))}")
+        elif key in ("pip", "uv"):
+            packages = value.get("packages", ()) if isinstance(value, Mapping) else value
+            shown = packages if isinstance(packages, str) else " ".join(map(str, packages))
+            parts.append(f"{key} [{shown[:120]}{'...' if len(shown) > 120 else ''}]")
+        elif key == "py_modules":
+            parts.append(f"py_modules {' '.join(value)}")
+        else:
+            parts.append(f"{key} {value}")
+    return "; ".join(parts) or "no fields"

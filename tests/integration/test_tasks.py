@@ -201,8 +201,10 @@ def test_options_validation():
         add_one.options(num_cpus=-1)
     with pytest.raises(ValueError, match="use num_cpus/num_gpus"):
         add_one.options(resources={"CPU": 1})
-    with pytest.raises(ValueError, match="runtime_env is not supported"):
-        add_one.options(runtime_env={"pip": ["x"]})
+    with pytest.raises(ValueError, match=r"runtime_env.env_vars.A must be a string, not int"):
+        add_one.options(runtime_env={"env_vars": {"A": 1}})
+    with pytest.raises(ValueError, match=r"runtime_env.conda is not supported"):
+        add_one.options(runtime_env={"conda": "env"})
 
 
 def test_custom_resources_and_fractional_cpus(cluster):

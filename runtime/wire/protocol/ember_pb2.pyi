@@ -290,7 +290,7 @@ class AdoptRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., actor_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached")
+    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "runtime_env")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -300,6 +300,7 @@ class LeaseRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     shape: ResourceSet
     task_name: str
@@ -309,7 +310,8 @@ class LeaseRequest(_message.Message):
     job_id: bytes
     actor_id: bytes
     detached: bool
-    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ...) -> None: ...
+    runtime_env: str
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., runtime_env: _Optional[str] = ...) -> None: ...
 
 class LeaseReturn(_message.Message):
     __slots__ = ("lease_id", "discard_worker")
@@ -370,16 +372,18 @@ class LeaseSpillback(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., node_address: _Optional[str] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRejected(_message.Message):
-    __slots__ = ("request_id", "reason", "infeasible", "worker_start_failed")
+    __slots__ = ("request_id", "reason", "infeasible", "worker_start_failed", "runtime_env_failed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
     WORKER_START_FAILED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FAILED_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     reason: str
     infeasible: bool
     worker_start_failed: bool
-    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ..., worker_start_failed: _Optional[bool] = ...) -> None: ...
+    runtime_env_failed: bool
+    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ..., worker_start_failed: _Optional[bool] = ..., runtime_env_failed: _Optional[bool] = ...) -> None: ...
 
 class LeaseLost(_message.Message):
     __slots__ = ("lease_id", "reason")
@@ -1169,7 +1173,7 @@ class FindNodeReply(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "runtime_env")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -1183,6 +1187,7 @@ class ActorSpec(_message.Message):
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
     name: str
@@ -1196,7 +1201,8 @@ class ActorSpec(_message.Message):
     owner_address: str
     handle_meta: bytes
     get_if_exists: bool
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ...) -> None: ...
+    runtime_env: str
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., runtime_env: _Optional[str] = ...) -> None: ...
 
 class CreateActorReply(_message.Message):
     __slots__ = ("actor_id", "handle_meta", "error")
@@ -1209,7 +1215,7 @@ class CreateActorReply(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id", "required")
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id", "required", "runtime_env_failed")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1230,6 +1236,7 @@ class ActorInfo(_message.Message):
     NUM_RESTARTS_DUE_TO_DRAIN_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FAILED_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     version: int
@@ -1250,7 +1257,8 @@ class ActorInfo(_message.Message):
     num_restarts_due_to_drain: int
     placement_group_id: bytes
     required: ResourceSet
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ...) -> None: ...
+    runtime_env_failed: bool
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., runtime_env_failed: _Optional[bool] = ...) -> None: ...
 
 class GetActorRequest(_message.Message):
     __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
@@ -1623,10 +1631,12 @@ class SupervisorOrder(_message.Message):
     def __init__(self, welcome: _Optional[_Union[SupervisorWelcome, _Mapping]] = ..., stop: _Optional[float] = ..., refused: _Optional[str] = ..., done: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
 
 class PackageRef(_message.Message):
-    __slots__ = ("uri",)
+    __slots__ = ("uri", "job_id")
     URI_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     uri: str
-    def __init__(self, uri: _Optional[str] = ...) -> None: ...
+    job_id: bytes
+    def __init__(self, uri: _Optional[str] = ..., job_id: _Optional[bytes] = ...) -> None: ...
 
 class PackageState(_message.Message):
     __slots__ = ("present", "size")
