@@ -353,8 +353,8 @@ def test_a_working_dir_from_a_url(cluster: Cluster, tmp_path: Path) -> None:
 def test_without_the_token_nothing_is_submitted(cluster: Cluster) -> None:
     before = len(cluster.client().list_jobs())
     with pytest.raises(ConnectionError, match="refused the token"):
-        JobSubmissionClient(f"ember://{cluster.address}", token="not-the-token")
-    refused = cluster.ember("job", "submit", "--", "true", env={"EMBER_TOKEN": "wrong"})
+        JobSubmissionClient(f"ember://{cluster.address}", token="not-the-token-of-this-cluster")
+    refused = cluster.ember("job", "submit", "--", "true", env={"EMBER_TOKEN": "a-wrong-token-of-sixteen-or-more"})
     assert refused.returncode == 1 and "missing or wrong cluster token" in refused.stderr
 
     async def bare() -> grpc.StatusCode:
