@@ -68,7 +68,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _wait_all_gone(pids: set[int], timeout: float = 30.0) -> set[int]:
+def _wait_all_gone(pids: set[int], timeout: float = 120.0) -> set[int]:
     deadline = time.monotonic() + timeout
     alive = {pid for pid in pids if not _gone(pid)}
     while alive and time.monotonic() < deadline:
