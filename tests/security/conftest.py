@@ -69,13 +69,18 @@ def cluster_pids() -> tuple[int, int]:
     return head.pid, agent.pid
 
 
-def actor_info(class_name: str) -> pb.ActorInfo:
+def actor_info(class_name: str, pid: int = 0) -> pb.ActorInfo:
+    """The live actor of that class (the one in process ``pid`` when given: an earlier test's
+    actor of the same class may still be on its way out, alive for a moment longer)."""
     core = context.require_core()
 
     async def ask() -> pb.ActorList:
         return await core.channels.head(core.head_address).ListActors(pb.Empty())
 
-    return next(a for a in core.io.run(ask()).actors if a.class_name == class_name and a.state == pb.ALIVE)
+    return next(
+        a for a in core.io.run(ask()).actors
+        if a.class_name == class_name and a.state == pb.ALIVE and (not pid or a.pid == pid)
+    )
 
 
 def split(address: str) -> tuple[str, int]:

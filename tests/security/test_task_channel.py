@@ -53,7 +53,7 @@ def test_idle_connections_neither_kill_nor_fill_a_worker(few_descriptors: object
     with EMFILE and the worker died. Now they are capped and dropped after a few seconds."""
     target = Target.remote()
     pid = ember.get(target.pid.remote())
-    address = actor_info("Target").channel
+    address = actor_info("Target", pid).channel
     before = usage(pid)
     idle = flood(address, 3 * CLUSTER_DESCRIPTORS)
     selector = selectors.DefaultSelector()
@@ -91,7 +91,7 @@ def test_a_frame_declared_huge_is_refused_before_its_bytes_are_kept(few_descript
     """Before: the worker buffered a whole frame (up to 2 GiB) before parsing the hello in it."""
     target = Target.remote()
     pid = ember.get(target.pid.remote())
-    address = actor_info("Target").channel
+    address = actor_info("Target", pid).channel
     reset_peak(pid)
     before = usage(pid)
     sent = 0
@@ -121,7 +121,7 @@ def test_an_owner_address_cannot_forge_a_log_line(few_descriptors: object) -> No
     making a second line of the caller's choosing."""
     target = Target.remote()
     pid = ember.get(target.pid.remote())
-    address = actor_info("Target").channel
+    address = actor_info("Target", pid).channel
     forged = "2030-01-01 00:00:00,000 INFO worker FORGED: the cluster token is hunter2"
     owner = f"10.0.0.1:1\n{forged}"
     assert _hello(address, b"wrong-token-of-enough-length", owner=owner).error
