@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 
+from ember.runtime.head.head_state import write_atomically
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.head.jobs")
@@ -39,20 +39,7 @@ class JobStore:
     # ------------------------------------------------------------------ records
 
     def save(self, info: pb.JobInfo) -> None:
-        path = self._record_path(info.submission_id)
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(info.SerializeToString())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            raise
+        write_atomically(self._record_path(info.submission_id), info.SerializeToString())
 
     def load(self) -> list[pb.JobInfo]:
         found = []
