@@ -49,6 +49,7 @@ log = logging.getLogger("ember.runtime.node.node_agent")
 
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
 ASK_WORKER_TIMEOUT = 4.0  # seconds a worker has to answer the state API (below the head's 5)
+EXITING_WORKER_GRACE = 2.0  # seconds a worker that refused the question has to be seen exiting
 
 
 class NodeAgent(rpc_pb.NodeAgentServicer):
@@ -444,12 +445,14 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         does not answer in time is listed with why."""
         workers = [w for w in self.pool.workers.values() if w.address and w.state != DEAD]
 
-        async def ask(worker: WorkerHandle) -> pb.ProcessObjects:
+        async def ask(worker: WorkerHandle) -> pb.ProcessObjects | None:
             try:
                 reply: pb.ProcessObjects = await self.channels.core_worker(worker.address).ListObjects(
                     pb.Empty(), timeout=ASK_WORKER_TIMEOUT
                 )
             except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and await _exits_soon(worker):
+                    return None  # it was on its way out: a worker that has exited holds nothing
                 return pb.ProcessObjects(
                     pid=worker.pid, kind="WORKER", address=worker.address, node_id=self.node_id,
                     error=f"worker pid {worker.pid} on {self.describe()} could not be asked: "
@@ -458,7 +461,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             reply.node_id = self.node_id
             return reply
 
-        return pb.ClusterObjects(processes=await asyncio.gather(*(ask(w) for w in workers)))
+        answers = await asyncio.gather(*(ask(w) for w in workers))
+        return pb.ClusterObjects(processes=[answer for answer in answers if answer is not None])
 
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""
@@ -467,6 +471,16 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.drain = self.leases.drain = NodeDrainer(self, order)
         self.drain.start()
         self.report_soon()
+
+
+async def _exits_soon(worker: WorkerHandle) -> bool:
+    """Whether a worker that refused a connection is exiting: its server closes before its
+    process ends, so a worker released between the listing and the question refuses it."""
+    try:
+        await asyncio.wait_for(worker.exited.wait(), EXITING_WORKER_GRACE)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _verb(how: str) -> str:
