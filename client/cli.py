@@ -16,8 +16,10 @@ from ember import list_command
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth, http_server
+from ember.runtime.wire import auth, http_server, reachability
 from ember.runtime.wire.protocol import ember_pb2 as pb
+
+REACH_TIMEOUT = 15.0  # seconds a head's host may stay silent before a command gives up
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -38,6 +40,8 @@ def _start(args: argparse.Namespace) -> int:
     if args.head and not token and args.state_dir:
         token = HeadState(args.state_dir).token()  # the token of the cluster before a restart
     if not args.head:
+        if not _reaches("start", args.address.removeprefix("ember://"), joining=True):
+            return 1
         token = token or session.token_of_current_cluster(args.address)
         if not token:
             print(
@@ -121,6 +125,24 @@ def _view_or_none(head_address: str) -> pb.ClusterView | None:
         return None
 
 
+def _reaches(command: str, head_address: str, joining: bool = False) -> bool:
+    """Whether anything listens at the head's address; if not, say why, at once for a
+    refused connection, and where the cluster started on this machine is."""
+    try:
+        reachability.check_now(head_address, REACH_TIMEOUT)
+        return True
+    except reachability.Unreachable as error:
+        what = "join the head" if joining else "reach the head"
+        print(f"ember {command}: cannot {what} at {head_address}: {error}.", file=sys.stderr)
+        here = session.read_current_cluster()
+        if here and here.removeprefix("ember://") != head_address:
+            print(f"  The cluster started on this machine is at {here} (ember status shows it).",
+                  file=sys.stderr)
+        else:
+            print("  Check the address and port: 'ember start --head' prints them.", file=sys.stderr)
+        return False
+
+
 def _block(processes: launcher.LocalProcesses) -> int:
     """Stay in the foreground until a signal or until a child exits (what a container runs),
     echoing every log file of the session to stdout, where ``kubectl logs`` looks.
@@ -163,6 +185,8 @@ def _status(args: argparse.Namespace) -> int:
     head_address = _head_address(args)
     if not head_address:
         print("ember status: no running cluster found (start one with 'ember start --head')")
+        return 1
+    if not _reaches("status", head_address):
         return 1
     try:
         view = status_report.fetch(head_address)
@@ -286,6 +310,8 @@ def _logs(args: argparse.Namespace) -> int:
     if not head_address:
         print("ember logs: no running cluster found (give --address)", file=sys.stderr)
         return 1
+    if not _reaches("logs", head_address):
+        return 1
     try:
         if args.name:
             cluster_logs.show(head_address, args.name, args.node or "", args.tail, args.follow)
@@ -332,6 +358,8 @@ def _drain(args: argparse.Namespace) -> int:
     head_address = _head_address(args)
     if not head_address:
         print("ember drain: no running cluster found (give --address HOST:PORT)", file=sys.stderr)
+        return 1
+    if not _reaches("drain", head_address):
         return 1
     return drain_command.run(head_address, args.node, args.deadline, args.timeout)
 

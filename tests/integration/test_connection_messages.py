@@ -1,0 +1,93 @@
+"""What a user is told when an address is wrong, a port is taken, or a head must be found:
+the words that say what happened, checked on real processes (issue 19, items 5 to 8)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import REPO, run_driver
+from tests.unit.test_reachability import closed_port, silent_port  # noqa: F401 (fixtures)
+
+
+def _ember(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", *args],
+        capture_output=True, text=True, timeout=120, env=env, cwd=str(REPO),
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def env(tmp_path) -> Iterator[dict[str, str]]:
+    """A session root of the test's own, and no token from the environment: what a user who
+    has started nothing yet has."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("EMBER_TOKEN", "EMBER_TOKEN_FILE", "EMBER_ADDRESS")}
+    environ["EMBER_TEMP_DIR"] = str(tmp_path / "ember")
+    yield environ
+    _ember("stop", env=environ)
+
+
+DRIVER = textwrap.dedent(
+    """
+    import sys
+    import ember
+    from ember.runtime.core import driver
+    driver.CONNECT_TIMEOUT = float(sys.argv[2])
+    try:
+        ember.init(address=sys.argv[1])
+    except ConnectionError as error:
+        print(f"{type(error).__name__}: {error}")
+    """
+)
+
+
+def test_a_driver_told_a_wrong_port_says_nothing_listens_there_at_once(closed_port):  # noqa: F811
+    # With an hour to wait, only a refusal said at once ends the driver within run_driver's limit.
+    result = run_driver(DRIVER, f"ember://127.0.0.1:{closed_port}", "3600")
+    assert result.stdout.strip() == (
+        f"RuntimeConnectionError: cannot reach the ember head at 127.0.0.1:{closed_port}: "
+        f"nothing is listening at 127.0.0.1:{closed_port} (connection refused)"
+    ), result.stdout + result.stderr
+    assert "DEADLINE_EXCEEDED" not in result.stdout + result.stderr
+
+
+def test_a_driver_waits_for_a_silent_host_and_says_it_did_not_answer(silent_port):  # noqa: F811
+    result = run_driver(DRIVER, f"127.0.0.1:{silent_port}", "2")
+    out = result.stdout.strip()
+    assert out.startswith(
+        f"RuntimeConnectionError: cannot reach the ember head at 127.0.0.1:{silent_port}: "
+        "the host 127.0.0.1 did not answer within 2s"
+    ), out + result.stderr
+    assert "DEADLINE_EXCEEDED" not in out
+
+
+def test_cli_commands_name_a_wrong_address_and_do_not_blame_the_token(env, closed_port):  # noqa: F811
+    wrong = f"127.0.0.1:{closed_port}"
+    status = _ember("status", "--address", wrong, env=env)
+    assert status.returncode == 1
+    assert f"nothing is listening at {wrong} (connection refused)" in status.stderr, status.stderr
+
+    port = _free_port()
+    head = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert head.returncode == 0, head.stderr
+    # No token in the environment, a port where no head is: the address is the problem.
+    joined = _ember("start", "--address", wrong, "--num-cpus", "1", env=env)
+    assert joined.returncode == 1
+    assert f"cannot join the head at {wrong}: nothing is listening at {wrong} (connection refused)" in joined.stderr
+    assert f"The cluster started on this machine is at ember://127.0.0.1:{port}" in joined.stderr
+    assert "token" not in joined.stderr, joined.stderr
+    assert "Started" not in joined.stdout
+    logs = _ember("logs", "--address", f"ember://{wrong}", env=env)
+    assert logs.returncode == 1 and "connection refused" in logs.stderr, logs.stderr
