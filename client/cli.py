@@ -17,6 +17,7 @@ from ember.log_echo import LogEcho
 from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.wire import auth, http_server, reachability
+from ember.runtime.wire.listen_address import host_port
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 REACH_TIMEOUT = 15.0  # seconds a head's host may stay silent before a command gives up
@@ -50,6 +51,8 @@ def _start(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.head and _port_taken("start", args.host, args.port):
+        return 1
     session_dir = session.new_session_dir()
     node = {
         "host": args.host,
@@ -123,6 +126,33 @@ def _view_or_none(head_address: str) -> pb.ClusterView | None:
         return status_report.fetch(head_address, timeout=5)
     except grpc.aio.AioRpcError:
         return None
+
+
+def _port_taken(command: str, host: str, port: int) -> bool:
+    """Whether something already listens on the head's port; if so, one paragraph on what to
+    do (instead of the head's failure to bind, which only says it could not)."""
+    if port == 0:
+        return False
+    dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        reachability.check_now(host_port(dial, port), 2.0)
+    except reachability.Unreachable:
+        return False
+    address = host_port(dial, port)
+    here = session.read_current_cluster()
+    if here is not None and here.removeprefix("ember://") == address:
+        what = f"the ember cluster started here last listens there ({here})"
+        see = "'ember status' shows it and 'ember stop' stops it"
+    else:
+        what = "something already listens there (another cluster, or another program)"
+        see = f"'ember status --address {address}' shows the cluster, if it is one"
+    again = "ember start --head" if command == "start" else "ember up FILE"
+    print(
+        f"ember {command}: port {port} of {host} is taken: {what}, so no head can start on it.\n"
+        f"  {see}; to start another cluster beside it, give it a free port: {again} --port PORT.",
+        file=sys.stderr,
+    )
+    return True
 
 
 def _reaches(command: str, head_address: str, joining: bool = False) -> bool:
@@ -210,6 +240,8 @@ def _up(args: argparse.Namespace) -> int:
     except (cluster_spec.SpecError, auth.TokenError) as error:
         print(f"ember up: {error}", file=sys.stderr)
         return 2
+    if _port_taken("up", "127.0.0.1", args.port):
+        return 1
     session_dir = session.new_session_dir()
     try:
         processes = launcher.start(

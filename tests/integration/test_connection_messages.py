@@ -91,3 +91,33 @@ def test_cli_commands_name_a_wrong_address_and_do_not_blame_the_token(env, close
     assert "Started" not in joined.stdout
     logs = _ember("logs", "--address", f"ember://{wrong}", env=env)
     assert logs.returncode == 1 and "connection refused" in logs.stderr, logs.stderr
+
+
+def test_a_second_head_on_a_taken_port_gets_a_paragraph_not_a_traceback(env):
+    port = _free_port()
+    first = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert first.returncode == 0, first.stderr
+    second = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert second.returncode == 1
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in second.stderr, second.stderr
+    assert lines[0] == (
+        f"ember start: port {port} of 127.0.0.1 is taken: the ember cluster started here last "
+        f"listens there (ember://127.0.0.1:{port}), so no head can start on it."
+    )
+    assert "'ember status' shows it" in lines[1] and "--port PORT" in lines[1]
+
+    # From another session root the port is just taken: by something, perhaps a cluster.
+    elsewhere = dict(env, EMBER_TEMP_DIR=env["EMBER_TEMP_DIR"] + "-other")
+    other = _ember("start", "--head", "--port", str(port), env=elsewhere)
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "something already listens there (another cluster, or another program)" in other.stderr
+    assert f"'ember status --address 127.0.0.1:{port}'" in other.stderr
+
+    with socket.socket() as busy:  # not a cluster at all
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        up = _ember("up", "--port", str(taken), str(REPO / "manifests/examples/cluster.yaml"), env=env)
+    assert up.returncode == 1 and "Traceback" not in up.stderr, up.stderr
+    assert f"port {taken} of 127.0.0.1 is taken" in up.stderr and "ember up FILE --port PORT" in up.stderr
