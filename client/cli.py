@@ -16,9 +16,8 @@ from ember import list_command
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth, http_server, reachability
+from ember.runtime.wire import auth, reachability
 from ember.runtime.wire.listen_address import host_port
-from ember.runtime.wire.protocol import ember_pb2 as pb
 
 REACH_TIMEOUT = 15.0  # seconds a head's host may stay silent before a command gives up
 
@@ -99,9 +98,7 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  token:    {launcher.token_file(session_dir)} (readable only by you); drivers and")
         print("            nodes elsewhere need it: EMBER_TOKEN_FILE=<a copy of it> or EMBER_TOKEN=<it>")
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
-        view = _view_or_none(processes.head_address)
-        if view is not None and view.dashboard_address:
-            print(f"  dashboard: {http_server.scheme()}://{view.dashboard_address}")
+        print(f"  {_dashboard(processes.head_address, processes.token)}")
     else:
         session.record_started(
             session_dir, processes.pids, agent_address=processes.agent_address,
@@ -119,13 +116,17 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _view_or_none(head_address: str) -> pb.ClusterView | None:
+def _dashboard(head_address: str, token: str) -> str:
+    """The dashboard's line, asked of the head with the cluster's token (without it the head
+    says nothing); if the head cannot say, the line says why instead of vanishing."""
     from ember import status_report
 
+    auth.set_token(token)
     try:
-        return status_report.fetch(head_address, timeout=5)
-    except grpc.aio.AioRpcError:
-        return None
+        view = status_report.fetch(head_address, timeout=5)
+    except grpc.aio.AioRpcError as error:
+        return f"dashboard: the head did not say where it is ({error.code().name}); its log does"
+    return status_report.dashboard_line(view).replace("Dashboard: ", "dashboard: ", 1)
 
 
 def _port_taken(command: str, host: str, port: int) -> bool:

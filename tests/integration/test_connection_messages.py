@@ -121,3 +121,17 @@ def test_a_second_head_on_a_taken_port_gets_a_paragraph_not_a_traceback(env):
         up = _ember("up", "--port", str(taken), str(REPO / "manifests/examples/cluster.yaml"), env=env)
     assert up.returncode == 1 and "Traceback" not in up.stderr, up.stderr
     assert f"port {taken} of 127.0.0.1 is taken" in up.stderr and "ember up FILE --port PORT" in up.stderr
+
+
+def test_start_head_and_status_print_the_dashboard_address(env):
+    port = _free_port()
+    started = _ember("start", "--head", "--port", str(port), "--num-cpus", "1", env=env)
+    assert started.returncode == 0, started.stderr
+    shown = [line.split()[1] for line in started.stdout.splitlines() if line.strip().startswith("dashboard:")]
+    assert len(shown) == 1 and shown[0].startswith("http://127.0.0.1:"), started.stdout
+    status = _ember("status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert f"Dashboard: {shown[0]}  (open it with #token=TOKEN" in status.stdout, status.stdout
+    dashboard_port = int(shown[0].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", dashboard_port), timeout=10):
+        pass  # it listens where it says
