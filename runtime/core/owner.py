@@ -457,6 +457,10 @@ class Owner:
         self._check_open()
         return self.actor_lifecycle.info(name, namespace)
 
+    def actor_namespaces(self, name: str) -> list[str]:
+        self._check_open()
+        return self.actor_lifecycle.namespaces_naming(name)
+
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)
 
