@@ -232,7 +232,7 @@ def _up(args: argparse.Namespace) -> int:
     """``ember up CLUSTER.yaml``: the Cluster on this machine, autoscaled, in the foreground."""
     import asyncio
 
-    from ember import cluster_spec
+    from ember import cluster_spec, local_capacity
     from ember.local_provider import LocalProvider, Progress
 
     try:
@@ -243,11 +243,14 @@ def _up(args: argparse.Namespace) -> int:
         return 2
     if _port_taken("up", "127.0.0.1", args.port):
         return 1
+    machine = local_capacity.Machine.here()
+    share = local_capacity.share(head_cpus, groups, autoscaling, machine)
     session_dir = session.new_session_dir()
     try:
         processes = launcher.start(
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
             dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
+            object_store_memory=share.object_store_memory,
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)
@@ -263,6 +266,10 @@ def _up(args: argparse.Namespace) -> int:
     print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
     for group in groups:
         print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
+    print(share.summary(machine))
+    if share.warning():
+        sys.stdout.flush()
+        print(share.warning(), file=sys.stderr)
     sys.stdout.flush()
     interactive = sys.stdout.isatty()
     shown = ""
@@ -287,7 +294,8 @@ def _up(args: argparse.Namespace) -> int:
         session.update_started(session_dir, nodes=nodes)
 
     provider = LocalProvider(
-        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes
+        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes,
+        object_store_memory=share.object_store_memory,
     )
 
     async def run() -> None:
