@@ -290,11 +290,27 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
         info = core.get_actor_info(name, namespace or "")
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
-            raise ValueError(error.details()) from None
+            raise ValueError(_not_found(core, name, error.details() or "")) from None
         raise
     meta = serialization.loads(info.handle_meta)
     core.actors_client_hint(info.actor_id, info.class_name)
     return ActorHandle(info.actor_id, meta, core)
+
+
+def _not_found(core: Any, name: str, details: str) -> str:
+    """The head's "not found", and where an actor of that name does live: names are per
+    namespace, and a driver without ``init(namespace=...)`` has an anonymous one of its own,
+    so a name given in one driver is not found from the next unless both say where."""
+    elsewhere = core.actor_namespaces(name)
+    if not elsewhere:
+        return f"{details}: no actor of that name is alive in any namespace"
+    listed = ", ".join(repr(ns) for ns in elsewhere)
+    which = f"namespace {listed}" if len(elsewhere) == 1 else f"namespaces {listed}"
+    return (
+        f"{details}, but an actor named {name!r} lives in {which}: look it up there, "
+        f"ember.get_actor({name!r}, namespace={elsewhere[0]!r}) (a driver's namespace is "
+        f"ember.init(namespace=...); without it, each driver has an anonymous one of its own)"
+    )
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

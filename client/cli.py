@@ -16,8 +16,10 @@ from ember import list_command
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth, http_server
-from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire import auth, reachability
+from ember.runtime.wire.listen_address import host_port
+
+REACH_TIMEOUT = 15.0  # seconds a head's host may stay silent before a command gives up
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -38,6 +40,8 @@ def _start(args: argparse.Namespace) -> int:
     if args.head and not token and args.state_dir:
         token = HeadState(args.state_dir).token()  # the token of the cluster before a restart
     if not args.head:
+        if not _reaches("start", args.address.removeprefix("ember://"), joining=True):
+            return 1
         token = token or session.token_of_current_cluster(args.address)
         if not token:
             print(
@@ -46,6 +50,8 @@ def _start(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.head and _port_taken("start", args.host, args.port):
+        return 1
     session_dir = session.new_session_dir()
     node = {
         "host": args.host,
@@ -92,9 +98,7 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  token:    {launcher.token_file(session_dir)} (readable only by you); drivers and")
         print("            nodes elsewhere need it: EMBER_TOKEN_FILE=<a copy of it> or EMBER_TOKEN=<it>")
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
-        view = _view_or_none(processes.head_address)
-        if view is not None and view.dashboard_address:
-            print(f"  dashboard: {http_server.scheme()}://{view.dashboard_address}")
+        print(f"  {_dashboard(processes.head_address, processes.token)}")
     else:
         session.record_started(
             session_dir, processes.pids, agent_address=processes.agent_address,
@@ -112,13 +116,62 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _view_or_none(head_address: str) -> pb.ClusterView | None:
+def _dashboard(head_address: str, token: str) -> str:
+    """The dashboard's line, asked of the head with the cluster's token (without it the head
+    says nothing); if the head cannot say, the line says why instead of vanishing."""
     from ember import status_report
 
+    auth.set_token(token)
     try:
-        return status_report.fetch(head_address, timeout=5)
-    except grpc.aio.AioRpcError:
-        return None
+        view = status_report.fetch(head_address, timeout=5)
+    except grpc.aio.AioRpcError as error:
+        return f"dashboard: the head did not say where it is ({error.code().name}); its log does"
+    return status_report.dashboard_line(view).replace("Dashboard: ", "dashboard: ", 1)
+
+
+def _port_taken(command: str, host: str, port: int) -> bool:
+    """Whether something already listens on the head's port; if so, one paragraph on what to
+    do (instead of the head's failure to bind, which only says it could not)."""
+    if port == 0:
+        return False
+    dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        reachability.check_now(host_port(dial, port), 2.0)
+    except reachability.Unreachable:
+        return False
+    address = host_port(dial, port)
+    here = session.read_current_cluster()
+    if here is not None and here.removeprefix("ember://") == address:
+        what = f"the ember cluster started here last listens there ({here})"
+        see = "'ember status' shows it and 'ember stop' stops it"
+    else:
+        what = "something already listens there (another cluster, or another program)"
+        see = f"'ember status --address {address}' shows the cluster, if it is one"
+    again = "ember start --head" if command == "start" else "ember up FILE"
+    print(
+        f"ember {command}: port {port} of {host} is taken: {what}, so no head can start on it.\n"
+        f"  {see}; to start another cluster beside it, give it a free port: {again} --port PORT.",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _reaches(command: str, head_address: str, joining: bool = False) -> bool:
+    """Whether anything listens at the head's address; if not, say why, at once for a
+    refused connection, and where the cluster started on this machine is."""
+    try:
+        reachability.check_now(head_address, REACH_TIMEOUT)
+        return True
+    except reachability.Unreachable as error:
+        what = "join the head" if joining else "reach the head"
+        print(f"ember {command}: cannot {what} at {head_address}: {error}.", file=sys.stderr)
+        here = session.read_current_cluster()
+        if here and here.removeprefix("ember://") != head_address:
+            print(f"  The cluster started on this machine is at {here} (ember status shows it).",
+                  file=sys.stderr)
+        else:
+            print("  Check the address and port: 'ember start --head' prints them.", file=sys.stderr)
+        return False
 
 
 def _block(processes: launcher.LocalProcesses) -> int:
@@ -164,6 +217,8 @@ def _status(args: argparse.Namespace) -> int:
     if not head_address:
         print("ember status: no running cluster found (start one with 'ember start --head')")
         return 1
+    if not _reaches("status", head_address):
+        return 1
     try:
         view = status_report.fetch(head_address)
     except grpc.aio.AioRpcError as error:
@@ -177,7 +232,7 @@ def _up(args: argparse.Namespace) -> int:
     """``ember up CLUSTER.yaml``: the Cluster on this machine, autoscaled, in the foreground."""
     import asyncio
 
-    from ember import cluster_spec
+    from ember import cluster_spec, local_capacity
     from ember.local_provider import LocalProvider, Progress
 
     try:
@@ -186,11 +241,16 @@ def _up(args: argparse.Namespace) -> int:
     except (cluster_spec.SpecError, auth.TokenError) as error:
         print(f"ember up: {error}", file=sys.stderr)
         return 2
+    if _port_taken("up", "127.0.0.1", args.port):
+        return 1
+    machine = local_capacity.Machine.here()
+    share = local_capacity.share(head_cpus, groups, autoscaling, machine)
     session_dir = session.new_session_dir()
     try:
         processes = launcher.start(
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
             dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
+            object_store_memory=share.object_store_memory,
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)
@@ -206,6 +266,10 @@ def _up(args: argparse.Namespace) -> int:
     print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
     for group in groups:
         print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
+    print(share.summary(machine))
+    if share.warning():
+        sys.stdout.flush()
+        print(share.warning(), file=sys.stderr)
     sys.stdout.flush()
     interactive = sys.stdout.isatty()
     shown = ""
@@ -230,7 +294,8 @@ def _up(args: argparse.Namespace) -> int:
         session.update_started(session_dir, nodes=nodes)
 
     provider = LocalProvider(
-        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes
+        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes,
+        object_store_memory=share.object_store_memory,
     )
 
     async def run() -> None:
@@ -286,6 +351,8 @@ def _logs(args: argparse.Namespace) -> int:
     if not head_address:
         print("ember logs: no running cluster found (give --address)", file=sys.stderr)
         return 1
+    if not _reaches("logs", head_address):
+        return 1
     try:
         if args.name:
             cluster_logs.show(head_address, args.name, args.node or "", args.tail, args.follow)
@@ -332,6 +399,8 @@ def _drain(args: argparse.Namespace) -> int:
     head_address = _head_address(args)
     if not head_address:
         print("ember drain: no running cluster found (give --address HOST:PORT)", file=sys.stderr)
+        return 1
+    if not _reaches("drain", head_address):
         return 1
     return drain_command.run(head_address, args.node, args.deadline, args.timeout)
 

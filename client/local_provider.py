@@ -71,9 +71,11 @@ class LocalProvider:
         autoscaling: AutoscalingSpec,
         on_progress: Callable[[Progress], None] = lambda progress: None,
         on_workers: Callable[[dict[str, list[int]]], None] = lambda workers: None,
+        object_store_memory: int | None = None,
     ) -> None:
         """``on_workers`` hears the running workers (name: pids) whenever they change, from the
-        thread that changed them, one call at a time."""
+        thread that changed them, one call at a time. ``object_store_memory``: each node's
+        share of this machine's (``local_capacity``); None: each takes the default."""
         self.session_dir = session_dir
         self.head_address = head_address
         self.token = token
@@ -81,6 +83,7 @@ class LocalProvider:
         self.autoscaling = autoscaling
         self.on_progress = on_progress
         self.on_workers = on_workers
+        self.object_store_memory = object_store_memory
         self.workers: dict[str, Worker] = {}
         self.progress = Progress()
         self._counter = 0
@@ -187,6 +190,7 @@ class LocalProvider:
                     num_cpus=shape.get("CPU", 0.0),
                     num_gpus=shape.get("GPU", 0.0),
                     memory=int(shape["memory"]) if "memory" in shape else None,
+                    object_store_memory=self.object_store_memory,
                     resources=custom or None,
                     labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name},
                     token=self.token,

@@ -38,7 +38,8 @@ def _draining(node: pb.NodeView) -> str:
 def render(view: pb.ClusterView, now: float | None = None) -> str:
     now = time.time() if now is None else now
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-    lines = [f"======== Cluster status: {stamp} ========", "Node status", RULE, "Healthy:"]
+    lines = [f"======== Cluster status: {stamp} ========", dashboard_line(view),
+             "", "Node status", RULE, "Healthy:"]
     alive = [n for n in view.nodes if n.alive]
     dead = [n for n in view.nodes if not n.alive]
     healthy = [n for n in alive if not n.store_broken]
@@ -91,6 +92,16 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
     if not view.events:
         lines.append(" (none)")
     return "\n".join(lines)
+
+
+def dashboard_line(view: pb.ClusterView) -> str:
+    """Where the dashboard is (it wants the cluster's token, as every port does)."""
+    if not view.dashboard_address:
+        return "Dashboard: none (the head was started without one, or could not listen; see its log)"
+    return (
+        f"Dashboard: {http_server.scheme()}://{view.dashboard_address}  (open it with "
+        f"#token=TOKEN, the cluster's token)"
+    )
 
 
 def _usage_line(node: pb.NodeView) -> str:

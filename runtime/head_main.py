@@ -70,7 +70,15 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     rpc_pb.add_JobsServicer_to_server(jobs, server)
     rpc_pb.add_PackagesServicer_to_server(jobs.packages, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
-    port = rpc.bind(server, bind_host(args.host), args.port)
+    try:
+        port = rpc.bind(server, bind_host(args.host), args.port)
+    except OSError:
+        # One line, not a traceback: the launcher shows the end of this log to the user.
+        log.error(
+            "head: cannot listen on %s: another process holds the port (or the address is not "
+            "this machine's); pick another port with --port", host_port(args.host, args.port),
+        )
+        raise SystemExit(1) from None
     await server.start()
     address = f"{args.host}:{port}"
     head.actors.address = address

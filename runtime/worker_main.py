@@ -22,7 +22,7 @@ import grpc
 from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
-from ember.runtime.core.task_output import TaskOutput
+from ember.runtime.core.task_output import TaskLogHandler, TaskOutput
 from ember.runtime.wire import auth, log_lines, rpc
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.listen_address import bind_host
@@ -169,6 +169,8 @@ def main() -> int:
     # What tasks print goes to the log files and to the driver.
     sys.stdout = TaskOutput(out_fd, executor.forwarder, is_stderr=False)
     sys.stderr = TaskOutput(err_fd, executor.forwarder, is_stderr=True)
+    # And what they log (the handler basicConfig made above still writes it to the file).
+    logging.getLogger().addHandler(TaskLogHandler(executor.forwarder, io.thread.ident))
     executor.install_signal_handler()
     channel.serve_forever()
     return 0

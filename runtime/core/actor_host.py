@@ -42,7 +42,7 @@ class CallRunner(Protocol):
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
 
     def encode_value(
-        self, spec: pb.TaskSpec, value: Any, start: float, owner: str
+        self, spec: pb.TaskSpec, value: Any, start: float, owner: str, function: Any = None
     ) -> pb.TaskResult: ...
 
     def encode_error(
@@ -128,7 +128,8 @@ class ActorHost:
         try:
             method = getattr(self.instance, spec.method)
             args, kwargs = executor.decode_args(spec)
-            result = executor.encode_value(spec, method(*args, **kwargs), start, connection.owner)
+            value = method(*args, **kwargs)
+            result = executor.encode_value(spec, value, start, connection.owner, method)
         except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
             result = executor.encode_error(spec, error, start)
         finally:
@@ -161,7 +162,7 @@ class ActorHost:
                 value = method(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
-                result = executor.encode_value(spec, value, start, connection.owner)
+                result = executor.encode_value(spec, value, start, connection.owner, method)
             except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
                 result = executor.encode_error(spec, error, start)
         self._done(connection, result)

@@ -138,6 +138,12 @@ class ActorLifecycle:
         request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
         return self.io.run(self._head_call("GetActor", request))
 
+    def namespaces_naming(self, name: str) -> list[str]:
+        """The namespaces where an actor named ``name`` is not dead: where a lookup that found
+        nothing in its own namespace should have looked."""
+        actors = self.io.run(self._head_call("ListActors", pb.Empty()))
+        return sorted({a.namespace for a in actors.actors if a.name == name and a.state != pb.DEAD})
+
     def handle_escaped(self, actor_id: bytes) -> None:
         """A handle to the actor was pickled to go elsewhere."""
         if actor_id in self.owned:

@@ -24,7 +24,7 @@ from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.actor_host import ActorHost
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_output import OutputForwarder
-from ember.runtime.objects import serialization
+from ember.runtime.objects import serialization, unpicklable
 from ember.runtime.objects.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.runtime.wire import auth
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -242,7 +242,7 @@ class Executor:
             self.current = None
             context.task_context.reset(token)
             _flush_std_streams()
-        return self.encode_value(spec, value, start, owner)
+        return self.encode_value(spec, value, start, owner, function)
 
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         values = []
@@ -254,10 +254,14 @@ class Executor:
                 values.append(serialization.loads(value.data))
         return serialization.deserialize_args(spec.args, values)
 
-    def encode_value(self, spec: pb.TaskSpec, value: Any, start: float, owner: str) -> pb.TaskResult:
+    def encode_value(
+        self, spec: pb.TaskSpec, value: Any, start: float, owner: str, function: Any = None
+    ) -> pb.TaskResult:
+        """The result of a call that returned ``value``; ``function`` (what was called) names
+        where it is defined when the value cannot be sent back."""
         run_seconds = time.perf_counter() - start
         try:
-            returns = self._serialize_returns(spec, value, owner)
+            returns = self._serialize_returns(spec, value, owner, function)
         except Exception as error:
             return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
         return pb.TaskResult(task_id=spec.task_id, returns=returns, run_seconds=run_seconds)
@@ -267,7 +271,9 @@ class Executor:
             error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
         return self._finish_error(spec, self._task_error(spec, error), start)
 
-    def _serialize_returns(self, spec: pb.TaskSpec, value: Any, owner: str) -> list[pb.ObjectValue]:
+    def _serialize_returns(
+        self, spec: pb.TaskSpec, value: Any, owner: str, function: Any = None
+    ) -> list[pb.ObjectValue]:
         count = spec.num_returns
         if count == 1:
             values = [value]
@@ -290,10 +296,16 @@ class Executor:
                 data, location, contained = core.objects.encode(item, object_id, owner)
             except EmberError:
                 raise
-            except Exception as error:
+            except Exception:
+                why = unpicklable.reason(item)
+                if why is None:
+                    raise
+                which = f"return value {index} of {count}" if count > 1 else "return value"
+                # From None: the pickler's frames are ember's, not the user's; the path and
+                # the reason are what the user needs.
                 raise TypeError(
-                    f"could not serialize the return value of {spec.name}: {error}"
-                ) from error
+                    f"could not serialize the {which} of {spec.name}{_defined_at(function)}: {why}"
+                ) from None
             message = pb.ObjectValue(data=data)
             if location is not None:
                 message.location.CopyFrom(location)
@@ -348,6 +360,15 @@ class Executor:
                     f"{cls.__module__}.{cls.__qualname__}" for cls in type(cause).__mro__
                 )
         return result
+
+
+def _defined_at(function: Any) -> str:
+    """`` (defined at FILE, line N)`` for a function or method, else nothing: a return value
+    that cannot be pickled has no frame of the user's left to show."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    if code is None:
+        return ""
+    return f" (defined at {code.co_filename}, line {code.co_firstlineno})"
 
 
 def _flush_std_streams() -> None:

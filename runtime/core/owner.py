@@ -53,8 +53,9 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.core.worker_channels import WorkerChannels
-from ember.runtime.objects import ids, serialization
+from ember.runtime.objects import ids, serialization, unpicklable
 from ember.runtime.objects.exceptions import (
+    EmberError,
     GetTimeoutError,
     ObjectLostError,
     RuntimeConnectionError,
@@ -266,7 +267,15 @@ class Owner:
             self.references.drain()
         self._put_index += 1
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
-        data, location, contained = self.objects.encode(value, object_id, self.address)
+        try:
+            data, location, contained = self.objects.encode(value, object_id, self.address)
+        except EmberError:
+            raise
+        except Exception:
+            why = unpicklable.reason(value)
+            if why is None:
+                raise
+            raise TypeError(f"ember.put() could not store its value: {why}") from None
         if contained:
             self.borrowing.escape(contained)
         ref = ObjectRef(object_id, self.address, self)
@@ -447,6 +456,10 @@ class Owner:
     def get_actor_info(self, name: str, namespace: str) -> pb.ActorInfo:
         self._check_open()
         return self.actor_lifecycle.info(name, namespace)
+
+    def actor_namespaces(self, name: str) -> list[str]:
+        self._check_open()
+        return self.actor_lifecycle.namespaces_naming(name)
 
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)

@@ -74,7 +74,7 @@ def parse(message_type: Any, frame: bytes) -> Any:
     try:
         return message_type.FromString(frame)
     except DecodeError as error:
-        raise FrameError(f"not a {message_type.__name__}: {error}") from None
+        raise FrameError(f"not a frame of type {message_type.__name__}: {error}") from None
 
 
 def plain_address(address: str) -> bool:

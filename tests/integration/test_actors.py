@@ -259,6 +259,14 @@ def test_named_actors(cluster):
         Counter.options(name="shared", namespace="tests").remote()
     with pytest.raises(ValueError, match="Failed to look up actor with name 'nobody'"):
         ember.get_actor("nobody")
+    with pytest.raises(ValueError) as caught:
+        ember.get_actor("shared")  # this driver's namespace is an anonymous one
+    assert "but an actor named 'shared' lives in namespace 'tests'" in str(caught.value)
+    assert "ember.get_actor('shared', namespace='tests')" in str(caught.value)
+    other = Counter.options(name="shared", namespace="more-tests").remote(1)
+    with pytest.raises(ValueError, match="lives in namespaces 'more-tests', 'tests'"):
+        ember.get_actor("shared", namespace="none-of-these")
+    ember.kill(other)
     mine = Counter.options(name="in-my-namespace").remote()
     assert ember.get(ember.get_actor("in-my-namespace").value.remote()) == 0
     ember.kill(mine)

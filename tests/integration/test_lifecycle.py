@@ -244,6 +244,25 @@ def test_actors_die_with_their_driver_unless_detached(temp_root):
     assert not _alive(owned_pid), "a non-detached actor dies with its driver"
     assert _alive(kept_pid), "a detached actor outlives its driver"
 
+    # A driver that did not say its namespace has an anonymous one: told where the name is.
+    stranger = textwrap.dedent(
+        """
+        import ember
+        ember.init(address="auto")
+        try:
+            ember.get_actor("kept")
+        except ValueError as error:
+            print(error)
+        """
+    )
+    result = run_driver(stranger, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Failed to look up actor with name 'kept' in namespace 'anonymous-" in result.stdout
+    assert (
+        "but an actor named 'kept' lives in namespace 'jobs': look it up there, "
+        "ember.get_actor('kept', namespace='jobs')"
+    ) in result.stdout, result.stdout
+
     second = textwrap.dedent(
         """
         import ember
@@ -261,6 +280,7 @@ def test_actors_die_with_their_driver_unless_detached(temp_root):
     assert result.returncode == 0, result.stderr
     assert "2 ['from the first driver', 'from the second driver']" in result.stdout
     assert "owned is gone: Failed to look up actor with name 'owned'" in result.stdout
+    assert "no actor of that name is alive in any namespace" in result.stdout
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(kept_pid):
         time.sleep(0.05)

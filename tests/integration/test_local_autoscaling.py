@@ -8,6 +8,7 @@ and after the idle timeout the workers go again. Run as a user would: ``ember up
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from ember.runtime.node import node_resources
 from tests.conftest import REPO, processes_of_session, run_driver
 
 MANIFEST = """
@@ -183,3 +185,78 @@ def test_ember_down_names_the_cluster_and_counts_its_nodes(tmp_path: Path) -> No
         [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
     )
     assert again.stdout.startswith("Nothing to stop"), again.stdout
+
+
+BEYOND = """
+apiVersion: ember.dev/v1alpha1
+kind: Cluster
+metadata:
+  name: beyond
+spec:
+  head:
+    resources: {cpu: 0}
+  workerGroups:
+  - {name: big, replicas: 2, minReplicas: 0, maxReplicas: 3,
+     resources: {cpu: 64, gpu: 4, memory: 4Ti}}
+"""
+
+
+def test_ember_up_shares_this_machine_and_warns_when_the_manifest_asks_for_more(tmp_path: Path) -> None:
+    """Nodes of ember up all run here: their object stores split this machine's budget (the
+    arenas' total stays within /dev/shm), and asking for more CPUs, GPUs or memory than the
+    machine has is said, resource by resource."""
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"))
+    env.pop("EMBER_TOKEN", None)
+    manifest = tmp_path / "cluster.yaml"
+    manifest.write_text(BEYOND)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", "up", str(manifest), "--port", "0", "--dashboard-port", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO),
+    )
+    try:
+        assert up.stdout is not None and up.stderr is not None
+        first = up.stdout.readline()
+        assert "up on this machine" in first, first + up.stderr.read()
+        session = first.split("(logs: ")[1].rstrip(").\n").removesuffix("/logs")
+        opening = [up.stdout.readline() for _ in range(3)]
+        assert opening[2].startswith("  object store: "), opening
+        # Autoscaling is off: the two replicas and the head's node run at once, not the three
+        # maxReplicas allows.
+        assert opening[2].rstrip().endswith(" shared by up to 3 nodes)"), opening
+        warning = [up.stderr.readline().rstrip() for _ in range(4)]
+        assert warning[0].startswith("ember up: warning: the manifest asks for more than this machine has"), warning
+        assert warning[1].startswith("  CPU: up to 128 (big 2 x 64), on "), warning
+        assert warning[2].startswith("  GPU: up to 8 (big 2 x 4), and this machine has "), warning
+        assert warning[3].startswith("  memory: up to 8192.0 GiB (big 2 x 4096.0 GiB), on "), warning
+        # Three arenas (the head's node and two workers) within /dev/shm, however large.
+        prefix = f"/dev/shm/ember-{os.path.basename(session)}-"
+        deadline = time.monotonic() + 60
+        arenas = glob.glob(prefix + "*/arena")
+        while len(arenas) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            arenas = glob.glob(prefix + "*/arena")
+        assert len(arenas) == 3, arenas
+        shm = os.statvfs("/dev/shm")
+        total = sum(os.stat(path).st_size for path in arenas)
+        assert total <= shm.f_blocks * shm.f_frsize, (total, shm.f_blocks * shm.f_frsize)
+        sizes = {os.stat(path).st_size for path in arenas}
+        # An equal share each: a third of what one node alone would take.
+        alone = min(int(node_resources.memory_bytes() * node_resources.OBJECT_STORE_FRACTION),
+                    node_resources.shm_bytes())
+        assert len(sizes) == 1 and sizes.pop() <= alone // 3, (sizes, alone)
+        waited = run_driver(textwrap.dedent(
+            """
+            import time, ember
+            ember.init(address="auto", logging_level="WARNING")
+            deadline = time.monotonic() + 60
+            while ember.cluster_resources().get("GPU") != 8 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(ember.cluster_resources().get("GPU"))
+            """
+        ), env=env, timeout=90)
+        assert waited.stdout.split() == ["8.0"], waited.stdout + waited.stderr  # as asked, warned
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "ember.cli", "down"], capture_output=True, text=True, env=env, timeout=60
+        )
+        up.wait(30)
