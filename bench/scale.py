@@ -57,6 +57,7 @@ class Scenario:
     sizes: tuple[int, ...]
     columns: tuple[Column, ...]
     fresh: bool  # a child process (and cluster) per size: peak memory is the size's own
+    systems: tuple[str, ...] = SYSTEMS  # where it can run at all
 
 
 def _doubling(first: int, last: int) -> tuple[int, ...]:
@@ -101,7 +102,7 @@ SCENARIOS: dict[str, Scenario] = {
             "N objects lent to an actor that keeps them; the owner's refs dropped; the actor "
             "lets go, the owner frees them",
             "refs",
-            _doubling(1_250, 20_000),
+            _doubling(2_500, 20_000),
             (
                 Column("lend_us_per_ref", "lend µs/ref"),
                 Column("owner_bytes_per_borrowed_ref", "owner B/borrowed", 0),
@@ -128,6 +129,26 @@ SCENARIOS: dict[str, Scenario] = {
                 Column("nodes_used", "nodes used", 0, per_unit=False),
             ),
             fresh=False,
+        ),
+        Scenario(
+            "head_tables",
+            "ember's head in-process with N simulated nodes: its handlers' cost per node, "
+            "without the network (ember only: Ray's GCS is a C++ server)",
+            "nodes",
+            _doubling(125, 2_000),
+            (
+                Column("join_us_per_node", "join µs/node"),
+                Column("first_report_us_per_node", "1st report µs/node"),
+                Column("report_us", "report µs", 1, per_unit=False),
+                Column("leave_us_per_node", "leave µs/node"),
+                Column("dead_worker_report_us", "dead-worker report µs"),
+                Column("view_us_per_node", "ClusterView µs/node"),
+                Column("demand_us_per_node", "GetDemand µs/node"),
+                Column("place_us_per_node", "FindNode µs/node", 2),
+                Column("view_bytes_per_node", "ClusterView B/node", 0, per_unit=False),
+            ),
+            fresh=False,
+            systems=("ember",),
         ),
         Scenario(
             "policy_nodes",
@@ -265,7 +286,8 @@ def measure(
     budget = float(options["budget"])
     timeout = budget * 6 + 300
     if not scenario.fresh:
-        points, _ = run_child(scenario.name, system, sizes, options, timeout)
+        points, took = run_child(scenario.name, system, sizes, options, timeout)
+        print(f"  {system:5} {scenario.name}: {took:.1f} s", flush=True)
         return points
     points: list[dict[str, Any]] = []
     took, previous = 0.0, 0
@@ -307,6 +329,8 @@ def table(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
             if "skipped" in point:
                 notes.append(f"{system} at {point['size']:,} {scenario.unit}: skipped, {point['skipped']}")
                 continue
+            if "failure" in point:
+                notes.append(f"{system} at {point['size']:,} {scenario.unit}: FAILED, {point['failure']}")
             row = [f"{point['size']:,}", system]
             row += [_cell(point.get(c.key), c.digits) for c in scenario.columns]
             if compare:
@@ -360,7 +384,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--max-size", action="append", default=[], metavar="SCENARIO=N",
         help="the largest size of a scenario (repeatable, or comma-separated)",
     )
-    parser.add_argument("--budget", type=float, default=40.0,
+    parser.add_argument("--budget", type=float, default=45.0,
                         help="seconds a size may take: a size whose predicted time (the last one's, scaled linearly) is over it is skipped")
     parser.add_argument("--broadcast-mb", type=int, default=1000, help="the broadcast array's size")
     parser.add_argument("--quick", action="store_true",
@@ -442,6 +466,9 @@ def main(argv: list[str]) -> int:
         scenario = SCENARIOS[name]
         results[name] = {}
         for system in systems:
+            if system not in scenario.systems:
+                print(f"{name} on {system}: not measured; {scenario.what.rpartition('(')[2].rstrip(')')}")
+                continue
             print(f"{name} on {system}: {', '.join(f'{s:,}' for s in args.sizes[name])} {scenario.unit}", flush=True)
             results[name][system] = measure(scenario, system, args.sizes[name], options)
         tables.append(table(scenario, results[name]))
