@@ -119,7 +119,7 @@ SCENARIOS: dict[str, Scenario] = {
             (
                 Column("head_idle_cpu_ms_per_s_per_node", "head idle CPU ms/s/node", 2),
                 Column("head_kib_per_node", "head KiB/node", 0),
-                Column("job_end_head_cpu_ms_per_node", "job end head CPU ms/node", 2),
+                Column("job_end_head_cpu_ms", "job end head CPU ms", 1, per_unit=False),
                 Column("agent_idle_cpu_ms_per_s", "agent idle CPU ms/s", 1, per_unit=False),
                 Column("cluster_pss_mib_per_node", "MiB/node", 0),
                 Column("join_s_per_node", "join s/node", 2),
@@ -135,7 +135,7 @@ SCENARIOS: dict[str, Scenario] = {
             "ember's head in-process with N simulated nodes: its handlers' cost per node, "
             "without the network (ember only: Ray's GCS is a C++ server)",
             "nodes",
-            _doubling(125, 2_000),
+            _doubling(125, 1_000),
             (
                 Column("join_us_per_node", "join µs/node"),
                 Column("first_report_us_per_node", "1st report µs/node"),
@@ -384,7 +384,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--max-size", action="append", default=[], metavar="SCENARIO=N",
         help="the largest size of a scenario (repeatable, or comma-separated)",
     )
-    parser.add_argument("--budget", type=float, default=45.0,
+    parser.add_argument(
+        "--sizes", action="append", default=[], metavar="SCENARIO=N,N,...",
+        help="a scenario's sizes instead of its own (repeatable): beyond them, or fewer",
+    )
+    parser.add_argument("--budget", type=float, default=40.0,
                         help="seconds a size may take: a size whose predicted time (the last one's, scaled linearly) is over it is skipped")
     parser.add_argument("--broadcast-mb", type=int, default=1000, help="the broadcast array's size")
     parser.add_argument("--quick", action="store_true",
@@ -408,7 +412,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--points {args.points}: at least one size is needed")
     if args.budget <= 0 or args.broadcast_mb <= 0:
         parser.error("--budget and --broadcast-mb must be positive")
-    args.sizes = {}
     caps: dict[str, int] = {}
     for item in ",".join(args.max_size).split(","):
         if not item:
@@ -417,14 +420,22 @@ def parse(argv: list[str]) -> argparse.Namespace:
         if name not in SCENARIOS or not value.isdigit():
             parser.error(f"--max-size {item!r}: expected SCENARIO=N with one of {', '.join(SCENARIOS)}")
         caps[name] = int(value)
+    chosen: dict[str, list[int]] = {}
+    for item in args.sizes:
+        name, _, values = item.partition("=")
+        numbers = values.split(",")
+        if name not in SCENARIOS or not all(n.isdigit() and int(n) > 0 for n in numbers):
+            parser.error(f"--sizes {item!r}: expected SCENARIO=N,N,... with one of {', '.join(SCENARIOS)}")
+        chosen[name] = sorted({int(n) for n in numbers})
+    args.sizes = {}
     for name in args.scenarios:
-        sizes = list(SCENARIOS[name].sizes)
+        sizes = chosen.get(name) or list(SCENARIOS[name].sizes)
         if name in caps:
             sizes = [s for s in sizes if s <= caps[name]]
             if not sizes:
                 parser.error(
                     f"--max-size {name}={caps[name]} is below its smallest size, "
-                    f"{SCENARIOS[name].sizes[0]:,}"
+                    f"{(chosen.get(name) or SCENARIOS[name].sizes)[0]:,}"
                 )
         args.sizes[name] = sizes[: args.points] if args.points else sizes
     return args

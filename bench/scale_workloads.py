@@ -345,7 +345,7 @@ def _place_and_leave(
         before, start = cpu_seconds(head), time.perf_counter()
         placer.stdin.close()
         placer.wait(60)
-        time.sleep(3.0)  # the head learns the driver is gone; nodes stop its workers and report
+        time.sleep(2.5)  # the head learns the driver is gone; nodes stop its workers and report
         spent = cpu_seconds(head) - before - idle_rate * (time.perf_counter() - start)
         return float(took), int(used), max(0.0, spent)
     finally:
@@ -389,7 +389,7 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
             head_before = rss(head)
             joined = cluster.grow(size)
             join_s = joined / added
-            time.sleep(3.0)  # zygotes and warm workers finish starting; reports settle
+            time.sleep(2.0)  # zygotes and warm workers finish starting; reports settle
             head_grew = rss(head) - head_before
             agents = processes_named(AGENT[system])
             head_cpu, agents_cpu = cpu_seconds(head), sum(cpu_seconds(p) for p in agents)
@@ -414,7 +414,7 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
                 "demand_ms": demand * 1000,
                 "place_us_per_task": place / count * 1e6,
                 "nodes_used": used,
-                "job_end_head_cpu_ms_per_node": job_end * 1000 / size,
+                "job_end_head_cpu_ms": job_end * 1000,
             })
     finally:
         cluster.stop()

@@ -98,3 +98,10 @@ def test_the_policy_scenario_runs_at_its_smallest_size(tmp_path: Path) -> None:
     assert point["size"] == 10 and point["pending"] == 1000 and point["ms"] > 0
     assert written["machine"]["cpus"] and "load_before" in written["machine"]
     assert "policy_nodes" in out.with_suffix(".txt").read_text()
+
+
+def test_sizes_can_be_chosen_beyond_a_scenarios_own() -> None:
+    args = scale.parse(["--only", "head_tables", "--sizes", "head_tables=4000,1000,2000"])
+    assert args.sizes["head_tables"] == [1000, 2000, 4000]
+    with pytest.raises(SystemExit):
+        scale.parse(["--sizes", "head_tables=1000,lots"])
