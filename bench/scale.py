@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import scale_probes  # noqa: E402
-from scale_workloads import over_budget  # noqa: E402
+from scale_workloads import Budget  # noqa: E402
 
 SYSTEMS = ("ember", "ray")
 
@@ -283,21 +283,20 @@ def _last_error(stderr: str) -> str:
 def measure(
     scenario: Scenario, system: str, sizes: list[int], options: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    budget = float(options["budget"])
-    timeout = budget * 6 + 300
+    timeout = float(options["budget"]) * 6 + 300
     if not scenario.fresh:
         points, took = run_child(scenario.name, system, sizes, options, timeout)
         print(f"  {system:5} {scenario.name}: {took:.1f} s", flush=True)
         return points
     points: list[dict[str, Any]] = []
-    took, previous = 0.0, 0
+    budget = Budget(float(options["budget"]))
     for size in sizes:
-        reason = over_budget(took, previous, size, budget)
+        reason = budget.refuses(size)
         if reason:
             points.append({"size": size, "skipped": reason})
             break
         got, took = run_child(scenario.name, system, [size], options, timeout)
-        previous = size
+        budget.record(size, took, got[-1].get("s") if got else None)
         points += got
         print(f"  {system:5} {scenario.name} {size:,}: {took:.1f} s", flush=True)
         if not got or "skipped" in got[-1]:
@@ -388,7 +387,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--sizes", action="append", default=[], metavar="SCENARIO=N,N,...",
         help="a scenario's sizes instead of its own (repeatable): beyond them, or fewer",
     )
-    parser.add_argument("--budget", type=float, default=40.0,
+    parser.add_argument("--budget", type=float, default=45.0,
                         help="seconds a size may take: a size whose predicted time (the last one's, scaled linearly) is over it is skipped")
     parser.add_argument("--broadcast-mb", type=int, default=1000, help="the broadcast array's size")
     parser.add_argument("--quick", action="store_true",

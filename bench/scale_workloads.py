@@ -133,20 +133,40 @@ def _one(marker: str) -> int:
 # ------------------------------------------------------------------ scenarios
 
 
-def over_budget(took: float, previous: int, size: int, budget: float) -> str:
-    """Why ``size`` is not measured, when the last size's time scaled up linearly (a lower
-    bound when the cost grows faster) would exceed the budget; else ''."""
-    if not previous:
-        return ""
-    expected = took * size / previous
-    if expected <= budget:
-        return ""
-    return (
-        f"the previous size took {took:.0f} s, so this one would take at least "
-        f"{expected:.0f} s, over the budget of {budget:g} s a size (--budget)"
-    )
+class Budget:
+    """Whether the next size fits in the seconds a size may take.
 
+    The prediction keeps the last size's fixed part (a cluster's start-up) and scales its work
+    by the size, and by how much the per-unit cost grew over the step before (at most 2x), so
+    that a cost growing faster than the work is not waited for at the next size."""
 
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.history: list[tuple[int, float, float]] = []  # (size, work, fixed) seconds
+
+    def record(self, size: int, total: float, work: float | None = None) -> None:
+        work = total if work is None else min(work, total)
+        self.history.append((size, work, total - work))
+
+    def refuses(self, size: int) -> str:
+        """Why ``size`` is not measured; '' when it fits."""
+        if not self.history:
+            return ""
+        last, work, fixed = self.history[-1]
+        growth = 1.0
+        if len(self.history) > 1:
+            before, before_work, _ = self.history[-2]
+            if before_work > 0 and work > 0:
+                growth = min(2.0, max(1.0, (work / last) / (before_work / before)))
+        expected = fixed + work * size / last * growth
+        if expected <= self.seconds:
+            return ""
+        how = "its per-unit cost growing as it did" if growth > 1 else "linearly"
+        return (
+            f"the previous size took {fixed + work:.0f} s, so this one would take about "
+            f"{expected:.0f} s (scaled {how}), over the budget of {self.seconds:g} s a size "
+            f"(--budget)"
+        )
 
 
 def tasks(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) -> None:
@@ -371,8 +391,13 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
         time.sleep(2.0)
         head = _one(HEAD[system])
         per_node = NODE_MEMORY[system]
-        join_s = 0.0
+        budget = Budget(float(options["budget"]))
         for size in sizes:
+            reason = budget.refuses(size)
+            if reason:
+                emit({"size": size, "skipped": reason})
+                break
+            began = time.perf_counter()
             needed = (size - cluster.size) * per_node
             if needed > mem_available() / 2:
                 emit({"size": size, "skipped": (
@@ -381,11 +406,6 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
                     f"{mem_available() / 2**30:.1f} GiB available")})
                 break
             added = size - cluster.size
-            if join_s * added > float(options["budget"]):
-                emit({"size": size, "skipped": (
-                    f"{added} more {system} nodes would take ~{join_s * added:.0f} s to join "
-                    f"({join_s:.1f} s a node), over the budget of {options['budget']:g} s")})
-                break
             head_before = rss(head)
             joined = cluster.grow(size)
             join_s = joined / added
@@ -416,6 +436,7 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
                 "nodes_used": used,
                 "job_end_head_cpu_ms": job_end * 1000,
             })
+            budget.record(size, time.perf_counter() - began)
     finally:
         cluster.stop()
 
@@ -480,16 +501,16 @@ def _policy(
     emit: Emit,
 ) -> None:
     """A pure function: every size in this one process, the cheap ones three times."""
-    budget = float(options["budget"])
-    last, previous = 0.0, 0
+    budget = Budget(float(options["budget"]))
+    last = 0.0
     for (live, pending), size in zip(points, sizes, strict=True):
-        reason = over_budget(last, previous, size, budget)
+        reason = budget.refuses(size)
         if reason:
             emit({"size": size, "skipped": reason})
             break
-        previous = size
         decide = scale_policy.decider(system, live, pending)
         last = median_seconds(decide, 3 if last < 1.0 else 1)
+        budget.record(size, last)
         emit({
             "size": size,
             "nodes": live,

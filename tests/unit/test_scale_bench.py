@@ -14,7 +14,7 @@ sys.path.insert(0, str(BENCH))
 
 import scale  # noqa: E402
 from scale_workloads import SCENARIOS as MEASURED  # noqa: E402
-from scale_workloads import over_budget  # noqa: E402
+from scale_workloads import Budget  # noqa: E402
 
 
 def test_every_scenario_is_measured_by_a_workload_and_sizes_double() -> None:
@@ -58,11 +58,22 @@ def test_bad_arguments_are_refused_naming_what_is_wrong(
     assert says in capsys.readouterr().err
 
 
-def test_a_size_is_skipped_when_the_last_one_scaled_up_would_overrun_the_budget() -> None:
-    assert over_budget(0.0, 0, 100, budget=10) == ""  # the first size always runs
-    assert over_budget(4.0, 100, 200, budget=10) == ""  # 8 s expected
-    reason = over_budget(6.0, 100, 200, budget=10)
-    assert "at least 12 s" in reason and "budget of 10 s" in reason
+def test_a_size_is_skipped_when_its_predicted_time_overruns_the_budget() -> None:
+    budget = Budget(10)
+    assert budget.refuses(100) == ""  # the first size always runs
+    budget.record(100, total=5.0, work=4.0)  # 1 s of start-up, 4 s of work
+    assert budget.refuses(200) == ""  # 1 + 8 s
+    assert "about 13 s (scaled linearly)" in budget.refuses(300)
+
+
+def test_a_per_unit_cost_that_grew_is_expected_to_grow_again() -> None:
+    budget = Budget(10)
+    budget.record(100, total=1.0)
+    budget.record(200, total=3.0)  # 1.5x the cost per unit
+    reason = budget.refuses(400)  # 3 s x 2 x 1.5 = 9 s... under the budget
+    assert reason == ""
+    budget.record(400, total=9.0)
+    assert "about 27 s (scaled its per-unit cost growing as it did)" in budget.refuses(800)
 
 
 def test_the_table_shows_curves_ratios_growth_and_why_points_are_missing() -> None:
