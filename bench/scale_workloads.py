@@ -393,7 +393,8 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
         per_node = NODE_MEMORY[system]
         budget = Budget(float(options["budget"]))
         for size in sizes:
-            reason = budget.refuses(size)
+            # What a size costs is mostly the nodes it adds: the budget counts those.
+            reason = budget.refuses(size - cluster.size)
             if reason:
                 emit({"size": size, "skipped": reason})
                 break
@@ -436,7 +437,7 @@ def nodes(system: str, sizes: list[int], options: dict[str, Any], emit: Emit) ->
                 "nodes_used": used,
                 "job_end_head_cpu_ms": job_end * 1000,
             })
-            budget.record(size, time.perf_counter() - began)
+            budget.record(added, time.perf_counter() - began, work=joined)
     finally:
         cluster.stop()
 
