@@ -4,6 +4,7 @@
     python bench/scale.py --quick                  # the two smallest sizes of each
     python bench/scale.py --only tasks,policy_demand --max-size tasks=250000
     python bench/scale.py --systems ember --points 3
+    python bench/scale.py --render bench/results/scale-<time>.json   # as Markdown tables
 
 Every figure is per unit (per task, per ref, per node, per pending bundle) next to the size,
 so that a cost growing faster than the work shows as a rising column; the last line of each
@@ -320,7 +321,7 @@ def table(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
     header = [scenario.unit, "system"] + [c.header for c in scenario.columns]
     compare = "ember" in results and len(results) > 1
     if compare:
-        header.append(f"vs ember ({main.header})")
+        header.append(f"{main.header} ÷ ember's")
     ember = {p["size"]: p.get(main.key) for p in results.get("ember", []) if "skipped" not in p}
     rows, notes = [], []
     for system, points in results.items():
@@ -367,6 +368,44 @@ def growth(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> list
                 f"{scenario.unit} (x{last['size'] / first['size']:g} the size; x1 is linear)"
             )
     return lines
+
+
+def markdown(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
+    """The same table in Markdown, for the docs: ``--render results.json``."""
+    text = table(scenario, results).splitlines()
+    title, header, rows = text[0], text[1], text[3:]
+    notes = [line.strip() for line in rows if line.startswith("  ")]
+    rows = [line for line in rows if not line.startswith("  ")]
+    widths = [len(cell) for cell in text[2].split("  ")]
+
+    def cells(line: str) -> list[str]:
+        out, at = [], 0
+        for width in widths:
+            out.append(line[at : at + width].strip())
+            at += width + 2
+        return out
+
+    lines = [f"**{title.split(': ', 1)[0]}**: {title.split(': ', 1)[1]}", ""]
+    lines.append("| " + " | ".join(cells(header)) + " |")
+    lines.append("|" + "|".join(" ---: " for _ in widths) + "|")
+    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
+    if notes:
+        lines.append("")
+        lines += [f"- {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def render(path: str) -> int:
+    stored = json.loads(Path(path).read_text())
+    info = stored["machine"]
+    print(
+        f"{info['cpus']} CPUs, {info['memory_gib']} GiB, Python {info['python']}, "
+        f"{', '.join(f'{k} {v}' for k, v in info['versions'].items())}; {info['date']}; load "
+        f"average {info['load_before']} before, {info['load_after']} after; {info['seconds']} s\n"
+    )
+    for name, results in stored["results"].items():
+        print(markdown(SCENARIOS[name], results) + "\n")
+    return 0
 
 
 # ------------------------------------------------------------------ the command line
@@ -461,6 +500,11 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str]) -> int:
     if argv and argv[0] == "--child":
         return child_main(argv[1:])
+    if argv and argv[0] == "--render":
+        if len(argv) != 2:
+            print("usage: scale.py --render RESULTS.json", file=sys.stderr)
+            return 2
+        return render(argv[1])
     args = parse(argv)
     systems = [s for s in args.systems if _installed(s)]
     for missing in set(args.systems) - set(systems):

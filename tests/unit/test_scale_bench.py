@@ -92,6 +92,9 @@ def test_the_table_shows_curves_ratios_growth_and_why_points_are_missing() -> No
     assert "100.0x" in text  # Ray's put beside ember's at the same size
     assert "put µs/obj x2.00" in text  # ember's per-object put doubled: a rising column
     assert "ray at 25,000 objects: skipped, the previous size took 40 s" in text
+    rendered = scale.markdown(scenario, results)
+    assert "| 12,500 | ray | 500.0 | 2,000 | - | - | 100.0x |" in rendered
+    assert "- ray at 25,000 objects: skipped, the previous size took 40 s" in rendered
     results["ember"][1]["failure"] = "3 of 25000 objects were freed"
     assert "ember at 25,000 objects: FAILED, 3 of 25000 objects were freed" in scale.table(
         scenario, results
