@@ -314,9 +314,11 @@ def _cell(value: Any, digits: int) -> str:
     return f"{value:,.{digits}f}"
 
 
-def table(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
-    """One row per system and size, each system's sizes together so that its columns read as
-    curves; other systems' rows say how many times ember's main figure theirs is."""
+def _parts(
+    scenario: Scenario, results: dict[str, list[dict[str, Any]]]
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """The header, one row per system and size (each system's sizes together, so that its
+    columns read as curves), and the notes: growth, skipped sizes, failures."""
     main = scenario.columns[0]
     header = [scenario.unit, "system"] + [c.header for c in scenario.columns]
     compare = "ember" in results and len(results) > 1
@@ -337,13 +339,30 @@ def table(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
                 mine, theirs = point.get(main.key), ember.get(point["size"])
                 row.append(f"{mine / theirs:.1f}x" if system != "ember" and mine and theirs else "")
             rows.append(row)
+    return header, rows, growth(scenario, results) + notes
+
+
+def table(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
+    header, rows, notes = _parts(scenario, results)
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     lines = [f"{scenario.name}: {scenario.what}"]
     lines.append("  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)))
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines += [f"  {line}" for line in growth(scenario, results)]
     lines += [f"  {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def markdown(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
+    """The same table in Markdown, for the docs: ``--render results.json``."""
+    header, rows, notes = _parts(scenario, results)
+    lines = [f"**{scenario.name}**: {scenario.what}", ""]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "|".join([" --- ", " --- "] + [" ---: "] * (len(header) - 2)) + "|")
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    if notes:
+        lines.append("")
+        lines += [f"- {note}" for note in notes]
     return "\n".join(lines)
 
 
@@ -368,31 +387,6 @@ def growth(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> list
                 f"{scenario.unit} (x{last['size'] / first['size']:g} the size; x1 is linear)"
             )
     return lines
-
-
-def markdown(scenario: Scenario, results: dict[str, list[dict[str, Any]]]) -> str:
-    """The same table in Markdown, for the docs: ``--render results.json``."""
-    text = table(scenario, results).splitlines()
-    title, header, rows = text[0], text[1], text[3:]
-    notes = [line.strip() for line in rows if line.startswith("  ")]
-    rows = [line for line in rows if not line.startswith("  ")]
-    widths = [len(cell) for cell in text[2].split("  ")]
-
-    def cells(line: str) -> list[str]:
-        out, at = [], 0
-        for width in widths:
-            out.append(line[at : at + width].strip())
-            at += width + 2
-        return out
-
-    lines = [f"**{title.split(': ', 1)[0]}**: {title.split(': ', 1)[1]}", ""]
-    lines.append("| " + " | ".join(cells(header)) + " |")
-    lines.append("|" + "|".join(" ---: " for _ in widths) + "|")
-    lines += ["| " + " | ".join(cells(row)) + " |" for row in rows]
-    if notes:
-        lines.append("")
-        lines += [f"- {note}" for note in notes]
-    return "\n".join(lines)
 
 
 def render(path: str) -> int:

@@ -94,6 +94,7 @@ def test_the_table_shows_curves_ratios_growth_and_why_points_are_missing() -> No
     assert "ray at 25,000 objects: skipped, the previous size took 40 s" in text
     rendered = scale.markdown(scenario, results)
     assert "| 12,500 | ray | 500.0 | 2,000 | - | - | 100.0x |" in rendered
+    assert "| 25,000 | ember | 10.0 | 400 | - | 2.0 |  |" in rendered
     assert "- ray at 25,000 objects: skipped, the previous size took 40 s" in rendered
     results["ember"][1]["failure"] = "3 of 25000 objects were freed"
     assert "ember at 25,000 objects: FAILED, 3 of 25000 objects were freed" in scale.table(
