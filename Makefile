@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test test-fast install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
+.PHONY: demo test test-fast install install-test lint proto bench bench-scale clean kube-tools manifests kind-e2e e2e-docker
 
 # An editable install, which the project's build backend (tools/build_backend.py) makes strict:
 # a tree of links under build/, since setuptools' default editable finder cannot map
@@ -84,6 +84,11 @@ proto:
 
 bench: install
 	$(PY) bench/run.py
+
+## make bench-scale: how cost grows with the work, ember beside Ray (~10 min; ARGS='--quick'
+## for the two smallest sizes of each scenario, ARGS='--only tasks,nodes' to pick; see --help)
+bench-scale: install
+	$(PY) bench/scale.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
