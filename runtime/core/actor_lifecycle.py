@@ -95,6 +95,7 @@ class ActorLifecycle:
             actor_creation=True,
             max_concurrency=options.max_concurrency,
             is_async=options.is_async,
+            cpu_threads=options.shape.get("CPU", 0) // resources.UNIT,
         )
         spec = pb.ActorSpec(
             actor_id=actor_id,

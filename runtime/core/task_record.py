@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
-from ember.runtime.wire.resources import Shape, ShapeKey
+from ember.runtime.wire.resources import UNIT, Shape, ShapeKey
 
 if TYPE_CHECKING:
     from ember.runtime.objects.object_ref import ObjectRef
@@ -57,6 +57,11 @@ class TaskOptions:
     # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
     # merges it over the parent's (``Owner.environment_of``).
     runtime_env: str = ""
+
+    @property
+    def threads(self) -> int:
+        """Its whole CPUs: the threads its numerical libraries may use (``cpu_threads``)."""
+        return self.shape.get("CPU", 0) // UNIT
 
 
 @dataclass(frozen=True, slots=True)
