@@ -34,7 +34,7 @@ from grpc import aio
 
 from ember import runtime_env_upload
 from ember.runtime import session
-from ember.runtime.wire import auth, package_format, package_transfer, rpc, tls
+from ember.runtime.wire import auth, package_format, package_transfer, rpc, stream_status, tls
 from ember.runtime.wire import runtime_env as env_spec
 from ember.runtime.wire.package_format import PackageError
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -176,7 +176,7 @@ class JobSubmissionClient:
             )
         else:
             channel = aio.insecure_channel(self.address, options=options)
-        return auth.TokenChannel(channel, self._token) if self._token else channel
+        return stream_status.channel(auth.TokenChannel(channel, self._token) if self._token else channel)
 
     def _run(self, call: Callable[[Any], Awaitable[T]]) -> T:
         async def go() -> T:

@@ -31,7 +31,7 @@ from grpc import aio
 
 from ember.operator.children import TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY
 from ember.operator.cluster_spec import ClusterSpec
-from ember.runtime.wire import auth, package_transfer
+from ember.runtime.wire import auth, package_transfer, stream_status
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -192,7 +192,9 @@ class HeadClient:
     async def upload(self, data: bytes) -> str:
         """Put a code package (a ConfigMap's working_dir) on the head; its URI."""
         assert self._channel is not None, "use HeadClient in 'async with'"
-        channel = auth.TokenChannel(self._channel, self._token) if self._token else self._channel
+        channel = stream_status.channel(
+            auth.TokenChannel(self._channel, self._token) if self._token else self._channel
+        )
         try:
             return await package_transfer.upload(rpc.PackagesStub(channel), data, timeout=60)
         except aio.AioRpcError as error:

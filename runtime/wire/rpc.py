@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ember.runtime.wire import accept_limits, auth, message_limits, peer_route, tls
+from ember.runtime.wire import accept_limits, auth, message_limits, peer_route, stream_status, tls
 from ember.runtime.wire.listen_address import host_port
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -139,7 +139,8 @@ def bind_unix(srv: aio.Server, path: str) -> None:
 
 def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> Any:
     """A channel whose calls present the cluster token, over TLS when it is configured;
-    ``extra`` options go with the common ones."""
+    ``extra`` options go with the common ones. Its stream-request calls report the status their
+    server ended them with (``stream_status``)."""
     config = tls.current()
     target = address
     routed = peer_route.local_socket(address)
@@ -153,8 +154,10 @@ def open_channel(address: str, extra: list[tuple[str, Any]] | None = None) -> An
         options = common + config.channel_options()
         if routed is not None and not config.server_name:
             options.append(("grpc.ssl_target_name_override", address.rpartition(":")[0]))
-        return auth.with_token(aio.secure_channel(target, config.channel_credentials(), options=options))
-    return auth.with_token(aio.insecure_channel(target, options=common))
+        return stream_status.channel(
+            auth.with_token(aio.secure_channel(target, config.channel_credentials(), options=options))
+        )
+    return stream_status.channel(auth.with_token(aio.insecure_channel(target, options=common)))
 
 
 async def send_all(call: Any, messages: AsyncGenerator[Any, None]) -> Any:
