@@ -153,26 +153,25 @@ class ActorHandle:
         self._ember_actor_id = actor_id
         self._ember_meta = meta
         self._ember_core = core
-        self._ember_methods: dict[str, ActorMethod] = {}
+        # Each method's call options, made once. Not the methods themselves: a method keeps its
+        # handle alive, and the cycle would outlive ``del handle``.
+        self._ember_methods: dict[str, TaskOptions] = {}
         if core is not None:
             core.add_handle(actor_id)
 
     def __getattr__(self, name: str) -> ActorMethod:
         if name.startswith("_ember_"):
             raise AttributeError(name)
-        methods = self._ember_methods
-        found = methods.get(name)
-        if found is None:
+        options = self._ember_methods.get(name)
+        if options is None:
             table = self._ember_meta["methods"]
             if name not in table:
                 raise AttributeError(
                     f"'ActorHandle' object has no attribute '{name}': "
                     f"{self._ember_meta['class_name']} has no public method of that name"
                 )
-            found = methods[name] = ActorMethod(
-                self._ember_actor_id, self._ember_meta, self._ember_core, name, table[name]
-            )
-        return found
+            options = self._ember_methods[name] = _method_options(self._ember_meta, name, table[name])
+        return ActorMethod(self, name, options)
 
     def __dir__(self) -> list[str]:
         return sorted(self._ember_meta["methods"])
@@ -205,33 +204,33 @@ def _rebuild_handle(actor_id: bytes, meta: dict[str, Any]) -> ActorHandle:
     return ActorHandle(actor_id, meta, core)
 
 
+def _method_options(meta: dict[str, Any], name: str, options: dict[str, Any]) -> TaskOptions:
+    return TaskOptions(
+        name=f"{meta['class_name']}.{name}",
+        shape={},
+        key=(),
+        num_returns=options.get("num_returns", 1),
+        max_retries=meta.get("max_task_retries", 0),
+    )
+
+
 class ActorMethod:
     """``handle.method``: call it with ``.remote(...)``.
 
-    It does not keep its handle alive (the handle caches its methods; a reference back would
-    be a cycle that outlives ``del handle``), like Ray's weak reference.
+    It keeps its handle alive, as a call made through it is a call made through the handle. In
+    ``Counter.remote().incr.remote()`` Python drops the handle once it has looked up ``incr``,
+    before ``remote()`` runs: were the handle gone then, its owner could let the actor go
+    before the call is made (its calls keep an actor alive only once they are made).
     """
 
-    __slots__ = ("_actor_id", "_core", "_name", "_task_options")
+    __slots__ = ("_handle", "_actor_id", "_core", "_name", "_task_options")
 
-    def __init__(
-        self,
-        actor_id: bytes,
-        meta: dict[str, Any],
-        core: Owner | None,
-        name: str,
-        options: dict[str, Any],
-    ) -> None:
-        self._actor_id = actor_id
-        self._core = core
+    def __init__(self, handle: ActorHandle, name: str, options: TaskOptions) -> None:
+        self._handle = handle
+        self._actor_id = handle._ember_actor_id
+        self._core = handle._ember_core
         self._name = name
-        self._task_options = TaskOptions(
-            name=f"{meta['class_name']}.{name}",
-            shape={},
-            key=(),
-            num_returns=options.get("num_returns", 1),
-            max_retries=meta.get("max_task_retries", 0),
-        )
+        self._task_options = options
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise TypeError(

@@ -200,6 +200,53 @@ def test_handle_dropped_inside_a_task(cluster):
     assert _wait_all_gone({pid for _, pid in results}) == set()
 
 
+def test_a_handle_gone_before_its_call_is_made(cluster):
+    """``Counter.remote().incr.remote()``: Python drops the temporary handle once it has looked
+    up ``incr``, before ``remote()`` runs. When the owner's I/O thread drained that release in
+    between (once in ~300 cycles on a loaded machine), the actor was let go before its call was
+    made, and the call failed with "every handle to it went out of scope". Here the owner (a
+    task's worker) is slowed down right there, past its drains of released handles."""
+    holder = Holder.options(resources={"custom": 2}).remote()
+    assert ember.get(holder.ready.remote())
+
+    @ember.remote
+    def call_a_temporary_handle():
+        from ember.runtime.core import owner as owner_module
+
+        original = owner_module.Owner.submit_actor_call
+        called = []
+
+        def late(core, actor_id, *args, **kwargs):
+            called.append(actor_id)
+            # Drains of released handles pass (they run every RELEASE_DRAIN_INTERVAL)...
+            core.io.run(asyncio.sleep(4 * owner_module.RELEASE_DRAIN_INTERVAL))
+            # ...and a release they found goes through (the head hears of it) before the call.
+            deadline = time.monotonic() + 30
+            while (
+                not core.handles.count(actor_id)
+                and actor_id in core.actor_lifecycle.owned
+                and time.monotonic() < deadline
+            ):
+                time.sleep(0.01)
+            return original(core, actor_id, *args, **kwargs)
+
+        owner_module.Owner.submit_actor_call = late
+        try:
+            ref = Counter.options(resources={"custom": 1}).remote().incr.remote()
+        finally:
+            owner_module.Owner.submit_actor_call = original
+        return [ref], called[0]
+
+    refs, actor_id = ember.get(call_a_temporary_handle.remote())
+    assert _actor_info(actor_id).state == pb.PENDING  # not let go: its call is yet to run
+    ember.kill(holder)
+    [(n, pid)] = ember.get(refs, timeout=60)
+    assert n == 1
+    assert _wait_all_gone({pid}) == set()
+    info = _wait_dead(actor_id)
+    assert info.state == pb.DEAD and "out of scope" in info.death_cause
+
+
 def test_released_actor_is_not_restarted(cluster):
     """Letting an actor go is no failure: with restarts allowed, it still ends for good."""
     actor = Counter.options(max_restarts=3).remote()
