@@ -5,8 +5,8 @@ A ref that leaves its owner (in a task's arguments or results, or inside another
 its holder a *borrower*. Borrowers tell the owner when they start and stop holding one
 (``UpdateBorrows``, in batches), and the owner keeps an object while any borrower does — and
 watches each borrower, because one that dies never says it let go. Before a worker answers a
-task, its new borrows reach their owners (``flush_blocking``), so no owner can free an object a
-result still refers to.
+task, its new borrows reach their owners (``flush_blocking``, which waits for reports already on
+their way too), so no owner can free an object the task kept or a result still refers to.
 """
 
 from __future__ import annotations
@@ -104,8 +104,15 @@ class Borrowing:
             log.debug("could not tell owner %s about borrows: %s", owner, error.code().name)
 
     def flush_blocking(self) -> None:
-        """Before a worker answers a task, owners must know what it kept."""
-        if self._events or self._flush_scheduled:
+        """Before a worker answers a task, owners must know what it kept.
+
+        That includes reports already on their way: the reply lets the owner drop the refs the
+        task held, and it frees what no borrower it knows of holds; a borrow it hears of after
+        that keeps nothing. A flush holds the lock while it sends, so a flush from here waits
+        for one in flight (a report is always queued, scheduled or sent under the lock).
+        """
+        lock = self._lock
+        if self._events or self._flush_scheduled or (lock is not None and lock.locked()):
             self.io.run(self.flush(), timeout=30)
 
     # ---------------------------------------------------------------- as an owner

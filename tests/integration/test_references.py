@@ -3,6 +3,7 @@ driver, a worker, an actor, a ref inside another object, a pending task — and 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import threading
@@ -48,6 +49,36 @@ class Keeper:
         return os.getpid()
 
 
+@ember.remote
+class LateReporter:
+    """Keeps a ref as ``Keeper`` does, its reports of borrows to their owners delayed by
+    ``delay`` seconds (``Borrowing._send`` slowed in its own worker, which lives and dies with
+    it): a borrow that reaches the owner late, as on a loaded machine."""
+
+    def __init__(self, delay):
+        from ember.runtime.core import borrowing
+
+        self.kept = None
+        self.sending = sending = threading.Event()
+        send = borrowing.Borrowing._send
+
+        async def late(self, owner, update):
+            sending.set()
+            await asyncio.sleep(delay)
+            await send(self, owner, update)
+
+        borrowing.Borrowing._send = late
+
+    def keep(self, box):
+        self.kept = box[0]
+        # Answer only once the report of this borrow is on its way (and held up).
+        assert self.sending.wait(30), "the borrow was never reported"
+        return True
+
+    def read(self):
+        return float(ember.get(self.kept)[0])
+
+
 def test_a_ref_kept_by_an_actor_outlives_the_driver_ref(cluster):
     assert _wait_for(lambda: _used() == 0)
     ref = ember.put(np.full(8 * MB // 8, 5.0))
@@ -60,6 +91,26 @@ def test_a_ref_kept_by_an_actor_outlives_the_driver_ref(cluster):
     assert _used() >= 8 * MB
     assert ember.get(keeper.drop.remote())
     assert _wait_for(lambda: _used() == 0), "freed once the last borrower let go"
+
+
+def test_a_borrow_reported_late_still_keeps_the_object(cluster):
+    """The owner must know a borrower before the reply of the call that handed it the ref:
+    the reply lets the owner drop the ref the call held, and it frees what nobody it knows
+    of holds. The borrower's report used to be waited for only if it had not left yet."""
+    assert _wait_for(lambda: _used() == 0)
+    core = context.require_core()
+    ref = ember.put(np.full(8 * MB // 8, 7.0))
+    object_id = ref.id
+    borrower = LateReporter.remote(1.0)
+    assert ember.get(borrower.keep.remote([ref]))
+    assert core.borrowers.get(object_id), "the call's reply came before its borrow was reported"
+    del ref
+    assert _wait_for(lambda: core.references.count(object_id) == 0)
+    core.io.run(asyncio.sleep(0.2))  # the owner's drains of released refs have run
+    assert ember.get(borrower.read.remote()) == 7.0
+    assert _used() >= 8 * MB
+    del borrower
+    assert _wait_for(lambda: _used() == 0), "freed once the borrower went"
 
 
 def test_a_borrower_that_dies_lets_go(cluster):
