@@ -24,6 +24,13 @@ class ActorState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ALIVE: _ClassVar[ActorState]
     RESTARTING: _ClassVar[ActorState]
     DEAD: _ClassVar[ActorState]
+
+class PlacementGroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PG_PENDING: _ClassVar[PlacementGroupState]
+    PG_CREATED: _ClassVar[PlacementGroupState]
+    PG_REMOVED: _ClassVar[PlacementGroupState]
+    PG_RESCHEDULING: _ClassVar[PlacementGroupState]
 VALUE: ValueKind
 ERROR: ValueKind
 NOT_DRAINING: NodeDrainState
@@ -33,6 +40,10 @@ PENDING: ActorState
 ALIVE: ActorState
 RESTARTING: ActorState
 DEAD: ActorState
+PG_PENDING: PlacementGroupState
+PG_CREATED: PlacementGroupState
+PG_REMOVED: PlacementGroupState
+PG_RESCHEDULING: PlacementGroupState
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -88,7 +99,7 @@ class ObjectValue(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async")
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "placement_group_id", "capture_child_tasks")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +113,8 @@ class TaskSpec(_message.Message):
     ACTOR_CREATION_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     function_id: bytes
     function: bytes
@@ -115,7 +128,9 @@ class TaskSpec(_message.Message):
     actor_creation: bool
     max_concurrency: int
     is_async: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ...) -> None: ...
+    placement_group_id: bytes
+    capture_child_tasks: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -264,7 +279,7 @@ class AdoptRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., actor_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached")
+    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "constraints")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +289,7 @@ class LeaseRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     shape: ResourceSet
     task_name: str
@@ -283,7 +299,25 @@ class LeaseRequest(_message.Message):
     job_id: bytes
     actor_id: bytes
     detached: bool
-    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ...) -> None: ...
+    constraints: SchedulingConstraints
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ...) -> None: ...
+
+class SchedulingConstraints(_message.Message):
+    __slots__ = ("node_affinity", "soft", "label_selector")
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_AFFINITY_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    node_affinity: bytes
+    soft: bool
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, node_affinity: _Optional[bytes] = ..., soft: _Optional[bool] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LeaseReturn(_message.Message):
     __slots__ = ("lease_id", "discard_worker")
@@ -772,16 +806,28 @@ class NodeLoad(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., draining: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Demand(_message.Message):
-    __slots__ = ("tasks", "actors", "requested", "nodes")
+    __slots__ = ("tasks", "actors", "requested", "nodes", "placement_groups")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     ACTORS_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     actors: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     requested: _containers.RepeatedCompositeFieldContainer[ResourceSet]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeLoad]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ...) -> None: ...
+    placement_groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupDemand]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ..., placement_groups: _Optional[_Iterable[_Union[PlacementGroupDemand, _Mapping]]] = ...) -> None: ...
+
+class PlacementGroupDemand(_message.Message):
+    __slots__ = ("placement_group_id", "strategy", "bundles")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
 
 class NodeTailRequest(_message.Message):
     __slots__ = ("node", "tail")
@@ -792,7 +838,7 @@ class NodeTailRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., tail: _Optional[_Union[TailRequest, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port", "hostname", "draining")
+    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port", "hostname", "draining", "bundles")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -811,6 +857,7 @@ class NodeInfo(_message.Message):
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     address: str
     host: str
@@ -822,10 +869,11 @@ class NodeInfo(_message.Message):
     metrics_port: int
     hostname: str
     draining: bool
-    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., hostname: _Optional[str] = ..., draining: _Optional[bool] = ...) -> None: ...
+    bundles: _containers.RepeatedCompositeFieldContainer[HeldBundle]
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., hostname: _Optional[str] = ..., draining: _Optional[bool] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken", "bundles", "bundles_listed")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -836,6 +884,8 @@ class NodeReport(_message.Message):
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORE_BROKEN_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_LISTED_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -846,7 +896,9 @@ class NodeReport(_message.Message):
     drain: DrainProgress
     idle_seconds: float
     store_broken: str
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ...) -> None: ...
+    bundles: _containers.RepeatedCompositeFieldContainer[HeldBundle]
+    bundles_listed: bool
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ..., bundles_listed: _Optional[bool] = ...) -> None: ...
 
 class DrainProgress(_message.Message):
     __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")
@@ -1011,27 +1063,31 @@ class ClusterView(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
-    __slots__ = ("shape", "exclude_node_id", "free_only")
+    __slots__ = ("shape", "exclude_node_id", "free_only", "constraints")
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     FREE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     exclude_node_id: bytes
     free_only: bool
-    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ..., free_only: _Optional[bool] = ...) -> None: ...
+    constraints: SchedulingConstraints
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ..., free_only: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ...) -> None: ...
 
 class FindNodeReply(_message.Message):
-    __slots__ = ("node", "feasible", "largest")
+    __slots__ = ("node", "feasible", "largest", "reason")
     NODE_FIELD_NUMBER: _ClassVar[int]
     FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     LARGEST_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     feasible: bool
     largest: str
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "constraints", "placement_group_id")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -1045,6 +1101,8 @@ class ActorSpec(_message.Message):
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
     name: str
@@ -1058,7 +1116,9 @@ class ActorSpec(_message.Message):
     owner_address: str
     handle_meta: bytes
     get_if_exists: bool
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ...) -> None: ...
+    constraints: SchedulingConstraints
+    placement_group_id: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., placement_group_id: _Optional[bytes] = ...) -> None: ...
 
 class CreateActorReply(_message.Message):
     __slots__ = ("actor_id", "handle_meta", "error")
@@ -1071,7 +1131,7 @@ class CreateActorReply(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain")
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1090,6 +1150,7 @@ class ActorInfo(_message.Message):
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_RESTARTS_DUE_TO_DRAIN_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     version: int
@@ -1108,7 +1169,8 @@ class ActorInfo(_message.Message):
     detached: bool
     job_id: bytes
     num_restarts_due_to_drain: int
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ...) -> None: ...
+    placement_group_id: bytes
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ...) -> None: ...
 
 class GetActorRequest(_message.Message):
     __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
@@ -1173,6 +1235,141 @@ class DrainReply(_message.Message):
     node: NodeInfo
     already_draining: bool
     def __init__(self, accepted: _Optional[bool] = ..., rejection_reason: _Optional[str] = ..., node: _Optional[_Union[NodeInfo, _Mapping]] = ..., already_draining: _Optional[bool] = ...) -> None: ...
+
+class LabelSelector(_message.Message):
+    __slots__ = ("conditions",)
+    class ConditionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    CONDITIONS_FIELD_NUMBER: _ClassVar[int]
+    conditions: _containers.ScalarMap[str, str]
+    def __init__(self, conditions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class PlacementGroupSpec(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "strategy", "bundles", "bundle_label_selector", "detached", "job_id", "creator_address")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    DETACHED_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    bundle_label_selector: _containers.RepeatedCompositeFieldContainer[LabelSelector]
+    detached: bool
+    job_id: bytes
+    creator_address: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., creator_address: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupInfo(_message.Message):
+    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_NODES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_STATE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FOR_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULING_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    REMOVAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    spec: PlacementGroupSpec
+    state: PlacementGroupState
+    bundle_nodes: _containers.RepeatedScalarFieldContainer[bytes]
+    scheduling_state: str
+    waiting_for: str
+    infeasible: bool
+    scheduling_attempts: int
+    created_at: float
+    creation_seconds: float
+    version: int
+    removal_reason: str
+    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ...) -> None: ...
+
+class CreatePlacementGroupReply(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    def __init__(self, error: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupRequest(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "wait_seconds", "until_infeasible", "reason")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    wait_seconds: float
+    until_infeasible: bool
+    reason: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., wait_seconds: _Optional[float] = ..., until_infeasible: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupList(_message.Message):
+    __slots__ = ("groups",)
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
+
+class BundleReservation(_message.Message):
+    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    group: str
+    attempt: int
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+
+class BundleReply(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    def __init__(self, error: _Optional[str] = ...) -> None: ...
+
+class BundleRelease(_message.Message):
+    __slots__ = ("placement_group_id", "indexes", "attempt", "reason", "stop_workers")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STOP_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    attempt: int
+    reason: str
+    stop_workers: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., indexes: _Optional[_Iterable[int]] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., stop_workers: _Optional[bool] = ...) -> None: ...
+
+class HeldBundle(_message.Message):
+    __slots__ = ("placement_group_id", "index", "attempt", "committed")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    index: int
+    attempt: int
+    committed: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., index: _Optional[int] = ..., attempt: _Optional[int] = ..., committed: _Optional[bool] = ...) -> None: ...
 
 class TunnelOpen(_message.Message):
     __slots__ = ("target", "accept")
