@@ -26,7 +26,7 @@ from typing import Protocol
 import grpc
 
 from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool
-from ember.runtime.wire import resources, rpc
+from ember.runtime.wire import bundle_resources, label_selector, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
 
@@ -60,7 +60,7 @@ class OwnerSession:
 class PendingRequest:
     __slots__ = (
         "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
-        "actor_id", "queued_at",
+        "actor_id", "queued_at", "constraints",
     )
 
     def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
@@ -75,6 +75,8 @@ class PendingRequest:
         self.detached = request.detached
         self.actor_id = request.actor_id
         self.queued_at = time.monotonic()
+        # Node affinity or a label selector (None: any node with room will do).
+        self.constraints = request.constraints if request.HasField("constraints") else None
 
 
 class LeaseState:
@@ -100,6 +102,7 @@ class LeasingNode(Protocol):
     head_address: str
     channels: rpc.Channels
     stopping: bool
+    labels: dict[str, str]
 
     def describe(self) -> str: ...
 
@@ -132,6 +135,9 @@ class Leases:
         self._lease_ids = itertools.count(1)
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
+        # Why workers this node stopped on purpose were stopped, by worker id: their owners
+        # hear it instead of a bare signal.
+        self.stop_reasons: dict[bytes, str] = {}
 
     # ------------------------------------------------------------------ the owners' stream
 
@@ -177,11 +183,24 @@ class Leases:
         if self.drain is not None:
             self.drain.redirect(pending)
             return
-        if not resources.fits(pending.shape, self.total):
+        if not resources.fits(pending.shape, self.total) or not self._may_take(pending):
             asyncio.ensure_future(self.place_elsewhere(pending))
             return
         self.queue.append(pending)
         self.schedule()
+
+    def _may_take(self, request: PendingRequest) -> bool:
+        """The request's node affinity and label selector allow this node. A request the head
+        sent here (``spilled``) stays: the head chose this node knowing them (a soft affinity
+        to a node that is gone, say)."""
+        constraints = request.constraints
+        if constraints is None or request.spilled:
+            return True
+        if constraints.node_affinity and constraints.node_affinity != self.node.node_id:
+            return False
+        return not constraints.label_selector or label_selector.matches(
+            constraints.label_selector, self.node.labels
+        )
 
     async def place_elsewhere(self, request: PendingRequest) -> None:
         """The shape can never fit here, or this node is draining: ask the head for a node,
@@ -196,13 +215,14 @@ class Leases:
     async def _find_node(self, request: PendingRequest) -> None:
         owner = request.owner
         node = self.node
-        shape = describe = resources.describe(request.shape)
+        shape = describe = bundle_resources.describe(request.shape)
         while True:
             try:
                 reply = await node.channels.head(node.head_address).FindNode(
                     pb.FindNodeRequest(
                         shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
                         exclude_node_id=node.node_id,
+                        constraints=request.constraints,
                     ),
                     timeout=10.0,
                 )
@@ -229,7 +249,7 @@ class Leases:
         owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
             request_id=request.request_id,
             infeasible=not reply.feasible,
-            reason=(
+            reason=reply.reason or (
                 f"it needs {shape}, but no node of the cluster has that much "
                 f"(largest node: {reply.largest or describe})"
             ),
@@ -320,11 +340,33 @@ class Leases:
         self.schedule()
 
     def _free_lease(self, lease: LeaseState) -> None:
-        shape = dict(lease.shape)
+        total = self.total
+        # Only what still exists goes back: a placement group's bundle may have been released
+        # while the lease held some of it.
+        shape = {name: amount for name, amount in lease.shape.items() if name in total}
         if lease.blocked:
-            shape.pop("CPU", None)  # already given back while blocked
+            for name in _cpus(shape):
+                shape.pop(name)  # already given back while blocked
         resources.add(self.available, shape)
         self.report_soon()
+
+    def stop_leases(self, holds: Callable[[Shape], bool], reason: str) -> int:
+        """Stop the workers of the leases whose resources ``holds`` picks (a removed placement
+        group's); their owners hear ``reason``. Returns how many."""
+        stopped = 0
+        for lease in [lease for owner in self.owners for lease in owner.leases.values()]:
+            if holds(lease.shape) and lease.worker.state == LEASED:
+                self.stop_reasons[lease.worker.worker_id] = reason
+                self.pool.kill(lease.worker)
+                stopped += 1
+        return stopped
+
+    def requeue_unfit(self) -> None:
+        """Queued requests this node can no longer hold (a bundle went) ask the head anew."""
+        unfit = [r for r in self.queue if not resources.fits(r.shape, self.total)]
+        for request in unfit:
+            self.queue.remove(request)
+            asyncio.ensure_future(self.place_elsewhere(request))
 
     def _owner_gone(self, owner: OwnerSession) -> None:
         self.owners.discard(owner)
@@ -419,20 +461,24 @@ class Leases:
         if not isinstance(lease, LeaseState) or lease.blocked == blocked:
             return
         lease.blocked = blocked
-        cpu = lease.shape.get("CPU", 0)
-        if not cpu:
+        # Its CPUs, or a placement group's CPUs when it runs in one.
+        cpus = {name: lease.shape[name] for name in _cpus(lease.shape) if name in self.total}
+        if not cpus:
             return
         if blocked:
-            self.available["CPU"] = self.available.get("CPU", 0) + cpu
+            resources.add(self.available, cpus)
             self.schedule()
         else:
-            self.available["CPU"] = self.available.get("CPU", 0) - cpu
+            resources.subtract(self.available, cpus)
         self.report_soon()
 
     def worker_gone(self, worker: WorkerHandle, reason: str) -> str:
         """A worker died: its lease ends, and its owner hears ``reason``. Returns what to tell
         the head ("" when the worker was not leased to an owner)."""
         lease = worker.lease
+        stopped = self.stop_reasons.pop(worker.worker_id, "")
+        if stopped:
+            reason = f"worker pid {worker.pid} was stopped: {stopped}"
         if not isinstance(lease, LeaseState):
             return ""
         if self.orphans.get(lease.actor_id) is lease:
@@ -474,3 +520,8 @@ class Leases:
             )
             for key, count in counts.items()
         ]
+
+
+def _cpus(shape: Shape) -> list[str]:
+    """The CPU names in a lease's shape: ``CPU``, and a placement group's CPUs."""
+    return [name for name in shape if name == "CPU" or bundle_resources.original(name) == "CPU"]
