@@ -97,6 +97,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     dashboard.stop()
     endpoint.stop()
     watcher.cancel()
+    await head.placement_groups.close()
     await head.actors.close()
     await server.stop(0.5)
 

@@ -34,6 +34,7 @@ class ActorRecord:
             handle_meta=spec.handle_meta,
             detached=spec.detached,
             job_id=spec.job.job_id,
+            placement_group_id=spec.placement_group_id,
         )
         self.changed = asyncio.Event()
         self.lease: tuple[LeaseClient, int] | None = None

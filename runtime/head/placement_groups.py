@@ -1,0 +1,459 @@
+"""The head's placement groups: bundles of resources reserved on nodes, a whole group or none.
+
+A group is created pending and placed in the background. The head places one group at a time,
+in the order they came: it chooses nodes for the bundles (``bundle_placement``), asks each of
+them to *prepare* its bundles (the node takes their resources out of what it grants), and only
+once every node did, to *commit* them (the node then offers them under the group's names, see
+``bundle_resources``). A node that refuses, cannot be reached or dies meanwhile ends the
+attempt: every bundle prepared or committed for it is released, and the group waits whole for
+the next change in the cluster. So no group ever holds part of what it needs, and two groups
+that cannot both fit never each take half: the second waits for the first to go.
+
+Nodes list the bundles they hold in their reports; any the head did not place there (a release
+that was lost, a head restarted since) is released. A node that dies takes its bundles along:
+the group is rescheduled (Ray's state) and those bundles placed again. Removing a group
+releases its bundles with the workers running in them, and kills its actors (``on_removed``);
+a group not created ``detached`` is removed when its job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
+
+import grpc
+
+from ember.runtime.head import bundle_placement
+from ember.runtime.head.bundle_placement import Bundle, Candidate
+from ember.runtime.head.membership import NodeState
+from ember.runtime.objects import ids
+from ember.runtime.wire import bundle_resources, resources, rpc
+from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.resources import Shape
+
+log = logging.getLogger("ember.runtime.head.placement_groups")
+
+BUNDLE_RPC_TIMEOUT = 10.0  # seconds a node has to prepare or commit
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # after an attempt a node refused
+KEEP_REMOVED = 1000  # removed groups kept for the table, newest
+SAFETY_PASS = 1.0  # seconds between passes even when nothing announced a change
+PENDING = (pb.PG_PENDING, pb.PG_RESCHEDULING)
+
+
+class Cluster(Protocol):
+    """What placing groups needs of the head: the nodes, and the shapes an autoscaler may add
+    (None: an autoscaler that has not said yet)."""
+
+    node_types: list[Shape] | None
+
+    def alive_nodes(self) -> list[NodeState]: ...
+
+    def node_by_id(self, node_id: bytes) -> NodeState | None: ...
+
+
+class GroupRecord:
+    def __init__(self, spec: pb.PlacementGroupSpec, order: int) -> None:
+        self.spec = spec
+        self.order = order
+        self.bundles: list[Shape] = [resources.to_fixed(b.quantities) for b in spec.bundles]
+        self.selectors = [dict(s.conditions) for s in spec.bundle_label_selector] or [
+            {} for _ in spec.bundles
+        ]
+        self.info = pb.PlacementGroupInfo(
+            spec=spec, state=pb.PG_PENDING, bundle_nodes=[b""] * len(spec.bundles),
+            scheduling_state="QUEUED", created_at=time.time(), version=1,
+        )
+        self.started = time.monotonic()
+        self.attempt = 0
+        self.failures = 0
+        self.retry_at = 0.0
+        self.reserving: dict[int, bytes] = {}  # bundles of the attempt under way, by node
+        self.changed = asyncio.Event()
+        self.hex = spec.placement_group_id.hex()
+
+    @property
+    def state(self) -> pb.PlacementGroupState:
+        return self.info.state
+
+    def describe(self) -> str:
+        name = f" '{self.spec.name}'" if self.spec.name else ""
+        return f"placement group{name} ({self.hex[:12]})"
+
+    def placed(self) -> dict[int, bytes]:
+        return {i: node for i, node in enumerate(self.info.bundle_nodes) if node}
+
+    def update(self, **fields: object) -> None:
+        for key, value in fields.items():
+            if key == "bundle_nodes":
+                assert isinstance(value, list)
+                del self.info.bundle_nodes[:]
+                self.info.bundle_nodes.extend(value)
+            else:
+                setattr(self.info, key, value)
+        self.info.version += 1
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+
+class PlacementGroups:
+    def __init__(self, cluster: Cluster, channels: rpc.Channels) -> None:
+        self.cluster = cluster
+        self.channels = channels
+        self.groups: dict[bytes, GroupRecord] = {}
+        self.pending: dict[bytes, GroupRecord] = {}  # waiting for (part of) their placement
+        self.names: dict[tuple[str, str], bytes] = {}
+        self._removed: collections.deque[bytes] = collections.deque()
+        self._order = itertools.count()
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        # Called with a removed group's id and the reason: its actors die (the head's actor
+        # directory), before its bundles are released with the workers in them.
+        self.on_removed: Callable[[bytes, str], None] = lambda group_id, reason: None
+        # Pulsed on every group's change: actors waiting for a group's placement look again.
+        self.changed = asyncio.Event()
+
+    # ------------------------------------------------------------------ API
+
+    def create(self, spec: pb.PlacementGroupSpec) -> str:
+        """Register a group (placed in the background); returns why not, or ""."""
+        if spec.placement_group_id in self.groups:
+            return f"placement group id {spec.placement_group_id.hex()} is taken"
+        if spec.strategy not in bundle_placement.STRATEGIES:
+            return f"placement group strategy must be one of {', '.join(bundle_placement.STRATEGIES)}, got {spec.strategy!r}"
+        if spec.name:
+            existing = self.names.get((spec.namespace, spec.name))
+            if existing is not None:
+                return (
+                    f"a placement group named '{spec.name}' already exists in namespace "
+                    f"'{spec.namespace}' ({self.groups[existing].describe()})"
+                )
+        record = GroupRecord(spec, next(self._order))
+        self.groups[spec.placement_group_id] = record
+        if spec.name:
+            self.names[(spec.namespace, spec.name)] = spec.placement_group_id
+        self.pending[spec.placement_group_id] = record
+        log.info(
+            "%s created: %s %s", record.describe(), spec.strategy,
+            ", ".join(resources.describe(b) for b in record.bundles),
+        )
+        self.wake()
+        return ""
+
+    def find(self, request: pb.PlacementGroupRequest) -> GroupRecord | None:
+        if request.placement_group_id:
+            return self.groups.get(request.placement_group_id)
+        group_id = self.names.get((request.namespace, request.name))
+        return self.groups.get(group_id) if group_id else None
+
+    async def wait(self, record: GroupRecord, seconds: float, until_infeasible: bool) -> None:
+        """Until the group is created or removed (or, with ``until_infeasible``, found to fit
+        no node), at most ``seconds``."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while record.state in PENDING and not (until_infeasible and record.info.infeasible):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(record.changed.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def remove(self, group_id: bytes, reason: str) -> bool:
+        """Remove a group: its actors die, its bundles go back with what runs in them."""
+        record = self.groups.get(group_id)
+        if record is None or record.state == pb.PG_REMOVED:
+            return False
+        log.info("removing %s: %s", record.describe(), reason)
+        homes = set(record.placed().values()) | set(record.reserving.values())
+        for index, node_id in record.placed().items():
+            self._forget_bundle(record, index, node_id)
+        record.reserving.clear()
+        self.pending.pop(group_id, None)
+        record.update(
+            state=pb.PG_REMOVED, scheduling_state="REMOVED", removal_reason=reason,
+            bundle_nodes=[b""] * len(record.bundles),
+        )
+        self._pulse()
+        if record.spec.name and self.names.get((record.spec.namespace, record.spec.name)) == group_id:
+            del self.names[(record.spec.namespace, record.spec.name)]
+        self.on_removed(group_id, f"{record.describe()} was removed ({reason})")
+        release = pb.BundleRelease(
+            placement_group_id=group_id, reason=f"{record.describe()} was removed ({reason})",
+            stop_workers=True,
+        )
+        for node_id in homes:
+            self._spawn(self._release(node_id, release))
+        self._removed.append(group_id)
+        while len(self._removed) > KEEP_REMOVED:
+            self.groups.pop(self._removed.popleft(), None)
+        self.wake()  # what it held may complete another group
+        return True
+
+    def table(self) -> pb.PlacementGroupList:
+        return pb.PlacementGroupList(groups=[r.info for r in self.groups.values()])
+
+    # ------------------------------------------------------------------ the cluster's events
+
+    def job_finished(self, job_id: bytes) -> None:
+        for record in list(self.groups.values()):
+            if record.spec.job_id == job_id and not record.spec.detached:
+                self.remove(record.spec.placement_group_id, f"its job {job_id.hex()} ended")
+
+    def node_lost(self, node: NodeState, cause: str, release: bool = False) -> None:
+        """The node died, or is being drained (``release``: its bundles are given back there,
+        what runs in them finishes): its bundles are placed again elsewhere."""
+        for record in self.groups.values():
+            lost = [i for i, n in record.placed().items() if n == node.node_id]
+            if not lost or record.state == pb.PG_REMOVED:
+                continue
+            for index in lost:
+                self._forget_bundle(record, index, node.node_id)
+                record.info.bundle_nodes[index] = b""
+            self.pending[record.spec.placement_group_id] = record
+            log.warning(
+                "%s: bundle%s %s on %s lost (%s); placing %s again", record.describe(),
+                "s" if len(lost) > 1 else "", ", ".join(map(str, lost)), node.describe(), cause,
+                "them" if len(lost) > 1 else "it",
+            )
+            record.update(
+                state=pb.PG_RESCHEDULING, scheduling_state="QUEUED",
+                waiting_for=f"bundles {', '.join(map(str, lost))} were on {node.describe()}, which {cause}",
+            )
+            if release:
+                self._spawn(self._release(node.node_id, pb.BundleRelease(
+                    placement_group_id=record.spec.placement_group_id, indexes=lost,
+                    attempt=record.attempt, reason=f"{node.describe()} {cause}",
+                )))
+        self._pulse()
+        self.wake()
+
+    def reconcile(self, node: NodeState, held: list[pb.HeldBundle]) -> None:
+        """A node's list of the bundles it holds: release those the head did not place there."""
+        for bundle in held:
+            record = self.groups.get(bundle.placement_group_id)
+            index = bundle.index
+            meant = record is not None and record.state != pb.PG_REMOVED and index < len(record.bundles) and (
+                record.info.bundle_nodes[index] == node.node_id
+                or record.reserving.get(index) == node.node_id
+            )
+            if meant:
+                continue
+            what = record.describe() if record is not None else f"placement group {bundle.placement_group_id.hex()[:12]}"
+            log.info("%s holds bundle %d of %s, which the head did not place there: releasing it", node.describe(), index, what)
+            self._spawn(self._release(node.node_id, pb.BundleRelease(
+                placement_group_id=bundle.placement_group_id, indexes=[index],
+                attempt=bundle.attempt, reason="the head did not place it there",
+                stop_workers=record is None or record.state == pb.PG_REMOVED,
+            )))
+
+    # ------------------------------------------------------------------ what others ask
+
+    def group_of(self, group_hex: str) -> GroupRecord | None:
+        try:
+            return self.groups.get(bytes.fromhex(group_hex))
+        except ValueError:
+            return None
+
+    async def settled(self, group_hexes: set[str], seconds: float) -> None:
+        """Wait, at most ``seconds``, for the groups among ``group_hexes`` still pending."""
+        for group_hex in group_hexes:
+            record = self.group_of(group_hex)
+            if record is not None:
+                await self.wait(record, seconds, until_infeasible=True)
+
+    async def changed_within(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.changed.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    def demand(self) -> list[pb.PlacementGroupDemand]:
+        """Groups waiting for room, whole: what an autoscaler must add nodes for."""
+        wanted = []
+        for record in sorted(self.pending.values(), key=lambda r: r.order):
+            placed = record.placed()
+            wanted.append(pb.PlacementGroupDemand(
+                placement_group_id=record.spec.placement_group_id,
+                strategy=record.spec.strategy,
+                bundles=[record.spec.bundles[i] for i in range(len(record.bundles)) if i not in placed],
+            ))
+        return wanted
+
+    # ------------------------------------------------------------------ placing
+
+    def wake(self) -> None:
+        """Something changed that may let a waiting group be placed."""
+        if self._runner is None:
+            if not self.pending:
+                return
+            self._runner = asyncio.ensure_future(self._schedule())
+        self._wake.set()
+
+    async def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), SAFETY_PASS)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            now = loop.time()
+            for record in sorted(self.pending.values(), key=lambda r: r.order):
+                if record.state not in PENDING or record.retry_at > now:
+                    continue
+                try:
+                    await self._attempt(record)
+                except Exception:  # noqa: BLE001 - one group's failure must not stop the others
+                    log.exception("placing %s failed", record.describe())
+
+    async def _attempt(self, record: GroupRecord) -> None:
+        placed = record.placed()
+        bundles = [
+            Bundle(i, shape, record.selectors[i] if i < len(record.selectors) else {})
+            for i, shape in enumerate(record.bundles) if i not in placed
+        ]
+        live = self.cluster.alive_nodes()
+        candidates = [_candidate(node) for node in live if node.drain is None]
+        chosen = bundle_placement.choose(bundles, record.spec.strategy, candidates, placed)
+        if chosen is None:
+            totals = [Candidate(n.node_id, n.total, n.total, dict(n.info.labels)) for n in live]
+            why = bundle_placement.infeasible(
+                bundles, record.spec.strategy, totals, self.cluster.node_types, placed
+            )
+            state = "INFEASIBLE" if why else "NO_RESOURCES"
+            waiting = why or "no nodes with room for the whole group now; it waits"
+            if record.info.scheduling_state != state or record.info.waiting_for != waiting:
+                if why and not record.info.infeasible:
+                    log.warning("%s cannot be placed: %s", record.describe(), why)
+                record.update(scheduling_state=state, waiting_for=waiting, infeasible=bool(why))
+                self._pulse()
+            return
+        record.attempt += 1
+        attempt = record.attempt
+        record.reserving = dict(chosen)
+        record.update(
+            scheduling_state="SCHEDULING_STARTED", infeasible=False,
+            scheduling_attempts=record.info.scheduling_attempts + 1,
+        )
+        by_node: dict[bytes, list[int]] = collections.defaultdict(list)
+        for index, node_id in chosen.items():
+            by_node[node_id].append(index)
+            node = self.cluster.node_by_id(node_id)
+            if node is not None:  # counted as taken until the node's next report says so
+                resources.subtract(node.available, record.bundles[index])
+        errors = await self._phase("PrepareBundles", record, attempt, by_node, with_shapes=True)
+        if not errors and record.state in PENDING and record.attempt == attempt:
+            errors = await self._phase("CommitBundles", record, attempt, by_node, with_shapes=False)
+        if record.state not in PENDING or record.attempt != attempt:
+            return  # removed meanwhile: remove() released what the attempt reserved
+        if errors:
+            self._abandon(record, attempt, by_node, errors[0])
+            return
+        self._created(record, chosen)
+
+    async def _phase(
+        self, method: str, record: GroupRecord, attempt: int, by_node: dict[bytes, list[int]],
+        with_shapes: bool,
+    ) -> list[str]:
+        """One phase on every chosen node at once; returns the failures, naming the nodes."""
+
+        async def one(node_id: bytes, indexes: list[int]) -> str:
+            node = self.cluster.node_by_id(node_id)
+            if node is None:
+                return f"node {ids.short(node_id)} died"
+            request = pb.BundleReservation(
+                placement_group_id=record.spec.placement_group_id, group=record.describe(),
+                attempt=attempt, indexes=indexes,
+                bundles=[record.spec.bundles[i] for i in indexes] if with_shapes else [],
+            )
+            try:
+                stub = self.channels.node_agent(node.info.address)
+                reply = await getattr(stub, method)(request, timeout=BUNDLE_RPC_TIMEOUT)
+            except grpc.aio.AioRpcError as error:
+                return f"{node.describe()} did not answer ({error.code().name})"
+            return str(reply.error)
+
+        results = await asyncio.gather(*(one(n, i) for n, i in by_node.items()))
+        return [error for error in results if error]
+
+    def _abandon(self, record: GroupRecord, attempt: int, by_node: dict[bytes, list[int]], why: str) -> None:
+        """An attempt failed: give back whatever it reserved, and wait whole for another."""
+        record.reserving.clear()
+        for node_id, indexes in by_node.items():
+            self._spawn(self._release(node_id, pb.BundleRelease(
+                placement_group_id=record.spec.placement_group_id, indexes=indexes,
+                attempt=attempt, reason=f"the attempt to place {record.describe()} failed: {why}",
+                stop_workers=True,  # a committed bundle may have taken work before another failed
+            )))
+        delay = RETRY_DELAYS[min(record.failures, len(RETRY_DELAYS) - 1)]
+        record.failures += 1
+        record.retry_at = asyncio.get_running_loop().time() + delay
+        asyncio.get_running_loop().call_later(delay, self.wake)
+        log.info("%s not placed (attempt %d): %s; retrying", record.describe(), attempt, why)
+        record.update(scheduling_state="NO_RESOURCES", waiting_for=why)
+
+    def _created(self, record: GroupRecord, chosen: dict[int, bytes]) -> None:
+        for index, node_id in chosen.items():
+            record.info.bundle_nodes[index] = node_id
+            node = self.cluster.node_by_id(node_id)
+            if node is not None:
+                resources.add(node.bundles, bundle_resources.committed(record.bundles[index], record.hex, index))
+        record.reserving.clear()
+        record.failures = 0
+        self.pending.pop(record.spec.placement_group_id, None)
+        rescheduled = record.state == pb.PG_RESCHEDULING
+        record.update(
+            state=pb.PG_CREATED, scheduling_state="FINISHED", waiting_for="",
+            creation_seconds=record.info.creation_seconds or time.monotonic() - record.started,
+        )
+        self._pulse()
+        nodes = sorted({ids.short(n) for n in chosen.values()})
+        log.info("%s %s on %s", record.describe(), "placed again" if rescheduled else "created", ", ".join(nodes))
+
+    def _forget_bundle(self, record: GroupRecord, index: int, node_id: bytes) -> None:
+        node = self.cluster.node_by_id(node_id)
+        if node is None:
+            return
+        for name, amount in bundle_resources.committed(record.bundles[index], record.hex, index).items():
+            left = node.bundles.get(name, 0) - amount
+            if left > 0:
+                node.bundles[name] = left
+            else:
+                node.bundles.pop(name, None)
+
+    async def _release(self, node_id: bytes, request: pb.BundleRelease) -> None:
+        node = self.cluster.node_by_id(node_id)
+        if node is None:
+            return  # its bundles died with it
+        try:
+            await self.channels.node_agent(node.info.address).ReleaseBundles(request, timeout=BUNDLE_RPC_TIMEOUT)
+        except grpc.aio.AioRpcError as error:
+            # The node lists what it holds in its reports: reconcile() releases it then.
+            log.debug("release on %s failed (%s); its next listing will say", node.describe(), error.code().name)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _pulse(self) -> None:
+        self.changed.set()
+        self.changed = asyncio.Event()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+        for task in list(self._background):
+            task.cancel()
+
+
+def _candidate(node: NodeState) -> Candidate:
+    """The node by its ordinary resources (bundles' own names are no room for another group)."""
+    ordinary = {k: v for k, v in node.available.items() if "_group_" not in k}
+    return Candidate(node.node_id, ordinary, node.total, dict(node.info.labels))
