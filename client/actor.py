@@ -15,6 +15,7 @@ from typing import Any
 import cloudpickle
 
 from ember import options as opts
+from ember import placement_options
 from ember.runtime.core import context
 from ember.runtime.core.actor_host import is_async_class
 from ember.runtime.core.owner import Owner
@@ -95,7 +96,7 @@ class ActorClass:
         if descriptor is None:
             data, function_id = serialization.dumps_function(self._cls, self.__qualname__)
             descriptor = self._descriptor = FunctionDescriptor(self.__qualname__, function_id, data)
-        actor_options = actor_options_of(self._cls, options)
+        actor_options = placement_options.captured(actor_options_of(self._cls, options))
         meta = {
             "class_name": self._cls.__name__,
             "methods": _method_table(self._cls),
@@ -122,12 +123,14 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
     place = opts.shape_of(options, default_cpus=1)
     hold = opts.shape_of(options, default_cpus=0) if num_cpus is None else dict(place)
     hold = {k: v for k, v in hold.items() if v}
+    placement = placement_options.resolve(options, place, hold, cls.__name__)
+    assert placement.hold is not None
     lifetime = options.get("lifetime")
     concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
     return ActorOptions(
         class_name=cls.__name__,
-        shape=place,
-        hold=hold,
+        shape=placement.shape,
+        hold=placement.hold,
         max_restarts=options.get("max_restarts") or 0,
         max_task_retries=options.get("max_task_retries") or 0,
         max_concurrency=concurrency,
@@ -136,6 +139,10 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
         namespace=options.get("namespace") or "",
         detached=lifetime == "detached",
         get_if_exists=bool(options.get("get_if_exists")),
+        placement_group=placement.placement_group,
+        capture_child_tasks=placement.capture_child_tasks,
+        may_capture=placement.may_capture,
+        constraints=placement.constraints,
     )
 
 

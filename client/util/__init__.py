@@ -1,1 +1,26 @@
-"""``ember.util``: what Ray keeps under ``ray.util`` that ember offers (today: ``metrics``)."""
+"""``ember.util``: what Ray keeps under ``ray.util`` that ember offers: ``metrics``, placement
+groups and ``scheduling_strategies``.
+
+As in Ray, ``ember.util.placement_group`` is the function (the module of that name is still
+importable: ``from ember.util.placement_group import PlacementGroup``).
+"""
+
+from ember.util import scheduling_strategies
+from ember.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
+
+__all__ = [
+    "PlacementGroup",
+    "get_current_placement_group",
+    "get_placement_group",
+    "placement_group",
+    "placement_group_table",
+    "remove_placement_group",
+    "scheduling_strategies",
+]

@@ -95,6 +95,8 @@ class ActorHost:
         self.actor_id = spec.actor_id
         context.actor_id = spec.actor_id
         context.actor_restarted = spec.attempt > 0
+        context.actor_placement_group = spec.placement_group_id
+        context.actor_capture_child_tasks = spec.capture_child_tasks
 
         def construct() -> Any:
             cls = serialization.loads(spec.function)

@@ -87,6 +87,8 @@ class ActorLifecycle:
             actor_creation=True,
             max_concurrency=options.max_concurrency,
             is_async=options.is_async,
+            placement_group_id=options.placement_group,
+            capture_child_tasks=options.capture_child_tasks,
         )
         spec = pb.ActorSpec(
             actor_id=actor_id,
@@ -102,6 +104,8 @@ class ActorLifecycle:
             owner_address=self.address,
             handle_meta=handle_meta,
             get_if_exists=options.get_if_exists,
+            constraints=options.constraints,
+            placement_group_id=options.placement_group,
         )
         # Calls made before the head knows the actor wait for its registration.
         self.io.call_soon(self.actors.registering, actor_id, options.class_name)

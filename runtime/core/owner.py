@@ -14,6 +14,7 @@ core worker); the public API in ``ember`` is a thin face over it.
   them counted here and in the processes that borrow them;
 - ``object_exchange``: values fetched from their owners, and served to borrowers;
 - ``actor_lifecycle``: actors created, looked up, killed, and let go when unreferenced;
+- ``placement_group_calls``: placement groups created, waited for, removed, at the head;
 - ``store_client``: large values in the node's shared-memory object store.
 
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
@@ -37,6 +38,7 @@ from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
 from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
 from ember.runtime.core.object_exchange import ObjectExchange
+from ember.runtime.core.placement_group_calls import PlacementGroupCalls
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
@@ -113,6 +115,7 @@ class Owner:
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         self.submitter: TaskSubmitter = io.run(self._start())
+        self.placement_groups = PlacementGroupCalls(io, self.channels, head_address, self.promise)
 
     async def _start(self) -> TaskSubmitter:
         """The parts that live on the I/O thread, made there (they keep its loop)."""
@@ -239,6 +242,27 @@ class Owner:
         ref = ObjectRef(object_id, self.address, self)
         self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
         return ref
+
+    def promise(self) -> tuple[ObjectRef, Callable[[StoredValue], None]]:
+        """A ref owned here whose value something other than a task provides later (a
+        placement group's readiness), and the call (on the I/O thread) that provides it.
+        Borrowers asking meanwhile wait; a value nobody holds a ref to any more is dropped."""
+        self._check_open()
+        self._put_index += 1
+        object_id = self._put_task + self._put_index.to_bytes(4, "big")
+        ref = ObjectRef(object_id, self.address, self)
+        self.exchange.pending.add(object_id)
+
+        def fulfil(value: StoredValue) -> None:
+            self.exchange.pending.discard(object_id)
+            if (
+                self.references.count(object_id)
+                or object_id in self.escaped
+                or object_id in self.borrowers
+            ):
+                self.store.put(object_id, value)
+
+        return ref, fulfil
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         store = self.store

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
@@ -52,6 +52,16 @@ class TaskOptions:
     # True (any exception), False, or the qualified names of the exception classes to retry.
     retry_exceptions: bool | tuple[str, ...] = False
     strategy: str = "DEFAULT"  # or "SPREAD"
+    # The placement group it runs in (its shape then names the group's bundle resources), and
+    # whether what it submits runs there too.
+    placement_group: bytes = b""
+    capture_child_tasks: bool = False
+    # No strategy was given: a task that captures its children puts this one in its group.
+    may_capture: bool = False
+    # Node affinity and label selector, for lease requests; ``constraints_key`` keeps tasks
+    # with different ones in different queues.
+    constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
+    constraints_key: tuple[object, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,10 @@ class ActorOptions:
     namespace: str = ""
     detached: bool = False
     get_if_exists: bool = False
+    placement_group: bytes = b""
+    capture_child_tasks: bool = False
+    may_capture: bool = False
+    constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
 
 
 # Task states, in the order a task passes through them.
@@ -165,14 +179,19 @@ class TaskRecord:
 
 class ShapeQueue:
     """Tasks of one shape bound for one place: the local node (""), a node's agent address
-    (where most of their argument bytes are), or SPREAD (every node in turn)."""
+    (where most of their argument bytes are), or SPREAD (every node in turn); with the node
+    affinity or label selector their lease requests carry, if any."""
 
-    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests")
+    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests", "constraints")
 
-    def __init__(self, key: ShapeKey, shape: Shape, target: str) -> None:
+    def __init__(
+        self, key: ShapeKey, shape: Shape, target: str,
+        constraints: pb.SchedulingConstraints | None = None,
+    ) -> None:
         self.key = key
         self.shape = shape
         self.target = target
+        self.constraints = constraints
         self.ready: deque[TaskRecord] = deque()
         self.leases: list[Lease] = []
         self.pending_requests = 0
