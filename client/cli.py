@@ -178,7 +178,7 @@ def _up(args: argparse.Namespace) -> int:
     import asyncio
 
     from ember import cluster_spec
-    from ember.local_provider import LocalProvider, Progress
+    from ember.local_provider import NODE_TYPE_LABEL, LocalProvider, Progress
 
     try:
         name, head_cpus, groups, autoscaling = cluster_spec.load(args.file)
@@ -191,6 +191,7 @@ def _up(args: argparse.Namespace) -> int:
         processes = launcher.start(
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
             dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
+            labels={NODE_TYPE_LABEL: "head"},
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ember.operator.autoscaling_policy import Node, Plan, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Plan, WorkerGroup, plan
 from ember.runtime import launcher
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -26,6 +26,7 @@ log = logging.getLogger("ember.local_provider")
 
 GROUP_LABEL = "ember.dev/group"
 WORKER_LABEL = "ember.dev/worker"
+NODE_TYPE_LABEL = "ember.dev/node-type"  # "head" or "worker", as the Kubernetes pods' label
 
 
 @dataclass
@@ -108,10 +109,14 @@ class LocalProvider:
             for _ in range(entry.count)
         ]
         requested = [dict(b.quantities) for b in demand.requested]
+        gangs = [
+            Gang(tuple(dict(b.quantities) for b in group.bundles), group.strategy)
+            for group in demand.placement_groups
+        ]
         if self.autoscaling.enabled:
             decided = plan(
                 groups, nodes, bundles, self.autoscaling.idle_timeout,
-                self.autoscaling.upscaling_mode, requested,
+                self.autoscaling.upscaling_mode, requested, gangs,
             )
         else:
             decided = Plan(replicas={g.name: g.replicas if g.replicas is not None else g.min_replicas for g in self.groups.values()})
@@ -120,6 +125,10 @@ class LocalProvider:
         self.progress.pending = [
             f"{resources.describe(resources.to_fixed(e.shape.quantities))} x{e.count}"
             for e in [*demand.tasks, *demand.actors]
+        ] + [
+            f"placement group {g.placement_group_id.hex()[:12]} ({g.strategy}, "
+            f"{len(g.bundles)} bundle{'s' if len(g.bundles) != 1 else ''})"
+            for g in demand.placement_groups
         ]
         self.on_progress(self.progress)
         return decided
@@ -184,7 +193,7 @@ class LocalProvider:
                     num_gpus=shape.get("GPU", 0.0),
                     memory=int(shape["memory"]) if "memory" in shape else None,
                     resources=custom or None,
-                    labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name},
+                    labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name, NODE_TYPE_LABEL: "worker"},
                     token=self.token,
                 )
             except Exception as error:  # noqa: BLE001 - say it, and let the next round retry

@@ -11,6 +11,12 @@ A new node comes from the group that fits a bundle with the least waste, and nev
 with GPUs for a bundle that needs none while a group without GPUs fits it. Launches are capped
 at ``max(5, speed × running)`` nodes starting at once (``upscalingMode``).
 
+Placement groups waiting for room are gangs: a group's bundles are placed all at once or not at
+all, by the group's strategy (``STRICT_SPREAD``: a node each; ``STRICT_PACK``: one node for all;
+``PACK`` and ``SPREAD``: as they fit). Nodes are added for a gang only if the whole gang then
+fits, and a gang may start more nodes at once than the upscaling speed allows otherwise (half a
+gang would be of no use).
+
 Scale down: only nodes idle for ``idle_timeout`` seconds (nothing runs there, no actor, no
 object only it holds — the head says so), never below a group's minimum, and never a node the
 demand needs. The operator drains them before deleting them.
@@ -52,6 +58,14 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Gang:
+    """A placement group waiting for room: its bundles not placed yet, and its strategy."""
+
+    bundles: tuple[Shape, ...]
+    strategy: str = "PACK"
+
+
+@dataclass(frozen=True)
 class Plan:
     replicas: dict[str, int]  # desired workers per group
     remove: dict[str, tuple[str, ...]] = field(default_factory=dict)  # which, per group
@@ -80,6 +94,23 @@ def _size(bundle: Shape) -> tuple[float, ...]:
     )
 
 
+def _sum(bundles: Iterable[Shape]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for bundle in bundles:
+        for name, amount in bundle.items():
+            total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def _never(gang: Gang, groups: Sequence[WorkerGroup], nodes: Sequence[Node]) -> bool:
+    """A STRICT_SPREAD gang needs more distinct nodes than the groups can ever have."""
+    if gang.strategy != "STRICT_SPREAD":
+        return False
+    most = sum(g.max_replicas for g in groups)
+    extra = sum(1 for n in nodes if n.group not in {g.name for g in groups})
+    return len(gang.bundles) > most + extra
+
+
 def _waste(bundle: Shape, shape: Shape) -> tuple[int, float]:
     gpu_for_nothing = int(shape.get("GPU", 0.0) > 0 and bundle.get("GPU", 0.0) <= 0)
     left = sum(max(0.0, shape.get(k, 0.0) - bundle.get(k, 0.0)) / max(shape.get(k, 1.0), 1.0) for k in shape)
@@ -93,11 +124,13 @@ def plan(
     idle_timeout: float,
     upscaling_mode: str = "Default",
     requested: Iterable[Shape] = (),
+    gangs: Iterable[Gang] = (),
 ) -> Plan:
     """Desired replicas per group and the workers to remove; see the module's docstring.
 
     ``demand`` is work waiting now, fitted onto free capacity; ``requested`` is capacity a
-    program asked for (``request_resources``), fitted onto what the nodes offer in all.
+    program asked for (``request_resources``), fitted onto what the nodes offer in all;
+    ``gangs`` are placement groups waiting, each fitted whole onto free capacity or not at all.
     """
     nodes = list(nodes)
     by_group = {g.name: g for g in groups}
@@ -166,6 +199,56 @@ def plan(
     place(requested, totals)
     # New nodes added for the request are free capacity for the waiting work too.
     free += [(name, group, dict(by_group[group].shape)) for name, group, _ in totals if "/new-" in name]
+
+    def place_gang(gang: Gang) -> None:
+        """All of the gang's bundles onto capacity (new nodes if need be), or none of them."""
+        nonlocal added, free
+        trial = [(name, group, dict(room)) for name, group, room in free]
+        trial_replicas = dict(replicas)
+        trial_added = added
+        used: list[str] = []
+        bundles = list(gang.bundles)
+        if gang.strategy == "STRICT_PACK":
+            bundles = [_sum(bundles)]
+        for bundle in sorted(bundles, key=_size, reverse=True):
+            if not any(v > 0 for v in bundle.values()):
+                continue
+            fitting = [e for e in trial if _fits(bundle, e[2])]
+            if gang.strategy == "STRICT_SPREAD":
+                fitting = [e for e in fitting if e[0] not in used]
+            elif gang.strategy == "SPREAD":
+                fitting.sort(key=lambda e: e[0] in used)
+            elif gang.strategy == "PACK":
+                fitting.sort(key=lambda e: e[0] not in used)
+            if fitting:
+                spot = fitting[0]
+                _take(bundle, spot[2])
+                used.append(spot[0])
+                continue
+            candidates = [
+                g for g in groups if _fits(bundle, g.shape) and trial_replicas[g.name] < g.max_replicas
+            ]
+            if not candidates:
+                if not any(_fits(bundle, g.shape) for g in groups) or _never(gang, groups, nodes):
+                    unplaceable.extend(gang.bundles)
+                return  # every group that fits is at its maximum: the gang waits whole
+            if trial_added >= launch_budget and added > 0:
+                return  # this round launched other nodes already: the gang waits whole
+            group = min(candidates, key=lambda g: (_waste(bundle, g.shape), g.name))
+            trial_replicas[group.name] += 1
+            trial_added += 1
+            room = dict(group.shape)
+            _take(bundle, room)
+            name = f"{group.name}/new-{trial_replicas[group.name]}"
+            trial.append((name, group.name, room))
+            used.append(name)
+        free = trial
+        replicas.update(trial_replicas)
+        added = trial_added
+        needed.update(used)
+
+    for gang in gangs:
+        place_gang(gang)
     place(demand, free)
 
     remove: dict[str, tuple[str, ...]] = {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember.operator import cluster_spec, pod_state
-from ember.operator.autoscaling_policy import Node, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, WorkerGroup, plan
 from ember.operator.children import GROUP_LABEL, NODE_TYPE_LABEL
 from ember.operator.head_client import POD_LABEL
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -86,6 +86,7 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
         float(scaling["idleTimeoutSeconds"]),
         str(scaling["upscalingMode"]),
         [dict(b.quantities) for b in demand.requested],
+        [Gang(tuple(dict(b.quantities) for b in g.bundles), g.strategy) for g in demand.placement_groups],
     )
 
     changed = False

@@ -205,7 +205,8 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["args"] == [
         "start", "--head", "--block", "--host", "$(POD_IP)", "--port", "10001", "--dashboard-host", "0.0.0.0",
         "--dashboard-port", "8265", "--head-metrics-port", "8080", "--metrics-port", "8081",
-        "--state-dir", "/var/lib/ember", "--num-cpus", "0"]
+        "--state-dir", "/var/lib/ember",
+        "--labels", '{"ember.dev/pod":"c-head","ember.dev/node-type":"head"}', "--num-cpus", "0"]
     assert container["readinessProbe"]["tcpSocket"] == {"port": "client"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
@@ -229,7 +230,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["args"] == [
         "start", "--block", "--address", "c-head.ns.svc:10001", "--host", "$(POD_IP)", "--metrics-port", "8081",
         "--num-cpus", "0.5", "--num-gpus", "1", "--resources", '{"disk":2.0}',
-        "--labels", '{"ember.dev/pod":"c-gpu-0","ember.dev/group":"gpu"}']
+        "--labels", '{"ember.dev/pod":"c-gpu-0","ember.dev/group":"gpu","ember.dev/node-type":"worker"}']
     assert container["resources"]["limits"] == {"memory": str(2**30), "nvidia.com/gpu": "1"}
     assert container["resources"]["requests"] == {"memory": str(2**30), "cpu": "0.5"}
     assert worker["spec"]["restartPolicy"] == "Never"
