@@ -322,12 +322,20 @@ class PlacementGroups:
         candidates = [_candidate(node) for node in live if node.drain is None]
         chosen = bundle_placement.choose(bundles, record.spec.strategy, candidates, placed)
         if chosen is None:
-            totals = [Candidate(n.node_id, n.total, n.total, dict(n.info.labels)) for n in live]
-            why = bundle_placement.infeasible(
-                bundles, record.spec.strategy, totals, self.cluster.node_types, placed
-            )
+            # A group placed once that lost bundles with a node waits for a node to come back
+            # (a restarted pod, a replaced machine) however the cluster looks now, as in Ray;
+            # one never placed fails what waits for it if no node can ever hold it.
+            why = ""
+            if record.state == pb.PG_PENDING:
+                totals = [Candidate(n.node_id, n.total, n.total, dict(n.info.labels)) for n in live]
+                why = bundle_placement.infeasible(
+                    bundles, record.spec.strategy, totals, self.cluster.node_types, placed
+                )
             state = "INFEASIBLE" if why else "NO_RESOURCES"
-            waiting = why or "no nodes with room for the whole group now; it waits"
+            waiting = why or (
+                f"no nodes with room for bundles {', '.join(str(b.index) for b in bundles)} now; "
+                f"{'they wait' if len(bundles) > 1 else 'it waits'}"
+            )
             if record.info.scheduling_state != state or record.info.waiting_for != waiting:
                 if why and not record.info.infeasible:
                     log.warning("%s cannot be placed: %s", record.describe(), why)
