@@ -56,6 +56,20 @@ def test_waiting_work_raises_replicas_within_max() -> None:
     assert decision.describe() == "+4 cpu"
 
 
+def test_a_waiting_placement_group_is_a_gang_of_nodes() -> None:
+    """A STRICT_SPREAD group of three one-CPU bundles needs three worker pods at once; its
+    tasks' own lease requests (named by the group's resources) add nothing on top."""
+    group = pb.PlacementGroupDemand(
+        strategy="STRICT_SPREAD", bundles=[pb.ResourceSet(quantities={"CPU": 1.0})] * 3,
+    )
+    decision = decide(cluster(replicas=0), [], pb.Demand(placement_groups=[group]))
+    assert decision is not None and decision.worker_groups[0]["replicas"] == 3
+    # Five bundles on distinct nodes can never fit a group of at most four: none is added.
+    group.bundles.extend([pb.ResourceSet(quantities={"CPU": 1.0})] * 2)
+    never = decide(cluster(replicas=0), [], pb.Demand(placement_groups=[group]))
+    assert never is None
+
+
 def test_pods_not_yet_created_count_as_starting() -> None:
     # replicas says 2, one pod exists and is busy: the second is on its way, so 2 tasks need
     # only one more node.

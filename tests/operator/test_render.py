@@ -248,6 +248,18 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert service["selector"] == {"ember.dev/cluster": "c", "ember.dev/node-type": "head"}
 
 
+def test_node_labels_from_start_params_keep_the_pods_own() -> None:
+    """Labels a group's startParams give are the node's too, beside the pod's name, group and
+    node type (which tasks select by, and which the drain finds the pod by: they win)."""
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 1, "resources": {"cpu": "1"},
+                                     "startParams": {"labels": '{"zone":"a","ember.dev/pod":"spoof"}'}}]})
+    world.converge()
+    args = world.pod("c-cpu-0")["spec"]["containers"][0]["args"]
+    labels = json.loads(args[args.index("--labels") + 1])
+    assert labels == {"zone": "a", "ember.dev/pod": "c-cpu-0", "ember.dev/group": "cpu", "ember.dev/node-type": "worker"}
+    assert args.count("--labels") == 1
+
+
 def test_pods_mount_no_account_token_and_write_only_to_their_volumes() -> None:
     """No service-account token unless the template asks; a read-only root filesystem, with
     every place the image says ember writes (EMBER_TEMP_DIR, /dev/shm, the head's state) on a
