@@ -1,13 +1,16 @@
 """The head's placement groups: bundles of resources reserved on nodes, a whole group or none.
 
-A group is created pending and placed in the background. The head places one group at a time,
-in the order they came: it chooses nodes for the bundles (``bundle_placement``), asks each of
-them to *prepare* its bundles (the node takes their resources out of what it grants), and only
-once every node did, to *commit* them (the node then offers them under the group's names, see
-``bundle_resources``). A node that refuses, cannot be reached or dies meanwhile ends the
-attempt: every bundle prepared or committed for it is released, and the group waits whole for
-the next change in the cluster. So no group ever holds part of what it needs, and two groups
-that cannot both fit never each take half: the second waits for the first to go.
+A group is created pending and placed in the background. The head chooses nodes for one group
+at a time, in the order they came (``bundle_placement``), against its own account of what is
+free, where a choice counts as taken at once: two groups that cannot both fit are never both
+chosen. For a chosen group it asks each node to *prepare* its bundles (the node takes their
+resources out of what it grants, or refuses if they are not free), and only once every node
+did, to *commit* them (the node then offers them under the group's names, see
+``bundle_resources``). Several groups may be between the two phases at once. A node that
+refuses, cannot be reached or dies meanwhile ends the attempt: every bundle prepared or
+committed for it is released, and the group waits whole for the next change in the cluster. So
+no group ever holds part of what it needs, and two groups that cannot both fit never each keep
+half: the second waits for the first to go.
 
 Nodes list the bundles they hold in their reports; any the head did not place there (a release
 that was lost, a head restarted since) is released. A node that dies takes its bundles along:
@@ -42,6 +45,7 @@ BUNDLE_RPC_TIMEOUT = 10.0  # seconds a node has to prepare or commit
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # after an attempt a node refused
 KEEP_REMOVED = 1000  # removed groups kept for the table, newest
 SAFETY_PASS = 1.0  # seconds between passes even when nothing announced a change
+MAX_IN_FLIGHT = 16  # groups between prepare and commit at once
 PENDING = (pb.PG_PENDING, pb.PG_RESCHEDULING)
 
 
@@ -111,6 +115,7 @@ class PlacementGroups:
         self._order = itertools.count()
         self._wake = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
+        self._placing: set[bytes] = set()  # groups whose attempt is under way
         self._background: set[asyncio.Task[None]] = set()
         # Called with a removed group's id and the reason: its actors die (the head's actor
         # directory), before its bundles are released with the workers in them.
@@ -305,14 +310,23 @@ class PlacementGroups:
             self._wake.clear()
             now = loop.time()
             for record in sorted(self.pending.values(), key=lambda r: r.order):
-                if record.state not in PENDING or record.retry_at > now:
+                group_id = record.spec.placement_group_id
+                if record.state not in PENDING or record.retry_at > now or group_id in self._placing:
                     continue
+                if len(self._placing) >= MAX_IN_FLIGHT:
+                    break  # the next pass, once one is done
                 try:
-                    await self._attempt(record)
+                    attempt = self._choose(record)
                 except Exception:  # noqa: BLE001 - one group's failure must not stop the others
                     log.exception("placing %s failed", record.describe())
+                    continue
+                if attempt is not None:
+                    self._placing.add(group_id)
+                    self._spawn(self._attempt(record, *attempt))
 
-    async def _attempt(self, record: GroupRecord) -> None:
+    def _choose(self, record: GroupRecord) -> tuple[int, dict[int, bytes], dict[bytes, list[int]]] | None:
+        """Nodes for the group's bundles not placed yet, counted as taken now; or None, with
+        the group's record saying why it waits (or can never be placed)."""
         placed = record.placed()
         bundles = [
             Bundle(i, shape, record.selectors[i] if i < len(record.selectors) else {})
@@ -341,7 +355,7 @@ class PlacementGroups:
                     log.warning("%s cannot be placed: %s", record.describe(), why)
                 record.update(scheduling_state=state, waiting_for=waiting, infeasible=bool(why))
                 self._pulse()
-            return
+            return None
         record.attempt += 1
         attempt = record.attempt
         record.reserving = dict(chosen)
@@ -355,6 +369,25 @@ class PlacementGroups:
             node = self.cluster.node_by_id(node_id)
             if node is not None:  # counted as taken until the node's next report says so
                 resources.subtract(node.available, record.bundles[index])
+        return attempt, chosen, dict(by_node)
+
+    async def _attempt(
+        self, record: GroupRecord, attempt: int, chosen: dict[int, bytes], by_node: dict[bytes, list[int]]
+    ) -> None:
+        """Prepare on every chosen node, then commit; or give back what was reserved."""
+        try:
+            await self._reserve(record, attempt, chosen, by_node)
+        except Exception:  # noqa: BLE001 - the attempt ends; the group waits for another
+            log.exception("placing %s failed", record.describe())
+            if record.state in PENDING and record.attempt == attempt:
+                self._abandon(record, attempt, by_node, "the head failed while placing it")
+        finally:
+            self._placing.discard(record.spec.placement_group_id)
+            self.wake()
+
+    async def _reserve(
+        self, record: GroupRecord, attempt: int, chosen: dict[int, bytes], by_node: dict[bytes, list[int]]
+    ) -> None:
         errors = await self._phase("PrepareBundles", record, attempt, by_node, with_shapes=True)
         if not errors and record.state in PENDING and record.attempt == attempt:
             errors = await self._phase("CommitBundles", record, attempt, by_node, with_shapes=False)
