@@ -68,8 +68,12 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     address = f"{args.host}:{port}"
     head.actors.address = address
     if state is not None:
+        groups = head.placement_groups.restore()
         restored = head.actors.restore()
-        log.info("state directory %s: %d detached actors to take back", args.state_dir, restored)
+        log.info(
+            "state directory %s: %d detached actors and %d detached placement groups to take back",
+            args.state_dir, restored, groups,
+        )
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     # Before the head says it is ready, so that init() can print the dashboard's address.

@@ -65,7 +65,7 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self, self.events, state)
-        self.placement_groups = PlacementGroups(self, self.actors.channels)
+        self.placement_groups = PlacementGroups(self, self.actors.channels, state)
         self.placement = LeasePlacement(self, self.placement_groups)
         # A removed group's actors die first, so that they are not restarted in it.
         self.placement_groups.on_removed = self.actors.placement_group_removed

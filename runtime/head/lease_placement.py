@@ -100,7 +100,8 @@ class LeasePlacement:
         work waits for where the bundle will be. Not when no bundle could ever hold it."""
         for group_hex in bundle_resources.groups_of(shape):
             record = self.groups.group_of(group_hex)
-            if record is not None and record.state in PENDING:
+            if record is not None and (record.state in PENDING or record.unconfirmed):
+                # Being placed, or (after a head restart) its nodes have yet to list it.
                 return self._fits_a_bundle(shape, record.bundles, group_hex)
         return any(
             resources.fits(shape, node.capacity()) for node in self.head.alive_nodes()

@@ -17,6 +17,11 @@ that was lost, a head restarted since) is released. A node that dies takes its b
 the group is rescheduled (Ray's state) and those bundles placed again. Removing a group
 releases its bundles with the workers running in them, and kills its actors (``on_removed``);
 a group not created ``detached`` is removed when its job ends.
+
+Detached groups are written down in the head's state directory, where there is one, with the
+nodes of their bundles: detached actors survive a head restart in their workers, and so must
+the bundles they run in. The restarted head takes each bundle back when its node registers
+again listing it, and places again those whose node does not come back.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import grpc
 
 from ember.runtime.head import bundle_placement
 from ember.runtime.head.bundle_placement import Bundle, Candidate
+from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.membership import NodeState
 from ember.runtime.objects import ids
 from ember.runtime.wire import bundle_resources, resources, rpc
@@ -47,6 +53,7 @@ KEEP_REMOVED = 1000  # removed groups kept for the table, newest
 SAFETY_PASS = 1.0  # seconds between passes even when nothing announced a change
 MAX_IN_FLIGHT = 16  # groups between prepare and commit at once
 PENDING = (pb.PG_PENDING, pb.PG_RESCHEDULING)
+RETURN_GRACE = 15.0  # seconds beyond the node timeout a restarted head waits for a bundle's node
 
 
 class Cluster(Protocol):
@@ -54,6 +61,7 @@ class Cluster(Protocol):
     (None: an autoscaler that has not said yet)."""
 
     node_types: list[Shape] | None
+    node_timeout: float
 
     def alive_nodes(self) -> list[NodeState]: ...
 
@@ -77,6 +85,9 @@ class GroupRecord:
         self.failures = 0
         self.retry_at = 0.0
         self.reserving: dict[int, bytes] = {}  # bundles of the attempt under way, by node
+        # Bundles a restarted head knows of from its state directory but their nodes have not
+        # listed yet: not counted on the nodes until they do.
+        self.unconfirmed: dict[int, bytes] = {}
         self.changed = asyncio.Event()
         self.hex = spec.placement_group_id.hex()
 
@@ -105,9 +116,10 @@ class GroupRecord:
 
 
 class PlacementGroups:
-    def __init__(self, cluster: Cluster, channels: rpc.Channels) -> None:
+    def __init__(self, cluster: Cluster, channels: rpc.Channels, state: HeadState | None = None) -> None:
         self.cluster = cluster
         self.channels = channels
+        self.state = state  # where detached groups are written down, if anywhere
         self.groups: dict[bytes, GroupRecord] = {}
         self.pending: dict[bytes, GroupRecord] = {}  # waiting for (part of) their placement
         self.names: dict[tuple[str, str], bytes] = {}
@@ -147,8 +159,61 @@ class PlacementGroups:
             "%s created: %s %s", record.describe(), spec.strategy,
             ", ".join(resources.describe(b) for b in record.bundles),
         )
+        self._persist(record)
         self.wake()
         return ""
+
+    # ------------------------------------------------------------------ surviving a restart
+
+    def _persist(self, record: GroupRecord) -> None:
+        if self.state is None or not record.spec.detached:
+            return
+        if record.state == pb.PG_REMOVED:
+            self.state.drop_group(record.spec.placement_group_id)
+        else:
+            record.info.attempt = record.attempt
+            self.state.save_group(record.info)
+
+    def restore(self) -> int:
+        """Take back the detached groups a previous head wrote down. Their bundles count once
+        their nodes list them again; those whose node does not come back are placed anew."""
+        assert self.state is not None
+        persisted = self.state.load_groups()
+        for info in persisted:
+            record = GroupRecord(info.spec, next(self._order))
+            record.info.CopyFrom(info)
+            record.attempt = info.attempt
+            record.unconfirmed = record.placed()
+            self.groups[info.spec.placement_group_id] = record
+            if info.spec.name:
+                self.names[(info.spec.namespace, info.spec.name)] = info.spec.placement_group_id
+            if record.state in PENDING:
+                self.pending[info.spec.placement_group_id] = record
+        if persisted:
+            asyncio.get_running_loop().call_later(
+                self.cluster.node_timeout + RETURN_GRACE, self._unreturned
+            )
+            self.wake()
+        return len(persisted)
+
+    def _unreturned(self) -> None:
+        """Bundles whose nodes never came back after the restart: placed again elsewhere."""
+        for record in list(self.groups.values()):
+            lost = dict(record.unconfirmed)
+            record.unconfirmed.clear()
+            if not lost or record.state == pb.PG_REMOVED:
+                continue
+            for index in lost:
+                record.info.bundle_nodes[index] = b""
+            log.warning(
+                "%s: bundles %s did not come back with their nodes after the head restarted; "
+                "placing them again", record.describe(), ", ".join(map(str, lost)),
+            )
+            record.update(state=pb.PG_RESCHEDULING, scheduling_state="QUEUED")
+            self.pending[record.spec.placement_group_id] = record
+            self._persist(record)
+        self._pulse()
+        self.wake()
 
     def find(self, request: pb.PlacementGroupRequest) -> GroupRecord | None:
         if request.placement_group_id:
@@ -194,6 +259,7 @@ class PlacementGroups:
         )
         for node_id in homes:
             self._spawn(self._release(node_id, release))
+        self._persist(record)
         self._removed.append(group_id)
         while len(self._removed) > KEEP_REMOVED:
             self.groups.pop(self._removed.popleft(), None)
@@ -230,6 +296,7 @@ class PlacementGroups:
                 state=pb.PG_RESCHEDULING, scheduling_state="QUEUED",
                 waiting_for=f"bundles {', '.join(map(str, lost))} were on {node.describe()}, which {cause}",
             )
+            self._persist(record)
             if release:
                 self._spawn(self._release(node.node_id, pb.BundleRelease(
                     placement_group_id=record.spec.placement_group_id, indexes=lost,
@@ -247,7 +314,13 @@ class PlacementGroups:
                 record.info.bundle_nodes[index] == node.node_id
                 or record.reserving.get(index) == node.node_id
             )
-            if meant:
+            if meant and record is not None:
+                # Attempts after a head restart count on from those the nodes remember.
+                record.attempt = max(record.attempt, bundle.attempt)
+                if record.unconfirmed.get(index) == node.node_id and bundle.committed:
+                    del record.unconfirmed[index]  # taken back: it counts on its node again
+                    resources.add(node.bundles, bundle_resources.committed(record.bundles[index], record.hex, index))
+                    log.info("%s: took back bundle %d on %s", record.describe(), index, node.describe())
                 continue
             what = record.describe() if record is not None else f"placement group {bundle.placement_group_id.hex()[:12]}"
             log.info("%s holds bundle %d of %s, which the head did not place there: releasing it", node.describe(), index, what)
@@ -454,6 +527,7 @@ class PlacementGroups:
             creation_seconds=record.info.creation_seconds or time.monotonic() - record.started,
         )
         self._pulse()
+        self._persist(record)
         nodes = sorted({ids.short(n) for n in chosen.values()})
         log.info("%s %s on %s", record.describe(), "placed again" if rescheduled else "created", ", ".join(nodes))
 

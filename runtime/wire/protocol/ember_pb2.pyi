@@ -1272,7 +1272,7 @@ class PlacementGroupSpec(_message.Message):
     def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., creator_address: _Optional[str] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
-    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason")
+    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason", "attempt")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -1284,6 +1284,7 @@ class PlacementGroupInfo(_message.Message):
     CREATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REMOVAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     spec: PlacementGroupSpec
     state: PlacementGroupState
     bundle_nodes: _containers.RepeatedScalarFieldContainer[bytes]
@@ -1295,7 +1296,8 @@ class PlacementGroupInfo(_message.Message):
     creation_seconds: float
     version: int
     removal_reason: str
-    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class CreatePlacementGroupReply(_message.Message):
     __slots__ = ("error",)
