@@ -182,6 +182,7 @@ def placement_group(
     lifetime: str | None = None,
     _soft_target_node_id: str | None = None,
     bundle_label_selector: list[dict[str, str]] | None = None,
+    topology_strategy: dict[str, str] | None = None,
 ) -> PlacementGroup:
     """Create a placement group of ``bundles`` placed by ``strategy`` (PACK, SPREAD,
     STRICT_PACK, STRICT_SPREAD); returns at once, use ``ready()`` or ``wait()``."""
@@ -196,7 +197,12 @@ def placement_group(
     if not isinstance(name, str):
         raise ValueError(f"placement group name must be a string, got {type(name).__name__}")
     if _soft_target_node_id is not None:
-        raise ValueError("_soft_target_node_id is not supported by ember's placement groups")
+        raise ValueError("placement_group: _soft_target_node_id is not supported by ember")
+    if topology_strategy is not None:
+        raise ValueError(
+            "placement_group: topology_strategy is not supported by ember; use strategy= (and "
+            "bundle_label_selector to keep bundles to nodes with a label)"
+        )
     selectors = []
     if bundle_label_selector:
         if not isinstance(bundle_label_selector, list) or len(bundle_label_selector) != len(checked):
