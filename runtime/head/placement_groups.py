@@ -469,7 +469,7 @@ class PlacementGroups:
         if errors:
             self._abandon(record, attempt, by_node, errors[0])
             return
-        self._created(record, chosen)
+        self._created(record, attempt, chosen, by_node)
 
     async def _phase(
         self, method: str, record: GroupRecord, attempt: int, by_node: dict[bytes, list[int]],
@@ -512,14 +512,33 @@ class PlacementGroups:
         log.info("%s not placed (attempt %d): %s; retrying", record.describe(), attempt, why)
         record.update(scheduling_state="NO_RESOURCES", waiting_for=why)
 
-    def _created(self, record: GroupRecord, chosen: dict[int, bytes]) -> None:
+    def _created(
+        self, record: GroupRecord, attempt: int, chosen: dict[int, bytes], by_node: dict[bytes, list[int]]
+    ) -> None:
+        """Every chosen node committed. The group is created, unless a node died meanwhile:
+        a group never created then gives everything back (all or nothing); one rescheduled
+        keeps what it holds, as it did before, and waits for the rest."""
+        dead = [i for i, node_id in chosen.items() if self.cluster.node_by_id(node_id) is None]
+        if dead and record.state == pb.PG_PENDING:
+            self._abandon(record, attempt, by_node, f"the node of bundles {', '.join(map(str, dead))} died")
+            return
         for index, node_id in chosen.items():
-            record.info.bundle_nodes[index] = node_id
             node = self.cluster.node_by_id(node_id)
-            if node is not None:
-                resources.add(node.bundles, bundle_resources.committed(record.bundles[index], record.hex, index))
+            if node is None:
+                continue  # died after it committed: its bundle died with it
+            record.info.bundle_nodes[index] = node_id
+            resources.add(node.bundles, bundle_resources.committed(record.bundles[index], record.hex, index))
         record.reserving.clear()
         record.failures = 0
+        missing = [i for i, node in enumerate(record.info.bundle_nodes) if not node]
+        if missing:
+            record.update(
+                state=pb.PG_RESCHEDULING if record.placed() else pb.PG_PENDING,
+                scheduling_state="QUEUED",
+                waiting_for=f"bundles {', '.join(map(str, missing))} lost their nodes while it was placed",
+            )
+            self._persist(record)
+            return
         self.pending.pop(record.spec.placement_group_id, None)
         rescheduled = record.state == pb.PG_RESCHEDULING
         record.update(

@@ -236,6 +236,13 @@ class Leases:
                 return  # cancelled, or its owner is gone
             if reply.node.address or not reply.feasible:
                 break
+            if self._holds_now(request):
+                # What it waited for came here meanwhile (its placement group's bundle was
+                # committed on this node): it queues here; the head would not send it back.
+                self.placing.remove(request)
+                self.queue.append(request)
+                self.schedule()
+                return
             await asyncio.sleep(PLACEMENT_RETRY)
             if request not in self.placing:
                 return
@@ -254,6 +261,12 @@ class Leases:
                 f"(largest node: {reply.largest or describe})"
             ),
         )))
+
+    def _holds_now(self, request: PendingRequest) -> bool:
+        return (
+            self.drain is None and not self.pool.broken
+            and resources.fits(request.shape, self.total) and self._may_take(request)
+        )
 
     def _cancel(self, owner: OwnerSession, request_id: int) -> None:
         self.queue = [

@@ -292,6 +292,29 @@ def test_a_group_waits_whole_while_a_node_is_busy(cluster: Cluster, release: Pat
         remove_placement_group(pg)
 
 
+def test_work_sent_before_its_group_is_placed_runs_once_it_is(cluster: Cluster, release: Path, tmp_path: Path) -> None:
+    """Work submitted into a group still waiting for room waits with it, then runs in its
+    bundle, here on the driver's own node (whose agent asked the head where to send it before
+    the bundle was there)."""
+    home = cluster.ids["head"]
+    started = tmp_path / "started"
+    blocker = hold_until.options(
+        num_cpus=2, scheduling_strategy=NodeAffinitySchedulingStrategy(home, soft=False)
+    ).remote(str(release), str(started))
+    _wait_for(started.exists, "the driver's node to be busy")
+    pg = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "!in(a, b)"}])
+    try:
+        early = where.options(scheduling_strategy=_in(pg, 0)).remote()
+        actor = Member.options(scheduling_strategy=_in(pg)).remote()
+        early_actor_node = actor.node.remote()
+        assert ember.wait([early, early_actor_node], timeout=1.0)[0] == []
+        release.touch()
+        assert ember.get([early, early_actor_node], timeout=30) == [home, home]
+        assert ember.get(blocker, timeout=30) == home
+    finally:
+        remove_placement_group(pg)
+
+
 @pytest.mark.parametrize("round_", range(4))
 def test_two_groups_that_cannot_both_fit_never_each_hold_half(cluster: Cluster, round_: int) -> None:
     """Two drivers' threads create, at the same moment, groups that each need every node's
