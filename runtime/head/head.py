@@ -245,6 +245,7 @@ class Head(rpc_pb.HeadServicer):
             dashboard_address=self.dashboard_address,
             python_version=PYTHON_VERSION,
             head_address=self.actors.address,
+            placement_group_demand=self.placement_groups.demand(),
         )
 
     def _draining(self, node: NodeState) -> None:

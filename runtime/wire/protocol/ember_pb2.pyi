@@ -1041,7 +1041,7 @@ class ClusterEvent(_message.Message):
     def __init__(self, time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ClusterView(_message.Message):
-    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address", "python_version", "head_address")
+    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address", "python_version", "head_address", "placement_group_demand")
     NODES_FIELD_NUMBER: _ClassVar[int]
     SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1051,6 +1051,7 @@ class ClusterView(_message.Message):
     DASHBOARD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     HEAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_DEMAND_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
@@ -1060,7 +1061,8 @@ class ClusterView(_message.Message):
     dashboard_address: str
     python_version: str
     head_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ...) -> None: ...
+    placement_group_demand: _containers.RepeatedCompositeFieldContainer[PlacementGroupDemand]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ..., placement_group_demand: _Optional[_Iterable[_Union[PlacementGroupDemand, _Mapping]]] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
     __slots__ = ("shape", "exclude_node_id", "free_only", "constraints")
