@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ember.operator.autoscaling_policy import Gang, Node, Plan, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Plan, Want, WorkerGroup, plan
 from ember.runtime import launcher
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -62,6 +62,11 @@ class Progress:
     last_action_at: float = field(default_factory=time.monotonic)
 
 
+def _group_labels(group: str) -> dict[str, str]:
+    """The labels every node of a group starts with (each also names its worker)."""
+    return {GROUP_LABEL: group, NODE_TYPE_LABEL: "worker"}
+
+
 class LocalProvider:
     def __init__(
         self,
@@ -89,7 +94,8 @@ class LocalProvider:
     async def run(self, stop: asyncio.Event) -> None:
         head = self.channels.head(self.head_address)
         shapes = [pb.ResourceSet(quantities=g.shape) for g in self.groups.values()]
-        await head.SetNodeTypes(pb.NodeTypes(shapes=shapes), timeout=10)
+        labels = [pb.NodeLabels(labels=_group_labels(g.name)) for g in self.groups.values()]
+        await head.SetNodeTypes(pb.NodeTypes(shapes=shapes, labels=labels), timeout=10)
         while not stop.is_set():
             try:
                 demand = await head.GetDemand(pb.Empty(), timeout=10)
@@ -104,13 +110,16 @@ class LocalProvider:
     async def step(self, demand: pb.Demand) -> Plan:
         groups, nodes = self._observe(demand)
         bundles = [
-            dict(entry.shape.quantities)
+            Want(dict(entry.shape.quantities), dict(entry.label_selector))
             for entry in [*demand.tasks, *demand.actors]
             for _ in range(entry.count)
         ]
         requested = [dict(b.quantities) for b in demand.requested]
         gangs = [
-            Gang(tuple(dict(b.quantities) for b in group.bundles), group.strategy)
+            Gang(
+                tuple(dict(b.quantities) for b in group.bundles), group.strategy,
+                tuple(dict(s.conditions) for s in group.bundle_label_selector),
+            )
             for group in demand.placement_groups
         ]
         if self.autoscaling.enabled:
@@ -147,6 +156,7 @@ class LocalProvider:
                 spec.min_replicas,
                 spec.max_replicas,
                 tuple(w.name for w in self.workers.values() if w.group == spec.name),
+                _group_labels(spec.name),
             )
             for spec in self.groups.values()
         ]
@@ -162,6 +172,7 @@ class LocalProvider:
                     dict(found.available.quantities),
                     found.idle_seconds if not found.draining else 0.0,
                     total=dict(found.total.quantities),
+                    labels=dict(found.labels),
                 ))
         return groups, nodes
 
@@ -193,7 +204,7 @@ class LocalProvider:
                     num_gpus=shape.get("GPU", 0.0),
                     memory=int(shape["memory"]) if "memory" in shape else None,
                     resources=custom or None,
-                    labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name, NODE_TYPE_LABEL: "worker"},
+                    labels={**_group_labels(spec.name), WORKER_LABEL: worker.name},
                     token=self.token,
                 )
             except Exception as error:  # noqa: BLE001 - say it, and let the next round retry

@@ -97,21 +97,33 @@ def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup
     return pod
 
 
+def group_node_labels(group: WorkerGroup) -> dict[str, str]:
+    """The node labels every worker of the group starts with (all but its pod's name): what
+    the autoscaler matches label selectors against when it adds one."""
+    labels = _given_labels(group.start_params.get("labels")) or {}
+    labels.update({"ember.dev/group": group.name, "ember.dev/node-type": "worker"})
+    return labels
+
+
+def _given_labels(given: str | None) -> dict[str, str] | None:
+    if given is None:
+        return None
+    try:
+        parsed = json.loads(given)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None
+
+
 def _node_labels(params: dict[str, str], ours: dict[str, str]) -> list[str]:
     """``--labels``: the labels of startParams with the pod's own (which win: the operator
     finds its nodes by them). Takes ``labels`` out of ``params``; labels that are not a JSON
     object are passed as they are, for the agent to refuse them by name."""
     given = params.pop("labels", None)
-    if given is None:
-        merged: dict[str, str] = dict(ours)
-    else:
-        try:
-            theirs = json.loads(given)
-        except ValueError:
-            theirs = None
-        if not isinstance(theirs, dict):
-            return ["--labels", given]
-        merged = {**theirs, **ours}
+    theirs = _given_labels(given)
+    if given is not None and theirs is None:
+        return ["--labels", given]
+    merged = {**(theirs or {}), **ours}
     return ["--labels", json.dumps(merged, separators=(",", ":"))]
 
 

@@ -290,14 +290,19 @@ class ActorManager:
 
     def demand(self) -> list[pb.ResourceDemand]:
         """Shapes of the actors waiting for a node: pending creation or restart."""
-        counts: dict[tuple[tuple[str, float], ...], int] = {}
+        counts: dict[tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]], int] = {}
         for record in self.actors.values():
             if record.info.state in (pb.PENDING, pb.RESTARTING) and record.lease is None:
-                key = tuple(sorted(record.spec.shape.quantities.items()))
+                key = (
+                    tuple(sorted(record.spec.shape.quantities.items())),
+                    tuple(sorted(record.spec.constraints.label_selector.items())),
+                )
                 counts[key] = counts.get(key, 0) + 1
         return [
-            pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
-            for key, count in counts.items()
+            pb.ResourceDemand(
+                shape=pb.ResourceSet(quantities=dict(shape)), count=count, label_selector=dict(selector)
+            )
+            for (shape, selector), count in counts.items()
         ]
 
     def list(self) -> pb.ActorList:

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ember.runtime.wire import label_selector, resources
-from ember.runtime.wire.resources import Shape
 
 STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
@@ -33,6 +32,19 @@ class Candidate:
     available: Mapping[str, int]
     total: Mapping[str, int]
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeType:
+    """A node an autoscaler may add: what it offers, and the labels it starts with."""
+
+    shape: Mapping[str, int]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def could_hold(self, shape: Mapping[str, int], selector: Mapping[str, str]) -> bool:
+        return resources.fits(shape, self.shape) and (
+            not selector or label_selector.matches(selector, self.labels)
+        )
 
 
 @dataclass(frozen=True)
@@ -180,7 +192,7 @@ def infeasible(
     bundles: Sequence[Bundle],
     strategy: str,
     nodes: Sequence[Candidate],
-    node_types: Sequence[Shape] | None,
+    node_types: Sequence[NodeType] | None,
     placed: Mapping[int, bytes] | None = None,
 ) -> str:
     """Why no node the cluster has (``nodes``, by their totals) or an autoscaler may add
@@ -193,8 +205,7 @@ def infeasible(
     biggest = f"largest node: {resources.describe(largest.total)}" if largest else "no nodes"
 
     def new_node_fits(shape: Mapping[str, int], selector: Mapping[str, str]) -> bool:
-        # A node an autoscaler adds carries labels nobody asked for here: a selector rules it out.
-        return not selector and any(resources.fits(shape, t) for t in node_types)
+        return any(node_type.could_hold(shape, selector) for node_type in node_types)
 
     for bundle in bundles:
         if not any(_fits(bundle, n.total, n) for n in nodes) and not new_node_fits(bundle.shape, bundle.selector):

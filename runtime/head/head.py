@@ -25,6 +25,7 @@ import grpc
 from ember.runtime import __version__
 from ember.runtime.head import cluster_queries
 from ember.runtime.head.actor_manager import ActorManager, abort_not_found
+from ember.runtime.head.bundle_placement import NodeType
 from ember.runtime.head.drain import DrainManager
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
@@ -73,7 +74,7 @@ class Head(rpc_pb.HeadServicer):
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
         # None: an autoscaler is coming but has not said yet, so no work is infeasible until
         # it does (work submitted the moment a cluster is up must wait, not fail).
-        self.node_types: list[Shape] | None = None if autoscaler else []
+        self.node_types: list[NodeType] | None = None if autoscaler else []
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
@@ -289,11 +290,15 @@ class Head(rpc_pb.HeadServicer):
     # ------------------------------------------------------------------ autoscaling
 
     async def SetNodeTypes(self, request: pb.NodeTypes, context: grpc.aio.ServicerContext) -> pb.Empty:
-        self.node_types = [resources.to_fixed(shape.quantities) for shape in request.shapes]
+        labels = [dict(entry.labels) for entry in request.labels]
+        self.node_types = [
+            NodeType(resources.to_fixed(shape.quantities), labels[i] if i < len(labels) else {})
+            for i, shape in enumerate(request.shapes)
+        ]
         self.placement_groups.wake()  # a group may fit (or never fit) the new node types
         log.info(
             "an autoscaler may add nodes of %s",
-            ", ".join(resources.describe(t) for t in self.node_types) or "no shape",
+            ", ".join(resources.describe(t.shape) for t in self.node_types) or "no shape",
         )
         return pb.Empty()
 
@@ -304,13 +309,13 @@ class Head(rpc_pb.HeadServicer):
         return pb.Empty()
 
     async def GetDemand(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Demand:
-        tasks: dict[tuple[tuple[str, float], ...], int] = {}
+        tasks: dict[tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]], int] = {}
         nodes = []
         for node in self.alive_nodes():
             for entry in node.pending:
                 if bundle_resources.in_any_group(entry.shape.quantities):
                     continue  # work in a placement group: the group is the demand
-                key = tuple(sorted(entry.shape.quantities.items()))
+                key = (tuple(sorted(entry.shape.quantities.items())), tuple(sorted(entry.label_selector.items())))
                 tasks[key] = tasks.get(key, 0) + entry.count
             nodes.append(pb.NodeLoad(
                 node_id=node.node_id,
@@ -323,8 +328,10 @@ class Head(rpc_pb.HeadServicer):
             ))
         return pb.Demand(
             tasks=[
-                pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
-                for key, count in tasks.items()
+                pb.ResourceDemand(
+                    shape=pb.ResourceSet(quantities=dict(shape)), count=count, label_selector=dict(selector)
+                )
+                for (shape, selector), count in tasks.items()
             ],
             actors=[
                 entry for entry in self.actors.demand()

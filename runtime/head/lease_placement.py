@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from ember.runtime.head.bundle_placement import NodeType
 from ember.runtime.head.membership import NodeState
 from ember.runtime.head.placement_groups import PENDING, PlacementGroups
 from ember.runtime.wire import bundle_resources, label_selector, resources
@@ -27,7 +28,7 @@ class Nodes(Protocol):
     """What choosing needs of the head: its nodes, drains, and what an autoscaler may add."""
 
     nodes: dict[bytes, NodeState]
-    node_types: list[Shape] | None
+    node_types: list[NodeType] | None
     drains: Drains
 
     def alive_nodes(self) -> list[NodeState]: ...
@@ -116,10 +117,12 @@ class LeasePlacement:
 
     def could_hold_later(self, shape: Shape, selector: dict[str, str] | None = None) -> bool:
         """No live node can take the shape now, but a node could, after a drain ends or once
-        an autoscaler adds one: the work waits (and shows as demand) rather than failing. An
-        added node carries no label a selector asks for."""
+        an autoscaler adds one (of a type whose labels the selector allows): the work waits
+        (and shows as demand) rather than failing."""
         head = self.head
         if head.node_types is None:
+            return True
+        if any(node_type.could_hold(shape, selector or {}) for node_type in head.node_types):
             return True
         if selector:
             return any(
@@ -127,9 +130,7 @@ class LeasePlacement:
                 and label_selector.matches(selector, n.info.labels)
                 for n in head.alive_nodes()
             )
-        return head.drains.could_hold(shape) or any(
-            resources.fits(shape, node_type) for node_type in head.node_types
-        )
+        return head.drains.could_hold(shape)
 
     def largest_node(self) -> str:
         largest = max(self.head.alive_nodes(), key=lambda n: n.total.get("CPU", 0), default=None)

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import grpc
 
 from ember.runtime.head import bundle_placement
-from ember.runtime.head.bundle_placement import Bundle, Candidate
+from ember.runtime.head.bundle_placement import Bundle, Candidate, NodeType
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.membership import NodeState
 from ember.runtime.objects import ids
@@ -60,7 +60,7 @@ class Cluster(Protocol):
     """What placing groups needs of the head: the nodes, and the shapes an autoscaler may add
     (None: an autoscaler that has not said yet)."""
 
-    node_types: list[Shape] | None
+    node_types: list[NodeType] | None
     node_timeout: float
 
     def alive_nodes(self) -> list[NodeState]: ...
@@ -356,10 +356,14 @@ class PlacementGroups:
         wanted = []
         for record in sorted(self.pending.values(), key=lambda r: r.order):
             placed = record.placed()
+            waiting = [i for i in range(len(record.bundles)) if i not in placed]
             wanted.append(pb.PlacementGroupDemand(
                 placement_group_id=record.spec.placement_group_id,
                 strategy=record.spec.strategy,
-                bundles=[record.spec.bundles[i] for i in range(len(record.bundles)) if i not in placed],
+                bundles=[record.spec.bundles[i] for i in waiting],
+                bundle_label_selector=[
+                    pb.LabelSelector(conditions=record.selectors[i]) for i in waiting
+                ] if any(record.selectors) else [],
             ))
         return wanted
 

@@ -523,15 +523,24 @@ class Leases:
         )
 
     def demand(self) -> list[pb.ResourceDemand]:
-        """The shapes waiting here for a worker, or for a node: the cluster's demand."""
-        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
-            tuple(sorted(request.shape.items())) for request in self.queue + self.placing
+        """The shapes waiting here for a worker, or for a node (with the labels they need of
+        one): the cluster's demand."""
+        counts: collections.Counter[tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]] = (
+            collections.Counter(
+                (
+                    tuple(sorted(request.shape.items())),
+                    tuple(sorted(request.constraints.label_selector.items()))
+                    if request.constraints is not None else (),
+                )
+                for request in self.queue + self.placing
+            )
         )
         return [
             pb.ResourceDemand(
-                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
+                shape=pb.ResourceSet(quantities=resources.to_float(dict(shape))), count=count,
+                label_selector=dict(selector),
             )
-            for key, count in counts.items()
+            for (shape, selector), count in counts.items()
         ]
 
 

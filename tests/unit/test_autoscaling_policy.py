@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ember.operator.autoscaling_policy import Gang, Node, Plan, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Plan, Want, WorkerGroup, plan
 
 CPU4 = WorkerGroup("cpu", {"CPU": 4.0, "memory": 16.0}, 0, 10)
 GPU = WorkerGroup("gpu", {"CPU": 8.0, "GPU": 1.0, "memory": 32.0}, 0, 4)
@@ -224,3 +224,21 @@ def _apply(groups, nodes, demand, result):  # type: ignore[no-untyped-def]
         for n in nodes
     ]
     return new_groups, nodes, waiting
+
+
+def test_work_with_a_label_selector_goes_to_matching_nodes_and_groups() -> None:
+    zone_a = WorkerGroup("a", {"CPU": 4.0}, 0, 5, labels={"zone": "a"})
+    zone_b = WorkerGroup("b", {"CPU": 4.0}, 0, 5, workers=("b1",), labels={"zone": "b"})
+    free_b = Node("b1", "b", {"CPU": 4.0}, 0.0)  # room, but in the wrong zone
+    wanted = [Want({"CPU": 1.0}, {"zone": "a"})] * 2
+    assert plan([zone_a, zone_b], [free_b], wanted, 60).replicas == {"a": 1, "b": 1}
+    # Free room on a node whose own labels match is used first.
+    labelled = Node("b1", "b", {"CPU": 4.0}, 0.0, labels={"zone": "b", "rack": "r1"})
+    assert plan([zone_a, zone_b], [labelled], [Want({"CPU": 1.0}, {"rack": "r1"})], 60).replicas == {"a": 0, "b": 1}
+    # A selector no group's labels allow is reported, not waited for.
+    nowhere = plan([zone_a, zone_b], [], [Want({"CPU": 1.0}, {"zone": "c"})], 60)
+    assert nowhere.replicas == {"a": 0, "b": 1} and nowhere.unplaceable == ({"CPU": 1.0},)
+    # Bundles of a gang select groups too.
+    gang = Gang(({"CPU": 1.0},) * 2, "STRICT_SPREAD", ({"zone": "a"}, {"zone": "!a"}))
+    assert plan([zone_a, WorkerGroup("b", {"CPU": 4.0}, 0, 5, labels={"zone": "b"})], [], [], 60,
+                gangs=[gang]).replicas == {"a": 1, "b": 1}

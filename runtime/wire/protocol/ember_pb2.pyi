@@ -769,10 +769,25 @@ class ClusterLogs(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeLogs, _Mapping]]] = ...) -> None: ...
 
 class NodeTypes(_message.Message):
-    __slots__ = ("shapes",)
+    __slots__ = ("shapes", "labels")
     SHAPES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     shapes: _containers.RepeatedCompositeFieldContainer[ResourceSet]
-    def __init__(self, shapes: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+    labels: _containers.RepeatedCompositeFieldContainer[NodeLabels]
+    def __init__(self, shapes: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[NodeLabels, _Mapping]]] = ...) -> None: ...
+
+class NodeLabels(_message.Message):
+    __slots__ = ("labels",)
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ResourceRequest(_message.Message):
     __slots__ = ("bundles",)
@@ -820,14 +835,16 @@ class Demand(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ..., placement_groups: _Optional[_Iterable[_Union[PlacementGroupDemand, _Mapping]]] = ...) -> None: ...
 
 class PlacementGroupDemand(_message.Message):
-    __slots__ = ("placement_group_id", "strategy", "bundles")
+    __slots__ = ("placement_group_id", "strategy", "bundles", "bundle_label_selector")
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     placement_group_id: bytes
     strategy: str
     bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
-    def __init__(self, placement_group_id: _Optional[bytes] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+    bundle_label_selector: _containers.RepeatedCompositeFieldContainer[LabelSelector]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ...) -> None: ...
 
 class NodeTailRequest(_message.Message):
     __slots__ = ("node", "tail")
@@ -935,12 +952,21 @@ class DrainProgress(_message.Message):
     def __init__(self, seconds: _Optional[float] = ..., deadline_seconds: _Optional[float] = ..., leases_running: _Optional[int] = ..., leases_finished: _Optional[int] = ..., leases_stopped: _Optional[int] = ..., requests_redirected: _Optional[int] = ..., objects_copied: _Optional[int] = ..., bytes_copied: _Optional[int] = ..., objects_remaining: _Optional[int] = ..., objects_skipped: _Optional[int] = ..., actors_restarted: _Optional[int] = ..., actors_died: _Optional[int] = ..., actors_remaining: _Optional[int] = ..., done: _Optional[bool] = ..., waiting_for: _Optional[str] = ...) -> None: ...
 
 class ResourceDemand(_message.Message):
-    __slots__ = ("shape", "count")
+    __slots__ = ("shape", "count", "label_selector")
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     count: int
-    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., count: _Optional[int] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
     __slots__ = ("register", "report", "leaving")
