@@ -1,5 +1,6 @@
-"""Placement groups and scheduling strategies on three real nodes: the head's node (no labels)
-and two more agents labelled zone=a and zone=b, two CPUs each, all on loopback.
+"""Placement groups and scheduling strategies on three real nodes: the head's node (labelled
+zone=home through ``ember.init(labels=...)``) and two more agents labelled zone=a and zone=b,
+two CPUs each, all on loopback.
 
 Written as a Ray user would (``ember.util.placement_group``, ``PlacementGroupSchedulingStrategy``,
 ``NodeAffinitySchedulingStrategy``, ``label_selector``); where a test needs a node busy, a task
@@ -70,7 +71,7 @@ def _wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> No
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    ctx = ember.init(num_cpus=2)
+    ctx = ember.init(num_cpus=2, labels={"zone": "home"})
     head = context.require_core().head_address
     agents = {
         zone: launcher.start_agent(ctx.session_dir, head, num_cpus=2, labels={"zone": zone})
@@ -501,6 +502,7 @@ def test_label_selectors_for_tasks_and_actors(cluster: Cluster) -> None:
     assert set(ember.get([on({"zone": "!a"}) for _ in range(6)])) <= {ids["b"], ids["head"]}
     assert set(ember.get([on({"zone": "in(a, b)"}) for _ in range(6)])) <= {ids["a"], ids["b"]}
     assert set(ember.get([on({"zone": "!in(a,b)"}) for _ in range(4)])) == {ids["head"]}
+    assert set(ember.get([on({"zone": "home"}) for _ in range(2)])) == {ids["head"]}
     actor = Member.options(label_selector={"zone": "b"}).remote()
     assert ember.get(actor.node.remote(), timeout=30) == ids["b"]
     ember.kill(actor)
