@@ -41,6 +41,7 @@ from ember.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 from tests.conftest import wait_until_gone
+from tests.integration.test_metrics import scrape, value
 
 
 class Cluster:
@@ -211,6 +212,9 @@ def test_ready_wait_names_and_the_table(cluster: Cluster) -> None:
         assert entry["stats"]["scheduling_state"] == "FINISHED"
         # A group travels to tasks like any value, and compares equal there.
         assert ember.get(ember.remote(lambda g: g == pg).remote(pg)) is True
+        # The head counts groups by state for Prometheus.
+        head = ember.connection.head_call("GetClusterView", pb.Empty()).metrics_address
+        assert value(scrape(head), "ember_placement_groups", state="created") >= 1
     finally:
         remove_placement_group(pg)
     _wait_for(lambda: placement_group_table(pg)["state"] == "REMOVED", "the group removed")
