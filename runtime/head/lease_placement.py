@@ -14,7 +14,8 @@ from typing import Protocol
 
 from ember.runtime.head.bundle_placement import NodeType
 from ember.runtime.head.membership import NodeState
-from ember.runtime.head.placement_groups import PENDING, PlacementGroups
+from ember.runtime.head.placement_group_record import PENDING
+from ember.runtime.head.placement_groups import PlacementGroups
 from ember.runtime.wire import bundle_resources, label_selector, resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape

@@ -40,10 +40,10 @@ from ember.runtime.head import bundle_placement
 from ember.runtime.head.bundle_placement import Bundle, Candidate, NodeType
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.membership import NodeState
+from ember.runtime.head.placement_group_record import PENDING, GroupRecord
 from ember.runtime.objects import ids
 from ember.runtime.wire import bundle_resources, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
-from ember.runtime.wire.resources import Shape
 
 log = logging.getLogger("ember.runtime.head.placement_groups")
 
@@ -52,7 +52,6 @@ RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # after an attempt a node refuse
 KEEP_REMOVED = 1000  # removed groups kept for the table, newest
 SAFETY_PASS = 1.0  # seconds between passes even when nothing announced a change
 MAX_IN_FLIGHT = 16  # groups between prepare and commit at once
-PENDING = (pb.PG_PENDING, pb.PG_RESCHEDULING)
 RETURN_GRACE = 15.0  # seconds beyond the node timeout a restarted head waits for a bundle's node
 
 
@@ -66,53 +65,6 @@ class Cluster(Protocol):
     def alive_nodes(self) -> list[NodeState]: ...
 
     def node_by_id(self, node_id: bytes) -> NodeState | None: ...
-
-
-class GroupRecord:
-    def __init__(self, spec: pb.PlacementGroupSpec, order: int) -> None:
-        self.spec = spec
-        self.order = order
-        self.bundles: list[Shape] = [resources.to_fixed(b.quantities) for b in spec.bundles]
-        self.selectors = [dict(s.conditions) for s in spec.bundle_label_selector] or [
-            {} for _ in spec.bundles
-        ]
-        self.info = pb.PlacementGroupInfo(
-            spec=spec, state=pb.PG_PENDING, bundle_nodes=[b""] * len(spec.bundles),
-            scheduling_state="QUEUED", created_at=time.time(), version=1,
-        )
-        self.started = time.monotonic()
-        self.attempt = 0
-        self.failures = 0
-        self.retry_at = 0.0
-        self.reserving: dict[int, bytes] = {}  # bundles of the attempt under way, by node
-        # Bundles a restarted head knows of from its state directory but their nodes have not
-        # listed yet: not counted on the nodes until they do.
-        self.unconfirmed: dict[int, bytes] = {}
-        self.changed = asyncio.Event()
-        self.hex = spec.placement_group_id.hex()
-
-    @property
-    def state(self) -> pb.PlacementGroupState:
-        return self.info.state
-
-    def describe(self) -> str:
-        name = f" '{self.spec.name}'" if self.spec.name else ""
-        return f"placement group{name} ({self.hex[:12]})"
-
-    def placed(self) -> dict[int, bytes]:
-        return {i: node for i, node in enumerate(self.info.bundle_nodes) if node}
-
-    def update(self, **fields: object) -> None:
-        for key, value in fields.items():
-            if key == "bundle_nodes":
-                assert isinstance(value, list)
-                del self.info.bundle_nodes[:]
-                self.info.bundle_nodes.extend(value)
-            else:
-                setattr(self.info, key, value)
-        self.info.version += 1
-        self.changed.set()
-        self.changed = asyncio.Event()
 
 
 class PlacementGroups:
