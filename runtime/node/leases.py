@@ -135,9 +135,6 @@ class Leases:
         self._lease_ids = itertools.count(1)
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
-        # Why workers this node stopped on purpose were stopped, by worker id: their owners
-        # hear it instead of a bare signal.
-        self.stop_reasons: dict[bytes, str] = {}
 
     # ------------------------------------------------------------------ the owners' stream
 
@@ -365,13 +362,23 @@ class Leases:
 
     def stop_leases(self, holds: Callable[[Shape], bool], reason: str) -> int:
         """Stop the workers of the leases whose resources ``holds`` picks (a removed placement
-        group's); their owners hear ``reason``. Returns how many."""
+        group's). Their owners hear why before the workers die: the lease ends now, so that
+        what an owner tells its tasks' callers is ``reason``, not a broken connection."""
         stopped = 0
         for lease in [lease for owner in self.owners for lease in owner.leases.values()]:
-            if holds(lease.shape) and lease.worker.state == LEASED:
-                self.stop_reasons[lease.worker.worker_id] = reason
-                self.pool.kill(lease.worker)
-                stopped += 1
+            worker = lease.worker
+            if not holds(lease.shape) or worker.state != LEASED:
+                continue
+            del lease.owner.leases[lease.lease_id]
+            lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
+                lease_id=lease.lease_id, reason=f"worker pid {worker.pid} was stopped: {reason}",
+            )))
+            self._free_lease(lease)
+            if self.drain is not None:
+                self.drain.lease_ended(lease, returned=False)
+            worker.lease = None
+            self.pool.kill(worker)
+            stopped += 1
         return stopped
 
     def requeue_unfit(self) -> None:
@@ -489,9 +496,6 @@ class Leases:
         """A worker died: its lease ends, and its owner hears ``reason``. Returns what to tell
         the head ("" when the worker was not leased to an owner)."""
         lease = worker.lease
-        stopped = self.stop_reasons.pop(worker.worker_id, "")
-        if stopped:
-            reason = f"worker pid {worker.pid} was stopped: {stopped}"
         if not isinstance(lease, LeaseState):
             return ""
         if self.orphans.get(lease.actor_id) is lease:

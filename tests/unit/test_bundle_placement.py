@@ -3,7 +3,7 @@ fit only whole, rescheduling beside bundles already placed, and why a group can 
 
 from __future__ import annotations
 
-from ember.runtime.head.bundle_placement import Bundle, Candidate, choose, infeasible
+from ember.runtime.head.bundle_placement import Bundle, Candidate, NodeType, choose, infeasible
 from ember.runtime.wire import resources
 
 
@@ -87,9 +87,10 @@ def test_why_a_group_can_never_fit_names_the_bundle_or_the_strategy() -> None:
 
 def test_nodes_an_autoscaler_may_add_make_a_group_feasible() -> None:
     totals = [_node("x", {"CPU": 1})]
-    types = [resources.to_fixed({"CPU": 2})]
+    types = [NodeType(resources.to_fixed({"CPU": 2}), {"ember.dev/group": "small"})]
     assert infeasible(_bundles(*[{"CPU": 2}] * 3), "STRICT_SPREAD", totals, types) == ""
     assert infeasible(_bundles({"CPU": 2}, {"CPU": 2}), "STRICT_PACK", totals, types) != ""
     assert infeasible(_bundles({"CPU": 8}), "PACK", totals, None) == ""  # autoscaler not heard yet
-    # A new node carries no label a bundle asks for.
+    # A bundle's label selector must allow the labels a new node starts with.
     assert infeasible(_bundles({"CPU": 2}, selectors=[{"zone": "a"}]), "PACK", totals, types) != ""
+    assert infeasible(_bundles({"CPU": 2}, selectors=[{"ember.dev/group": "small"}]), "PACK", totals, types) == ""
