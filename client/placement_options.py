@@ -173,7 +173,7 @@ Options = TypeVar("Options", TaskOptions, ActorOptions)
 def captured(options: Options) -> Options:
     """``options`` as the running task or actor's captured child: in its placement group (any
     bundle) when it captures its children and the work named no strategy; unchanged otherwise."""
-    if not options.may_capture:
+    if not options.may_capture or not context.capturing:
         return options
     group_id, capture = context.current_placement_group()
     if not group_id or not capture:

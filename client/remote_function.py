@@ -63,7 +63,7 @@ class RemoteFunction:
             from ember.connection import auto_init
 
             core = auto_init()
-        if task_options.may_capture:
+        if task_options.may_capture and context.capturing:
             task_options = placement_options.captured(task_options)
         refs = core.submit_task(self.descriptor(), args, kwargs, task_options)
         return _returns(refs, task_options.num_returns)

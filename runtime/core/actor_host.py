@@ -97,6 +97,7 @@ class ActorHost:
         context.actor_restarted = spec.attempt > 0
         context.actor_placement_group = spec.placement_group_id
         context.actor_capture_child_tasks = spec.capture_child_tasks
+        context.capturing = context.capturing or spec.capture_child_tasks
 
         def construct() -> Any:
             cls = serialization.loads(spec.function)

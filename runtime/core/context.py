@@ -44,10 +44,13 @@ class TaskContext:
     def __init__(
         self, task_id: bytes, name: str, placement_group: bytes = b"", capture_child_tasks: bool = False
     ) -> None:
+        global capturing
         self.task_id = task_id
         self.name = name
         self.placement_group = placement_group
         self.capture_child_tasks = capture_child_tasks
+        if capture_child_tasks:
+            capturing = True
 
 
 task_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -59,6 +62,9 @@ actor_id: bytes = b""
 actor_restarted = False
 actor_placement_group: bytes = b""
 actor_capture_child_tasks = False
+# Set once a task or actor that captures its children has run in this process: until then (in
+# a driver, always) a submission need not look for a group to put its task in.
+capturing = False
 
 
 def current_placement_group() -> tuple[bytes, bool]:
