@@ -18,6 +18,7 @@ FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY tools/build_backend.py ./tools/
 COPY client ./client
 COPY runtime ./runtime
 COPY operator ./operator

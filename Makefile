@@ -4,18 +4,22 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 
-.PHONY: demo test install install-test lint proto bench clean kube-tools manifests kind-e2e e2e-docker
+.PHONY: demo test test-fast install install-test lint proto bench bench-scale clean kube-tools manifests kind-e2e e2e-docker
 
-# A strict editable install (a tree of symlinks under build/): `ember.operator` lives in a
-# folder without __init__.py (see operator/README.md), which the default editable finder cannot
-# map. Edits show through the links; a new module needs a re-install, hence the source list.
+# An editable install, which the project's build backend (tools/build_backend.py) makes strict:
+# a tree of links under build/, since setuptools' default editable finder cannot map
+# `ember.operator`, a folder without __init__.py (operator/README.md). Edits show through the
+# links; a new module needs a re-install, hence the source list.
 SOURCES := $(shell find client runtime operator -name '*.py' -o -name '*.proto' 2>/dev/null)
 
+# Quiet (pip -qq): what the demo prints is the demo. pip still shows its errors, and the
+# recipe stops at the first one.
 $(VENV)/.installed: pyproject.toml $(SOURCES)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]' --config-settings editable_mode=strict
-	touch $@
+	@echo "Installing ember and its test extras into $(VENV) ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PIP) install -qq --upgrade pip
+	@$(PIP) install -qq -e '.[test]'
+	@touch $@
 
 install: $(VENV)/.installed
 
@@ -35,12 +39,21 @@ manifests: kube-tools
 
 ## make demo: a local cluster running the seed workloads
 demo: install
-	$(PY) examples/demo.py
+	@$(PY) examples/demo.py
 
 ## make test: the test suite (unit, integration on real processes, operator, the Helm chart;
 ## e2e skips without kind or EMBER_E2E_CONTEXT)
 test: install kube-tools
 	$(PY) -m pytest -q
+
+## make test-fast: while developing, about a minute: the unit tests and the integration tests of
+## the core API (tasks, actors, objects, references, failures, output) on real local clusters;
+## no Helm, no operator, no chart. make test runs everything before you commit.
+FAST_TESTS := tests/unit $(addprefix tests/integration/test_,$(addsuffix .py,\
+	tasks actors references object_store nested failures output multinode zygote listening))
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(FAST_TESTS)
 
 ## make e2e-docker: the image as a cluster of containers, with a driver here (opt-in, not in
 ## make test; needs Docker, and debootstrap when no base image can be pulled)
@@ -55,7 +68,7 @@ kind-e2e: install kube-tools
 	$(PY) -m pytest -v tests/e2e
 
 lint: install
-	$(PIP) install -q -e '.[dev]' --config-settings editable_mode=strict
+	@$(PIP) install -qq -e '.[dev]'
 	$(PY) -m ruff check client runtime operator tests bench examples tools
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
@@ -71,6 +84,11 @@ proto:
 
 bench: install
 	$(PY) bench/run.py
+
+## make bench-scale: how cost grows with the work, ember beside Ray (~10 min; ARGS='--quick'
+## for the two smallest sizes of each scenario, ARGS='--only tasks,nodes' to pick; see --help)
+bench-scale: install
+	$(PY) bench/scale.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -6,7 +6,8 @@ function whose futures may be passed to other submits as arguments; with two nod
 on the first and ``on_second_node`` runs the task on the other, so its argument crosses between
 them), ``get``, ``put``, ``shutdown``, and for actors
 ``actors(cls, count, *args)``, ``call(handle, method, *args)``, ``kill(handle)`` and ``in_task()``: what a
-task that drives actors receives as an argument to call them and wait for the results.
+task that drives actors receives as an argument to call them and wait for the results. ember and
+Ray also offer ``actor_pool(handles)``, their ``util.ActorPool`` (Dask has none).
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ class RayLike:
         if num_cpus is not None:
             kwargs["num_cpus"] = num_cpus
         if self.name == "ray":
-            # Like for like: ember has no dashboard yet, and its logs stay in files.
-            kwargs.update(include_dashboard=False, log_to_driver=True, logging_level="ERROR")
+            # Like for like: ember has no dashboard yet, and its logs stay in files. A cluster of
+            # its own ("local"): without it, ray.init() joins any Ray cluster running here.
+            kwargs.update(
+                address="local", include_dashboard=False, log_to_driver=True, logging_level="ERROR"
+            )
         if nodes == 2 and self.name == "ray":
             from ray.cluster_utils import Cluster
 
@@ -112,6 +116,10 @@ class RayLike:
 
     def in_task(self) -> RayLikeCalls:
         return self._calls
+
+    def actor_pool(self, handles: list[Any]) -> Any:
+        """``ray.util.ActorPool`` / ``ember.util.ActorPool`` over the handles."""
+        return importlib.import_module(f"{self.name}.util").ActorPool(handles)
 
     def shutdown(self) -> None:
         self.api.shutdown()

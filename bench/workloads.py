@@ -82,6 +82,13 @@ class Pinger:
         return None
 
 
+class Doubler:
+    """An actor of an ActorPool: a call that does almost nothing, so the pool's cost shows."""
+
+    def double(self, x: int) -> int:
+        return 2 * x
+
+
 class ParameterServer:
     """The seed's ParameterServer; with a shard's size, its identical ParameterServerShard."""
 
@@ -293,6 +300,31 @@ def actor_calls_async(system: Any, repeat: int = 3, n: int = 10_000) -> Result:
     return rate, "calls/s"
 
 
+def actor_pool_map(
+    system: Any, repeat: int = 3, n: int = 2000, actors: int = 4, ordered: bool = True
+) -> Result | None:
+    """``ActorPool.map`` (or ``map_unordered``) of ``n`` values over ``actors`` actors, driven
+    as Ray documents it: each actor takes the next value when its result is returned."""
+    if not hasattr(system, "actor_pool"):
+        return None  # Dask has no ActorPool
+    handles = system.actors(Doubler, actors)
+    system.get([system.call(handle, "double", 0) for handle in handles])
+    pool = system.actor_pool(handles)
+
+    def run() -> float:
+        start = time.perf_counter()
+        mapped = pool.map if ordered else pool.map_unordered
+        results = list(mapped(lambda actor, v: actor.double.remote(v), range(n)))
+        rate = n / (time.perf_counter() - start)
+        assert sorted(results) == [2 * v for v in range(n)]
+        return rate
+
+    rate = _median(run, repeat)
+    for handle in handles:
+        system.kill(handle)
+    return rate, "values/s"
+
+
 def actor_calls_n_n(
     system: Any, repeat: int = 3, n: int = 2000, actors: int = 2, callers: int = 2
 ) -> Result:
@@ -498,10 +530,16 @@ class Suite:
     nodes: int = 1
 
 
+ACTOR_POOL: dict[str, Workload] = {
+    "actor_pool_map": actor_pool_map,
+    "actor_pool_map_unordered": partial(actor_pool_map, ordered=False),
+}
+
 SUITES = {
     "core": Suite(CORE),
     "wide": Suite(WIDE, num_cpus=16),
     "actors": Suite(ACTORS),
+    "actor_pool": Suite(ACTOR_POOL),
     "objects": Suite(OBJECTS),
     "sharded_ps": Suite({"seed_sharded_ps": seed_sharded_ps}),
     "two_nodes": Suite({"transfer_1gb_between_nodes": transfer_between_nodes}, num_cpus=2, nodes=2),

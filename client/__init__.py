@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ember import autoscaler, exceptions
+from ember import autoscaler, exceptions, runtime_env
 from ember.actor import ActorClass, ActorHandle, get_actor, kill, method
 from ember.connection import (
     EmberContext,
@@ -30,7 +30,7 @@ from ember.objects import cancel, get, put, wait
 from ember.remote_function import RemoteFunction
 from ember.runtime import __version__
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime_context import get_runtime_context
+from ember.runtime_context import get_gpu_ids, get_runtime_context
 
 
 def remote(*args: Any, **options: Any) -> Any:
@@ -71,6 +71,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_gpu_ids",
     "get_runtime_context",
     "init",
     "is_initialized",
@@ -78,6 +79,7 @@ __all__ = [
     "method",
     "nodes",
     "put",
+    "runtime_env",
     "remote",
     "shutdown",
     "wait",

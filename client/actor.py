@@ -15,13 +15,14 @@ from typing import Any
 import cloudpickle
 
 from ember import options as opts
-from ember import placement_options
+from ember import placement_options, runtime_env_upload
 from ember.runtime.core import context
 from ember.runtime.core.actor_host import is_async_class
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_record import ActorOptions, FunctionDescriptor, TaskOptions
 from ember.runtime.objects import serialization
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import runtime_env as env_spec
 
 
 def method(*args: Any, **options: Any) -> Any:
@@ -97,6 +98,8 @@ class ActorClass:
             data, function_id = serialization.dumps_function(self._cls, self.__qualname__)
             descriptor = self._descriptor = FunctionDescriptor(self.__qualname__, function_id, data)
         actor_options = placement_options.captured(actor_options_of(self._cls, options))
+        if actor_options.runtime_env:
+            actor_options = runtime_env_upload.with_resolved_env(core, actor_options)
         meta = {
             "class_name": self._cls.__name__,
             "methods": _method_table(self._cls),
@@ -143,6 +146,7 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
         capture_child_tasks=placement.capture_child_tasks,
         may_capture=placement.may_capture,
         constraints=placement.constraints,
+        runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )
 
 
@@ -292,11 +296,27 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
         info = core.get_actor_info(name, namespace or "")
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:
-            raise ValueError(error.details()) from None
+            raise ValueError(_not_found(core, name, error.details() or "")) from None
         raise
     meta = serialization.loads(info.handle_meta)
     core.actors_client_hint(info.actor_id, info.class_name)
     return ActorHandle(info.actor_id, meta, core)
+
+
+def _not_found(core: Any, name: str, details: str) -> str:
+    """The head's "not found", and where an actor of that name does live: names are per
+    namespace, and a driver without ``init(namespace=...)`` has an anonymous one of its own,
+    so a name given in one driver is not found from the next unless both say where."""
+    elsewhere = core.actor_namespaces(name)
+    if not elsewhere:
+        return f"{details}: no actor of that name is alive in any namespace"
+    listed = ", ".join(repr(ns) for ns in elsewhere)
+    which = f"namespace {listed}" if len(elsewhere) == 1 else f"namespaces {listed}"
+    return (
+        f"{details}, but an actor named {name!r} lives in {which}: look it up there, "
+        f"ember.get_actor({name!r}, namespace={elsewhere[0]!r}) (a driver's namespace is "
+        f"ember.init(namespace=...); without it, each driver has an anonymous one of its own)"
+    )
 
 
 def kill(actor: ActorHandle, *, no_restart: bool = True) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import signal
@@ -13,11 +12,14 @@ from typing import Any
 
 import grpc
 
+from ember import list_command
 from ember.log_echo import LogEcho
-from ember.runtime import launcher, session
+from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
-from ember.runtime.wire import auth
-from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire import auth, reachability
+from ember.runtime.wire.listen_address import host_port
+
+REACH_TIMEOUT = 15.0  # seconds a head's host may stay silent before a command gives up
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -38,6 +40,8 @@ def _start(args: argparse.Namespace) -> int:
     if args.head and not token and args.state_dir:
         token = HeadState(args.state_dir).token()  # the token of the cluster before a restart
     if not args.head:
+        if not _reaches("start", args.address.removeprefix("ember://"), joining=True):
+            return 1
         token = token or session.token_of_current_cluster(args.address)
         if not token:
             print(
@@ -46,11 +50,14 @@ def _start(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if args.head and _port_taken("start", args.host, args.port):
+        return 1
     session_dir = session.new_session_dir()
     node = {
         "host": args.host,
         "num_cpus": args.num_cpus,
         "num_gpus": args.num_gpus,
+        "accelerator_type": args.accelerator_type,
         "object_store_memory": args.object_store_memory,
         "resources": custom,
         "labels": labels,
@@ -79,7 +86,11 @@ def _start(args: argparse.Namespace) -> int:
     address = f"ember://{processes.head_address}"
     if args.head:
         session.write_current_cluster(
-            address, session_dir, processes.pids, processes.agent_address
+            address, session_dir, processes.pids, processes.agent_address,
+            what={
+                "kind": "head", "head_pids": processes.pids[:1],
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids[1:]}],
+            },
         )
         print(f"Started an ember cluster: head and node agent on {args.host}.")
         print(f"  address:  {address}")
@@ -87,11 +98,15 @@ def _start(args: argparse.Namespace) -> int:
         print(f"  token:    {launcher.token_file(session_dir)} (readable only by you); drivers and")
         print("            nodes elsewhere need it: EMBER_TOKEN_FILE=<a copy of it> or EMBER_TOKEN=<it>")
         print(f"  add node: ember start --address {processes.head_address}   (on another machine)")
-        view = _view_or_none(processes.head_address)
-        if view is not None and view.dashboard_address:
-            print(f"  dashboard: http://{view.dashboard_address}")
+        print(f"  {_dashboard(processes.head_address, processes.token)}")
     else:
-        session.record_started(session_dir, processes.pids, agent_address=processes.agent_address)
+        session.record_started(
+            session_dir, processes.pids, agent_address=processes.agent_address,
+            what={
+                "kind": "agent", "joined": address,
+                "nodes": [{"name": processes.agent_address, "pids": processes.pids}],
+            },
+        )
         print(f"Started a node agent on {processes.agent_address}, joining the head at {address}.")
     print(f"  logs:     {session_dir}/logs")
     print("  stop:     ember stop")
@@ -101,13 +116,62 @@ def _start(args: argparse.Namespace) -> int:
     return 0
 
 
-def _view_or_none(head_address: str) -> pb.ClusterView | None:
+def _dashboard(head_address: str, token: str) -> str:
+    """The dashboard's line, asked of the head with the cluster's token (without it the head
+    says nothing); if the head cannot say, the line says why instead of vanishing."""
     from ember import status_report
 
+    auth.set_token(token)
     try:
-        return status_report.fetch(head_address, timeout=5)
-    except grpc.aio.AioRpcError:
-        return None
+        view = status_report.fetch(head_address, timeout=5)
+    except grpc.aio.AioRpcError as error:
+        return f"dashboard: the head did not say where it is ({error.code().name}); its log does"
+    return status_report.dashboard_line(view).replace("Dashboard: ", "dashboard: ", 1)
+
+
+def _port_taken(command: str, host: str, port: int) -> bool:
+    """Whether something already listens on the head's port; if so, one paragraph on what to
+    do (instead of the head's failure to bind, which only says it could not)."""
+    if port == 0:
+        return False
+    dial = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        reachability.check_now(host_port(dial, port), 2.0)
+    except reachability.Unreachable:
+        return False
+    address = host_port(dial, port)
+    here = session.read_current_cluster()
+    if here is not None and here.removeprefix("ember://") == address:
+        what = f"the ember cluster started here last listens there ({here})"
+        see = "'ember status' shows it and 'ember stop' stops it"
+    else:
+        what = "something already listens there (another cluster, or another program)"
+        see = f"'ember status --address {address}' shows the cluster, if it is one"
+    again = "ember start --head" if command == "start" else "ember up FILE"
+    print(
+        f"ember {command}: port {port} of {host} is taken: {what}, so no head can start on it.\n"
+        f"  {see}; to start another cluster beside it, give it a free port: {again} --port PORT.",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _reaches(command: str, head_address: str, joining: bool = False) -> bool:
+    """Whether anything listens at the head's address; if not, say why, at once for a
+    refused connection, and where the cluster started on this machine is."""
+    try:
+        reachability.check_now(head_address, REACH_TIMEOUT)
+        return True
+    except reachability.Unreachable as error:
+        what = "join the head" if joining else "reach the head"
+        print(f"ember {command}: cannot {what} at {head_address}: {error}.", file=sys.stderr)
+        here = session.read_current_cluster()
+        if here and here.removeprefix("ember://") != head_address:
+            print(f"  The cluster started on this machine is at {here} (ember status shows it).",
+                  file=sys.stderr)
+        else:
+            print("  Check the address and port: 'ember start --head' prints them.", file=sys.stderr)
+        return False
 
 
 def _block(processes: launcher.LocalProcesses) -> int:
@@ -131,6 +195,7 @@ def _block(processes: launcher.LocalProcesses) -> int:
         time.sleep(0.2)
     exited = [p for p in processes.processes if p.poll() is not None]
     processes.stop()
+    session.forget_started(processes.session_dir)  # nothing left for ember stop
     echo.stop()
     if not stopping and exited:
         print(f"ember start: process {exited[0].pid} exited (code {exited[0].returncode}); "
@@ -140,21 +205,9 @@ def _block(processes: launcher.LocalProcesses) -> int:
 
 
 def _stop(args: argparse.Namespace) -> int:
-    stopped = 0
-    for record_path in glob.glob(os.path.join(session.started_dir(), "*.json")):
-        try:
-            with open(record_path) as f:
-                record = json.load(f)
-        except (OSError, ValueError):
-            continue
-        stopped += len(launcher.stop_pids(record.get("pids", []), timeout=args.grace_period))
-        os.unlink(record_path)
-    try:
-        os.unlink(session.current_cluster_file())
-    except FileNotFoundError:
-        pass
-    print(f"Stopped {stopped} ember process{'es' if stopped != 1 else ''}.")
-    return 0
+    from ember import stop_command
+
+    return stop_command.run(args.grace_period)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -163,6 +216,8 @@ def _status(args: argparse.Namespace) -> int:
     head_address = _head_address(args)
     if not head_address:
         print("ember status: no running cluster found (start one with 'ember start --head')")
+        return 1
+    if not _reaches("status", head_address):
         return 1
     try:
         view = status_report.fetch(head_address)
@@ -177,7 +232,7 @@ def _up(args: argparse.Namespace) -> int:
     """``ember up CLUSTER.yaml``: the Cluster on this machine, autoscaled, in the foreground."""
     import asyncio
 
-    from ember import cluster_spec
+    from ember import cluster_spec, local_capacity
     from ember.local_provider import NODE_TYPE_LABEL, LocalProvider, Progress
 
     try:
@@ -186,39 +241,63 @@ def _up(args: argparse.Namespace) -> int:
     except (cluster_spec.SpecError, auth.TokenError) as error:
         print(f"ember up: {error}", file=sys.stderr)
         return 2
+    if _port_taken("up", "127.0.0.1", args.port):
+        return 1
+    machine = local_capacity.Machine.here()
+    share = local_capacity.share(head_cpus, groups, autoscaling, machine)
     session_dir = session.new_session_dir()
     try:
         processes = launcher.start(
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
             dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
+            object_store_memory=share.object_store_memory,
             labels={NODE_TYPE_LABEL: "head"},
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)
         return 1
     address = f"ember://{processes.head_address}"
-    session.write_current_cluster(address, session_dir, [os.getpid()])
+    head_node = {"name": processes.agent_address, "pids": processes.pids[1:]}
+    session.write_current_cluster(
+        address, session_dir, [os.getpid()],
+        what={"kind": "up", "name": name, "head_pids": processes.pids[:1], "nodes": [head_node]},
+    )
     auth.set_token(token)
     print(f"Cluster {name!r} up on this machine at {address} (logs: {session_dir}/logs).")
     print("  connect: ember.init(address=\"auto\")   stop: Ctrl-C or ember down")
     for group in groups:
         print(f"  group {group.name}: {group.min_replicas}..{group.max_replicas} x {group.shape}")
+    print(share.summary(machine))
+    if share.warning():
+        sys.stdout.flush()
+        print(share.warning(), file=sys.stderr)
     sys.stdout.flush()
     interactive = sys.stdout.isatty()
+    shown = ""
 
     def show(progress: Progress) -> None:
-        ago = time.monotonic() - progress.last_action_at
-        line = (
+        """On a terminal, one line rewritten each round (with how long ago the last action
+        was); elsewhere (a log file, a pipe), a new line only when something changed."""
+        nonlocal shown
+        state = (
             f"nodes {progress.nodes} | pending {', '.join(progress.pending) or 'none'} | "
-            f"last: {progress.last_action} ({ago:.0f}s ago)"
+            f"last: {progress.last_action}"
         )
         if interactive:
-            print("\r" + line[:150].ljust(150), end="", flush=True)
-        elif line != getattr(show, "last", ""):
-            print(line, flush=True)
-            show.last = line  # type: ignore[attr-defined]
+            ago = time.monotonic() - progress.last_action_at
+            print("\r" + f"{state} ({ago:.0f}s ago)"[:150].ljust(150), end="", flush=True)
+        elif state != shown:
+            print(state, flush=True)
+            shown = state
 
-    provider = LocalProvider(session_dir, processes.head_address, token, groups, autoscaling, show)
+    def record_nodes(workers: dict[str, list[int]]) -> None:
+        nodes = [head_node, *({"name": n, "pids": pids} for n, pids in workers.items())]
+        session.update_started(session_dir, nodes=nodes)
+
+    provider = LocalProvider(
+        session_dir, processes.head_address, token, groups, autoscaling, show, record_nodes,
+        object_store_memory=share.object_store_memory,
+    )
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -238,11 +317,11 @@ def _up(args: argparse.Namespace) -> int:
         print("\nember up: stopping", flush=True)
         provider.stop_all()
         processes.stop()
-        for record in (session.current_cluster_file(),):
-            try:
-                os.unlink(record)
-            except FileNotFoundError:
-                pass
+        session.forget_started(session_dir)
+        try:
+            os.unlink(session.current_cluster_file())
+        except FileNotFoundError:
+            pass
     return 0
 
 
@@ -272,6 +351,8 @@ def _logs(args: argparse.Namespace) -> int:
     head_address = _head_address(args)
     if not head_address:
         print("ember logs: no running cluster found (give --address)", file=sys.stderr)
+        return 1
+    if not _reaches("logs", head_address):
         return 1
     try:
         if args.name:
@@ -320,6 +401,8 @@ def _drain(args: argparse.Namespace) -> int:
     if not head_address:
         print("ember drain: no running cluster found (give --address HOST:PORT)", file=sys.stderr)
         return 1
+    if not _reaches("drain", head_address):
+        return 1
     return drain_command.run(head_address, args.node, args.deadline, args.timeout)
 
 
@@ -346,7 +429,20 @@ def _token(args: argparse.Namespace) -> int:
     return token_command.run(args.cluster, args.namespace)
 
 
+ADDRESS_HELP = "the head's HOST:PORT (default: EMBER_ADDRESS, else the cluster started here)"
+
+
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (temp_root.RootError, auth.TokenError) as error:
+        print(f"ember {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag (docs/cli.md lists them; a test keeps the two the same)."""
     parser = argparse.ArgumentParser(prog="ember", description="ember cluster tools")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -358,8 +454,19 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--host", default="127.0.0.1", help="address to listen on and advertise")
     start.add_argument("--port", type=int, default=10001, help="the head's port")
     start.add_argument("--num-cpus", type=float, help="default: what the machine or cgroup allows")
-    start.add_argument("--num-gpus", type=float)
-    start.add_argument("--object-store-memory", type=int)
+    start.add_argument(
+        "--num-gpus", type=float,
+        help="default: what nvidia-smi finds; ids from CUDA_VISIBLE_DEVICES when it is set",
+    )
+    start.add_argument(
+        "--accelerator-type",
+        help="the GPUs' model, e.g. A100 (default: from nvidia-smi), for accelerator_type=",
+    )
+    start.add_argument(
+        "--object-store-memory", type=int,
+        help="bytes of shared memory for this node's object store (default: 30%% of the node's "
+        "memory, at most the size of /dev/shm)",
+    )
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"disk": 1}\'')
     start.add_argument("--labels", help='node labels as JSON, e.g. \'{"zone": "a"}\'')
     start.add_argument(
@@ -386,22 +493,31 @@ def main(argv: list[str] | None = None) -> int:
     start.add_argument("--block", action="store_true", help="stay in the foreground")
     start.set_defaults(run=_start)
 
-    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here")
-    stop.add_argument("--grace-period", type=float, default=5.0)
+    stop = commands.add_parser("stop", help="stop every cluster 'ember start' started here, as you")
+    stop.add_argument(
+        "--grace-period", type=float, default=5.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 5)",
+    )
     stop.set_defaults(run=_stop)
 
     status = commands.add_parser("status", help="nodes and resources of a running cluster")
-    status.add_argument("--address")
+    status.add_argument("--address", help=ADDRESS_HELP)
     status.set_defaults(run=_status)
 
     up = commands.add_parser("up", help="run a Cluster manifest on this machine, autoscaled")
     up.add_argument("file", help="a Cluster manifest (the same YAML kubectl apply takes)")
     up.add_argument("--port", type=int, default=10001, help="the head's port")
-    up.add_argument("--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT)
+    up.add_argument(
+        "--dashboard-port", type=int, default=launcher.DEFAULT_DASHBOARD_PORT,
+        help="the dashboard's port (-1: none; taken: any free one)",
+    )
     up.set_defaults(run=_up)
 
     down = commands.add_parser("down", help="stop what ember up (or ember start) started here")
-    down.add_argument("--grace-period", type=float, default=10.0)
+    down.add_argument(
+        "--grace-period", type=float, default=10.0,
+        help="seconds each process gets to exit after SIGTERM, before SIGKILL (default 10)",
+    )
     down.set_defaults(run=_stop)
 
     logs = commands.add_parser("logs", help="list, print or follow the log files of every node")
@@ -409,8 +525,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.add_argument("--node", help="the node (id prefix or agent address) the file is on")
     logs.add_argument("--tail", type=int, default=100, help="print the last N lines (default 100)")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing what is added")
-    logs.add_argument("--address")
+    logs.add_argument("--address", help=ADDRESS_HELP)
     logs.set_defaults(run=_logs)
+
+    list_command.add_commands(commands, _head_address)
 
     health = commands.add_parser(
         "health",
@@ -463,15 +581,17 @@ def main(argv: list[str] | None = None) -> int:
     operator.add_argument("--verbose", action="store_true", help="log kopf's every step")
     operator.set_defaults(run=_operator)
 
+    from ember import job_command
+
+    job_command.add_parser(commands)
+
     token = commands.add_parser(
         "token", help="print a Kubernetes cluster's token (from its Secret, with the kubeconfig)"
     )
     token.add_argument("cluster", help="the Cluster resource's name")
     token.add_argument("-n", "--namespace", help="its namespace (default: the context's)")
     token.set_defaults(run=_token)
-
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    return parser
 
 
 if __name__ == "__main__":

@@ -15,11 +15,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ember import job_environment, runtime_env_upload
 from ember.runtime import __version__, launcher, session
 from ember.runtime.core import context
 from ember.runtime.core.driver import DriverConnection
 from ember.runtime.core.owner import Owner
-from ember.runtime.wire import auth, resources
+from ember.runtime.wire import auth, http_server, resources
+from ember.runtime.wire import runtime_env as env_spec
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember")
@@ -110,6 +112,7 @@ def init(
     logging_level: int | str = logging.INFO,
     via_head: bool | None = None,
     token: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
     **unsupported: Any,
 ) -> EmberContext:
     """Start a local cluster, or connect to one, and make this process its driver.
@@ -119,7 +122,11 @@ def init(
     ``False`` never does. Left unset, a driver joining by address finds out: it is outside when
     no node of the cluster answers it directly. ``token`` is the cluster's (``ember token
     CLUSTER`` prints it from the cluster's Secret); without it, ``EMBER_TOKEN``, or the token of
-    a cluster started on this machine."""
+    a cluster started on this machine.
+
+    ``runtime_env`` is the job's: every task and actor of this driver runs in it, merged with
+    what their options give (Ray's fields; local code is packed and uploaded here, once). In a
+    submitted job's entrypoint it is merged with the job's own runtime_env."""
     global _state
     with _lock:
         if _state is not None:
@@ -133,12 +140,15 @@ def init(
         if context.current_core() is not None:
             raise RuntimeError("ember.init() inside a task or actor: the worker is connected already")
         for key, value in unsupported.items():
-            if key in ("runtime_env", "job_config", "_system_config") and not value:
+            if key in ("job_config", "_system_config") and not value:
                 continue
             raise TypeError(f"ember.init() got an unsupported argument {key!r}")
         _configure_logging(logging_level)
+        job_runtime_env = _job_runtime_env(runtime_env)
         head_address = _resolve_address(address)
         processes = None
+        if token:
+            auth.check_strength(token, "init(token=...)")
         auth.set_token(token if token is not None else _token_for(head_address))
         if head_address is None:
             processes = launcher.start(
@@ -169,6 +179,14 @@ def init(
                 log_to_driver=log_to_driver,
                 via_head=via_head,
             )
+            assert connection.owner is not None
+            if job_runtime_env:
+                try:
+                    job_runtime_env = runtime_env_upload.resolve(job_runtime_env, connection.owner.upload_package)
+                except BaseException:
+                    connection.close()
+                    raise
+                connection.owner.runtime_env = env_spec.to_json(job_runtime_env)
             view = connection.cluster_view()
         except BaseException:
             if processes is not None:
@@ -187,13 +205,14 @@ def init(
             node_id=node_id,
             namespace=connection.namespace,
             _extra={"include_dashboard": include_dashboard, "dashboard_host": dashboard_host,
-                    "dashboard_port": dashboard_port, "via_head": connection.outside},
+                    "dashboard_port": dashboard_port, "via_head": connection.outside,
+                    "runtime_env": job_runtime_env},
         )
         assert connection.owner is not None
         context.set_core(connection.owner)
         context.node_id = node_id
         _state = _State(connection, processes, ctx)
-        dashboard = f"; dashboard at http://{ctx.dashboard_url}" if ctx.dashboard_url else ""
+        dashboard = f"; dashboard at {http_server.scheme()}://{ctx.dashboard_url}" if ctx.dashboard_url else ""
         if processes is not None:
             log.info("Started a local ember cluster at %s (session %s)%s", ctx.address, ctx.session_dir, dashboard)
         elif connection.outside:
@@ -204,6 +223,23 @@ def init(
         else:
             log.info("Connected to the ember cluster at %s%s", ctx.address, dashboard)
         return ctx
+
+
+def _job_runtime_env(given: dict[str, Any] | None) -> dict[str, Any]:
+    """The driver's job-wide runtime_env: ``init``'s, merged (as Ray does) with the job's when
+    this driver is a submitted job's entrypoint; a field both give differently is an error."""
+    try:
+        own = runtime_env_upload.checked(given, "init(runtime_env)")
+    except env_spec.RuntimeEnvError as error:
+        raise ValueError(str(error)) from None
+    job = job_environment.runtime_env()
+    if not job:
+        return own
+    override = os.environ.get(env_spec.OVERRIDE_JOB_ENV, "") not in ("", "0")
+    try:
+        return env_spec.merge_job(job, own, override)
+    except env_spec.RuntimeEnvError as error:
+        raise ValueError(str(error)) from None
 
 
 def _token_for(head_address: str | None) -> str:
@@ -268,6 +304,7 @@ def shutdown() -> None:
         finally:
             if state.processes is not None:
                 state.processes.stop()
+                session.release(state.processes.session_dir)
 
 
 atexit.register(shutdown)

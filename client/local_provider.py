@@ -76,13 +76,20 @@ class LocalProvider:
         groups: list[GroupSpec],
         autoscaling: AutoscalingSpec,
         on_progress: Callable[[Progress], None] = lambda progress: None,
+        on_workers: Callable[[dict[str, list[int]]], None] = lambda workers: None,
+        object_store_memory: int | None = None,
     ) -> None:
+        """``on_workers`` hears the running workers (name: pids) whenever they change, from the
+        thread that changed them, one call at a time. ``object_store_memory``: each node's
+        share of this machine's (``local_capacity``); None: each takes the default."""
         self.session_dir = session_dir
         self.head_address = head_address
         self.token = token
         self.groups = {g.name: g for g in groups}
         self.autoscaling = autoscaling
         self.on_progress = on_progress
+        self.on_workers = on_workers
+        self.object_store_memory = object_store_memory
         self.workers: dict[str, Worker] = {}
         self.progress = Progress()
         self._counter = 0
@@ -203,10 +210,12 @@ class LocalProvider:
                     num_cpus=shape.get("CPU", 0.0),
                     num_gpus=shape.get("GPU", 0.0),
                     memory=int(shape["memory"]) if "memory" in shape else None,
+                    object_store_memory=self.object_store_memory,
                     resources=custom or None,
                     labels={**_group_labels(spec.name), WORKER_LABEL: worker.name},
                     token=self.token,
                 )
+                self._workers_changed()
             except Exception as error:  # noqa: BLE001 - say it, and let the next round retry
                 log.error("could not start worker %s of group %s: %s", worker.name, spec.name, error)
                 with self._lock:
@@ -235,6 +244,7 @@ class LocalProvider:
         processes = worker.processes
         self.workers.pop(worker.name, None)
         await asyncio.get_running_loop().run_in_executor(None, processes.stop)
+        self._workers_changed()
         self._action(f"-1 {worker.group} ({worker.name}, idle)")
 
     def _action(self, what: str) -> None:
@@ -242,8 +252,16 @@ class LocalProvider:
         self.progress.last_action = what
         self.progress.last_action_at = time.monotonic()
 
+    def _workers_changed(self) -> None:
+        with self._lock:
+            running = {
+                w.name: w.processes.pids for w in list(self.workers.values()) if w.processes
+            }
+            self.on_workers(running)
+
     def stop_all(self) -> None:
         for worker in list(self.workers.values()):
             if worker.processes is not None:
                 worker.processes.stop()
         self.workers.clear()
+        self._workers_changed()

@@ -8,6 +8,7 @@ from typing import Any
 from ember.runtime.core import context
 from ember.runtime.core.owner import Owner
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.objects.type_names import a_type
 
 
 def _core() -> Owner:
@@ -41,7 +42,7 @@ def get(object_refs: ObjectRef | Sequence[ObjectRef], *, timeout: float | None =
     for ref in object_refs:
         if not isinstance(ref, ObjectRef):
             raise ValueError(
-                f"'object_refs' must be a list of ObjectRefs; it holds a {type(ref).__name__}"
+                f"'object_refs' must be a list of ObjectRefs; it holds {a_type(ref)}"
             )
     if not object_refs:
         return []
@@ -65,7 +66,7 @@ def wait(
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs).__name__}")
     for ref in object_refs:
         if not isinstance(ref, ObjectRef):
-            raise TypeError(f"wait() expected a list of ObjectRef, it holds a {type(ref).__name__}")
+            raise TypeError(f"wait() expected a list of ObjectRef, it holds {a_type(ref)}")
     if len(set(object_refs)) != len(object_refs):
         raise ValueError("wait() expected a list of unique object refs")
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:

@@ -10,9 +10,10 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from ember import placement_options
+from ember import placement_options, runtime_env_upload
 from ember.runtime.core.task_record import TaskOptions
 from ember.runtime.wire import label_selector, resources
+from ember.runtime.wire import runtime_env as env_spec
 
 # Where work runs: a strategy, the placement group options Ray had before strategies, labels.
 PLACEMENT_OPTIONS = {
@@ -32,6 +33,9 @@ TASK_OPTIONS = {
     "max_retries",
     "retry_exceptions",
     "name",
+    "accelerator_type",
+    "max_calls",
+    "runtime_env",
 } | PLACEMENT_OPTIONS
 
 ACTOR_OPTIONS = {
@@ -46,30 +50,27 @@ ACTOR_OPTIONS = {
     "max_restarts",
     "max_task_retries",
     "max_concurrency",
+    "accelerator_type",
+    "runtime_env",
 } | PLACEMENT_OPTIONS
 
 METHOD_OPTIONS = {"num_returns", "name"}
-
-# Ray options that ember accepts only with their default value, said plainly.
-_UNSUPPORTED = {
-    "runtime_env": "ember runs tasks in the cluster's own environment; runtime_env is not supported",
-    "accelerator_type": "accelerator_type is not supported; use custom resources",
-    "max_calls": "max_calls is not supported",
-}
 
 
 def validate(options: Mapping[str, Any], allowed: set[str], what: str) -> dict[str, Any]:
     result = {}
     for key, value in options.items():
-        if key in _UNSUPPORTED:
-            if value in (None, {}, 0):
-                continue
-            raise ValueError(f"{what}: {_UNSUPPORTED[key]} (got {key}={value!r})")
         if key not in allowed:
             raise ValueError(
                 f"{what}: invalid option {key!r}; valid options are {', '.join(sorted(allowed))}"
             )
-        _check(key, value, what)
+        if key == "runtime_env":
+            try:
+                value = runtime_env_upload.checked(value)
+            except env_spec.RuntimeEnvError as error:
+                raise ValueError(f"{what}: {error}") from None
+        else:
+            _check(key, value, what)
         result[key] = value
     return result
 
@@ -83,6 +84,20 @@ def _check(key: str, value: Any, what: str) -> None:
     if key in ("num_cpus", "num_gpus", "memory"):
         if value is not None:
             _number(key, value, what)
+        if key == "num_gpus" and value is not None and value > 1 and value != int(value):
+            raise ValueError(
+                f"{what}: num_gpus must be a whole number when more than 1 (a fraction up to 1 "
+                f"shares one GPU), got {value!r}"
+            )
+    elif key == "accelerator_type":
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ValueError(
+                f"{what}: accelerator_type must be the name of a GPU model, e.g. 'A100', "
+                f"got {value!r}"
+            )
+    elif key == "max_calls":
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ValueError(f"{what}: max_calls must be an int >= 0 (0: no limit), got {value!r}")
     elif key == "resources":
         if value is None:
             return
@@ -153,6 +168,10 @@ def shape_of(options: Mapping[str, Any], default_cpus: float) -> dict[str, int]:
         quantities["memory"] = options["memory"]
     for name, amount in (options.get("resources") or {}).items():
         quantities[name] = amount
+    if options.get("accelerator_type"):
+        # As Ray: a sliver of the resource a node with GPUs of that model advertises.
+        accelerator = resources.ACCELERATOR_TYPE + options["accelerator_type"]
+        quantities[accelerator] = quantities.get(accelerator, 0) + resources.ACCELERATOR_REQUEST
     return resources.to_fixed(quantities)
 
 
@@ -163,6 +182,11 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
     if isinstance(retry, list | tuple):
         retry = tuple(f"{c.__module__}.{c.__qualname__}" for c in retry)
     max_retries = options.get("max_retries")
+    max_calls = options.get("max_calls")
+    if max_calls is None:
+        # As Ray: a GPU task's worker is not reused, lest memory a library kept on the GPU
+        # (or the devices CUDA settled on) leak into the next task. max_calls=0 allows it.
+        max_calls = 1 if options.get("num_gpus") else 0
     return TaskOptions(
         name=name,
         shape=placement.shape,
@@ -176,4 +200,6 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         may_capture=placement.may_capture,
         constraints=placement.constraints,
         constraints_key=placement.constraints_key,
+        max_calls=max_calls,
+        runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ember.runtime.core import context
+from ember import job_environment
+from ember.runtime.core import context, visible_gpus
 
 
 class RuntimeContext:
@@ -30,6 +32,11 @@ class RuntimeContext:
     def get_worker_id(self) -> str:
         return context.worker_id
 
+    def get_accelerator_ids(self) -> dict[str, list[str]]:
+        """The accelerators the running task or actor may use, by resource name, as Ray's:
+        ``{"GPU": ["0"]}`` (ids are strings here, whatever ``get_gpu_ids`` returns)."""
+        return {"GPU": list(visible_gpus.ids)}
+
     @property
     def namespace(self) -> str:
         return self._core().job_config.namespace
@@ -51,6 +58,23 @@ class RuntimeContext:
         return self.get_actor_id()
 
     @property
+    def runtime_env(self) -> dict[str, Any]:
+        """The runtime_env the calling code runs in: in a task or actor, its own (merged over
+        its parent's); in a driver, the job's ({} without one). Local code is named by the
+        package URI the cluster holds it under."""
+        core = context.current_core()
+        if core is None:
+            return job_environment.runtime_env()
+        return json.loads(core.runtime_env) if core.runtime_env else {}
+
+    def get_runtime_env_string(self) -> str:
+        return json.dumps(self.runtime_env)
+
+    def get_submission_id(self) -> str | None:
+        """The submission id of the job this driver is the entrypoint of (None otherwise)."""
+        return job_environment.submission_id()
+
+    @property
     def was_current_actor_reconstructed(self) -> bool:
         return context.actor_restarted
 
@@ -69,3 +93,10 @@ class RuntimeContext:
 
 def get_runtime_context() -> RuntimeContext:
     return RuntimeContext()
+
+
+def get_gpu_ids() -> list[int] | list[str]:
+    """The GPUs the running task or actor may use, as in its ``CUDA_VISIBLE_DEVICES``: ints
+    (0 .. N-1 of its node), or the node's device names when the node was started with
+    ``CUDA_VISIBLE_DEVICES`` set, as Ray returns them. In a driver: []."""
+    return visible_gpus.gpu_ids()

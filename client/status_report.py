@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from ember.runtime.objects import ids
-from ember.runtime.wire import bundle_resources, resources, rpc
+from ember.runtime.wire import bundle_resources, http_server, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 RULE = "-" * 60
@@ -38,7 +38,8 @@ def _draining(node: pb.NodeView) -> str:
 def render(view: pb.ClusterView, now: float | None = None) -> str:
     now = time.time() if now is None else now
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-    lines = [f"======== Cluster status: {stamp} ========", "Node status", RULE, "Healthy:"]
+    lines = [f"======== Cluster status: {stamp} ========", dashboard_line(view),
+             "", "Node status", RULE, "Healthy:"]
     alive = [n for n in view.nodes if n.alive]
     dead = [n for n in view.nodes if not n.alive]
     healthy = [n for n in alive if not n.store_broken]
@@ -82,10 +83,13 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
         lines.append(line)
     lines += ["", "Metrics (Prometheus):"]
     if view.metrics_address:
-        lines.append(f" head   http://{view.metrics_address}/metrics")
+        lines.append(f" head   {http_server.scheme()}://{view.metrics_address}/metrics")
     for node in alive:
         if node.info.metrics_port:
-            lines.append(f" node_{ids.short(node.info.node_id)} http://{node.info.host}:{node.info.metrics_port}/metrics")
+            lines.append(
+                f" node_{ids.short(node.info.node_id)} "
+                f"{http_server.scheme()}://{node.info.host}:{node.info.metrics_port}/metrics"
+            )
     lines += ["", "Recent failures:"]
     for event in view.events[-20:]:
         when = time.strftime("%H:%M:%S", time.localtime(event.time))
@@ -107,6 +111,16 @@ def _reserved(total: dict[str, int], free: dict[str, int]) -> dict[str, tuple[fl
             in_use + (amount - free.get(name, 0)) / resources.UNIT, held + amount / resources.UNIT
         )
     return found
+
+
+def dashboard_line(view: pb.ClusterView) -> str:
+    """Where the dashboard is (it wants the cluster's token, as every port does)."""
+    if not view.dashboard_address:
+        return "Dashboard: none (the head was started without one, or could not listen; see its log)"
+    return (
+        f"Dashboard: {http_server.scheme()}://{view.dashboard_address}  (open it with "
+        f"#token=TOKEN, the cluster's token)"
+    )
 
 
 def _usage_line(node: pb.NodeView) -> str:

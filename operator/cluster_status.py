@@ -119,6 +119,7 @@ def build(
         phase = "Running"
 
     host, ports = spec.service_host, spec.ports
+    web = "https" if spec.tls_secret else "http"  # the dashboard and metrics speak TLS with it
     head_pod = seen.head_pod or {}
     status: dict[str, Any] = {
         "phase": phase,
@@ -132,8 +133,8 @@ def build(
         },
         "endpoints": {
             "client": f"ember://{host}:{ports['client']}",
-            "dashboard": f"http://{host}:{ports['dashboard']}",
-            "metrics": f"http://{host}:{ports['metrics']}/metrics",
+            "dashboard": f"{web}://{host}:{ports['dashboard']}",
+            "metrics": f"{web}://{host}:{ports['metrics']}/metrics",
         },
         "workerGroups": [
             {"name": g.name, "desiredReplicas": g.desired, "readyReplicas": g.ready, "failedReplicas": g.failed}

@@ -15,7 +15,7 @@ asked (its pod is down, or it does not answer) a pod on its way out is deleted a
 A deleted Cluster is the garbage collector's: its children carry owner references. kopf holds
 it only long enough to stop its timer and autoscaling daemon (its finalizer
 ``ember.dev/operator``, which kopf adds because of them), so while no operator runs, a deleted
-Cluster stays Terminating; the README's uninstall section says what to do then.
+Cluster stays Terminating; docs/kubernetes.md (Uninstalling) says what to do then.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ def deleted(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None
     to forget. ``optional``: this handler asks for no finalizer of its own. The Cluster has
     kopf's ``ember.dev/operator`` anyway, for the timer and the autoscaling daemon above (kopf
     stops them before it lets the Cluster go): with no operator running, a deleted Cluster
-    waits until one runs again or someone removes the finalizer (see the README)."""
+    waits until one runs again or someone removes the finalizer (docs/kubernetes.md,
+    Uninstalling)."""
     metrics.forget(namespace or "", name)
     memo.get("clusters", {}).pop((namespace or "", name), None)
     log.info("cluster %s/%s deleted: its pods and services go with it", namespace, name)

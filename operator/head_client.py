@@ -1,4 +1,5 @@
-"""The operator's conversation with a cluster's head: drain a worker pod before deleting it.
+"""The operator's conversation with a cluster's head: drain a worker pod before deleting it,
+and submit, follow and stop an EmberJob's job (``Jobs``), uploading its ConfigMap working_dir.
 
 The operator is a client of the head like any other (``ember drain`` does the same), so it
 speaks only the wire protocol (``ember.runtime.wire.protocol``), never the runtime's internals, and
@@ -30,6 +31,7 @@ from grpc import aio
 
 from ember.operator.children import TLS_CA_KEY, TLS_CERT_KEY, TLS_KEY_KEY
 from ember.operator.cluster_spec import ClusterSpec
+from ember.runtime.wire import auth, package_transfer
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -50,6 +52,15 @@ log = logging.getLogger("ember.operator.head")
 
 class HeadUnreachable(Exception):
     """The head did not answer (down, starting, suspended, or refusing our token)."""
+
+
+class HeadRefused(Exception):
+    """The head answered, and refused what was asked (a job it cannot take), saying why."""
+
+
+# Answers that no retry changes: the request itself is wrong.
+REFUSALS = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+            grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.PERMISSION_DENIED)
 
 
 @dataclass(frozen=True)
@@ -87,9 +98,11 @@ class HeadClient:
         self.address = address
         self.timeout = timeout
         self.tls = tls
+        self._token = token
         self._metadata = ((TOKEN_METADATA_KEY, f"Bearer {token}"),) if token else ()
         self._channel: aio.Channel | None = None
         self._head: rpc.HeadStub | None = None
+        self._jobs: rpc.JobsStub | None = None
 
     async def __aenter__(self) -> HeadClient:
         self._channel = (
@@ -98,6 +111,7 @@ class HeadClient:
             else aio.insecure_channel(self.address)
         )
         self._head = rpc.HeadStub(self._channel)
+        self._jobs = rpc.JobsStub(self._channel)
         return self
 
     async def __aexit__(
@@ -154,6 +168,58 @@ class HeadClient:
             labels=[pb.NodeLabels(labels=dict(entry)) for entry in labels],
         ))
 
+    # ------------------------------------------------------------------ jobs (EmberJob)
+
+    async def get_job(self, submission_id: str) -> pb.JobInfo | None:
+        """The head's record of a submission, or None when it has none."""
+        try:
+            return await self._job_call("GetJob", pb.JobRef(submission_id=submission_id))
+        except HeadRefused:
+            return None
+
+    async def submit_job(self, request: pb.JobSubmission) -> pb.JobInfo:
+        """Submit; a submission the head has already (an earlier pass submitted it and the
+        operator restarted before it said so) is that one. ``HeadRefused`` says why not."""
+        try:
+            return await self._job_call("SubmitJob", request)
+        except _Exists:
+            found = await self.get_job(request.submission_id)
+            if found is None:
+                raise HeadRefused(f"job {request.submission_id} exists and does not") from None
+            return found
+
+    async def stop_job(self, submission_id: str) -> bool:
+        reply = await self._job_call("StopJob", pb.StopJobRequest(submission_id=submission_id))
+        return bool(reply.stopping)
+
+    async def upload(self, data: bytes) -> str:
+        """Put a code package (a ConfigMap's working_dir) on the head; its URI."""
+        assert self._channel is not None, "use HeadClient in 'async with'"
+        channel = auth.TokenChannel(self._channel, self._token) if self._token else self._channel
+        try:
+            return await package_transfer.upload(rpc.PackagesStub(channel), data, timeout=60)
+        except aio.AioRpcError as error:
+            raise self._failure("UploadPackage", error) from None
+
+    async def _job_call(self, method: str, request: object) -> Any:
+        assert self._jobs is not None, "use HeadClient in 'async with'"
+        try:
+            return await getattr(self._jobs, method)(request, timeout=self.timeout, metadata=self._metadata)
+        except aio.AioRpcError as error:
+            if error.code() == grpc.StatusCode.ALREADY_EXISTS:
+                raise _Exists(error.details()) from None
+            if error.code() == grpc.StatusCode.NOT_FOUND or error.code() in REFUSALS:
+                raise HeadRefused(error.details() or error.code().name) from None
+            raise self._failure(method, error) from None
+
+    def _failure(self, method: str, error: aio.AioRpcError) -> Exception:
+        if error.code() in REFUSALS:
+            return HeadRefused(error.details() or error.code().name)
+        return HeadUnreachable(
+            f"the head of cluster {self.cluster} at {self.address} answered {method} with "
+            f"{error.code().name}: {error.details()}"
+        )
+
     async def _ask(self, method: str, request: object) -> Any:
         assert self._head is not None, "use HeadClient in 'async with'"
         try:
@@ -169,6 +235,10 @@ class HeadClient:
             raise HeadUnreachable(
                 f"the head of cluster {self.cluster} at {self.address}: {error}"
             ) from None
+
+
+class _Exists(Exception):
+    pass
 
 
 def head_of(

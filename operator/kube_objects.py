@@ -26,7 +26,9 @@ import urllib3
 GROUP = "ember.dev"
 VERSION = "v1alpha1"
 PLURAL = "clusters"
+JOB_PLURAL = "emberjobs"
 CLUSTER_LABEL = "ember.dev/cluster"
+JOB_LABEL = "ember.dev/job"
 MERGE_PATCH = "application/merge-patch+json"
 
 log = logging.getLogger("ember.operator.kube")
@@ -34,6 +36,11 @@ log = logging.getLogger("ember.operator.kube")
 
 class KubeError(Exception):
     """An API call failed for a reason a retry may cure; the message names the object."""
+
+
+class KubeRefused(KubeError):
+    """The API server refused to create an object for what it is (validation or admission:
+    400, 403, 422); no retry changes that."""
 
 
 def load_configuration() -> kubernetes.client.Configuration:
@@ -98,6 +105,7 @@ class KubeObjects:
         self.core = kubernetes.client.CoreV1Api(self.api_client)
         self.networking = kubernetes.client.NetworkingV1Api(self.api_client)
         self.custom = kubernetes.client.CustomObjectsApi(self.api_client)
+        self.batch = kubernetes.client.BatchV1Api(self.api_client)
 
     def close(self) -> None:
         self.api_client.close()
@@ -125,6 +133,55 @@ class KubeObjects:
         except kubernetes.client.ApiException as error:
             if error.status == 404:
                 return None
+            raise KubeError(f"{what}: {_reason(error)}") from None
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The ConfigMap (an EmberJob's working_dir), or None when it does not exist."""
+        what = f"reading ConfigMap {namespace}/{name}"
+        try:
+            return await self._call(what, self.core.read_namespaced_config_map, name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise KubeError(f"{what}: {_reason(error)}") from None
+
+    async def read_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The batch/v1 Job (an EmberJob's submitter), or None when it does not exist."""
+        what = f"reading Job {namespace}/{name}"
+        try:
+            return await self._call(what, self.batch.read_namespaced_job, name, namespace)
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise KubeError(f"{what}: {_reason(error)}") from None
+
+    async def list_job_children(self, namespace: str, job: str, kind: str) -> tuple[dict[str, Any], ...]:
+        """The Clusters or submitter Jobs labelled ``ember.dev/job=<job>`` (every attempt's)."""
+        selector = f"{JOB_LABEL}={job}"
+        what = f"listing the {kind}s of EmberJob {namespace}/{job}"
+        try:
+            if kind == "Cluster":
+                found = await self._call(
+                    what, self.custom.list_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL,
+                    label_selector=selector,
+                )
+            else:
+                found = await self._call(what, self.batch.list_namespaced_job, namespace, label_selector=selector)
+        except kubernetes.client.ApiException as error:
+            raise KubeError(f"{what}: {_reason(error)}") from None
+        return tuple(item for item in found.get("items", ()) if has_labels(item, {JOB_LABEL: job}))
+
+    async def patch_job_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Write an EmberJob's ``.status`` through its status subresource."""
+        what = f"patching the status of EmberJob {namespace}/{name}"
+        try:
+            await self._call(
+                what, self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
+                JOB_PLURAL, name, {"status": dict(status)}, _content_type=MERGE_PATCH,
+            )
+        except kubernetes.client.ApiException as error:
+            if error.status == 404:
+                return  # the EmberJob is being deleted
             raise KubeError(f"{what}: {_reason(error)}") from None
 
     async def list_children(self, namespace: str, cluster: str, kind: str) -> tuple[dict[str, Any], ...]:
@@ -163,6 +220,10 @@ class KubeObjects:
             "Pod": self.core.create_namespaced_pod,
             "PersistentVolumeClaim": self.core.create_namespaced_persistent_volume_claim,
             "NetworkPolicy": self.networking.create_namespaced_network_policy,
+            # An EmberJob's Cluster and submitter.
+            "Cluster": lambda ns, body, **kw: self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, body, **kw),
+            "Job": self.batch.create_namespaced_job,
         }
         if kind not in creators:
             raise KubeError(f"creating {kind} {namespace}/{name}: the operator creates no {kind}s")
@@ -171,16 +232,25 @@ class KubeObjects:
         except kubernetes.client.ApiException as error:
             if error.status == 409:
                 return False
+            if error.status in (400, 403, 422):
+                raise KubeRefused(f"creating {kind} {namespace}/{name}: {_reason(error)}") from None
             raise KubeError(f"creating {kind} {namespace}/{name}: {_reason(error)}") from None
         return True
 
     async def delete(self, namespace: str, kind: str, name: str) -> bool:
         """Delete the object; False when it was gone already (404). Secrets and volumes are
-        never the operator's to delete: they go with their Cluster (garbage collection)."""
+        never the operator's to delete: they go with their Cluster (garbage collection). A
+        Cluster is deleted only when an EmberJob made it."""
         deleters = {
             "Pod": self.core.delete_namespaced_pod,
             "Service": self.core.delete_namespaced_service,
             "NetworkPolicy": self.networking.delete_namespaced_network_policy,
+            # An EmberJob's own Cluster (its children go with it) and submitter (its pods too:
+            # the API's default for a Job would leave them).
+            "Cluster": lambda name, ns, **kw: self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, name, **kw),
+            "Job": lambda name, ns, **kw: self.batch.delete_namespaced_job(
+                name, ns, propagation_policy="Background", **kw),
         }
         if kind not in deleters:
             raise KubeError(f"deleting {kind} {namespace}/{name}: the operator deletes no {kind}s")

@@ -1,4 +1,5 @@
-"""``ember operator``: kopf running the Cluster handlers, with metrics and a liveness probe.
+"""``ember operator``: kopf running the Cluster and EmberJob handlers, with metrics and a liveness
+probe.
 
 Several replicas may run (a Deployment with ``replicas: 2`` for a quick take-over): kopf's
 peering lets only the one with the highest priority act, the others wait. kopf pauses *every*
@@ -18,7 +19,11 @@ from collections.abc import Mapping, Sequence
 import kopf
 import kubernetes
 
-from ember.operator import handlers, operator_metrics
+from ember.operator import (
+    handlers,
+    job_handlers,  # noqa: F401 - registers the EmberJob handlers with kopf
+    operator_metrics,
+)
 from ember.operator.cluster_policy import Policy
 from ember.operator.kube_objects import KubeObjects, load_configuration
 
@@ -29,7 +34,7 @@ log = logging.getLogger("ember.operator")
 # periodic reconcile) and a daemon (the autoscaler): kopf keeps a Cluster until it has stopped
 # both, and offers no way to run them without it. Nothing of ember's needs it (the children go
 # by garbage collection), so the operator does nothing else at deletion. While no operator
-# runs, a deleted Cluster waits for it; the README says how to let such a Cluster go.
+# runs, a deleted Cluster waits for it; docs/kubernetes.md says how to let such a Cluster go.
 FINALIZER = "ember.dev/operator"
 
 

@@ -20,6 +20,7 @@ from ember.operator.cluster_spec import ClusterSpec, Resources, WorkerGroup, hea
 CONTAINER = "ember"
 STATE_DIR = "/var/lib/ember"
 TLS_DIR = "/etc/ember/tls"
+TLS_LABEL = "ember.dev/tls"
 TMP_DIR = "/tmp"
 USER_ID = 1000
 
@@ -86,10 +87,13 @@ def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup
     ]
     # The agent answers 503 on /healthz once its object store is broken: the pod then stops
     # being Ready (and is counted so in the Cluster's status) instead of taking work it can't
-    # store. Readiness only: restarting would throw away the objects it still serves.
+    # store. Readiness only: restarting would throw away the objects it still serves. With TLS
+    # the endpoint speaks HTTPS (the kubelet does not check its certificate).
+    probe: dict[str, Any] = {"path": "/healthz", "port": "node-metrics"}
+    if spec.tls_secret:
+        probe["scheme"] = "HTTPS"
     container["readinessProbe"] = {
-        "httpGet": {"path": "/healthz", "port": "node-metrics"}, "initialDelaySeconds": 1,
-        "periodSeconds": 5, "failureThreshold": 2,
+        "httpGet": probe, "initialDelaySeconds": 1, "periodSeconds": 5, "failureThreshold": 2,
     }
     pod = _pod(cluster, spec, name, "worker", group.name, group.template, container,
                worker_hash(spec, group))
@@ -222,6 +226,9 @@ def _pod(
 ) -> dict[str, Any]:
     meta = children.metadata(cluster, spec, name, node_type=node_type, group=group)
     meta["labels"] = {**(template.get("labels") or {}), **meta["labels"]}
+    if spec.tls_secret:
+        # Its dashboard and metrics speak HTTPS: the chart's PodMonitor scrapes it so.
+        meta["labels"][TLS_LABEL] = "true"
     meta["annotations"] = {**(template.get("annotations") or {}), children.HASH_ANNOTATION: spec_hash}
     volumes: list[dict[str, Any]] = [
         {"name": "dshm", "emptyDir": {"medium": "Memory"}},

@@ -20,7 +20,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--session-dir", required=True)
     parser.add_argument("--num-cpus", type=float)
-    parser.add_argument("--num-gpus", type=float)
+    parser.add_argument(
+        "--num-gpus", type=float,
+        help="GPUs to offer (default: what nvidia-smi finds); their ids are those in "
+        "CUDA_VISIBLE_DEVICES when it is set, else 0..N-1",
+    )
+    parser.add_argument(
+        "--accelerator-type",
+        help="the GPUs' model, e.g. A100 (default: from nvidia-smi): advertised as the "
+        "resource accelerator_type:<model>, which accelerator_type= asks for",
+    )
     parser.add_argument("--memory", type=int)
     parser.add_argument("--object-store-memory", type=int)
     parser.add_argument("--resources", default="{}", help="custom resources as JSON")
@@ -59,13 +68,13 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     import signal
 
     from ember.runtime import session
-    from ember.runtime.node import node_resources, queue_balance
+    from ember.runtime.node import arena_owner, gpu_devices, node_resources, queue_balance
     from ember.runtime.node.bulk_transfer import BulkServer
     from ember.runtime.node.node_agent import NodeAgent
     from ember.runtime.node.object_store import ObjectStore
     from ember.runtime.node.worker_pool import WorkerPool
     from ember.runtime.objects import ids
-    from ember.runtime.wire import resources, rpc
+    from ember.runtime.wire import http_server, resources, rpc
     from ember.runtime.wire.listen_address import bind_host
     from ember.runtime.wire.metrics_server import MetricsServer
     from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -77,24 +86,34 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, _on_signal, stop, why, sig.name)
 
+    try:
+        gpus = gpu_devices.discover(args.num_gpus, args.accelerator_type)
+    except ValueError as error:
+        log.error("the node agent cannot start: %s", error)
+        raise SystemExit(2) from None
     total = node_resources.default_resources(
         num_cpus=args.num_cpus,
-        num_gpus=args.num_gpus,
+        num_gpus=len(gpus.ids),
         memory=args.memory,
         object_store_memory=args.object_store_memory,
         custom=json.loads(args.resources),
     )
+    if gpus.ids and gpus.accelerator_type:
+        total[resources.ACCELERATOR_TYPE + gpus.accelerator_type] = resources.UNIT
     total[f"node:{args.host}"] = 10_000
     cpus = total.get("CPU", 0) / 10_000
     warm = args.warm_workers
     if warm is None:
         warm = max(1, min(math.ceil(cpus), node_resources.cpu_count()))
     node_id = ids.random_id()
-    store = ObjectStore(
-        os.path.join("/dev/shm", f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}"),
-        total.get("object_store_memory", 0) // 10_000,
-        args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8]),
-    )
+    # Arenas of agents that were killed (nothing deleted them) go first; this one is claimed.
+    arena_owner.sweep()
+    arena_dir = os.path.join(arena_owner.SHM, f"ember-{os.path.basename(args.session_dir)}-{node_id.hex()[:8]}")
+    arena_lock = arena_owner.claim(arena_dir)
+    spill_dir = args.spill_dir or os.path.join(args.session_dir, "spill", node_id.hex()[:8])
+    for directory in (os.path.dirname(spill_dir), spill_dir):  # spilled objects are someone's data
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    store = ObjectStore(arena_dir, total.get("object_store_memory", 0) // 10_000, spill_dir)
     agent: NodeAgent | None = None
     pool = WorkerPool(
         zygote,  # type: ignore[arg-type]
@@ -104,9 +123,10 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
         lambda reason: agent.on_pool_broken(reason) if agent else None,
     )
     agent = NodeAgent(
-        node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir
+        node_id, args.host, total, pool, warm, store, json.loads(args.labels), args.session_dir,
+        gpu_devices.GpuDevices(gpus.ids),
     )
-    server = rpc.server("node agent", observe=agent.metrics.rpc.observe)
+    server = rpc.server("node agent", observe=agent.metrics.rpc.observe, services=("NodeAgent",))
     rpc_pb.add_NodeAgentServicer_to_server(agent, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
     listen_host = bind_host(args.host)
@@ -135,6 +155,11 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     if args.lifeline:
         session.watch_lifeline(lambda: _set_soon(loop, stop))
     log.info("%s serving with %s; head %s", agent.describe(), resources.describe(total), head_address)
+    if gpus.ids:
+        log.info(
+            "%s: GPUs %s%s", agent.describe(), ",".join(gpus.ids),
+            f" ({gpus.accelerator_type})" if gpus.accelerator_type else "",
+        )
     agent.on_refused = lambda reason: stop.set()
     registered = asyncio.Event()
     head_task = asyncio.ensure_future(agent.head_link.run(registered))
@@ -145,7 +170,10 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     try:
         agent.metrics_port = await metrics.start(listen_host, args.metrics_port)
         agent.report_soon()
-        log.info("%s serves metrics on http://%s:%d/metrics", agent.describe(), args.host, agent.metrics_port)
+        log.info(
+            "%s serves metrics on %s://%s:%d/metrics", agent.describe(), http_server.scheme(), args.host,
+            agent.metrics_port,
+        )
     except OSError as error:
         log.error("%s: cannot serve metrics on port %d: %s", agent.describe(), args.metrics_port, error)
     await stop.wait()
@@ -159,7 +187,9 @@ async def _serve(args: argparse.Namespace, zygote: object, env: dict[str, str], 
     metrics.stop()
     bulk.stop()
     pool.stop()
+    agent.runtime_envs.close()
     store.close()
+    arena_owner.release(arena_dir, arena_lock)
     await server.stop(0.5)
 
 

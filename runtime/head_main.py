@@ -13,9 +13,13 @@ from ember.runtime.head.dashboard import Dashboard, reached_from_outside
 from ember.runtime.head.head import Head
 from ember.runtime.head.head_metrics import HeadMetrics
 from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.job_launch import Launcher
+from ember.runtime.head.job_manager import JobManager
+from ember.runtime.head.job_store import JobStore
+from ember.runtime.head.package_store import PackageStore
 from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
-from ember.runtime.wire import auth, rpc
+from ember.runtime.wire import auth, http_server, rpc
 from ember.runtime.wire.listen_address import bind_host, host_port, open_host
 from ember.runtime.wire.metrics_server import MetricsServer
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -59,11 +63,22 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     auth.set_token(_cluster_token(args.session_dir, state))
     head = Head(args.session_dir, state=state, autoscaler=args.autoscaler)
     metrics = HeadMetrics(head)
-    server = rpc.server("ember head", observe=metrics.rpc.observe)
+    server = rpc.server("ember head", observe=metrics.rpc.observe, services=("Head", "Relay"))
     rpc_pb.add_HeadServicer_to_server(head, server)
     rpc_pb.add_RelayServicer_to_server(Relay(head, args.host), server)
+    jobs = _job_manager(head, args.session_dir, args.state_dir)
+    rpc_pb.add_JobsServicer_to_server(jobs, server)
+    rpc_pb.add_PackagesServicer_to_server(jobs.packages, server)
     # Advertised as --host; listening on every interface unless that is a loopback address.
-    port = rpc.bind(server, bind_host(args.host), args.port)
+    try:
+        port = rpc.bind(server, bind_host(args.host), args.port)
+    except OSError:
+        # One line, not a traceback: the launcher shows the end of this log to the user.
+        log.error(
+            "head: cannot listen on %s: another process holds the port (or the address is not "
+            "this machine's); pick another port with --port", host_port(args.host, args.port),
+        )
+        raise SystemExit(1) from None
     await server.start()
     address = f"{args.host}:{port}"
     head.actors.address = address
@@ -74,17 +89,21 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
             "state directory %s: %d detached actors and %d detached placement groups to take back",
             args.state_dir, restored, groups,
         )
+    restored = jobs.restore()
+    if restored:
+        log.info("%s: %d job(s) recorded; the running ones wait for their supervisors", jobs.store.directory, restored)
+    jobs.start()
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
     # Before the head says it is ready, so that init() can print the dashboard's address.
-    dashboard = Dashboard(head, loop, auth.token)
+    dashboard = Dashboard(head, loop, auth.token, jobs)
     if args.dashboard_port >= 0:
         try:
             port = dashboard.start(args.dashboard_host, args.dashboard_port)
             # Drivers print it too: an address a user can open, not the one bound.
             head.dashboard_address = host_port(open_host(args.dashboard_host, args.host), port)
             outside = reached_from_outside(port)
-            log.info("dashboard at http://%s%s", head.dashboard_address, f"; {outside}" if outside else "")
+            log.info("dashboard at %s://%s%s", http_server.scheme(), head.dashboard_address, f"; {outside}" if outside else "")
         except OSError as error:
             log.error("dashboard: cannot listen on %s:%d: %s", args.dashboard_host, args.dashboard_port, error)
     session.announce_ready(ready_fd, address)
@@ -93,7 +112,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
         port = await endpoint.start(bind_host(args.host), args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
         head.write_metrics_targets()
-        log.info("head serves metrics on http://%s/metrics", head.metrics_address)
+        log.info("head serves metrics on %s://%s/metrics", http_server.scheme(), head.metrics_address)
     except OSError as error:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
     await stop.wait()
@@ -101,9 +120,25 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     dashboard.stop()
     endpoint.stop()
     watcher.cancel()
+    await jobs.close()
     await head.placement_groups.close()
     await head.actors.close()
     await server.stop(0.5)
+
+
+def _job_manager(head: Head, session_dir: str, state_dir: str | None) -> JobManager:
+    """Submitted jobs and their code packages, kept in the state directory when there is one
+    (a restarted head still has them), else in the session's."""
+    root = state_dir or session_dir
+    packages = PackageStore(os.path.join(root, "packages"))
+    packages.job_alive = lambda job_id: job_id in head.jobs and head.jobs[job_id].alive
+    return JobManager(
+        JobStore(os.path.join(root, "jobs")),
+        packages,
+        lambda: head.actors.address,
+        persistent=state_dir is not None,
+        launcher=Launcher(head, session_dir),
+    )
 
 
 def _cluster_token(session_dir: str, state: HeadState | None) -> str:
@@ -125,6 +160,9 @@ def _cluster_token(session_dir: str, state: HeadState | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
+    # What the head writes (its logs, the metrics targets, its state) is for this user alone;
+    # it runs no user code that could want otherwise.
+    os.umask(0o077)
     ready_fd = session.setup_daemon_logging(args.session_dir, "head")
     asyncio.run(serve(args, ready_fd))
     os._exit(0)

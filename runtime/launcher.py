@@ -80,8 +80,9 @@ def _spawn(
     env = dict(os.environ, EMBER_SESSION_DIR=session_dir)
     if token:
         env[auth.ENV] = token
-    os.makedirs(logs, exist_ok=True)
-    with open(os.path.join(logs, f"{component}.log"), "ab") as stderr:
+    os.makedirs(logs, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(logs, f"{component}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with open(fd, "ab") as stderr:
         return subprocess.Popen(
             [sys.executable, "-m", module, *args, "--session-dir", session_dir]
             + (["--lifeline"] if lifeline else []),
@@ -146,6 +147,7 @@ def start(
     dashboard_port: int = DEFAULT_DASHBOARD_PORT,
     token: str | None = None,
     autoscaler: bool = False,
+    accelerator_type: str | None = None,
 ) -> LocalProcesses:
     """Start a head and a node agent on this machine; returns once both listen.
 
@@ -158,7 +160,8 @@ def start(
     auth.write_file(token_file(session_dir), token)
     result = LocalProcesses(session_dir, token=token)
     agent_args = _agent_args(
-        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port
+        "-", host, num_cpus, num_gpus, memory, object_store_memory, resources, labels, metrics_port,
+        accelerator_type,
     )
     try:
         head = _spawn(
@@ -203,13 +206,14 @@ def start_agent(
     labels: dict[str, str] | None = None,
     metrics_port: int = 0,
     token: str | None = None,
+    accelerator_type: str | None = None,
 ) -> LocalProcesses:
     """Start one more node agent, joining the head at ``head_address`` (with ``token``, by
     default this process's)."""
     result = LocalProcesses(session_dir, head_address=head_address)
     args = _agent_args(
         head_address, host, num_cpus, num_gpus, memory, object_store_memory, resources, labels,
-        metrics_port,
+        metrics_port, accelerator_type,
     )
     component = f"node-agent-{os.urandom(2).hex()}"
     try:
@@ -279,12 +283,15 @@ def _agent_args(
     resources: dict[str, float] | None,
     labels: dict[str, str] | None,
     metrics_port: int = 0,
+    accelerator_type: str | None = None,
 ) -> list[str]:
     args = ["--head-address", head_address, "--host", host, "--metrics-port", str(metrics_port)]
     if num_cpus is not None:
         args += ["--num-cpus", str(num_cpus)]
     if num_gpus is not None:
         args += ["--num-gpus", str(num_gpus)]
+    if accelerator_type:
+        args += ["--accelerator-type", accelerator_type]
     if memory is not None:
         args += ["--memory", str(int(memory))]
     if object_store_memory is not None:
@@ -296,9 +303,16 @@ def _agent_args(
     return args
 
 
+def running(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run ember (a recorded pid may since belong to another
+    program)."""
+    return [pid for pid in pids if _is_ember(pid) and _exists(pid)]
+
+
 def stop_pids(pids: list[int], timeout: float = 5.0) -> list[int]:
-    """Stop processes ``ember start`` recorded; only those that still run ember."""
-    alive = [pid for pid in pids if _is_ember(pid)]
+    """Stop processes ``ember start`` recorded; only those that still run ember, as this user
+    (a pid of the record may have been reused since, by anyone)."""
+    alive = [pid for pid in pids if _is_ember(pid) and _is_mine(pid)]
     for pid in alive:
         try:
             os.kill(pid, signal.SIGTERM)
@@ -320,6 +334,13 @@ def _exists(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _is_mine(pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid == os.getuid()
     except OSError:
         return False
 

@@ -5,7 +5,8 @@ owners, runs them and writes their results. The I/O thread serves the CoreWorker
 (cancel, objects this worker owns) and the owner logic of nested tasks. Workers are forked by the
 node's zygote (``zygote.py``) with their settings in the environment, and live as long as their
 session with the node agent: when the agent goes away, or tells an idle worker to leave, the
-worker exits.
+worker exits. A worker of a runtime_env (``node/runtime_envs.py``) moves into the environment
+before anything else: its working_dir is its current directory, its code first on its path.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
 
 import grpc
 
-from ember.runtime.core import context
+from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
-from ember.runtime.core.task_output import TaskOutput
-from ember.runtime.wire import auth, rpc
+from ember.runtime.core.task_output import TaskLogHandler, TaskOutput
+from ember.runtime.wire import auth, log_lines, rpc
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.listen_address import bind_host
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -94,10 +96,10 @@ class AgentSession:
 def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     """Point fd 1 and 2 at the worker's log files, so even C extensions' output lands there."""
     logs = os.path.join(session_dir, "logs")
-    os.makedirs(logs, exist_ok=True)
+    os.makedirs(logs, mode=0o700, exist_ok=True)
     stem = os.path.join(logs, f"worker-{worker_id[:12]}-{os.getpid()}")
-    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
     os.dup2(err, 2)
     os.close(out)
@@ -105,8 +107,30 @@ def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     return 1, 2
 
 
+def _enter_runtime_env(env: os._Environ[str]) -> None:
+    """A worker of a runtime_env: into its working_dir, its code first on the import path.
+    One started as a process of its own also dies with its node agent, as forked ones do."""
+    parent = env.get("EMBER_DIE_WITH_PARENT")
+    if parent:
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+        if str(os.getppid()) != parent:
+            os._exit(1)  # the agent died before the line above took effect
+    cwd = env.get("EMBER_RUNTIME_ENV_CWD")
+    if cwd:
+        os.chdir(cwd)
+    paths = [path for path in env.get("EMBER_RUNTIME_ENV_PATH", "").split(os.pathsep) if path]
+    if paths:
+        sys.path[:] = paths + [entry for entry in sys.path if entry not in paths]
+
+
 def main() -> int:
     env = os.environ
+    _enter_runtime_env(env)
     worker_id_hex = env["EMBER_WORKER_ID"]
     host = env.get("EMBER_NODE_HOST", "127.0.0.1")
     session_dir = env["EMBER_SESSION_DIR"]
@@ -118,7 +142,9 @@ def main() -> int:
         format=f"%(asctime)s %(levelname)s worker pid={os.getpid()} %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log_lines.install()
     context.node_id = env.get("EMBER_NODE_ID", "")
+    visible_gpus.remember_start_environment()
     context.worker_id = worker_id_hex
     auth.set_token(auth.from_environment())
     io = IoThread("ember-io")
@@ -143,6 +169,8 @@ def main() -> int:
     # What tasks print goes to the log files and to the driver.
     sys.stdout = TaskOutput(out_fd, executor.forwarder, is_stderr=False)
     sys.stderr = TaskOutput(err_fd, executor.forwarder, is_stderr=True)
+    # And what they log (the handler basicConfig made above still writes it to the file).
+    logging.getLogger().addHandler(TaskLogHandler(executor.forwarder, io.thread.ident))
     executor.install_signal_handler()
     channel.serve_forever()
     return 0

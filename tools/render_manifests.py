@@ -3,7 +3,9 @@
 `kubectl apply -f manifests/` installs what `helm install` does with default values, without
 Helm: `manifests/crd.yaml` is the chart's crds/ in one file, `manifests/operator.yaml` is the
 namespace ember-system followed by `helm template` of the chart. Helm cannot read files outside
-the chart, so the Grafana dashboard is copied into `charts/ember/dashboards/` here too.
+the chart, so the Grafana dashboard is copied into `charts/ember/dashboards/` here too. The
+EmberJob CRD's `clusterSpec` is the Cluster CRD's `spec` schema, copied here between its BEGIN
+and END lines, so that a job's Cluster is checked by the API server exactly as a Cluster is.
 
     python tools/render_manifests.py            # write the files (`make manifests`)
     python tools/render_manifests.py --check    # exit 1 with a diff when a committed file differs
@@ -12,12 +14,15 @@ the chart, so the Grafana dashboard is copied into `charts/ember/dashboards/` he
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = Path("charts/ember")
@@ -57,20 +62,52 @@ def operator_manifest(helm: str, repo: Path) -> str:
     return HEADER + NAMESPACE_OBJECT + rendered
 
 
-def crd_manifest(repo: Path) -> str:
+def crd_manifest(repo: Path, fresh: dict[str, str] | None = None) -> str:
+    """The chart's CRDs in one file; ``fresh``: files' contents as they are about to be written."""
     parts = []
     for path in sorted((repo / CHART / "crds").glob("*.yaml")):
-        text = path.read_text().lstrip("\n")
+        text = (fresh or {}).get(path.name, path.read_text()).lstrip("\n")
         if text.startswith("---\n"):
             text = text[len("---\n"):]
         parts.append(f"---\n# Source: {CHART / 'crds' / path.name}\n" + text.rstrip("\n") + "\n")
     return HEADER + "".join(parts)
 
 
+JOB_CRD = CHART / "crds" / "emberjobs.ember.dev.yaml"
+CLUSTER_CRD = CHART / "crds" / "clusters.ember.dev.yaml"
+BEGIN = "# BEGIN clusterSpec"
+END = "# END clusterSpec"
+CLUSTER_SPEC_DESCRIPTION = (
+    "The Cluster to make for the job, <job>-<attempt>, owned by the job: the fields of a Cluster's spec."
+)
+
+
+def cluster_spec_schema(repo: Path) -> dict:
+    """The Cluster CRD's spec schema, as the EmberJob CRD's clusterSpec."""
+    crd = yaml.safe_load((repo / CLUSTER_CRD).read_text())
+    schema = copy.deepcopy(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"])
+    schema["description"] = CLUSTER_SPEC_DESCRIPTION
+    return schema
+
+
+def job_crd(repo: Path) -> str:
+    """The EmberJob CRD with its clusterSpec copied from the Cluster CRD."""
+    lines = (repo / JOB_CRD).read_text().splitlines(keepends=True)
+    begin = next(i for i, line in enumerate(lines) if line.strip().startswith(BEGIN))
+    end = next(i for i, line in enumerate(lines) if line.strip().startswith(END))
+    indent = " " * (len(lines[begin]) - len(lines[begin].lstrip()))
+    block = yaml.safe_dump({"clusterSpec": cluster_spec_schema(repo)}, sort_keys=False, width=110)
+    copied = [indent + line + "\n" if line else "\n" for line in block.splitlines()]
+    return "".join(lines[: begin + 1] + copied + lines[end:])
+
+
 def generated(repo: Path, helm: str) -> dict[Path, str]:
-    """Every generated file, by path relative to the repository, with its contents."""
+    """Every generated file, by path relative to the repository, with its contents. The
+    EmberJob CRD comes first: the CRD manifest is made from it."""
+    emberjobs = job_crd(repo)
     return {
-        Path("manifests/crd.yaml"): crd_manifest(repo),
+        JOB_CRD: emberjobs,
+        Path("manifests/crd.yaml"): crd_manifest(repo, {JOB_CRD.name: emberjobs}),
         Path("manifests/operator.yaml"): operator_manifest(helm, repo),
         CHART / "dashboards/ember-dashboard.json":
             (repo / "manifests/grafana/ember-dashboard.json").read_text(),

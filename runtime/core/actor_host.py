@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ember.runtime.core import context
+from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.task_output import OutputForwarder
 from ember.runtime.core.task_record import TERMINATE
 from ember.runtime.objects import serialization
@@ -42,7 +42,7 @@ class CallRunner(Protocol):
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]: ...
 
     def encode_value(
-        self, spec: pb.TaskSpec, value: Any, start: float, owner: str
+        self, spec: pb.TaskSpec, value: Any, start: float, owner: str, function: Any = None
     ) -> pb.TaskResult: ...
 
     def encode_error(
@@ -98,6 +98,7 @@ class ActorHost:
         context.actor_placement_group = spec.placement_group_id
         context.actor_capture_child_tasks = spec.capture_child_tasks
         context.capturing = context.capturing or spec.capture_child_tasks
+        visible_gpus.use(spec.gpu_ids)  # the actor's devices, before its constructor runs
 
         def construct() -> Any:
             cls = serialization.loads(spec.function)
@@ -130,7 +131,8 @@ class ActorHost:
         try:
             method = getattr(self.instance, spec.method)
             args, kwargs = executor.decode_args(spec)
-            result = executor.encode_value(spec, method(*args, **kwargs), start, connection.owner)
+            value = method(*args, **kwargs)
+            result = executor.encode_value(spec, value, start, connection.owner, method)
         except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
             result = executor.encode_error(spec, error, start)
         finally:
@@ -163,7 +165,7 @@ class ActorHost:
                 value = method(*args, **kwargs)
                 if inspect.isawaitable(value):
                     value = await value
-                result = executor.encode_value(spec, value, start, connection.owner)
+                result = executor.encode_value(spec, value, start, connection.owner, method)
             except BaseException as error:  # noqa: BLE001 - the call's outcome, whatever it is
                 result = executor.encode_error(spec, error, start)
         self._done(connection, result)

@@ -3,12 +3,14 @@
 Creating an actor registers it with the head, which places and starts it in the background;
 calls go straight to its worker once the head says where it is (``actor_submitter``). The
 process that creates an actor owns it: when no handle to it is left anywhere (none here, none
-sent elsewhere) and it is not detached, the owner lets it go, behind the calls already made.
+sent elsewhere) and it is not detached, the owner lets it go once every call made through its
+handles has finished (those queued while it is still being created too), as Ray does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +33,8 @@ from ember.runtime.wire import resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.rpc import Channels
+
+log = logging.getLogger("ember.runtime.core.actor_lifecycle")
 
 
 class ActorLifecycle:
@@ -62,6 +66,8 @@ class ActorLifecycle:
         # sent elsewhere: those live on, since a holder there may still call them.
         self.owned: dict[bytes, ActorOptions] = {}
         self.escaped: set[bytes] = set()
+        # Owned actors no handle here refers to any more, waiting for their calls to finish.
+        self.releasing: set[bytes] = set()
 
     # ---------------------------------------------------------------- user thread
 
@@ -72,9 +78,11 @@ class ActorLifecycle:
         deps: list[ObjectRef],
         options: ActorOptions,
         handle_meta: bytes,
+        runtime_env: str = "",
     ) -> tuple[bytes, bytes]:
         """Register an actor with the head; returns its id and method table (an existing
-        actor's, with get_if_exists). ``data`` and ``deps`` are its constructor's arguments."""
+        actor's, with get_if_exists). ``data`` and ``deps`` are its constructor's arguments;
+        ``runtime_env`` the one it runs in (merged over its owner's)."""
         actor_id = ids.random_id()
         creation = pb.TaskSpec(
             task_id=self.mint.task_id(),
@@ -106,6 +114,7 @@ class ActorLifecycle:
             get_if_exists=options.get_if_exists,
             constraints=options.constraints,
             placement_group_id=options.placement_group,
+            runtime_env=runtime_env,
         )
         # Calls made before the head knows the actor wait for its registration.
         self.io.call_soon(self.actors.registering, actor_id, options.class_name)
@@ -133,6 +142,12 @@ class ActorLifecycle:
         request = pb.GetActorRequest(name=name, namespace=namespace or self.job_config.namespace)
         return self.io.run(self._head_call("GetActor", request))
 
+    def namespaces_naming(self, name: str) -> list[str]:
+        """The namespaces where an actor named ``name`` is not dead: where a lookup that found
+        nothing in its own namespace should have looked."""
+        actors = self.io.run(self._head_call("ListActors", pb.Empty()))
+        return sorted({a.namespace for a in actors.actors if a.name == name and a.state != pb.DEAD})
+
     def handle_escaped(self, actor_id: bytes) -> None:
         """A handle to the actor was pickled to go elsewhere."""
         if actor_id in self.owned:
@@ -140,16 +155,17 @@ class ActorLifecycle:
 
     def unreferenced(self, actor_id: bytes) -> None:
         """Nobody here can call the actor any more: if this process owns it and nobody else
-        may call it, let it go, after the calls already made (the terminate call queues
-        behind them)."""
+        may call it, let it go once the calls already made have finished (as Ray does: the
+        calls made through a handle keep the actor alive until they are done)."""
         options = self.owned.get(actor_id)
         if options is None or options.detached or actor_id in self.escaped:
             return
-        del self.owned[actor_id]
-        if self.io.in_loop_thread():
-            self._terminate(actor_id)
-        else:
-            self.io.call_soon(self._terminate, actor_id)
+        if actor_id in self.releasing:
+            return
+        self.releasing.add(actor_id)
+        # Through the loop even on the I/O thread: calls made just before the last handle went
+        # away are still on their way to the actor's queue, and queue first.
+        self.io.call_soon(self._release_when_idle, actor_id)
 
     # ---------------------------------------------------------------- I/O thread
 
@@ -181,13 +197,48 @@ class ActorLifecycle:
         """A unary call to the head, made on the I/O thread where the channel lives."""
         return await getattr(self.channels.head(self.head_address), method)(request, timeout=30)
 
+    def _release_when_idle(self, actor_id: bytes) -> None:
+        def release() -> None:
+            asyncio.ensure_future(self._release(actor_id))
+
+        self.actors.when_idle(actor_id, release)
+
+    async def _release(self, actor_id: bytes) -> None:
+        """End an actor nobody can call any more, every call to it finished.
+
+        The head hears first that the actor is going (so that its worker's exit is no failure
+        to restart from), then the worker gets a last call, after which it exits. Were the
+        order the other way round, the head could see the worker gone before it knows why.
+        """
+        client = self.actors.client(actor_id)
+        try:
+            if client.registered is not None:
+                await client.registered  # the head must know the actor to let it go
+            if client.dead is not None:
+                return  # never created, or dead already: nothing to end
+            request = pb.KillActorRequest(
+                actor_id=actor_id,
+                graceful=True,
+                reason="every handle to it went out of scope",
+            )
+            try:
+                await self.channels.head(self.head_address).KillActor(request, timeout=30)
+            except grpc.aio.AioRpcError as error:
+                # Ended without the head's word, it would be restarted; left running, it ends
+                # with this process (the head kills what a departed owner owned).
+                log.warning(
+                    "could not tell the head at %s that %s is no longer referenced (%s); "
+                    "it lives until its owner exits",
+                    self.head_address, client.describe(), error.code().name,
+                )
+                return
+            self._terminate(actor_id)
+        finally:
+            self.releasing.discard(actor_id)
+            self.owned.pop(actor_id, None)
+
     def _terminate(self, actor_id: bytes) -> None:
-        request = pb.KillActorRequest(
-            actor_id=actor_id,
-            graceful=True,
-            reason="every handle to it went out of scope",
-        )
-        asyncio.ensure_future(self.channels.head(self.head_address).KillActor(request, timeout=30))
+        """The actor's last call: its worker exits once it has run it."""
         options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
         task = TaskRecord(
             self.mint.task_id(), actor_call("terminate"), options, serialization.EMPTY_ARGS,

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
 from ember.runtime.core.memory_store import StoredValue, error_value
 from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING, TaskRecord
-from ember.runtime.objects.exceptions import ActorDiedError
+from ember.runtime.objects.exceptions import ActorDiedError, ActorRuntimeEnvSetupError
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.task_channel import ChannelClient
 
@@ -60,6 +61,8 @@ class ActorClient:
         "dead",
         "dirty",
         "registered",
+        "unfinished",
+        "on_idle",
     )
 
     def __init__(self, actor_id: bytes, class_name: str) -> None:
@@ -76,6 +79,10 @@ class ActorClient:
         self.dirty = False
         # Set for an actor this process is registering: nobody asks the head before it knows.
         self.registered: asyncio.Future[None] | None = None
+        # The calls made here that have not finished (queued, resolving, sent, or waiting for
+        # a restart), and what to do once there are none: its owner lets it go only then.
+        self.unfinished: set[bytes] = set()
+        self.on_idle: Callable[[], None] | None = None
 
     def describe(self) -> str:
         name = f" '{self.info.name}'" if self.info is not None and self.info.name else ""
@@ -124,8 +131,29 @@ class ActorSubmitter:
         if client.dead is not None:
             self.outcomes.finish(task, client.dead)
             return
+        if task.state != FINISHED:  # its arguments may have failed already
+            client.unfinished.add(task.task_id)
         client.queue.append(task)
         self.wake(client)
+
+    def call_finished(self, task: TaskRecord) -> None:
+        """A call ended, whichever way (its owner's task manager says so)."""
+        client = self.actors.get(task.actor_id or b"")
+        if client is None:
+            return
+        client.unfinished.discard(task.task_id)
+        if not client.unfinished and client.on_idle is not None:
+            on_idle, client.on_idle = client.on_idle, None
+            on_idle()
+
+    def when_idle(self, actor_id: bytes, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once every call made here to the actor has finished (now, if
+        none is unfinished)."""
+        client = self.client(actor_id)
+        if client.unfinished:
+            client.on_idle = callback
+        else:
+            callback()
 
     def wake(self, client: ActorClient) -> None:
         """The client has calls to send: they go out in one frame when the loop's current work
@@ -230,7 +258,7 @@ class ActorSubmitter:
                 if not client.class_name:
                     client.class_name = info.class_name
                 if info.state == pb.DEAD:
-                    self._died(client, info.death_cause)
+                    self._died(client, info.death_cause, info.runtime_env_failed)
                     return
                 if info.state != pb.ALIVE:
                     continue
@@ -285,8 +313,9 @@ class ActorSubmitter:
             )
             self.outcomes.finish(task, error_value(error))
 
-    def _died(self, client: ActorClient, cause: str) -> None:
-        error = ActorDiedError(f"{client.describe()} is dead: {cause}", actor_id=client.actor_id)
+    def _died(self, client: ActorClient, cause: str, runtime_env_failed: bool = False) -> None:
+        kind = ActorRuntimeEnvSetupError if runtime_env_failed else ActorDiedError
+        error = kind(f"{client.describe()} is dead: {cause}", actor_id=client.actor_id)
         value = error_value(error)
         client.dead = value
         for task in [*client.interrupted, *client.in_flight.values(), *client.queue]:

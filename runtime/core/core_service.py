@@ -8,12 +8,14 @@ task channel (``task_channel.py``), not here.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 import grpc
 
+from ember.runtime.core import object_listing
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -32,6 +34,7 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         self._owner = owner
         self._executor = executor
         self._log_sink = log_sink
+        self._kind = "WORKER" if executor is not None else "DRIVER"
 
     async def CancelTasks(
         self, request: pb.CancelRequest, context: grpc.aio.ServicerContext
@@ -65,6 +68,12 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         if owner is None:
             return pb.ObjectIds(ids=[m.id for m in request.objects])
         return owner.exchange.serve_objects_moved(request)
+
+    async def ListObjects(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ProcessObjects:
+        owner = self._owner()
+        if owner is None:
+            return pb.ProcessObjects(pid=os.getpid(), kind=self._kind)
+        return object_listing.list_objects(owner, self._kind, owner.objects.node_id)
 
     async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
         await asyncio.Event().wait()

@@ -25,7 +25,7 @@ from ember.runtime.core.core_service import CoreWorkerService, print_logs
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.relay_client import HeadRelay
 from ember.runtime.objects.exceptions import RuntimeConnectionError
-from ember.runtime.wire import peer_route, rpc
+from ember.runtime.wire import peer_route, reachability, rpc
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.listen_address import bind_host
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -100,14 +100,32 @@ class DriverConnection:
         )
 
     async def _first_view(self) -> pb.ClusterView:
-        """The cluster's view, waiting for the head to answer: its versions and nodes."""
+        """The cluster's view, waiting for the head to answer: its versions and nodes.
+
+        A refused connection fails at once, naming the address; only a host that does not
+        answer at all is waited for (``reachability``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_TIMEOUT
+        try:
+            await reachability.check(self.head_address, CONNECT_TIMEOUT)
+        except reachability.Unreachable as error:
+            raise RuntimeConnectionError(
+                f"cannot reach the ember head at {self.head_address}: {error}"
+            ) from None
+        left = max(1.0, deadline - loop.time())
         try:
             view: pb.ClusterView = await self.channels.head(self.head_address).GetClusterView(
-                pb.Empty(), wait_for_ready=True, timeout=CONNECT_TIMEOUT
+                pb.Empty(), wait_for_ready=True, timeout=left
             )
         except grpc.aio.AioRpcError as error:
+            why = _why(error)
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                why = (
+                    f"something accepts connections there but did not answer as an ember head "
+                    f"within {CONNECT_TIMEOUT:g}s (another program's port? TLS on one side only?)"
+                )
             raise RuntimeConnectionError(
-                f"cannot reach the ember head at {self.head_address}: {_why(error)}"
+                f"cannot reach the ember head at {self.head_address}: {why}"
             ) from None
         return view
 

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime.core import context
+from ember.runtime.core import context, visible_gpus
 from ember.runtime.core.actor_host import ActorHost
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_output import OutputForwarder
-from ember.runtime.objects import serialization
+from ember.runtime.objects import serialization, unpicklable
 from ember.runtime.objects.exceptions import EmberError, TaskCancelledError, TaskError
 from ember.runtime.wire import auth
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -154,12 +154,17 @@ class Executor:
         return ""
 
     def bind_job(self, job: pb.JobConfig) -> None:
-        """A worker serves one job for its life: its code paths and its owner for nested tasks."""
+        """A worker serves one job for its life: its code paths and its owner for nested tasks.
+
+        The driver's code paths go first on the import path, and its directory becomes the
+        worker's, unless the worker's runtime_env put code or a working_dir there: those win."""
         self.job = job
-        for path in reversed(job.code_paths):
-            if path and path not in sys.path:
-                sys.path.insert(0, path)
-        if job.working_dir and os.path.isdir(job.working_dir):
+        missing = [path for path in job.code_paths if path and path not in sys.path]
+        if os.environ.get("EMBER_RUNTIME_ENV_PATH"):
+            sys.path.extend(missing)
+        else:
+            sys.path[0:0] = missing
+        if job.working_dir and os.path.isdir(job.working_dir) and not os.environ.get("EMBER_RUNTIME_ENV_CWD"):
             os.chdir(job.working_dir)
         address = os.environ["EMBER_WORKER_ADDRESS"]
         owner = Owner(
@@ -172,6 +177,8 @@ class Executor:
             os.environ.get("EMBER_STORE_DIR", ""),
         )
         owner.on_blocked = self._blocked
+        # What this worker was set up for is the parent of the runtime_envs of its nested work.
+        owner.runtime_env = os.environ.get("EMBER_RUNTIME_ENV", "")
         self.owner = owner
         context.set_core(owner)
 
@@ -201,6 +208,7 @@ class Executor:
         """Run a task (or an actor call) from ``connection``; None when it finishes later."""
         if spec.actor_id:
             return self.actor_host.handle(spec, connection)
+        visible_gpus.use(spec.gpu_ids)  # its lease's devices: a reused worker had others
         return self.invoke(spec, lambda: self._function(spec), connection.owner)
 
     def invoke(self, spec: pb.TaskSpec, target: Any, owner: str) -> pb.TaskResult:
@@ -236,7 +244,7 @@ class Executor:
             self.current = None
             context.task_context.reset(token)
             _flush_std_streams()
-        return self.encode_value(spec, value, start, owner)
+        return self.encode_value(spec, value, start, owner, function)
 
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:
         values = []
@@ -248,10 +256,14 @@ class Executor:
                 values.append(serialization.loads(value.data))
         return serialization.deserialize_args(spec.args, values)
 
-    def encode_value(self, spec: pb.TaskSpec, value: Any, start: float, owner: str) -> pb.TaskResult:
+    def encode_value(
+        self, spec: pb.TaskSpec, value: Any, start: float, owner: str, function: Any = None
+    ) -> pb.TaskResult:
+        """The result of a call that returned ``value``; ``function`` (what was called) names
+        where it is defined when the value cannot be sent back."""
         run_seconds = time.perf_counter() - start
         try:
-            returns = self._serialize_returns(spec, value, owner)
+            returns = self._serialize_returns(spec, value, owner, function)
         except Exception as error:
             return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
         return pb.TaskResult(task_id=spec.task_id, returns=returns, run_seconds=run_seconds)
@@ -261,7 +273,9 @@ class Executor:
             error = RuntimeError(f"{spec.name} raised {type(error).__name__}: {error}")
         return self._finish_error(spec, self._task_error(spec, error), start)
 
-    def _serialize_returns(self, spec: pb.TaskSpec, value: Any, owner: str) -> list[pb.ObjectValue]:
+    def _serialize_returns(
+        self, spec: pb.TaskSpec, value: Any, owner: str, function: Any = None
+    ) -> list[pb.ObjectValue]:
         count = spec.num_returns
         if count == 1:
             values = [value]
@@ -284,10 +298,16 @@ class Executor:
                 data, location, contained = core.objects.encode(item, object_id, owner)
             except EmberError:
                 raise
-            except Exception as error:
+            except Exception:
+                why = unpicklable.reason(item)
+                if why is None:
+                    raise
+                which = f"return value {index} of {count}" if count > 1 else "return value"
+                # From None: the pickler's frames are ember's, not the user's; the path and
+                # the reason are what the user needs.
                 raise TypeError(
-                    f"could not serialize the return value of {spec.name}: {error}"
-                ) from error
+                    f"could not serialize the {which} of {spec.name}{_defined_at(function)}: {why}"
+                ) from None
             message = pb.ObjectValue(data=data)
             if location is not None:
                 message.location.CopyFrom(location)
@@ -342,6 +362,15 @@ class Executor:
                     f"{cls.__module__}.{cls.__qualname__}" for cls in type(cause).__mro__
                 )
         return result
+
+
+def _defined_at(function: Any) -> str:
+    """`` (defined at FILE, line N)`` for a function or method, else nothing: a return value
+    that cannot be pickled has no frame of the user's left to show."""
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    if code is None:
+        return ""
+    return f" (defined at {code.co_filename}, line {code.co_firstlineno})"
 
 
 def _flush_std_streams() -> None:

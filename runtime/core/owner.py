@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import os
 from collections import deque
@@ -54,17 +55,21 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.core.worker_channels import WorkerChannels
-from ember.runtime.objects import ids, serialization
+from ember.runtime.objects import ids, serialization, unpicklable
 from ember.runtime.objects.exceptions import (
+    EmberError,
     GetTimeoutError,
     ObjectLostError,
     RuntimeConnectionError,
     TaskError,
 )
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import package_transfer
+from ember.runtime.wire import runtime_env as env_spec
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.metrics_report import REPORT_INTERVAL
 from ember.runtime.wire.protocol import ember_pb2 as pb
+from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.rpc import Channels
 from ember.runtime.wire.task_channel import ChannelClient
 
@@ -111,9 +116,13 @@ class Owner:
         self._submit_scheduled = False
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
-        self.metrics = ProcessMetrics(component)
+        self.metrics = ProcessMetrics(component, self.job_id, address)
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
+        # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
+        # a driver's job-wide one, or the one a worker was set up for. Set once, before use.
+        self.runtime_env = ""
+        self._environments: dict[str, str] = {}  # a task's own runtime_env -> the merged one
         self.submitter: TaskSubmitter = io.run(self._start())
         self.placement_groups = PlacementGroupCalls(io, self.channels, head_address, self.promise)
 
@@ -217,11 +226,36 @@ class Owner:
         # Refs nested in the arguments are held by the task until its reply, by which time the
         # worker has registered as a borrower of those it keeps.
         task = TaskRecord(task_id, function, options, data, deps, nested, return_ids)
+        if options.runtime_env or self.runtime_env:
+            task.runtime_env = self.environment_of(options.runtime_env)
         self._submissions.append(task)
         if not self._submit_scheduled:
             self._submit_scheduled = True
             self.io.call_soon(self._drain_submissions)
         return refs
+
+    def environment_of(self, own: str) -> str:
+        """The runtime_env a task or actor of this process runs in: its own (canonical JSON)
+        merged over this process's, as Ray merges them; computed once per distinct own."""
+        if not own:
+            return self.runtime_env
+        merged = self._environments.get(own)
+        if merged is None:
+            parent = json.loads(self.runtime_env) if self.runtime_env else {}
+            merged = env_spec.to_json(env_spec.inherit(parent, json.loads(own)))
+            self._environments[own] = merged
+        return merged
+
+    def upload_package(self, data: bytes) -> str:
+        """Put a code package on the head (once: by content hash), for this job; its URI."""
+        self._check_open()
+
+        async def upload() -> str:
+            stub = rpc_pb.PackagesStub(self.channels.channel(self.head_address))
+            return await package_transfer.upload(stub, data, job_id=self.job_id)
+
+        uri: str = self.io.run(upload())
+        return uri
 
     def put(self, value: Any) -> ObjectRef:
         self._check_open()
@@ -236,7 +270,15 @@ class Owner:
             self.references.drain()
         self._put_index += 1
         object_id = self._put_task + self._put_index.to_bytes(4, "big")
-        data, location, contained = self.objects.encode(value, object_id, self.address)
+        try:
+            data, location, contained = self.objects.encode(value, object_id, self.address)
+        except EmberError:
+            raise
+        except Exception:
+            why = unpicklable.reason(value)
+            if why is None:
+                raise
+            raise TypeError(f"ember.put() could not store its value: {why}") from None
         if contained:
             self.borrowing.escape(contained)
         ref = ObjectRef(object_id, self.address, self)
@@ -403,7 +445,8 @@ class Owner:
         data, deps, nested = serialize_args(cls.name, args, kwargs, self.put)
         if nested:
             self.borrowing.escape(nested)
-        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta)
+        runtime_env = self.environment_of(options.runtime_env)
+        return self.actor_lifecycle.create(cls, data, deps, options, handle_meta, runtime_env)
 
     def submit_actor_call(
         self,
@@ -437,6 +480,10 @@ class Owner:
     def get_actor_info(self, name: str, namespace: str) -> pb.ActorInfo:
         self._check_open()
         return self.actor_lifecycle.info(name, namespace)
+
+    def actor_namespaces(self, name: str) -> list[str]:
+        self._check_open()
+        return self.actor_lifecycle.namespaces_naming(name)
 
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)

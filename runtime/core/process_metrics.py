@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ember.runtime.core import user_metrics
-from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING
+from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING, TERMINATE
 from ember.runtime.objects import serialization
-from ember.runtime.wire import metrics_report
+from ember.runtime.wire import metrics_report, resources
 from ember.runtime.wire.metrics_report import LATENCY_BOUNDS, RUN_BOUNDS, Buckets
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -27,36 +27,86 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ember.runtime.metrics")
 
-# The owner's task states by the names a report gives them.
+# The owner's task states by the names a report gives them, and by Ray's (the state API's).
 STATE_NAMES = {
     RESOLVING: metrics_report.PENDING_ARGS,
     QUEUED: metrics_report.PENDING_RESOURCES,
     RUNNING: metrics_report.RUNNING,
 }
+RAY_STATES = {
+    RESOLVING: "PENDING_ARGS_AVAIL",
+    QUEUED: "PENDING_NODE_ASSIGNMENT",
+    RUNNING: "RUNNING",
+}
+NORMAL_TASK, ACTOR_TASK = "NORMAL_TASK", "ACTOR_TASK"
 RECENT = 300  # ended tasks kept for the next report
 RUNNING_SHOWN = 500  # running tasks listed in a report
+PENDING_SHOWN = 500  # waiting tasks listed in a report
+
+# Ray's ErrorType names for the errors a task can end with; a task's own exception is
+# TASK_EXECUTION_EXCEPTION.
+_ERROR_TYPES = {
+    "TaskCancelledError": "TASK_CANCELLED",
+    "WorkerCrashedError": "WORKER_DIED",
+    "WorkerStartError": "WORKER_DIED",
+    "ActorDiedError": "ACTOR_DIED",
+    "ActorError": "ACTOR_DIED",
+    "TaskUnschedulableError": "TASK_UNSCHEDULABLE_ERROR",
+    "OwnerDiedError": "OWNER_DIED",
+    "ObjectLostError": "OBJECT_LOST",
+    "RuntimeConnectionError": "NODE_DIED",
+}
 
 
-def error_summary(data: bytes) -> str:
-    """``ValueError: bad input``: what the dashboard shows of a failure (rare: worth a loads)."""
+def error_summary(data: bytes) -> tuple[str, str]:
+    """``ValueError: bad input`` (what the dashboard shows of a failure) and Ray's ErrorType
+    name for it; rare, so worth a ``loads``."""
     try:
         error = serialization.loads(data)
     except Exception:  # noqa: BLE001 - the class may not exist here
-        return "(an error that cannot be read in the owner)"
+        return "(an error that cannot be read in the owner)", "TASK_EXECUTION_EXCEPTION"
     cause = getattr(error, "cause", None) or error
     lines = str(cause).strip().splitlines()
-    return f"{type(cause).__name__}: {lines[0][:300] if lines else ''}"
+    kind = _ERROR_TYPES.get(type(error).__name__, "TASK_EXECUTION_EXCEPTION")
+    return f"{type(cause).__name__}: {lines[0][:300] if lines else ''}", kind
+
+
+class _Ended:
+    """A task that ended, as the report will describe it: built into a ``TaskEvent`` only if
+    it is among the latest at report time, not on the task's path."""
+
+    __slots__ = ("task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id")
+
+    def __init__(self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes) -> None:
+        self.task = task
+        self.time = time.time()
+        self.run_seconds = run_seconds
+        self.failed = failed
+        self.error = error
+        lease = task.lease  # taken now: the record forgets its lease once it ends
+        if lease is not None:
+            self.pid, self.node, self.worker_id, self.node_id = (
+                lease.worker_pid, lease.agent.address, lease.worker_id, lease.node_id
+            )
+        else:
+            self.pid, self.node, self.worker_id, self.node_id = 0, "", b"", b""
 
 
 class ProcessMetrics:
-    def __init__(self, component: str) -> None:
+    def __init__(self, component: str, job_id: bytes = b"", owner_address: str = "") -> None:
         self.component = component
+        self.job_id = job_id
+        self.owner_address = owner_address
         self.finished = 0
         self.failed = 0
         self.latency = Buckets(LATENCY_BOUNDS)
         self.run_time = Buckets(RUN_BOUNDS)
         self._quiet = False  # the last report said nothing: skip until something happens
-        self.ended: collections.deque[pb.TaskEvent] = collections.deque(maxlen=RECENT)
+        self.ended: collections.deque[_Ended] = collections.deque(maxlen=RECENT)
+        # Tasks that ended since the last report, by (name, is an actor task, failed).
+        self.ended_counts: dict[tuple[str, bool, bool], int] = {}
+        self.listed_ended = 0  # of those, since the last report (``ended`` keeps the latest)
+        self._required: dict[object, pb.ResourceSet] = {}  # by shape key
 
     def task_ended(
         self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b""
@@ -65,41 +115,80 @@ class ProcessMetrics:
             self.failed += 1
         else:
             self.finished += 1
-        lease = task.lease
-        self.ended.append(pb.TaskEvent(
-            task_id=task.task_id,
-            name=task.options.name,
-            state="failed" if failed else "finished",
-            time=time.time(),
-            run_seconds=run_seconds,
-            error=error_summary(error) if failed and error else "",
-            attempt=task.attempt,
-            worker_pid=lease.worker_pid if lease is not None else 0,
-            node_address=lease.agent.address if lease is not None else "",
-        ))
+        if task.method != TERMINATE:  # the owner's own last call to an actor: not the user's
+            self.listed_ended += 1
+            self.ended.append(_Ended(task, run_seconds, failed, error))
+            key = (task.options.name, task.actor_id is not None, failed)
+            counts = self.ended_counts
+            counts[key] = counts.get(key, 0) + 1
         if run_seconds > 0:
             self.run_time.observe(run_seconds)
             waited = time.monotonic() - task.submitted - run_seconds
             self.latency.observe(max(0.0, waited))
 
+    def _event(self, task: TaskRecord, state: str) -> pb.TaskEvent:
+        """What the state API shows of a task (the parts every state shares)."""
+        options = task.options
+        required = self._required.get(options.key)
+        if required is None:
+            required = self._required[options.key] = pb.ResourceSet(
+                quantities=resources.to_float(options.shape)
+            )
+        return pb.TaskEvent(
+            task_id=task.task_id,
+            name=options.name,
+            state=state,
+            attempt=task.attempt,
+            job_id=self.job_id,
+            type=ACTOR_TASK if task.actor_id is not None else NORMAL_TASK,
+            actor_id=task.actor_id or b"",
+            func_name=task.function.name,
+            required=required,
+            created=time.time() - (time.monotonic() - task.submitted),
+            owner_address=self.owner_address,
+        )
+
+    def _ended_event(self, ended: _Ended) -> pb.TaskEvent:
+        event = self._event(ended.task, "failed" if ended.failed else "finished")
+        event.time = ended.time
+        event.run_seconds = ended.run_seconds
+        event.worker_pid = ended.pid
+        event.node_address = ended.node
+        event.worker_id = ended.worker_id
+        event.node_id = ended.node_id
+        if ended.failed:
+            event.error, event.error_type = (
+                error_summary(ended.error) if ended.error else ("", "TASK_EXECUTION_EXCEPTION")
+            )
+        return event
+
     def report(self, tasks: Iterable[TaskRecord]) -> pb.MetricsReport | None:
         """What happened since the last report; None when there is nothing to say."""
         counts: dict[str, int] = {}
+        live: dict[tuple[str, bool, str], int] = {}
         running: list[pb.TaskEvent] = []
+        pending: list[pb.TaskEvent] = []
         for task in tasks:
             name = STATE_NAMES.get(task.state)
-            if name is not None:
-                counts[name] = counts.get(name, 0) + 1
+            if name is None:
+                continue
+            counts[name] = counts.get(name, 0) + 1
+            if task.method == TERMINATE:
+                continue
+            key = (task.options.name, task.actor_id is not None, RAY_STATES[task.state])
+            live[key] = live.get(key, 0) + 1
             lease = task.lease
-            if task.state == RUNNING and lease is not None and len(running) < RUNNING_SHOWN:
-                running.append(pb.TaskEvent(
-                    task_id=task.task_id,
-                    name=task.options.name,
-                    state="running",
-                    attempt=task.attempt,
-                    worker_pid=lease.worker_pid,
-                    node_address=lease.agent.address,
-                ))
+            if task.state == RUNNING:
+                if len(running) < RUNNING_SHOWN:
+                    event = self._event(task, "running")
+                    if lease is not None:
+                        event.worker_pid = lease.worker_pid
+                        event.node_address = lease.agent.address
+                        event.worker_id = lease.worker_id
+                        event.node_id = lease.node_id
+                    running.append(event)
+            elif len(pending) < PENDING_SHOWN:
+                pending.append(self._event(task, name))
         report = pb.MetricsReport(
             pid=os.getpid(),
             component=self.component,
@@ -107,10 +196,19 @@ class ProcessMetrics:
             tasks_finished=self.finished,
             tasks_failed=self.failed,
             user=user_metrics.REGISTRY.take(),
-            ended=self.ended,
+            ended=[self._ended_event(ended) for ended in self.ended],
             running=running,
+            pending=pending,
+            live_counts=[_count(key, n) for key, n in live.items()],
+            ended_counts=[
+                _count((name, actor, "FAILED" if failed else "FINISHED"), n)
+                for (name, actor, failed), n in self.ended_counts.items()
+            ],
+            ended_dropped=max(0, self.listed_ended - len(self.ended)),
         )
         self.ended.clear()
+        self.ended_counts = {}
+        self.listed_ended = 0
         self.finished = self.failed = 0
         latency, run_time = self.latency.take(), self.run_time.take()
         if latency is not None:
@@ -122,3 +220,8 @@ class ProcessMetrics:
             return None
         self._quiet = quiet
         return report
+
+
+def _count(key: tuple[str, bool, str], count: int) -> pb.TaskCount:
+    name, actor, state = key
+    return pb.TaskCount(name=name, type=ACTOR_TASK if actor else NORMAL_TASK, state=state, count=count)

@@ -44,6 +44,11 @@ class ReferenceTable:
     def count(self, object_id: bytes) -> int:
         return self._counts.get(object_id, 0)
 
+    def snapshot(self) -> dict[bytes, int]:
+        """The counts now (releases not yet drained still count): for the state API."""
+        with self._lock:
+            return dict(self._counts)
+
     def pending_releases(self) -> int:
         return len(self._released)
 

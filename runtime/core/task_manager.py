@@ -23,6 +23,7 @@ from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING,
 from ember.runtime.core.task_submitter import TaskSubmitter
 from ember.runtime.objects.exceptions import (
     RuntimeConnectionError,
+    RuntimeEnvSetupError,
     TaskCancelledError,
     TaskUnschedulableError,
     WorkerCrashedError,
@@ -102,6 +103,8 @@ class TaskManager:
         self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
         task.state = FINISHED
         self.tasks.pop(task.task_id, None)
+        if task.actor_id is not None:
+            self.actors.call_finished(task)
         if stored_remotely and task.actor_id is None and task.options.max_retries != 0:
             self.lineage[task.task_id] = task  # keeps its arguments, to run it again
         else:
@@ -173,6 +176,8 @@ class TaskManager:
             kind = TaskUnschedulableError
         elif rejected.worker_start_failed:
             kind = WorkerStartError
+        elif rejected.runtime_env_failed:
+            kind = RuntimeEnvSetupError
         for task in tasks:
             self.finish(task, error_value(kind(f"{task.describe()} cannot run: {rejected.reason}")))
 
@@ -191,6 +196,8 @@ class TaskManager:
         task.forget_arguments()
         for object_id in task.return_ids:
             self.store.put(object_id, value)
+        if task.actor_id is not None:
+            self.actors.call_finished(task)
 
     def cancel(self, task_id: bytes, force: bool) -> None:
         """Cancel a task this process submitted: one not yet running ends now; a running one

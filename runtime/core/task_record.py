@@ -62,6 +62,11 @@ class TaskOptions:
     # with different ones in different queues.
     constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
     constraints_key: tuple[object, ...] = ()
+    # Runs of this function one worker may make before it is replaced (0: no limit).
+    max_calls: int = 0
+    # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
+    # merges it over the parent's (``Owner.environment_of``).
+    runtime_env: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class ActorOptions:
     capture_child_tasks: bool = False
     may_capture: bool = False
     constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
+    runtime_env: str = ""  # its own, as TaskOptions.runtime_env
 
 
 # Task states, in the order a task passes through them.
@@ -119,6 +125,7 @@ class TaskRecord:
         "queue",
         "submitted",
         "preemptions",
+        "runtime_env",
     )
 
     def __init__(
@@ -153,6 +160,8 @@ class TaskRecord:
         self.submitted = time.monotonic()
         # Attempts stopped because their node was drained: they use up no retry.
         self.preemptions = 0
+        # The runtime_env it runs in, merged over its owner's ("" : the node's own).
+        self.runtime_env = ""
 
     @property
     def name(self) -> str:
@@ -178,20 +187,24 @@ class TaskRecord:
 
 
 class ShapeQueue:
-    """Tasks of one shape bound for one place: the local node (""), a node's agent address
-    (where most of their argument bytes are), or SPREAD (every node in turn); with the node
-    affinity or label selector their lease requests carry, if any."""
+    """Tasks of one shape and runtime_env bound for one place: the local node (""), a node's
+    agent address (where most of their argument bytes are), or SPREAD (every node in turn); with
+    the node affinity or label selector their lease requests carry, if any."""
 
-    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests", "constraints")
+    __slots__ = (
+        "key", "shape", "target", "ready", "leases", "pending_requests", "constraints",
+        "runtime_env",
+    )
 
     def __init__(
         self, key: ShapeKey, shape: Shape, target: str,
-        constraints: pb.SchedulingConstraints | None = None,
+        constraints: pb.SchedulingConstraints | None = None, runtime_env: str = "",
     ) -> None:
         self.key = key
         self.shape = shape
         self.target = target
         self.constraints = constraints
+        self.runtime_env = runtime_env  # its leases are of workers of this environment
         self.ready: deque[TaskRecord] = deque()
         self.leases: list[Lease] = []
         self.pending_requests = 0
@@ -217,6 +230,9 @@ class Lease:
         "dead",
         "lost_reason",
         "lost",
+        "gpu_ids",
+        "calls",
+        "spent",
     )
 
     def __init__(self, queue: ShapeQueue, agent: LeaseClient, grant: pb.LeaseGrant) -> None:
@@ -238,6 +254,12 @@ class Lease:
         self.dead = False
         self.lost_reason = ""
         self.lost = asyncio.Event()
+        self.gpu_ids = list(grant.gpu_ids)  # the devices the agent gave it: each task's
+        # Runs of functions with max_calls on this lease's worker, by function id. A worker that
+        # ran one is not reused after the lease (the count would be lost), and once one reached
+        # its limit the lease is spent: it takes no more tasks and goes back with its worker.
+        self.calls: dict[bytes, int] | None = None
+        self.spent = False
 
     def describe(self) -> str:
         return f"worker pid {self.worker_pid} at {self.worker_address}"

@@ -80,7 +80,7 @@ class TaskSubmitter:
         self.lease_owner = lease_owner  # who asks agents for leases: this job's owner process
         self.local_agent = local_agent
         self.head_address = head_address
-        self.queues: dict[tuple[ShapeKey, str, tuple[object, ...]], ShapeQueue] = {}
+        self.queues: dict[tuple[ShapeKey, str, tuple[object, ...], str], ShapeQueue] = {}
         self.spread_nodes: list[str] = []
         self._spread_next = 0
         self._nodes_fetched = 0.0
@@ -100,11 +100,11 @@ class TaskSubmitter:
     def enqueue(self, task: TaskRecord) -> None:
         target = self._target(task)
         options = task.options
-        key = (options.key, target, options.constraints_key)
+        key = (options.key, target, options.constraints_key, task.runtime_env)
         queue = self.queues.get(key)
         if queue is None:
             queue = self.queues[key] = ShapeQueue(
-                options.key, options.shape, target, options.constraints
+                options.key, options.shape, target, options.constraints, task.runtime_env
             )
         task.state = QUEUED
         task.queue = queue
@@ -182,6 +182,8 @@ class TaskSubmitter:
                     self._loop.call_later(LEASE_LINGER, self._linger_over, lease, now)
 
     def _accepts(self, lease: Lease, task: TaskRecord) -> bool:
+        if lease.spent:
+            return False
         if not lease.in_flight:
             return True
         estimate = self.estimates.get(task.function.function_id)
@@ -218,12 +220,27 @@ class TaskSubmitter:
             sent.add(function.function_id)
         if task.arg_values:
             spec.arg_values.extend(v for v in task.arg_values if v is not None)
+        if lease.gpu_ids:
+            spec.gpu_ids.extend(lease.gpu_ids)
+        if task.options.max_calls:
+            self._count_call(lease, function.function_id, task.options.max_calls)
         self.running[task.task_id] = task
         if not lease.outbox:
             if not self._dirty and not self.batching:
                 self._loop.call_soon(self.flush)
             self._dirty.append(lease)
         lease.outbox.append(spec)
+
+    @staticmethod
+    def _count_call(lease: Lease, function_id: bytes, max_calls: int) -> None:
+        """``max_calls``: once the function ran that often on the lease's worker, the worker is
+        replaced (the lease takes nothing more, and goes back with its worker discarded)."""
+        calls = lease.calls
+        if calls is None:
+            calls = lease.calls = {}
+        count = calls[function_id] = calls.get(function_id, 0) + 1
+        if count >= max_calls:
+            lease.spent = True
 
     def flush(self) -> None:
         """Send each lease's new tasks as one frame, once per turn of the loop."""
@@ -291,6 +308,7 @@ class TaskSubmitter:
                 shape=pb.ResourceSet(quantities=resources.to_float(queue.shape)),
                 task_name=name,
                 constraints=queue.constraints,
+                runtime_env=queue.runtime_env,
             )
         )
 
@@ -426,7 +444,13 @@ class TaskSubmitter:
         self._drop_lease(lease)
         if lease.channel is not None:
             lease.channel.leases.discard(lease)
-        lease.agent.send(pb.LeaseClientMessage(release=pb.LeaseReturn(lease_id=lease.lease_id)))
+        # A worker that ran a function with max_calls goes: its count would not follow it.
+        discard = lease.calls is not None
+        if discard:
+            self.sent_functions.pop(lease.worker_id, None)
+        lease.agent.send(pb.LeaseClientMessage(release=pb.LeaseReturn(
+            lease_id=lease.lease_id, discard_worker=discard
+        )))
 
     def _drop_lease(self, lease: Lease) -> None:
         try:
@@ -459,7 +483,7 @@ class TaskSubmitter:
                     lease.est_work -= task.estimate
                     if not lease.in_flight:
                         lease.est_work = 0.0
-                        if lease.draining:
+                        if lease.draining or lease.spent:
                             self._return_lease(lease)
                 touched.add(lease.queue)
             function_id = task.function.function_id
@@ -478,6 +502,7 @@ class TaskSubmitter:
         if lease.dead:
             return
         lease.dead = True
+        self.sent_functions.pop(lease.worker_id, None)  # the worker is gone
         try:
             lease.queue.leases.remove(lease)
         except ValueError:

@@ -209,7 +209,12 @@ class ActorManager:
             return
         reason = request.reason or "it was killed with ember.kill()"
         if request.graceful:
-            record.stopping = reason  # its owner's last call makes it exit
+            # Its owner let it go, every call made to it finished: its owner's last call makes
+            # it exit, and nothing restarts it. One not placed yet never will be.
+            record.stopping = reason
+            if record.lease is None and record.runner is not None:
+                record.runner.cancel()
+                self._dead(record, reason)
             return
         if request.no_restart:
             record.stopping = reason
@@ -393,6 +398,7 @@ class ActorManager:
             creation = pb.TaskSpec()
             creation.CopyFrom(record.spec.creation)
             creation.attempt = record.info.num_restarts
+            creation.gpu_ids[:] = lease.gpu_ids  # its devices, for its whole life
             record.channel.send(pb.ExecuteRequest(tasks=[creation]))
             result = (await reply).results[0]
         except (OSError, ConnectionError) as error:
@@ -445,6 +451,10 @@ class ActorManager:
                 if kind == "spillback":
                     address = message.spillback.node_address
                     continue
+                if message.rejected.runtime_env_failed:
+                    # Not retried: the same environment would fail the same way.
+                    record.info.runtime_env_failed = True
+                    return message.rejected.reason
                 if message.rejected.infeasible or message.rejected.worker_start_failed:
                     return message.rejected.reason
                 break  # the node could not take it (it left?): choose again
@@ -469,6 +479,7 @@ class ActorManager:
                 # The head chose the node knowing the constraints: the agent keeps it.
                 spilled=True,
                 constraints=spec.constraints if spec.HasField("constraints") else None,
+                runtime_env=spec.runtime_env,
             )
         )
         client.requests[request_id] = message

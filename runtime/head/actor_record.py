@@ -35,6 +35,7 @@ class ActorRecord:
             detached=spec.detached,
             job_id=spec.job.job_id,
             placement_group_id=spec.placement_group_id,
+            required=spec.hold,
         )
         self.changed = asyncio.Event()
         self.lease: tuple[LeaseClient, int] | None = None

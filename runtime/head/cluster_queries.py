@@ -96,6 +96,51 @@ async def tail(head: HeadView, request: pb.NodeTailRequest) -> pb.TailReply:
     return reply
 
 
+async def cluster_tasks(head: HeadView) -> pb.ClusterTasks:
+    """Every node's tasks as its owners reported them (the state API's ``list_tasks``)."""
+    result = pb.ClusterTasks()
+    for node, answer in await ask_all(head, lambda agent: agent.ListTasks(pb.Empty())):
+        entry = result.nodes.add(node_id=node.node_id, node_address=node.info.address)
+        if isinstance(answer, str):
+            entry.error = answer
+        else:
+            entry.tasks.CopyFrom(answer)
+    return result
+
+
+async def cluster_objects(head: HeadView) -> pb.ClusterObjects:
+    """What every worker (asked through its node's agent) and every driver holds references
+    to (the state API's ``list_objects``)."""
+    result = pb.ClusterObjects()
+    drivers = [job for job in head.jobs.values() if job.alive and job.driver_address]
+
+    async def driver(job: JobState) -> pb.ProcessObjects:
+        stub = head.actors.channels.core_worker(job.driver_address)
+        try:
+            answer: pb.ProcessObjects = await asyncio.wait_for(stub.ListObjects(pb.Empty()), ASK_TIMEOUT)
+            return answer
+        except (grpc.aio.AioRpcError, TimeoutError) as error:
+            why = f"{error.code().name} {error.details()}" if isinstance(error, grpc.aio.AioRpcError) else (
+                f"no answer within {ASK_TIMEOUT:g}s"
+            )
+            return pb.ProcessObjects(
+                pid=job.pid, kind="DRIVER", address=job.driver_address,
+                error=f"the driver of job {job.job_id.hex()} (pid {job.pid}) could not be asked: {why}",
+            )
+
+    nodes, driver_answers = await asyncio.gather(
+        ask_all(head, lambda agent: agent.ListObjects(pb.Empty())),
+        asyncio.gather(*(driver(job) for job in drivers)),
+    )
+    for _, answer in nodes:
+        if isinstance(answer, str):
+            result.errors.append(answer)
+        else:
+            result.processes.extend(answer.processes)
+    result.processes.extend(driver_answers)
+    return result
+
+
 # ---------------------------------------------------------------------- the dashboard's views
 # Plain dicts, ready for JSON: ids in hex, times in seconds since the epoch.
 

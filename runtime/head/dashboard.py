@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Coroutine, Mapping
 from importlib import resources as package_files
@@ -29,15 +30,20 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ember.runtime.head import cluster_queries
+from ember.runtime.wire import http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
     from ember.runtime.head.head import Head
+    from ember.runtime.head.job_manager import JobManager
 
 log = logging.getLogger("ember.runtime.head.dashboard")
 
 COOKIE = "ember_session"
 ANSWER_TIMEOUT = 15.0
+JOB_LOG_TAIL = 64 << 10  # bytes of a job's output the jobs view shows
+SESSION_SECONDS = 12 * 3600  # a login lasts a working day
+MAX_LOGIN_BODY = 4096
 
 
 def reached_from_outside(port: int, environ: Mapping[str, str] = os.environ) -> str:
@@ -51,33 +57,53 @@ def reached_from_outside(port: int, environ: Mapping[str, str] = os.environ) -> 
     return f"from outside the cluster, through the head Service: kubectl port-forward svc/{service} {port}"
 
 
-def session_cookie(token: str) -> str:
-    """What the login cookie holds: derived from the token, so the token itself is not kept."""
-    return hmac.new(token.encode(), b"ember-dashboard-session", hashlib.sha256).hexdigest()
+def session_cookie(token: str, expires: int | None = None) -> str:
+    """What the login cookie holds: when it expires, and a MAC of that by the token (so the
+    token itself is not kept, and a stolen cookie stops working)."""
+    if expires is None:
+        expires = int(time.time()) + SESSION_SECONDS
+    mac = hmac.new(token.encode(), f"ember-dashboard-session:{expires}".encode(), hashlib.sha256).hexdigest()
+    return f"{expires}.{mac}"
+
+
+def valid_cookie(token: str, value: str, now: float | None = None) -> bool:
+    expires, _, _ = value.partition(".")
+    if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
+        return False
+    if int(expires) <= (time.time() if now is None else now):
+        return False
+    return hmac.compare_digest(value.encode(), session_cookie(token, int(expires)).encode())
+
+
+class DashboardServer(http_server.GuardedServer, http.server.HTTPServer):
+    who = "dashboard"
 
 
 class Dashboard:
-    def __init__(self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str]) -> None:
+    def __init__(
+        self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str],
+        jobs: JobManager | None = None,
+    ) -> None:
         self.head = head
+        self.jobs = jobs
         self.loop = loop
         self.token = token
         self.port = 0
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: DashboardServer | None = None
         self.page = package_files.files("ember.runtime.head").joinpath("dashboard.html").read_bytes()
 
     # ------------------------------------------------------------------ serving
 
     def start(self, host: str, port: int) -> int:
         """Listen on ``port``, or on any free port if it is taken (several local clusters)."""
-        handler = _handler_for(self)
+        handler = http_server.guard_handler(_handler_for(self))
         try:
-            server = http.server.ThreadingHTTPServer((host, port), handler)
+            server = DashboardServer((host, port), handler)
         except OSError as error:
             if port == 0:
                 raise
             log.warning("dashboard: port %d on %s is taken (%s); using another", port, host, error)
-            server = http.server.ThreadingHTTPServer((host, 0), handler)
-        server.daemon_threads = True
+            server = DashboardServer((host, 0), handler)
         self._server = server
         self.port = int(server.server_address[1])
         threading.Thread(target=server.serve_forever, name="ember-dashboard", daemon=True).start()
@@ -100,7 +126,7 @@ class Dashboard:
         cookies = headers.get("Cookie", "")
         for part in cookies.split(";"):
             name, _, value = part.strip().partition("=")
-            if name == COOKIE and hmac.compare_digest(value.encode(), session_cookie(token).encode()):
+            if name == COOKIE and valid_cookie(token, value):
                 return True
         return False
 
@@ -146,7 +172,44 @@ class Dashboard:
             except grpc.aio.AioRpcError as refused:  # the agent's refusal, said to the page
                 return 404, {"error": refused.details() or refused.code().name}
             return 200, {"text": reply.text}
+        if path == "jobs":
+            return 200, self.on_loop(lambda: now(self._jobs))
+        if path == "jobs/logs":
+            return self.on_loop(lambda: now(lambda: self._job_log(query.get("id", ""))))
         return 404, {"error": f"no API /api/{path}"}
+
+    def _jobs(self) -> list[dict[str, Any]]:
+        """Submitted jobs, newest first, as ``ember job list`` shows them."""
+        if self.jobs is None:
+            return []
+        found = []
+        for record in sorted(self.jobs.jobs.values(), key=lambda r: -r.info.submit_time):
+            info = record.info
+            found.append({
+                "submission_id": info.submission_id,
+                "status": pb.JobStatus.Name(info.status).removeprefix("JOB_"),
+                "entrypoint": info.entrypoint,
+                "message": info.message,
+                "error_type": info.error_type,
+                "submit_time": info.submit_time,
+                "start_time": info.start_time,
+                "end_time": info.end_time,
+                "exit_code": info.exit_code if info.HasField("exit_code") else None,
+                "node": info.node_address,
+                "entrypoint_resources": dict(info.entrypoint_shape.quantities),
+                "metadata": dict(info.metadata),
+                "log_bytes": record.log_bytes,
+            })
+        return found
+
+    def _job_log(self, submission_id: str) -> tuple[int, Any]:
+        """The end of a job's output (the last ``JOB_LOG_TAIL`` bytes)."""
+        record = self.jobs.jobs.get(submission_id) if self.jobs is not None else None
+        if record is None or self.jobs is None:
+            return 404, {"error": f"no job with submission id {submission_id!r}"}
+        start = max(0, record.log_bytes - JOB_LOG_TAIL)
+        data = self.jobs.store.read(submission_id, start, JOB_LOG_TAIL)
+        return 200, {"text": data.decode(errors="replace"), "truncated": start > 0}
 
 
 def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandler]:
@@ -194,16 +257,29 @@ def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandle
             if self.path != "/api/login":
                 self._json(404, {"error": f"nothing to post at {self.path}"})
                 return
-            length = min(int(self.headers.get("Content-Length", "0") or 0), 4096)
+            declared = self.headers.get("Content-Length", "0").strip() or "0"
+            if not declared.isascii() or not declared.isdigit():
+                # Nothing of the body is read: the connection ends with the answer.
+                self.close_connection = True
+                self._json(400, {"error": f"Content-Length must be a number of bytes, not {declared[:40]!r}"})
+                return
+            if int(declared) > MAX_LOGIN_BODY:
+                self.close_connection = True
+                self._json(413, {"error": f"a login is at most {MAX_LOGIN_BODY} bytes, not {declared}"})
+                return
             try:
-                given = str(json.loads(self.rfile.read(length) or b"{}").get("token", ""))
+                given = str(json.loads(self.rfile.read(int(declared)) or b"{}").get("token", ""))
             except (ValueError, AttributeError):
                 given = ""
             token = dashboard.token()
             if token and not hmac.compare_digest(given.encode(), token.encode()):
                 self._json(401, {"error": "wrong token: it is the cluster token ember start --head printed"})
                 return
-            cookie = f"{COOKIE}={session_cookie(token)}; HttpOnly; SameSite=Strict; Path=/" if token else ""
+            cookie = (
+                f"{COOKIE}={session_cookie(token)}; Max-Age={SESSION_SECONDS}; HttpOnly; "
+                f"SameSite=Strict; Path=/{'; Secure' if http_server.scheme() == 'https' else ''}"
+                if token else ""
+            )
             self._json(200, {"ok": True}, {"Set-Cookie": cookie} if cookie else None)
 
     return Handler

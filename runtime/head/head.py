@@ -217,7 +217,7 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.DriverHello, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.HeadToDriver]:
         job_id = self._new_job_id()
-        job = self.jobs[job_id] = JobState(job_id, request)
+        job = self.jobs[job_id] = JobState(job_id, request, context.peer())
         log.info("job %s started by driver pid %d at %s", job_id.hex(), request.pid, request.address)
         try:
             yield pb.HeadToDriver(job_id=job_id)
@@ -419,6 +419,16 @@ class Head(rpc_pb.HeadServicer):
         except grpc.aio.AioRpcError as error:
             await context.abort(error.code(), error.details() or error.code().name)
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ the state API
+
+    async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterTasks:
+        return await cluster_queries.cluster_tasks(self)
+
+    async def ListObjects(
+        self, request: pb.Empty, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterObjects:
+        return await cluster_queries.cluster_objects(self)
 
     # ------------------------------------------------------------------ draining
 

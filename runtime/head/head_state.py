@@ -110,17 +110,22 @@ class HeadState:
     # ------------------------------------------------------------------ files
 
     def _write(self, path: str, data: bytes) -> None:
-        directory = os.path.dirname(path)
-        fd, temporary = tempfile.mkstemp(dir=directory, prefix=".")
+        write_atomically(path, data)
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` whole or not at all (write, fsync, rename): a head killed
+    mid-write leaves the old record, never half of a new one. The job store's records too."""
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
         try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            try:
-                os.unlink(temporary)
-            except FileNotFoundError:
-                pass
-            raise
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise

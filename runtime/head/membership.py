@@ -80,9 +80,10 @@ class NodeState:
 
 
 class JobState:
-    def __init__(self, job_id: bytes, hello: pb.DriverHello) -> None:
+    def __init__(self, job_id: bytes, hello: pb.DriverHello, peer: str = "") -> None:
         self.job_id = job_id
-        self.driver_address = hello.address
+        self.driver_address = hello.address  # as the driver declared it
+        self.peer = peer  # where its session came from, as gRPC saw it (the relay checks)
         self.namespace = hello.namespace
         self.pid = hello.pid
         self.alive = True

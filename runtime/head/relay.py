@@ -11,7 +11,8 @@ not reachable from it. Two designs were on the table:
   gRPC, a worker's task channel or CoreWorker service) becomes a ``Tunnel`` stream to the head,
   which opens the TCP connection on its behalf and copies bytes both ways. Connections the
   cluster would open to the driver (workers pushing logs, borrowers asking for objects) land on
-  a port the head listens on for it (``Reverse``) and are handed over as tunnels too.
+  a port the head listens on for it (``Reverse``) and are handed over as tunnels too; until its
+  driver takes one, at most ``INBOUND_CAP`` of them wait, each with a small read-ahead buffer.
 
 The relay was chosen because it touches the hot path least: no message is re-encoded, nothing
 of the owner moves, TLS and the token still run end to end with each peer, and a process
@@ -22,13 +23,17 @@ other), never an object whole.
 
 The head dials only addresses of this cluster: a live node agent, a worker of one (asked of
 that node's agent), a driver of a running job, or the head itself. Anything else is refused:
-a relay that dialed anywhere would let any token holder reach the whole pod network. Every
-call carries the cluster token, like every RPC of the head.
+a relay that dialed anywhere would let any token holder reach the whole pod network. A driver's
+address is what the driver declared, so it counts only as the head saw it: one of the head's
+own reverse listeners, or an address on the host the driver's session came from (and, unless
+the cluster itself runs on loopback, not a loopback one). Declaring someone else's address
+gets nothing. Every call carries the cluster token, like every RPC of the head.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import socket
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
+from ember.runtime.wire import accept_limits
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 
@@ -49,6 +55,8 @@ CHUNK = 4 << 20  # bytes per tunnel message, at most
 CONNECT_TIMEOUT = 10.0
 ACCEPT_TIMEOUT = 10.0  # an inbound connection its driver does not take by then is closed
 ASK_TIMEOUT = 5.0
+INBOUND_CAP = 64  # inbound connections one driver has not taken yet, at most
+INBOUND_BUFFER = 64 << 10  # bytes read ahead of an inbound connection (twice this, at most)
 
 
 class Relay(rpc_pb.RelayServicer):
@@ -57,6 +65,11 @@ class Relay(rpc_pb.RelayServicer):
         self.host = host  # where the head listens for the cluster: reverse ports go there too
         # Inbound connections announced on a Reverse stream, waiting for their tunnel.
         self._inbound: dict[bytes, tuple[asyncio.StreamReader, asyncio.StreamWriter]] = {}
+        # Where the head listens for drivers outside the cluster (Reverse streams open now).
+        self.listening: set[str] = set()
+        self._crowded = accept_limits.DropTally(
+            "relay", f"{INBOUND_CAP} inbound connections already wait for their driver", log
+        )
 
     # ------------------------------------------------------------------ tunnels
 
@@ -124,7 +137,10 @@ class Relay(rpc_pb.RelayServicer):
         nodes = head.alive_nodes()
         if any(node.info.address == target for node in nodes):
             return True
-        if any(job.alive and job.driver_address == target for job in head.jobs.values()):
+        if target in self.listening:
+            return True
+        if any(job.alive and job.driver_address == target and self._observed(job.peer, host)
+               for job in head.jobs.values()):
             return True
         # A worker: listed by the agent of a node on that host.
         there = [
@@ -143,6 +159,28 @@ class Relay(rpc_pb.RelayServicer):
                 return True
         return False
 
+    def _observed(self, peer: str, host: str) -> bool:
+        """Whether a driver whose session came from ``peer`` (gRPC's "ipv4:10.0.0.7:40000")
+        may be reached at ``host``: the host it came from, and a loopback one only when the
+        head itself is on loopback (else it would reach the head pod's own ports)."""
+        kind, _, rest = peer.partition(":")
+        if kind not in ("ipv4", "ipv6"):
+            return False
+        seen = rest.rpartition(":")[0].strip("[]")
+        declared = host.strip("[]")
+        try:
+            same = _ip(seen) == _ip(declared)
+            loopback = _ip(declared).is_loopback
+        except ValueError:
+            return False
+        if loopback:
+            head_host = self.head.actors.address.rpartition(":")[0].strip("[]")
+            try:
+                return same and ipaddress.ip_address(head_host).is_loopback
+            except ValueError:
+                return same and head_host == "localhost"
+        return same
+
     # ------------------------------------------------------------------ the reverse path
 
     async def Reverse(
@@ -154,21 +192,30 @@ class Relay(rpc_pb.RelayServicer):
         mine: set[bytes] = set()
 
         def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Until its driver takes it, whoever connected is unauthenticated: few of them, and
+            # little of what they send, are kept.
+            mine.intersection_update(self._inbound)
+            if len(mine) >= INBOUND_CAP:
+                self._crowded.add(_peer(writer))
+                writer.close()
+                return
             connection_id = os.urandom(16)
             self._inbound[connection_id] = (reader, writer)
             mine.add(connection_id)
             arrived.put_nowait(connection_id)
             asyncio.get_running_loop().call_later(ACCEPT_TIMEOUT, self._expire, connection_id)
 
-        server = await asyncio.start_server(on_connect, self.host, 0, limit=CHUNK)
+        server = await asyncio.start_server(on_connect, self.host, 0, limit=INBOUND_BUFFER)
         port = server.sockets[0].getsockname()[1]
         address = f"{advertised_host(self.host)}:{port}"
         log.info("driver pid %d outside the cluster is reached at %s, through the head", request.pid, address)
+        self.listening.add(address)
         try:
             yield pb.ReverseEvent(listening=address)
             while True:
                 yield pb.ReverseEvent(incoming=await arrived.get())
         finally:
+            self.listening.discard(address)
             server.close()
             for connection_id in mine:
                 taken = self._inbound.pop(connection_id, None)
@@ -194,6 +241,14 @@ async def _copy_in(chunks: AsyncIterator[pb.TunnelChunk], writer: asyncio.Stream
         pass
     finally:
         writer.close()
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address, an IPv4 one seen through an IPv6 socket (``::ffff:10.0.0.7``) as IPv4."""
+    address = ipaddress.ip_address(text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def advertised_host(host: str) -> str:

@@ -8,7 +8,11 @@ one copy on each side, the same as any TCP transfer. Each side's blocking socket
 thread of its own, off the agent's event loop; what touches the store runs on the loop.
 
 The request carries the cluster token (compared in constant time), and with TLS configured the
-socket is wrapped like every other connection of the cluster.
+socket is wrapped like every other connection of the cluster. Until the token has been checked a
+connection costs little and not for long: at most ``SERVING`` connections are served at once
+(more wait in the kernel's backlog), the TLS handshake and the request must arrive within
+``REQUEST_TIMEOUT``, and ``accept()`` failing for lack of descriptors pauses the accept loop
+instead of ending it (``accept_limits``).
 """
 
 from __future__ import annotations
@@ -19,11 +23,14 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from ember.runtime.node.object_store import Lost, ObjectStore
-from ember.runtime.wire import auth, tls
+from ember.runtime.wire import accept_limits, auth, tls
 from ember.runtime.wire.listen_address import tcp_listener
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -32,6 +39,8 @@ log = logging.getLogger("ember.runtime.node.bulk_transfer")
 HEADER = struct.Struct("<I")
 MAX_CONTROL_FRAME = 64 << 10  # requests and headers are tiny; anything larger is not ours
 TIMEOUT = 30.0  # seconds a stalled peer may hold a connection
+REQUEST_TIMEOUT = 5.0  # seconds from accept to a complete request (the TLS handshake included)
+SERVING = 16  # connections served at once
 
 
 class BulkError(ConnectionError):
@@ -48,11 +57,18 @@ def _send_frame(sock: socket.socket, message: Any) -> None:
     sock.sendall(HEADER.pack(len(data)) + data)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def _recv_exact(sock: socket.socket, size: int, deadline: float | None = None) -> bytes:
+    """``size`` bytes; by ``deadline`` (a ``time.monotonic()``) when given, else within the
+    socket's timeout per read."""
     buffer = bytearray(size)
     view = memoryview(buffer)
     got = 0
     while got < size:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BulkError(f"no complete request within {REQUEST_TIMEOUT:g}s")
+            sock.settimeout(left)
         n = sock.recv_into(view[got:])
         if not n:
             raise BulkError("the peer closed the connection")
@@ -60,11 +76,14 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(buffer)
 
 
-def _recv_frame(sock: socket.socket, message_type: Any) -> Any:
-    (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
+def _recv_frame(sock: socket.socket, message_type: Any, deadline: float | None = None) -> Any:
+    (length,) = HEADER.unpack(_recv_exact(sock, HEADER.size, deadline))
     if length > MAX_CONTROL_FRAME:
         raise BulkError(f"a control frame of {length} bytes is not ember's")
-    return message_type.FromString(_recv_exact(sock, length))
+    try:
+        return message_type.FromString(_recv_exact(sock, length, deadline))
+    except DecodeError:
+        raise BulkError(f"not a {message_type.__name__}: not a frame of ember's") from None
 
 
 class BulkServer:
@@ -78,6 +97,11 @@ class BulkServer:
         config = tls.current()
         self._tls = config.server_context() if config is not None else None
         self._stopping = False
+        self._slots = threading.BoundedSemaphore(SERVING)
+        self._backoff = accept_limits.AcceptBackoff(f"bulk transfer server on port {self.port}", log)
+        self._refused = accept_limits.DropTally(
+            f"bulk transfer server on port {self.port}", "no valid request with the cluster token", log
+        )
         threading.Thread(target=self._accept_forever, name="ember-bulk", daemon=True).start()
 
     def stop(self) -> None:
@@ -89,13 +113,26 @@ class BulkServer:
 
     def _accept_forever(self) -> None:
         while not self._stopping:
+            self._slots.acquire()  # while all are busy, newcomers wait in the kernel's backlog
             try:
                 sock, peer = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(
-                target=self._serve, args=(sock, f"{peer[0]}:{peer[1]}"), name="ember-bulk-send", daemon=True
-            ).start()
+            except OSError as error:
+                self._slots.release()
+                if self._stopping:
+                    return
+                pause = self._backoff.failed(error)
+                if pause is not None:
+                    time.sleep(pause)
+                continue
+            self._backoff.succeeded()
+            try:
+                threading.Thread(
+                    target=self._serve, args=(sock, f"{peer[0]}:{peer[1]}"), name="ember-bulk-send", daemon=True
+                ).start()
+            except RuntimeError as error:  # no thread to be had: the connection waits no longer
+                log.warning("bulk transfer to %s:%s: cannot start a thread: %s", peer[0], peer[1], error)
+                sock.close()
+                self._slots.release()
 
     def _on_loop(self, make: Callable[[], Awaitable[Any]]) -> Any:
         async def run() -> Any:
@@ -105,20 +142,25 @@ class BulkServer:
 
     def _serve(self, sock: socket.socket, peer: str) -> None:
         try:
-            sock.settimeout(TIMEOUT)
+            deadline = time.monotonic() + REQUEST_TIMEOUT
+            sock.settimeout(REQUEST_TIMEOUT)
             if self._tls is not None:
                 sock = self._tls.wrap_socket(sock, server_side=True)
-            request = _recv_frame(sock, pb.BulkRequest)
+            request = _recv_frame(sock, pb.BulkRequest, deadline)
             expected = auth.token()
             if expected and not auth.matches(request.token, expected):
-                log.warning("bulk transfer from %s refused: missing or wrong cluster token", peer)
+                self._refused.add(peer)
                 _send_frame(sock, pb.BulkHeader(error=auth.REFUSED))
                 return
+            sock.settimeout(TIMEOUT)
             self._send_object(sock, request)
-        except (OSError, BulkError, ssl.SSLError, ValueError) as error:
+        except BulkError as error:
+            self._refused.add(f"{peer} ({error})")
+        except (OSError, ssl.SSLError, ValueError) as error:
             log.info("bulk transfer to %s ended: %s", peer, error)
         finally:
             sock.close()
+            self._slots.release()
 
     def _send_object(self, sock: socket.socket, request: pb.BulkRequest) -> None:
         store = self.store
@@ -161,7 +203,7 @@ async def pull(
         sock = socket.create_connection((host, int(port)), timeout=TIMEOUT)
         try:
             if config is not None:
-                sock = _client_context().wrap_socket(sock, server_hostname=config.server_name or host)
+                sock = tls.shared_client_context(config).wrap_socket(sock, server_hostname=config.server_name or host)
             _send_frame(
                 sock, pb.BulkRequest(token=auth.token().encode(), object_id=object_id, requester=requester)
             )
@@ -196,15 +238,3 @@ async def pull(
         return int(header.size)
     finally:
         sock.close()
-
-
-_context: ssl.SSLContext | None = None
-
-
-def _client_context() -> ssl.SSLContext:
-    global _context
-    if _context is None:
-        config = tls.current()
-        assert config is not None
-        _context = config.client_context()
-    return _context

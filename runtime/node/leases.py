@@ -6,6 +6,10 @@ sends the owner elsewhere (through the head) when the node could never hold it. 
 in ``get`` gives its CPU back while it waits. A detached actor's lease outlives the head that
 held it for a while (``ORPHAN_GRACE``), so that a restarted head can take the actor back.
 
+A request that names a runtime_env waits, holding nothing, while the node sets the environment
+up (``runtime_envs``), and is granted only a worker of that environment; one whose environment
+cannot be set up is refused saying why (``runtime_env_failed``).
+
 This is the hot path of a node: when an idle worker fits, the grant is decided and sent in the
 call that received the request, with no await in between. The agent composes it with its pool
 (``worker_pool``); a drain under way redirects requests and counts the leases that end
@@ -25,7 +29,10 @@ from typing import Protocol
 
 import grpc
 
-from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool
+from ember.runtime.node.gpu_devices import Assignment, GpuDevices, whole_devices_error
+from ember.runtime.node.lease_records import LeaseState, OwnerSession, PendingRequest
+from ember.runtime.node.runtime_envs import Environment, RuntimeEnvs
+from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool, WorkerSetup
 from ember.runtime.wire import bundle_resources, label_selector, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
@@ -36,63 +43,6 @@ log = logging.getLogger("ember.runtime.node.node_agent")
 ORPHAN_GRACE = float(os.environ.get("EMBER_HEAD_RESTART_GRACE_S", "60"))
 RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
 PLACEMENT_RETRY = 0.5  # seconds between asks for a node while only draining nodes fit a shape
-
-
-class OwnerSession:
-    """One owner's Leases stream."""
-
-    def __init__(self) -> None:
-        self.job_id = b""
-        self.address = ""
-        self.pid = 0
-        self.head = False
-        self.outbox: asyncio.Queue[pb.LeaseServerMessage] = asyncio.Queue()
-        self.leases: dict[int, LeaseState] = {}
-        self.last_reclaim = 0.0
-
-    def send(self, message: pb.LeaseServerMessage) -> None:
-        self.outbox.put_nowait(message)
-
-    def describe(self) -> str:
-        return f"owner pid {self.pid} at {self.address} (job {self.job_id.hex()})"
-
-
-class PendingRequest:
-    __slots__ = (
-        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
-        "actor_id", "queued_at", "constraints",
-    )
-
-    def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
-        self.owner = owner
-        self.request_id = request.request_id
-        self.shape = resources.to_fixed(request.shape.quantities)
-        # What the lease keeps once granted (an actor is placed with a CPU but holds none).
-        self.hold = resources.to_fixed(request.hold.quantities) if request.hold_set else self.shape
-        self.task_name = request.task_name
-        self.spilled = request.spilled
-        self.job_id = request.job_id or owner.job_id
-        self.detached = request.detached
-        self.actor_id = request.actor_id
-        self.queued_at = time.monotonic()
-        # Node affinity or a label selector (None: any node with room will do).
-        self.constraints = request.constraints if request.HasField("constraints") else None
-
-
-class LeaseState:
-    __slots__ = ("lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at")
-
-    def __init__(
-        self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape,
-        actor_id: bytes = b"",
-    ):
-        self.lease_id = lease_id
-        self.owner = owner
-        self.worker = worker
-        self.shape = shape
-        self.blocked = False
-        self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
-        self.orphaned_at = 0.0
 
 
 class LeasingNode(Protocol):
@@ -119,11 +69,20 @@ class Leases:
     """The node's leases, the requests waiting for one, and what is free to grant."""
 
     def __init__(
-        self, node: LeasingNode, total: Shape, pool: WorkerPool, report_soon: Callable[[], None]
+        self,
+        node: LeasingNode,
+        total: Shape,
+        pool: WorkerPool,
+        report_soon: Callable[[], None],
+        gpus: GpuDevices | None = None,
     ) -> None:
         self.node = node
         self.total = dict(total)
         self.available = dict(total)
+        # The GPUs one by one (``total`` counts them): by default numbered 0 .. N-1.
+        if gpus is None:
+            gpus = GpuDevices([str(i) for i in range(total.get("GPU", 0) // resources.UNIT)])
+        self.gpus = gpus
         self.pool = pool
         # Told when the free resources change: they travel to the head in the next report.
         self.report_soon = report_soon
@@ -135,6 +94,8 @@ class Leases:
         self._lease_ids = itertools.count(1)
         # Leases of detached actors whose head went away, by actor id, until a head adopts them.
         self.orphans: dict[bytes, LeaseState] = {}
+        # The runtime_envs set up here (the agent gives them; None: requests naming one are refused).
+        self.envs: RuntimeEnvs | None = None
 
     # ------------------------------------------------------------------ the owners' stream
 
@@ -183,6 +144,22 @@ class Leases:
         if not resources.fits(pending.shape, self.total) or not self._may_take(pending):
             asyncio.ensure_future(self.place_elsewhere(pending))
             return
+        unfit = whole_devices_error(bundle_resources.amount(pending.hold, "GPU"))
+        if unfit:
+            owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+                request_id=pending.request_id,
+                infeasible=True,
+                reason=f"{self.node.describe()}: {pending.task_name or 'the task'}: {unfit}",
+            )))
+            return
+        if request.runtime_env:
+            if self.envs is None:
+                self._reject_env(pending, f"{self.node.describe()} sets up no runtime_envs")
+                return
+            env = pending.env = self.envs.environment(request.runtime_env, pending.job_id)
+            if env.failure:
+                self._reject_env(pending, env.failure)
+                return
         self.queue.append(pending)
         self.schedule()
 
@@ -280,29 +257,54 @@ class Leases:
         if not self.queue or self.drain is not None:
             return
         free = dict(self.available)
+        devices = dict(self.gpus.free)
         needs_worker = 0
         waiting = False
+        needs_setup: dict[WorkerSetup, int] | None = None
         for request in list(self.queue):
+            env = request.env
+            setup = None
+            if env is not None:
+                setup = env.setup
+                if setup is None:
+                    continue  # its runtime_env is being set up; it holds nothing meanwhile
             if not resources.fits(request.shape, free):
                 waiting = True
                 continue
+            # Enough GPU in all is not enough: it must be on devices it can have (whole ones
+            # free, or one with room for its share).
+            chosen = self.gpus.choose(bundle_resources.amount(request.hold, "GPU"), devices)
+            if chosen is None:
+                waiting = True
+                continue
             resources.subtract(free, request.hold)
-            worker = self._idle_worker(request.job_id)
+            self.gpus.take(chosen, devices)
+            worker = self._idle_worker(request.job_id, setup)
             if worker is None:
-                needs_worker += 1
+                if setup is None:
+                    needs_worker += 1
+                else:
+                    needs_setup = needs_setup or {}
+                    needs_setup[setup] = needs_setup.get(setup, 0) + 1
                 continue
             self.queue.remove(request)
-            self._grant(request, worker)
+            self._grant(request, worker, chosen)
         starting = self.pool.starting()
         for _ in range(needs_worker - starting):
             self.pool.spawn()
+        if needs_setup:
+            for setup, count in needs_setup.items():
+                for _ in range(count - self.pool.starting(setup)):
+                    self.pool.spawn(setup)
         if waiting:
             self._reclaim_idle_leases()
 
-    def _idle_worker(self, job_id: bytes) -> WorkerHandle | None:
+    def _idle_worker(self, job_id: bytes, setup: WorkerSetup | None = None) -> WorkerHandle | None:
+        """An idle worker of the runtime_env ``setup`` (None: the node's own), of the job's if
+        there is one, else one bound to no job yet."""
         unbound = None
         for worker in self.pool.workers.values():
-            if worker.state != IDLE:
+            if worker.state != IDLE or worker.setup is not setup:
                 continue
             if worker.job_id == job_id:
                 return worker
@@ -310,10 +312,11 @@ class Leases:
                 unbound = worker
         return unbound
 
-    def _grant(self, request: PendingRequest, worker: WorkerHandle) -> None:
+    def _grant(self, request: PendingRequest, worker: WorkerHandle, gpus: Assignment) -> None:
         resources.subtract(self.available, request.hold)
+        self.gpus.take(gpus)
         lease = LeaseState(
-            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id
+            next(self._lease_ids), request.owner, worker, request.hold, request.actor_id, gpus
         )
         worker.state = LEASED
         worker.lease = lease
@@ -329,6 +332,7 @@ class Leases:
             node_id=self.node.node_id,
             worker_pid=worker.pid,
             worker_channel=worker.channel_address,
+            gpu_ids=[device for device, _ in gpus],
         )))
         self.report_soon()
 
@@ -358,6 +362,8 @@ class Leases:
             for name in _cpus(shape):
                 shape.pop(name)  # already given back while blocked
         resources.add(self.available, shape)
+        self.gpus.give_back(lease.gpus)
+        lease.gpus = []
         self.report_soon()
 
     def stop_leases(self, holds: Callable[[Shape], bool], reason: str) -> int:
@@ -425,6 +431,27 @@ class Leases:
         for request in queued:
             self._reject_broken(request, reason)
 
+    def env_settled(self, env: Environment) -> None:
+        """A runtime_env's setup ended: its requests are granted, or refused saying why."""
+        if env.failure:
+            failed = [r for r in self.queue if r.env is env]
+            if failed:
+                self.queue = [r for r in self.queue if r.env is not env]
+                for request in failed:
+                    self._reject_env(request, env.failure)
+        self.schedule()
+
+    def env_worker_failed(self, setup: WorkerSetup, how: str) -> None:
+        """A worker of a runtime_env ended before it was ready: the environment fails."""
+        env = self.envs.worker_failed(setup, how) if self.envs is not None else None
+        if env is not None:
+            self.env_settled(env)
+
+    def _reject_env(self, request: PendingRequest, reason: str) -> None:
+        request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
+            request_id=request.request_id, reason=reason, runtime_env_failed=True,
+        )))
+
     def _reject_broken(self, request: PendingRequest, reason: str) -> None:
         request.owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
             request_id=request.request_id,
@@ -457,6 +484,7 @@ class Leases:
             node_id=self.node.node_id,
             worker_pid=worker.pid,
             worker_channel=worker.channel_address,
+            gpu_ids=[device for device, _ in lease.gpus],
         )))
         log.info("%s: the head took back actor %s", self.node.describe(), request.actor_id.hex()[:12])
 
@@ -528,7 +556,8 @@ class Leases:
 
     def demand(self) -> list[pb.ResourceDemand]:
         """The shapes waiting here for a worker, or for a node (with the labels they need of
-        one): the cluster's demand."""
+        one): the cluster's demand. (Not those waiting for their runtime_env to be set up: a
+        long install is no call for nodes.)"""
         counts: collections.Counter[tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]] = (
             collections.Counter(
                 (
@@ -537,6 +566,7 @@ class Leases:
                     if request.constraints is not None else (),
                 )
                 for request in self.queue + self.placing
+                if request.env is None or request.env.ready
             )
         )
         return [

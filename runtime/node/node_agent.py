@@ -2,8 +2,9 @@
 
 The agent composes the parts of a node, each in a module of its own that knows nothing of the
 agent: the leases it grants owners (``leases``), its warm pool of workers forked from the zygote
-(``worker_pool``), its shared-memory object store and the transfers between nodes
-(``object_store``, ``object_transfer``), its session with the head (``head_link``), a drain
+(``worker_pool``) and the runtime_envs set up for them (``runtime_envs``), its shared-memory
+object store and the transfers between nodes (``object_store``, ``object_transfer``), its
+session with the head (``head_link``), a drain
 when the head orders one (``node_drain``), its metrics and logs. What is left here is the
 gRPC service that fronts them, the workers' sessions, and what the head hears of the node.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,13 +21,16 @@ from collections.abc import AsyncIterator, Callable
 import grpc
 
 from ember.runtime.node.bundles import Bundles
+from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
-from ember.runtime.node.leases import Leases, LeaseState
+from ember.runtime.node.lease_records import LeaseState
+from ember.runtime.node.leases import Leases
 from ember.runtime.node.node_drain import NodeDrainer
 from ember.runtime.node.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node.node_metrics import NodeMetrics
 from ember.runtime.node.object_store import Lost, ObjectStore, StoreBroken, StoreFull
 from ember.runtime.node.object_transfer import ObjectTransfer
+from ember.runtime.node.runtime_envs import RuntimeEnvs
 from ember.runtime.node.worker_pool import (
     DEAD,
     IDLE,
@@ -37,7 +42,7 @@ from ember.runtime.node.worker_pool import (
 )
 from ember.runtime.objects import ids
 from ember.runtime.objects.exceptions import describe_exit
-from ember.runtime.wire import resources, rpc
+from ember.runtime.wire import package_format, package_transfer, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.resources import Shape
@@ -45,6 +50,8 @@ from ember.runtime.wire.resources import Shape
 log = logging.getLogger("ember.runtime.node.node_agent")
 
 IDLE_WORKER_TIMEOUT = 2.0  # seconds an idle worker beyond the warm pool may live
+ASK_WORKER_TIMEOUT = 4.0  # seconds a worker has to answer the state API (below the head's 5)
+EXITING_WORKER_GRACE = 2.0  # seconds a worker that refused the question has to be seen exiting
 
 
 class NodeAgent(rpc_pb.NodeAgentServicer):
@@ -58,6 +65,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         store: ObjectStore,
         labels: dict[str, str] | None = None,
         session_dir: str = "",
+        gpus: GpuDevices | None = None,
     ) -> None:
         self.node_id = node_id
         self.store = store
@@ -77,7 +85,13 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.channels = rpc.Channels()
         self.stopping = False
         self.head_link = HeadLink(self)
-        self.leases = Leases(self, total, pool, self.head_link.report_soon)
+        self.leases = Leases(self, total, pool, self.head_link.report_soon, gpus)
+        self.runtime_envs = self.leases.envs = RuntimeEnvs(
+            os.path.join(session_dir or os.environ.get("TMPDIR", "/tmp"), "runtime_envs", node_id.hex()[:8]),
+            f"node {ids.short(node_id)}",
+            self._fetch_package,
+            self.leases.env_settled,
+        )
         self.bundles = Bundles(self.leases)  # placement group bundles reserved here
         self.metrics = NodeMetrics(store, pool, self.leases)
         self.metrics_port = 0
@@ -95,6 +109,21 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         log.error("%s: the object store is broken, it takes no new objects: %s", self.describe(), reason)
         self.failures.append(f"its object store is broken and takes no new objects: {reason}")
         self.report_soon()
+
+    async def _fetch_package(self, uri: str) -> bytes:
+        """A runtime_env's package, from the head (or its http(s) URL)."""
+        limit = package_format.max_bytes()
+        if not package_format.is_package_uri(uri):
+            return await package_transfer.fetch_url(uri, limit)
+        try:
+            return await package_transfer.download(
+                rpc_pb.PackagesStub(self.channels.channel(self.head_address)), uri, limit
+            )
+        except grpc.aio.AioRpcError as error:
+            raise package_format.PackageError(
+                f"cannot fetch {uri} from the head at {self.head_address}: "
+                f"{error.code().name}: {error.details()}"
+            ) from None
 
     # ------------------------------------------------------------------ owners
 
@@ -171,6 +200,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             except TimeoutError:
                 pass
         how = describe_exit(worker.returncode) if worker.exited.is_set() else "lost"
+        if previous == STARTING and worker.setup is not None and not self.stopping:
+            self.leases.env_worker_failed(worker.setup, _verb(how))
         failure = self.leases.worker_gone(worker, f"worker pid {worker.pid} on {self.host} {_verb(how)}")
         if failure:
             self.failures.append(failure)
@@ -191,7 +222,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         """Keep the warm pool at its size, so the next lease needs no fork."""
         if self.stopping or self.drain is not None:
             return
-        live = sum(1 for w in self.pool.workers.values() if w.state in (STARTING, IDLE, LEASED))
+        live = sum(
+            1 for w in self.pool.workers.values()
+            if w.state in (STARTING, IDLE, LEASED) and w.setup is None
+        )
         for _ in range(self.warm_workers - live):
             self.pool.spawn()
 
@@ -212,17 +246,26 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self.store.audit()
             now = time.monotonic()
             idle = [w for w in self.pool.workers.values() if w.state == IDLE]
-            spare = len(self.pool.workers) - self.warm_workers
+            # The warm pool is of the node's own environment; a runtime_env's idle workers go.
+            spare = sum(1 for w in self.pool.workers.values() if w.setup is None) - self.warm_workers
             for worker in sorted(idle, key=lambda w: w.idle_since):
-                if spare <= 0:
-                    break
-                if now - worker.idle_since >= IDLE_WORKER_TIMEOUT:
+                if now - worker.idle_since < IDLE_WORKER_TIMEOUT:
+                    continue
+                if worker.setup is not None:
+                    self._retire(worker)
+                elif spare > 0:
                     self._retire(worker)
                     spare -= 1
+            running = [w.setup for w in self.pool.workers.values() if w.setup is not None]
+            try:
+                await self.runtime_envs.collect(running)
+            except OSError as error:
+                log.warning("%s: cannot collect unused runtime_envs: %s", self.describe(), error)
 
     def job_finished(self, ended: pb.JobEnded) -> None:
         """The head says a driver is gone: its workers go too, and the objects it owned."""
         job_id = ended.job_id
+        self.runtime_envs.job_finished(job_id)
         if ended.driver_address:
             self.free_everywhere(self.store.owner_gone(ended.driver_address))
         for worker in list(self.pool.workers.values()):
@@ -422,6 +465,30 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             broken=self.store.broken, node_id=self.node_id, **info,
         )
 
+    async def ListObjects(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterObjects:
+        """Every worker of the node, asked at once what it holds references to; a worker that
+        does not answer in time is listed with why."""
+        workers = [w for w in self.pool.workers.values() if w.address and w.state != DEAD]
+
+        async def ask(worker: WorkerHandle) -> pb.ProcessObjects | None:
+            try:
+                reply: pb.ProcessObjects = await self.channels.core_worker(worker.address).ListObjects(
+                    pb.Empty(), timeout=ASK_WORKER_TIMEOUT
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() == grpc.StatusCode.UNAVAILABLE and await _exits_soon(worker):
+                    return None  # it was on its way out: a worker that has exited holds nothing
+                return pb.ProcessObjects(
+                    pid=worker.pid, kind="WORKER", address=worker.address, node_id=self.node_id,
+                    error=f"worker pid {worker.pid} on {self.describe()} could not be asked: "
+                    f"{error.code().name} {error.details()}",
+                )
+            reply.node_id = self.node_id
+            return reply
+
+        answers = await asyncio.gather(*(ask(w) for w in workers))
+        return pb.ClusterObjects(processes=[answer for answer in answers if answer is not None])
+
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""
         if self.drain is not None:
@@ -429,6 +496,16 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self.drain = self.leases.drain = NodeDrainer(self, order)
         self.drain.start()
         self.report_soon()
+
+
+async def _exits_soon(worker: WorkerHandle) -> bool:
+    """Whether a worker that refused a connection is exiting: its server closes before its
+    process ends, so a worker released between the listing and the question refuses it."""
+    try:
+        await asyncio.wait_for(worker.exited.wait(), EXITING_WORKER_GRACE)
+    except TimeoutError:
+        return False
+    return True
 
 
 def _verb(how: str) -> str:

@@ -3,12 +3,14 @@
 Every process of a node writes into the session's ``logs`` directory: the agent, the head on
 the head node, and each worker's stdout and stderr. Reading goes through the node agent, so
 that the files of a node in another pod can be read from anywhere the head can be reached.
-Only plain names from that directory are served: no path leads out of it.
+Only plain names from that directory are served, and only regular files: no path leads out of
+it, nor does a symbolic link in it (``x.log -> ../token`` would hand out the cluster's token).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -30,7 +32,7 @@ class NodeLogs:
         except FileNotFoundError:
             entries = []
         for entry in entries:
-            if entry.is_file() and not entry.name.startswith("."):
+            if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
                 stat = entry.stat()
                 files.append(pb.LogFile(name=entry.name, size=stat.st_size, modified=stat.st_mtime))
         return pb.LogList(files=files)
@@ -41,17 +43,27 @@ class NodeLogs:
             raise LogNotFound(f"{name!r} is not a log file name (ember logs lists them)")
         path = os.path.join(self.directory, name)
         try:
-            with open(path, "rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if request.offset:
-                    start = min(request.offset, size)
-                else:
-                    start = self._start_of_last_lines(f, size, request.lines or 100)
-                start = max(start, size - MAX_READ) if not request.offset else start
-                f.seek(start)
-                data = f.read(min(size - start, MAX_READ))
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             raise LogNotFound(f"no log file {name!r} in {self.directory}") from None
+        except OSError as error:  # ELOOP: a symbolic link
+            raise LogNotFound(f"{name!r} in {self.directory} is not a log file: {error.strerror}") from None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LogNotFound(f"{name!r} in {self.directory} is not a regular file")
+            f = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with f:
+            size = f.seek(0, os.SEEK_END)
+            if request.offset:
+                start = min(request.offset, size)
+            else:
+                start = self._start_of_last_lines(f, size, request.lines or 100)
+            start = max(start, size - MAX_READ) if not request.offset else start
+            f.seek(start)
+            data = f.read(min(size - start, MAX_READ))
         return pb.TailReply(text=data.decode(errors="replace"), end=start + len(data))
 
     @staticmethod

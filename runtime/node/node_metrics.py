@@ -35,7 +35,13 @@ class NodeMetrics:
         self.rpc = RpcLatency()
         self.tasks_now: dict[int, tuple[float, dict[str, int]]] = {}  # pid -> (seen, counts)
         self.running: dict[int, list[pb.TaskEvent]] = {}  # pid -> its tasks running now
+        self.pending: dict[int, list[pb.TaskEvent]] = {}  # pid -> its tasks waiting now
+        self.live_counts: dict[int, list[pb.TaskCount]] = {}  # pid -> its live tasks by name
         self.ended: collections.deque[pb.TaskEvent] = collections.deque(maxlen=ENDED_KEPT)
+        # Tasks that ended, by (name, type, state), since the agent started: the state API's
+        # summary, exact where ``ended`` keeps only the latest.
+        self.ended_counts: dict[tuple[str, str, str], int] = {}
+        self.ended_dropped = 0  # ended tasks not (or no longer) in ``ended``
         self.finished = 0
         self.failed = 0
         self.latency = Totals(LATENCY_BOUNDS)
@@ -49,13 +55,24 @@ class NodeMetrics:
         self.tasks_now[report.pid] = (time.monotonic(), dict(report.tasks))
         for event in report.ended:
             event.owner_pid = report.pid
+            if len(self.ended) == ENDED_KEPT:
+                self.ended_dropped += 1
             self.ended.append(event)
-        if report.running:
-            for event in report.running:
-                event.owner_pid = report.pid
-            self.running[report.pid] = list(report.running)
+        self.ended_dropped += report.ended_dropped
+        for count in report.ended_counts:
+            count_key = (count.name, count.type, count.state)
+            self.ended_counts[count_key] = self.ended_counts.get(count_key, 0) + count.count
+        for events, listed in ((report.running, self.running), (report.pending, self.pending)):
+            if events:
+                for event in events:
+                    event.owner_pid = report.pid
+                listed[report.pid] = list(events)
+            else:
+                listed.pop(report.pid, None)
+        if report.live_counts:
+            self.live_counts[report.pid] = list(report.live_counts)
         else:
-            self.running.pop(report.pid, None)
+            self.live_counts.pop(report.pid, None)
         self.finished += report.tasks_finished
         self.failed += report.tasks_failed
         if report.HasField("scheduling_latency"):
@@ -119,6 +136,17 @@ class NodeMetrics:
         families.append(GaugeMetricFamily(
             "ember_leases", "Workers leased to owners now.", value=self.leases.held()
         ))
+        envs = self.leases.envs
+        if envs is not None:
+            setups = CounterMetricFamily(
+                "ember_runtime_env_setups",
+                "Parts of runtime_envs this node set up (a package unpacked, a wheel or a "
+                "virtualenv installed), by kind and outcome; a part is set up once per node.",
+                labels=["kind", "outcome"],
+            )
+            for (kind, outcome), count in sorted(envs.setups.items()):
+                setups.add_metric([kind, outcome], count)
+            families.append(setups)
 
         self._forget_stale()
         tasks = GaugeMetricFamily(
@@ -153,6 +181,8 @@ class NodeMetrics:
             if now - seen > STALE_AFTER:
                 del self.tasks_now[pid]
                 self.running.pop(pid, None)
+                self.pending.pop(pid, None)
+                self.live_counts.pop(pid, None)
 
     def task_list(self) -> pb.TaskList:
         self._forget_stale()
@@ -164,6 +194,13 @@ class NodeMetrics:
             ended=reversed(self.ended),
             running=[event for events in self.running.values() for event in events],
             counts=counts,
+            pending=[event for events in self.pending.values() for event in events],
+            live_counts=[count for counts in self.live_counts.values() for count in counts],
+            ended_counts=[
+                pb.TaskCount(name=name, type=kind, state=state, count=n)
+                for (name, kind, state), n in self.ended_counts.items()
+            ],
+            ended_dropped=self.ended_dropped,
         )
 
     def _user_families(self) -> list[Family]:

@@ -76,24 +76,15 @@ def shm_bytes() -> int:
     return int(stat.f_blocks * stat.f_frsize * 0.95)
 
 
-def gpu_count() -> int:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
-    try:
-        return len(os.listdir("/proc/driver/nvidia/gpus"))
-    except OSError:
-        return 0
-
-
 def default_resources(
     num_cpus: float | None = None,
-    num_gpus: float | None = None,
+    num_gpus: int = 0,
     memory: int | None = None,
     object_store_memory: int | None = None,
     custom: dict[str, float] | None = None,
 ) -> Shape:
-    """The node's total resources, filling in what the caller did not say."""
+    """The node's total resources, filling in what the caller did not say. The GPUs are
+    counted by ``gpu_devices.discover``, which knows them one by one."""
     machine_memory = memory_bytes()
     if object_store_memory is None:
         object_store_memory = int(machine_memory * OBJECT_STORE_FRACTION)
@@ -104,7 +95,7 @@ def default_resources(
         memory = max(0, machine_memory - object_store_memory)
     quantities: dict[str, float] = {
         "CPU": cpu_count() if num_cpus is None else num_cpus,
-        "GPU": gpu_count() if num_gpus is None else num_gpus,
+        "GPU": num_gpus,
         "memory": memory,
         "object_store_memory": object_store_memory,
     }

@@ -19,7 +19,8 @@ from typing import Protocol
 
 import grpc
 
-from ember.runtime.node.leases import Leases, PendingRequest
+from ember.runtime.node.lease_records import PendingRequest
+from ember.runtime.node.leases import Leases
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -48,6 +49,8 @@ def waiting_too_long(leases: Leases, now: float) -> list[PendingRequest]:
     free = dict(leases.available)
     stuck = []
     for request in leases.queue:
+        if request.env is not None and not request.env.ready:
+            continue  # it waits for its runtime_env to be set up here, not for room
         if resources.fits(request.shape, free):
             resources.subtract(free, request.hold)
             continue

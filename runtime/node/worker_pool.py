@@ -1,4 +1,10 @@
-"""The node agent's workers: started through the zygote, tracked until they exit."""
+"""The node agent's workers: started through the zygote, tracked until they exit.
+
+A worker of a runtime_env (``runtime_envs``) is started for that environment and runs nothing
+else: the zygote forks one whose environment is only code, which moves into it before it
+runs anything; one whose environment has a virtualenv or variables is a process of its own,
+started here with the environment's interpreter and variables (see ``WorkerSetup``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ember.runtime.objects import ids
 from ember.runtime.objects.exceptions import describe_exit
@@ -40,6 +47,7 @@ class WorkerHandle:
         "returncode",
         "exited",
         "detached",
+        "setup",
     )
 
     def __init__(self, worker_id: bytes) -> None:
@@ -56,9 +64,44 @@ class WorkerHandle:
         self.returncode: int | None = None
         self.exited = asyncio.Event()
         self.detached = False  # hosts a detached actor: outlives its job
+        self.setup: WorkerSetup | None = None  # its runtime_env (None: the node's own)
 
     def describe(self) -> str:
         return f"worker {ids.short(self.worker_id)} (pid {self.pid or '?'})"
+
+
+@dataclass(frozen=True, eq=False)
+class WorkerSetup:
+    """How a worker of one runtime_env starts: made once per environment and node
+    (``runtime_envs``), compared by identity when a lease looks for a worker of it.
+
+    ``python`` is the interpreter of a worker that is a process of its own ("" : forked by the
+    zygote). ``cwd`` and ``paths`` reach the worker as ``EMBER_RUNTIME_ENV_CWD`` and
+    ``EMBER_RUNTIME_ENV_PATH`` (``worker_main`` moves into them first thing) and ``paths`` as
+    ``PYTHONPATH`` too, for the processes a task starts."""
+
+    key: str
+    runtime_env: str  # its canonical JSON: the worker's parent runtime_env for nested work
+    env_vars: Mapping[str, str]
+    cwd: str
+    paths: tuple[str, ...]
+    python: str
+    log_path: str  # where its own processes' start-up output goes
+    description: str
+
+    def variables(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        """The variables a worker of it gets over ``inherited``: the user's, then ember's."""
+        result = dict(self.env_vars)
+        path = list(self.paths)
+        existing = result.get("PYTHONPATH", inherited.get("PYTHONPATH", ""))
+        if existing:
+            path.append(existing)
+        if path:
+            result["PYTHONPATH"] = os.pathsep.join(path)
+        result["EMBER_RUNTIME_ENV"] = self.runtime_env
+        result["EMBER_RUNTIME_ENV_CWD"] = self.cwd
+        result["EMBER_RUNTIME_ENV_PATH"] = os.pathsep.join(self.paths)
+        return result
 
 
 # What a forked worker runs: named, not imported, since the worker's code is the core's and a node
@@ -104,6 +147,8 @@ class WorkerPool:
         self._deaths: list[float] = []
         self.broken = ""
         self.closing = False
+        # Workers started as processes of their own (runtime_envs with an interpreter), by pid.
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -114,12 +159,19 @@ class WorkerPool:
         )
         self._events = asyncio.ensure_future(self._read_events(reader))
 
-    def spawn(self) -> WorkerHandle | None:
+    def spawn(self, setup: WorkerSetup | None = None) -> WorkerHandle | None:
+        """Start a worker (of the runtime_env ``setup``, or of the node's own environment)."""
         if self.broken:
             return None
         worker = WorkerHandle(ids.random_id())
         self.workers[worker.worker_id] = worker
-        command = {"spawn": worker.worker_id.hex(), "env": self.worker_env | {
+        env = self.worker_env
+        if setup is not None:
+            worker.setup = setup
+            env = env | setup.variables(self.zygote_env)
+            if setup.python:
+                return self._start_process(worker, setup, env)
+        command = {"spawn": worker.worker_id.hex(), "env": env | {
             "EMBER_WORKER_ID": worker.worker_id.hex()
         }}
         assert self.zygote.stdin is not None
@@ -132,8 +184,51 @@ class WorkerPool:
             return None
         return worker
 
-    def starting(self) -> int:
-        return sum(1 for w in self.workers.values() if w.state == STARTING)
+    def _start_process(
+        self, worker: WorkerHandle, setup: WorkerSetup, env: dict[str, str]
+    ) -> WorkerHandle | None:
+        """A worker that is a process of its own, with the environment's interpreter. It dies
+        with the agent (``EMBER_DIE_WITH_PARENT``, and its session with the agent ends)."""
+        env = self.zygote_env | env | {
+            "EMBER_WORKER_ID": worker.worker_id.hex(),
+            "EMBER_DIE_WITH_PARENT": str(os.getpid()),
+        }
+        try:
+            with open(setup.log_path, "ab") as log_file:
+                process = subprocess.Popen(
+                    [setup.python, "-m", WORKER_MAIN],
+                    env=env,
+                    cwd=setup.cwd or None,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=log_file,
+                )
+        except OSError as error:
+            log.error("cannot start a worker of %s: %s", setup.description, error)
+            self.workers.pop(worker.worker_id, None)
+            return None
+        worker.pid = process.pid
+        self.by_pid[process.pid] = worker
+        self.processes[process.pid] = process
+        loop = asyncio.get_running_loop()
+        pidfd = os.pidfd_open(process.pid)
+        loop.add_reader(pidfd, self._process_exited, process, pidfd)
+        return worker
+
+    def _process_exited(self, process: subprocess.Popen[bytes], pidfd: int) -> None:
+        asyncio.get_running_loop().remove_reader(pidfd)
+        os.close(pidfd)
+        code = process.wait()
+        self.processes.pop(process.pid, None)
+        worker = self.by_pid.pop(process.pid, None)
+        if worker is not None:
+            worker.returncode = code
+            worker.exited.set()
+            self.on_exit(worker)
+
+    def starting(self, setup: WorkerSetup | None = None) -> int:
+        """Workers of ``setup``'s environment (None: the node's own) not ready yet."""
+        return sum(1 for w in self.workers.values() if w.state == STARTING and w.setup is setup)
 
     async def _read_events(self, reader: asyncio.StreamReader) -> None:
         while True:
@@ -192,6 +287,10 @@ class WorkerPool:
         self.closing = True
         if self._events is not None:
             self._events.cancel()
+        for process in list(self.processes.values()):
+            process.kill()
+            process.wait()
+        self.processes.clear()
         try:
             if self.zygote.stdin is not None:
                 self.zygote.stdin.close()

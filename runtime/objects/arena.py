@@ -118,8 +118,9 @@ class Arena:
 
 
 def copy_out(arena: Arena, offset: int, size: int, path: str) -> None:
-    """Write a range to a file (spilling)."""
-    with open(path, "wb") as f:
+    """Write a range to a file (spilling), readable only by this user: it is someone's data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "wb") as f:
         f.write(arena.view[offset : offset + size])
 
 

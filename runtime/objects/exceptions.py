@@ -192,6 +192,21 @@ class WorkerStartError(EmberError):
     """A node cannot start the worker processes a task needs."""
 
 
+class RuntimeEnvSetupError(EmberError):
+    """A task's or actor's runtime_env could not be set up on the node chosen for it (a package
+    that does not install, a working_dir that cannot be fetched, a setup past its timeout); the
+    message names the environment and ends with the tail of the installer's output. Not
+    retried: the same environment would fail the same way."""
+
+
+class ActorRuntimeEnvSetupError(ActorDiedError, RuntimeEnvSetupError):
+    """An actor died because its runtime_env could not be set up: both an ``ActorDiedError``
+    (what calls to a dead actor raise) and a ``RuntimeEnvSetupError`` (why)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ActorRuntimeEnvSetupError, (str(self), self.actor_id))
+
+
 class RuntimeConnectionError(EmberError, ConnectionError):
     """A cluster process (head, node agent, owner) cannot be reached."""
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import cloudpickle
 
+from ember.runtime.objects import unpicklable
 from ember.runtime.objects.object_ref import ObjectRef, _pickling
 
 PROTOCOL = 5
@@ -86,10 +87,11 @@ def dumps_function(function: Any, name: str) -> tuple[bytes, bytes]:
         data = _cloudpickle(function)
     except Exception as error:
         raise TypeError(
-            f"Could not serialize the function {name} to run it remotely: {error}. "
+            f"Could not serialize the function {name} to run it remotely: "
+            f"{unpicklable.explain(function, error, name)}. "
             "A remote function may not capture locks, sockets, open files or other "
             "process-local state; create such things inside the function instead."
-        ) from error
+        ) from None
     return data, hashlib.blake2b(data, digest_size=16).digest()
 
 
@@ -121,8 +123,21 @@ def serialize_args(
     try:
         data, nested = dumps((tuple(args), kwargs))
     except Exception as error:
-        raise TypeError(f"Could not serialize the arguments of {name}: {error}") from error
+        raise TypeError(
+            f"Could not serialize the arguments of {name}: {_explain_args(args, kwargs, error)}"
+        ) from None
     return data, deps, nested
+
+
+def _explain_args(args: Sequence[Any], kwargs: dict[str, Any], error: Exception) -> str:
+    """The first argument that cannot be pickled, by position or name, and why."""
+    named = [(f"args[{i}]", arg) for i, arg in enumerate(args)]
+    named += [(f"kwargs[{key!r}]", value) for key, value in kwargs.items()]
+    for root, value in named:
+        culprit = unpicklable.pickling_error(value)
+        if culprit is not None:
+            return unpicklable.explain(value, culprit, root)
+    return str(error)
 
 
 def deserialize_args(data: bytes, values: Sequence[Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:

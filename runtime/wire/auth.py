@@ -27,6 +27,9 @@ from grpc import aio
 ENV = "EMBER_TOKEN"
 ENV_FILE = "EMBER_TOKEN_FILE"
 METADATA_KEY = "authorization"
+# A token is a password to every machine of the cluster, tried by whoever reaches a port: one
+# of a few characters is guessed. ember's own are 43 (32 random bytes).
+MIN_LENGTH = 16
 
 _token = ""
 
@@ -49,11 +52,23 @@ def generate() -> str:
     return secrets.token_urlsafe(32)
 
 
+def check_strength(value: str, source: str) -> str:
+    """``value``, if long enough to be a token; else ``TokenError`` naming ``source``."""
+    if len(value) < MIN_LENGTH:
+        raise TokenError(
+            f"the cluster token from {source} has {len(value)} character(s); a token needs at least "
+            f"{MIN_LENGTH}, and anything shorter is guessed by whoever reaches the cluster's ports. "
+            f"Leave it unset and ember makes one, or make one with: python -c "
+            f"'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return value
+
+
 def from_environment() -> str:
     """``EMBER_TOKEN``, or the contents of ``EMBER_TOKEN_FILE``; "" when neither is set."""
     value = os.environ.get(ENV, "").strip()
     if value:
-        return value
+        return check_strength(value, ENV)
     path = os.environ.get(ENV_FILE, "")
     if path:
         return read_file(path)
@@ -68,7 +83,7 @@ def read_file(path: str) -> str:
         raise TokenError(f"cannot read the cluster token from {path}: {error}") from None
     if not value:
         raise TokenError(f"the cluster token file {path} is empty")
-    return value
+    return check_strength(value, path)
 
 
 def write_file(path: str, value: str) -> None:
@@ -116,22 +131,23 @@ class TokenCheck(aio.ServerInterceptor):
 
 
 def _refusal(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
-    async def refuse(request: Any, context: aio.ServicerContext) -> Any:
+    """A handler that refuses the call without reading its request.
+
+    Always a client-streaming one, whatever the method's shape: a unary handler would have gRPC
+    receive and parse the whole request first (a 300 MB message cost the head ~900 MiB before
+    its refusal), while a streaming one is refused at once, having cost at most a flow-control
+    window of buffered bytes.
+    """
+
+    async def refuse(requests: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    async def refuse_stream(request: Any, context: aio.ServicerContext) -> Any:
+    async def refuse_stream(requests: Any, context: aio.ServicerContext) -> Any:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
         yield  # an async generator, as a streaming handler must be
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(refuse_stream, **kwargs)
-    if handler.stream_unary is not None:
+    kwargs = {"request_deserializer": None, "response_serializer": handler.response_serializer}
+    if handler.unary_unary is not None or handler.stream_unary is not None:
         return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
     return grpc.stream_stream_rpc_method_handler(refuse_stream, **kwargs)
 

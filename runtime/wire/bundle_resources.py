@@ -52,6 +52,20 @@ def original(name: str) -> str:
     return parsed[0] if parsed is not None else name
 
 
+def amount(shape: Mapping[str, int], name: str) -> int:
+    """How much of the ordinary resource ``name`` a shape asks for, its bundles' share included:
+    a node hands out GPU devices by this, so that ``num_gpus=1`` in a bundle gets a device as
+    outside one does. A bundle's share counts once, by the group-wide name every request in a
+    group carries (the per-bundle name carries the same amount)."""
+    found = shape.get(name, 0)
+    for key, value in shape.items():
+        if "_group_" in key:
+            parsed = parse(key)
+            if parsed is not None and parsed[0] == name and parsed[2] == -1:
+                found += value
+    return found
+
+
 def committed(bundle: Mapping[str, int], group_hex: str, index: int) -> Shape:
     """What committing bundle ``index`` of a group adds to its node."""
     added: Shape = {}

@@ -1,10 +1,11 @@
-"""Serving Prometheus metrics over HTTP from the head and the node agents.
+"""Serving Prometheus metrics over HTTP (HTTPS with TLS) from the head and the node agents.
 
 prometheus-client does the exposition and the HTTP server (a thread); ember only says what the
 values are, through collectors that read the process's state when Prometheus scrapes. Reading
 happens on the process's event loop (the state belongs to it), so a scrape never sees a dict
 half-changed. The library is imported only once the process is serving: its import costs about
-50 ms, which a cluster's start-up does not wait for.
+50 ms, which a cluster's start-up does not wait for. The HTTP server is ``http_server``'s: it
+caps connections, drops idle ones, and speaks HTTPS when TLS is configured.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from ember.runtime import __version__
+from ember.runtime.wire import http_server
 from ember.runtime.wire.metrics_report import Totals
 
 log = logging.getLogger("ember.runtime.metrics")
@@ -95,7 +97,6 @@ class MetricsServer:
         def serve() -> int:
             import socket
             import threading
-            from socketserver import ThreadingMixIn
             from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
             from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -112,15 +113,16 @@ class MetricsServer:
                     return [b"ok\n" if ok else b"unhealthy\n"]
                 return metrics(environ, start_response)
 
-            class Server(ThreadingMixIn, WSGIServer):
-                daemon_threads = True
+            class Server(http_server.GuardedServer, WSGIServer):
+                who = "metrics endpoint"
                 address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
             class Quiet(WSGIRequestHandler):
                 def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                     pass
 
-            self._server = make_server(host, port, app, Server, handler_class=Quiet)
+            handler = http_server.guard_handler(Quiet)
+            self._server = make_server(host, port, app, Server, handler_class=handler)
             threading.Thread(target=self._server.serve_forever, name="metrics-http", daemon=True).start()
             return int(self._server.server_port)
 

@@ -10,6 +10,12 @@ from collections.abc import Iterable, Mapping
 
 UNIT = 10_000
 
+# A node with GPUs of a known model advertises ``accelerator_type:<model>`` (one unit); a task
+# or actor with ``accelerator_type=<model>`` asks for a sliver of it, as Ray does, so that it
+# runs only where that model is.
+ACCELERATOR_TYPE = "accelerator_type:"
+ACCELERATOR_REQUEST = 0.001
+
 Shape = dict[str, int]
 ShapeKey = tuple[tuple[str, int], ...]
 

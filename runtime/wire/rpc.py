@@ -1,8 +1,10 @@
 """gRPC channels and servers, configured in one place.
 
-Every ember process talks grpc.aio on its I/O thread. Messages may be large (values travel
-inline until the object store takes them), peers must notice a vanished process within seconds
-(keepalive), and a second server must never silently share a port (no SO_REUSEPORT).
+Every ember process talks grpc.aio on its I/O thread. Messages are bounded per method
+(``message_limits``: a few MiB for control, more only where object bytes or batches travel),
+peers must notice a vanished process within seconds (keepalive), a connection that never
+completes its handshake is dropped within seconds, and a second server must never silently share
+a port (no SO_REUSEPORT).
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ember.runtime.wire import auth, peer_route, tls
+from ember.runtime.wire import accept_limits, auth, message_limits, peer_route, tls
 from ember.runtime.wire.listen_address import host_port
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
+HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that has not finished HTTP/2 (and TLS) by then
+
 _COMMON = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -29,6 +31,11 @@ _COMMON = [
 ]
 
 CHANNEL_OPTIONS = _COMMON + [
+    # The channel as a whole allows the largest message of any method; the service config
+    # narrows each method to its own limit, both ways.
+    ("grpc.max_send_message_length", message_limits.LARGEST),
+    ("grpc.max_receive_message_length", message_limits.LARGEST),
+    ("grpc.service_config", message_limits.service_config()),
     ("grpc.enable_http_proxy", 0),
     ("grpc.enable_retries", 0),
     # Reconnect quickly to a restarted peer instead of backing off for minutes.
@@ -37,22 +44,37 @@ CHANNEL_OPTIONS = _COMMON + [
 ]
 
 SERVER_OPTIONS = _COMMON + [
+    ("grpc.max_send_message_length", message_limits.LARGEST),
+    ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
     ("grpc.so_reuseport", 0),
     ("grpc.http2.min_recv_ping_interval_without_data_ms", 5_000),
     ("grpc.http2.max_ping_strikes", 0),
 ]
 
 
-def server(who: str, observe: Callable[[str, float], None] | None = None) -> aio.Server:
-    """A server that refuses callers without the cluster token (when this process has one);
-    ``who`` names the process in the refusal. With ``observe``, each unary handler's time is
-    reported by method name."""
+def server(
+    who: str,
+    observe: Callable[[str, float], None] | None = None,
+    services: tuple[str, ...] = ("CoreWorker",),
+) -> aio.Server:
+    """A server that refuses callers without the cluster token (when this process has one)
+    before reading their messages; ``who`` names the process in the refusal. ``services``
+    (names like "Head") are what it will serve: it receives no message larger than their
+    methods allow. With ``observe``, each unary handler's time is reported by method name."""
+    limit = message_limits.receive_limit(services)
     interceptors: list[aio.ServerInterceptor] = []
     if auth.token():
         interceptors.append(auth.TokenCheck(auth.token(), who))
+    interceptors.append(message_limits.LimitCheck(who, limit))
     if observe is not None:
         interceptors.append(LatencyInterceptor(observe))
-    return aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+    options = SERVER_OPTIONS + [
+        ("grpc.max_receive_message_length", limit),
+        # Enforced before any handshake: a flood of connections that never speak cannot take
+        # every descriptor of the process (which new peers, files and the rest need too).
+        ("grpc.max_allowed_incoming_connections", accept_limits.descriptor_budget()),
+    ]
+    return aio.server(options=options, interceptors=interceptors)
 
 
 class LatencyInterceptor(aio.ServerInterceptor):

@@ -1,6 +1,6 @@
 """The task channel: the hot path between an owner and a worker, on a plain socket.
 
-Frames are a 4-byte little-endian length followed by a protobuf message. An owner opens a
+Frames (``framing``) are a 4-byte little-endian length followed by a protobuf message. An owner opens a
 channel to a worker, sends ``ChannelHello`` (its job and, once the cluster has one, the token),
 gets ``ChannelWelcome``, then streams ``ExecuteRequest`` frames; the worker streams back
 ``ExecuteReply`` frames. One channel per (owner, worker) pair, reused across leases.
@@ -18,91 +18,57 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import selectors
 import socket
 import ssl
-import struct
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from google.protobuf.message import DecodeError
-
-from ember.runtime.wire import auth, peer_route, tls
+from ember.runtime.wire import accept_limits, auth, peer_route, tls
+from ember.runtime.wire.framing import (  # noqa: F401 - the channel's framing, used from here
+    HEADER,
+    MAX_FRAME,
+    MAX_HELLO,
+    FrameError,
+    FrameReader,
+    encode,
+    parse,
+    plain_address,
+)
 from ember.runtime.wire.listen_address import host_port, tcp_listener
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.wire.task_channel")
 
-HEADER = struct.Struct("<I")
-MAX_FRAME = (1 << 31) - 1  # a frame must fit a signed 32-bit length
-HANDSHAKE_TIMEOUT = 10.0
+HELLO_TIMEOUT = 10.0  # seconds from accept to a hello (the TLS handshake included)
+UNWELCOMED_CAP = 128  # connections at once that have not said hello yet
+ACCEPT_BATCH = 64  # connections accepted per wake-up, at most
 FLUSH_AFTER = 0.001  # seconds a finished result may wait for the next one to share its frame
-
-
-class FrameError(Exception):
-    """The peer sent something that is not a frame of ours: drop the connection."""
-
-
-def encode(message: Any) -> bytes:
-    data = message.SerializeToString()
-    return HEADER.pack(len(data)) + data
-
-
-class FrameReader:
-    """Splits a byte stream into frames without copying the buffer per frame."""
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buffer = self._buffer
-        buffer += data
-        frames = []
-        offset = 0
-        size = len(buffer)
-        view = memoryview(buffer)
-        try:
-            while size - offset >= 4:
-                (length,) = HEADER.unpack_from(buffer, offset)
-                if length > MAX_FRAME:
-                    raise FrameError(f"frame of {length} bytes is larger than allowed")
-                end = offset + 4 + length
-                if end > size:
-                    break
-                frames.append(bytes(view[offset + 4 : end]))
-                offset = end
-        finally:
-            view.release()
-        if offset:
-            del buffer[:offset]
-        return frames
-
-
-def parse(message_type: Any, frame: bytes) -> Any:
-    try:
-        return message_type.FromString(frame)
-    except DecodeError as error:
-        raise FrameError(f"not a {message_type.__name__}: {error}") from None
 
 
 # ================================================================== worker side
 
 
 class _Connection:
-    __slots__ = ("sock", "reader", "welcomed", "results", "first_result", "closed", "peer", "owner")
+    __slots__ = (
+        "sock", "reader", "welcomed", "results", "first_result", "closed", "peer", "owner",
+        "deadline", "handshaking", "events",
+    )
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: socket.socket, peer: str, deadline: float) -> None:
         self.owner = ""  # the owner's address: it owns the results sent back here
         self.sock = sock
-        self.reader = FrameReader()
+        self.reader = FrameReader(MAX_HELLO)
         self.welcomed = False
         self.results: list[pb.TaskResult] = []
         self.first_result = 0.0
         self.closed = False
         self.peer = peer
+        self.deadline = deadline  # for the hello (and the TLS handshake before it)
+        self.handshaking = False
+        self.events = selectors.EVENT_READ
 
 
 _WAKE = object()
@@ -134,7 +100,14 @@ class TaskHandler(Protocol):
 
 
 class ChannelServer:
-    """Accepts owners' channels and runs their tasks, in order, on the calling thread."""
+    """Accepts owners' channels and runs their tasks, in order, on the calling thread.
+
+    Whoever reaches the port can connect, so until a connection has said hello with the token
+    it costs little and not for long: its frames may not exceed ``MAX_HELLO``, it is dropped
+    after ``HELLO_TIMEOUT``, at most ``UNWELCOMED_CAP`` of them are held at once (and at most
+    a share of the process's descriptors in all), and its TLS handshake is driven by the
+    selector like any read, never blocking the loop that runs tasks.
+    """
 
     def __init__(
         self,
@@ -151,10 +124,20 @@ class ChannelServer:
         config = tls.current()
         self.tls = config.server_context() if config is not None else None
         self.address = host_port(host, self.listener.getsockname()[1])
+        self.who = f"worker {worker_id.hex()[:12]}"
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.listener, selectors.EVENT_READ, None)
         self.pending: collections.deque[tuple[_Connection, pb.TaskSpec]] = collections.deque()
         self.connections = 0
+        self.max_connections = accept_limits.descriptor_budget()
+        # Connections that have not said hello yet, oldest first (all wait as long).
+        self.unwelcomed: dict[_Connection, None] = {}
+        self.accepting = True
+        self.resume_at = 0.0  # after accept() failed for lack of descriptors: when to retry
+        self._backoff = accept_limits.AcceptBackoff(f"task channel of {self.who}", log)
+        self._silent = accept_limits.DropTally(
+            f"task channel of {self.who}", f"no hello within {HELLO_TIMEOUT:g}s", log, logging.INFO
+        )
         # Results of calls that ran on other threads (concurrent actors), and the socket pair
         # they wake this loop with.
         self.completed: collections.deque[tuple[_Connection, pb.TaskResult]] = collections.deque()
@@ -176,37 +159,131 @@ class ChannelServer:
         select = self.selector.select
         handler = self.handler
         while True:
-            for key, _ in select():
-                if key.data is None:
-                    self._accept()
-                elif key.data is _WAKE:
-                    self._drain_completed()
-                else:
-                    self._receive(key.data)
+            timeout = None
+            if self.unwelcomed or not self.accepting:
+                timeout = self._until_next_deadline()
+            for key, _ in select(timeout):
+                self._dispatch(key)
+            if self.unwelcomed or not self.accepting:
+                self._expire()
             if self.pending:
                 self._run_pending()
             if not self.pending and handler.terminated():
                 self._exit()
 
+    def _dispatch(self, key: selectors.SelectorKey) -> None:
+        data = key.data
+        if data is None:
+            self._accept()
+        elif data is _WAKE:
+            self._drain_completed()
+        elif data.handshaking:
+            self._handshake(data)
+        else:
+            self._receive(data)
+
+    # ------------------------------------------------------------------ admission
+
+    def _until_next_deadline(self) -> float:
+        now = time.monotonic()
+        deadlines = []
+        if self.unwelcomed:
+            deadlines.append(next(iter(self.unwelcomed)).deadline)
+        if not self.accepting and self.resume_at:
+            deadlines.append(self.resume_at)
+        return max(0.0, min(deadlines) - now) if deadlines else 1.0
+
+    def _expire(self) -> None:
+        """Drop connections past their hello deadline; accept again after a pause."""
+        now = time.monotonic()
+        while self.unwelcomed:
+            connection = next(iter(self.unwelcomed))
+            if connection.deadline > now:
+                break
+            self._silent.add(connection.peer)
+            self._close(connection, f"no hello within {HELLO_TIMEOUT:g}s")
+        if not self.accepting and self.resume_at and now >= self.resume_at:
+            self._resume()
+
+    def _full(self) -> bool:
+        return len(self.unwelcomed) >= UNWELCOMED_CAP or self.connections >= self.max_connections
+
+    def _pause(self, seconds: float = 0.0) -> None:
+        """Stop accepting: until a connection closes, or for ``seconds`` after a failure."""
+        if self.accepting:
+            self.selector.unregister(self.listener)
+            self.accepting = False
+        self.resume_at = time.monotonic() + seconds if seconds else 0.0
+
+    def _resume(self) -> None:
+        if not self.accepting and not self._full():
+            self.selector.register(self.listener, selectors.EVENT_READ, None)
+            self.accepting = True
+            self.resume_at = 0.0
+
     def _accept(self) -> None:
-        try:
-            sock, peer = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.tls is not None:
-            # The handshake runs here, bounded: a peer that never finishes it costs seconds.
-            sock.settimeout(HANDSHAKE_TIMEOUT)
+        for _ in range(ACCEPT_BATCH):
+            if self._full():
+                self._pause()
+                return
             try:
-                sock = self.tls.wrap_socket(sock, server_side=True)
+                sock, peer = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                pause = self._backoff.failed(error)
+                if pause is not None:
+                    self._pause(pause)
+                    return
+                continue  # that connection was reset before we took it
+            self._backoff.succeeded()
+            self._admit(sock, f"{peer[0]}:{peer[1]}")
+
+    def _admit(self, sock: socket.socket, peer: str) -> None:
+        # Non-blocking until welcomed: nothing an unauthenticated peer does (or does not do)
+        # may hold this thread.
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection = _Connection(sock, peer, time.monotonic() + HELLO_TIMEOUT)
+        if self.tls is not None:
+            try:
+                connection.sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             except (OSError, ssl.SSLError) as error:
-                log.warning("refused a task channel from %s:%s: TLS handshake failed: %s", peer[0], peer[1], error)
+                log.warning("refused a task channel from %s: TLS failed: %s", peer, error)
                 sock.close()
                 return
-        sock.setblocking(True)
-        connection = _Connection(sock, f"{peer[0]}:{peer[1]}")
-        self.selector.register(sock, selectors.EVENT_READ, connection)
+            connection.handshaking = True
+        self.selector.register(connection.sock, selectors.EVENT_READ, connection)
+        self.unwelcomed[connection] = None
         self.connections += 1
+
+    def _watch(self, connection: _Connection, events: int) -> None:
+        if connection.events != events:
+            self.selector.modify(connection.sock, events, connection)
+            connection.events = events
+
+    def _handshake(self, connection: _Connection) -> None:
+        """One step of a TLS handshake, taken when the socket is ready for it."""
+        sock = connection.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(connection, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(connection, selectors.EVENT_WRITE)
+            return
+        except (OSError, ssl.SSLError) as error:
+            log.warning("refused a task channel from %s: TLS handshake failed: %s", connection.peer, error)
+            self._close(connection, "TLS handshake failed")
+            return
+        connection.handshaking = False
+        self._watch(connection, selectors.EVENT_READ)
+        if sock.pending():
+            self._receive(connection)
+
+    # ------------------------------------------------------------------ frames
 
     def _receive(self, connection: _Connection) -> None:
         sock = connection.sock
@@ -215,14 +292,17 @@ class ChannelServer:
             if isinstance(sock, ssl.SSLSocket):
                 while sock.pending():  # decrypted bytes the selector cannot see
                     data += sock.recv(sock.pending())
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return  # not welcomed yet (non-blocking): a TLS record is still incomplete
         except (ConnectionError, OSError):
             data = b""
         if not data:
             self._close(connection, "closed by the owner")
             return
+        reader = connection.reader
         try:
-            frames = connection.reader.feed(data)
-            for frame in frames:
+            reader.append(data)
+            for frame in reader.frames():
                 if not connection.welcomed:
                     self._hello(connection, parse(pb.ChannelHello, frame))
                     continue
@@ -234,18 +314,30 @@ class ChannelServer:
             self._close(connection, str(error))
 
     def _hello(self, connection: _Connection, hello: pb.ChannelHello) -> None:
-        error = self.check_hello(hello)
+        if not plain_address(hello.owner_address):
+            error = (
+                f"{self.who}: the hello's owner_address {hello.owner_address[:64]!r} is not a "
+                f"HOST:PORT address"
+            )
+        else:
+            error = self.check_hello(hello)
+        if not error:
+            # Welcomed: frames may be as large as tasks need, and replies are written whole.
+            connection.sock.setblocking(True)
+            connection.reader.max_frame = MAX_FRAME
         self._send(connection, pb.ChannelWelcome(worker_id=self.worker_id, error=error))
         if error:
             raise FrameError(f"refused: {error}")
         connection.welcomed = True
         connection.owner = hello.owner_address
+        self.unwelcomed.pop(connection, None)
 
     def _close(self, connection: _Connection, why: str) -> None:
         if connection.closed:
             return
         connection.closed = True
         self.connections -= 1
+        self.unwelcomed.pop(connection, None)
         try:
             self.selector.unregister(connection.sock)
         except (KeyError, ValueError):
@@ -255,6 +347,8 @@ class ChannelServer:
         if dropped:
             log.info("owner at %s left (%s); dropping %d queued task(s)", connection.peer, why, dropped)
             self.pending = collections.deque((c, s) for c, s in self.pending if c is not connection)
+        if not self.accepting and not self.resume_at:
+            self._resume()
 
     def _send(self, connection: _Connection, message: Any) -> None:
         try:
@@ -314,10 +408,9 @@ class ChannelServer:
 
     def _poll(self) -> None:
         for key, _ in self.selector.select(0):
-            if key.data is None:
-                self._accept()
-            else:
-                self._receive(key.data)
+            self._dispatch(key)
+        if self.unwelcomed or not self.accepting:
+            self._expire()
 
     def _flush(self, connection: _Connection) -> None:
         results = connection.results
@@ -348,7 +441,7 @@ class ChannelClient(asyncio.Protocol):
         self.hello = hello
         self.on_reply = on_reply
         self.on_lost = on_lost
-        self.reader = FrameReader()
+        self.reader = FrameReader(MAX_HELLO)  # until the welcome; then as large as replies need
         self.transport: asyncio.Transport | None = None
         self.welcome: pb.ChannelWelcome | None = None
         self.lost = False
@@ -365,13 +458,16 @@ class ChannelClient(asyncio.Protocol):
         transport.write(encode(self.hello))
 
     def data_received(self, data: bytes) -> None:
+        reader = self.reader
         try:
-            for frame in self.reader.feed(data):
+            reader.append(data)
+            for frame in reader.frames():
                 if self.welcome is None:
                     self.welcome = parse(pb.ChannelWelcome, frame)
                     if self.welcome.error:
                         self._fail(f"the worker refused the channel: {self.welcome.error}")
                         return
+                    reader.max_frame = MAX_FRAME
                     continue
                 self.on_reply(self, parse(pb.ExecuteReply, frame))
         except FrameError as error:
@@ -412,7 +508,7 @@ async def connect(
     config = tls.current()
     secure: dict[str, Any] = {}
     if config is not None:
-        secure = {"ssl": _client_context(), "server_hostname": config.server_name or host}
+        secure = {"ssl": tls.shared_client_context(config), "server_hostname": config.server_name or host}
     routed = peer_route.local_socket(address)
     if routed is not None:
         _, client = await loop.create_unix_connection(
@@ -423,10 +519,3 @@ async def connect(
         lambda: ChannelClient(hello, on_reply, on_lost), host, int(port), **secure
     )
     return client
-
-
-@functools.cache
-def _client_context() -> ssl.SSLContext:
-    config = tls.current()
-    assert config is not None
-    return config.client_context()

@@ -92,3 +92,10 @@ def current() -> TlsConfig | None:
         ca_path=paths[ENV_CA],
         server_name=os.environ.get(ENV_SERVER_NAME, ""),
     )
+
+
+@functools.cache
+def shared_client_context(config: TlsConfig) -> ssl.SSLContext:
+    """One client context per configuration, made once (loading the files costs milliseconds)
+    and made anew when the configuration changes (a test's new certificates)."""
+    return config.client_context()

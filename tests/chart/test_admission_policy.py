@@ -16,10 +16,10 @@ import yaml
 from ember.operator import cluster_spec
 from ember.operator.cluster_policy import template_violations
 from tests.chart.conftest import REPO, Objects, by_kind, one
-from tests.operator.crd_schema import apply_defaults, root_schema
+from tests.operator.crd_schema import apply_defaults, examples, root_schema
 from tests.operator.test_cluster_policy import ALLOWED, REFUSED
 
-EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+EXAMPLES = examples("Cluster")
 TAIL = "; the ember operator allows no such template field (templatePolicy.mode is restricted)"
 
 

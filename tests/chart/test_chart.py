@@ -212,6 +212,11 @@ def test_pod_monitor_scrapes_every_ember_pod_of_the_watched_namespaces(
     for endpoint in endpoints:
         targets = {r["targetLabel"]: r["sourceLabels"] for r in endpoint["relabelings"]}
         assert targets["ember_cluster"] == ["__meta_kubernetes_pod_label_ember_dev_cluster"]
+        # The pods of TLS Clusters (the operator labels them) serve HTTPS.
+        (https,) = [r for r in endpoint["relabelings"] if r["targetLabel"] == "__scheme__"]
+        assert https == {"sourceLabels": ["__meta_kubernetes_pod_label_ember_dev_tls"], "regex": "true",
+                         "targetLabel": "__scheme__", "replacement": "https"}
+        assert endpoint["tlsConfig"] == {"insecureSkipVerify": True}
     everywhere = one(render({"podMonitor": {"enabled": True}}), "PodMonitor")
     assert everywhere["spec"]["namespaceSelector"] == {"any": True}
 

@@ -16,10 +16,17 @@ from tests.chart.conftest import CHART, Objects, by_kind, one
 # peering (its scenarios run kopf standalone). Secrets: read (the token and TLS Secrets a
 # Cluster names) and create (the token Secret); never list, watch, patch or delete.
 NAMESPACED_NEEDS = [
-    ("ember.dev", "clusters", {"get", "list", "watch", "patch"}),
+    # An EmberJob's own Cluster is made and deleted by the operator.
+    ("ember.dev", "clusters", {"get", "list", "watch", "patch", "create", "delete"}),
     ("ember.dev", "clusters/status", {"patch"}),
+    ("ember.dev", "emberjobs", {"get", "list", "watch", "patch"}),
+    ("ember.dev", "emberjobs/status", {"patch"}),
     # blockOwnerDeletion on children, under OwnerReferencesPermissionEnforcement
     ("ember.dev", "clusters/finalizers", {"update"}),
+    ("ember.dev", "emberjobs/finalizers", {"update"}),
+    # An EmberJob's submitter (submissionMode SubmitterJob) and its ConfigMap working_dir.
+    ("batch", "jobs", {"get", "list", "create", "delete"}),
+    ("", "configmaps", {"get"}),
     ("", "pods", {"list", "watch", "create", "delete"}),
     ("", "services", {"list", "create", "delete"}),
     ("", "secrets", {"get", "create"}),
@@ -87,7 +94,7 @@ def test_listed_namespaces_get_a_role_each_and_the_cluster_role_only_reads(
     # Nothing but reads cluster-wide: no pod, secret or Cluster outside team-a and team-b.
     for rule in cluster_role["rules"]:
         assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
-        assert not {"pods", "secrets", "clusters"} & set(rule["resources"]), rule
+        assert not {"pods", "secrets", "clusters", "emberjobs", "jobs", "configmaps"} & set(rule["resources"]), rule
 
 
 @pytest.mark.parametrize("values", [{}, {"watchNamespaces": ["team-a"]}], ids=["all", "listed"])
@@ -111,8 +118,9 @@ def test_rbac_can_be_left_to_an_admin(render: Callable[..., Objects]):
         assert by_kind(objects, kind) == []
 
 
-def test_rules_name_the_resource_the_crd_defines(render: Callable[..., Objects]):
-    crd = yaml.safe_load((CHART / "crds" / "clusters.ember.dev.yaml").read_text())
+@pytest.mark.parametrize("crd_file", ["clusters.ember.dev.yaml", "emberjobs.ember.dev.yaml"])
+def test_rules_name_the_resource_the_crd_defines(render: Callable[..., Objects], crd_file: str):
+    crd = yaml.safe_load((CHART / "crds" / crd_file).read_text())
     group, plural = crd["spec"]["group"], crd["spec"]["names"]["plural"]
     assert all("status" in v.get("subresources", {}) for v in crd["spec"]["versions"])
     rules = one(render(), "ClusterRole")["rules"]

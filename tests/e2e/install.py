@@ -180,8 +180,8 @@ def install_operator(made: Installed) -> None:
 
 
 def uninstall(made: Installed) -> None:
-    """Remove what ``install`` made, in an order that needs no escape hatch: the Clusters while
-    their operator still runs (it removes its finalizer), then the operator, the namespaces,
+    """Remove what ``install`` made, in an order that needs no escape hatch: the EmberJobs and
+    Clusters while their operator still runs (it removes its finalizer), then the operator, the namespaces,
     the CRDs; the kind cluster last. Everything is tried, whatever fails on the way."""
     if kube.KEEP:
         print(f"\nEMBER_E2E_KEEP=1: kept on context {kube.CONTEXT}: release {kube.RELEASE}, "
@@ -196,9 +196,10 @@ def uninstall(made: Installed) -> None:
             failures.append(str(error))
 
     if kube.NAMESPACE in made.namespaces and made.release:
-        attempt(lambda: kube.kubectl(
-            "delete", "clusters", "--all", "-n", kube.NAMESPACE, "--wait=true",
-            f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60))
+        for kind in ("emberjobs", "clusters"):  # a job's own Clusters go with it
+            attempt(functools.partial(
+                kube.kubectl, "delete", kind, "--all", "-n", kube.NAMESPACE, "--wait=true",
+                f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60))
     if made.release:
         attempt(lambda: kube.run(
             "helm", "uninstall", kube.RELEASE, "--kube-context", kube.CONTEXT,

@@ -267,3 +267,26 @@ def cluster_manifest(example: str, name: str, image: str = IMAGE, **spec: Any) -
     document["spec"]["imagePullPolicy"] = PULL_POLICY
     document["spec"].update(spec)
     return str(yaml.safe_dump(document))
+
+
+def job_manifest(example: str, name: str, image: str = IMAGE, **spec: Any) -> str:
+    """An EmberJob example from manifests/examples/ (with what comes with it, a ConfigMap),
+    the job renamed and its clusterSpec on the image this suite tests."""
+    import yaml
+
+    documents = [d for d in yaml.safe_load_all((REPO / "manifests" / "examples" / example).read_text()) if d]
+    for document in documents:
+        document["metadata"]["namespace"] = NAMESPACE
+        if document["kind"] != "EmberJob":
+            continue
+        document["metadata"] = {"name": name, "namespace": NAMESPACE}
+        if "clusterSpec" in document["spec"]:
+            document["spec"]["clusterSpec"]["image"] = image
+            document["spec"]["clusterSpec"]["imagePullPolicy"] = PULL_POLICY
+        document["spec"].update(spec)
+    return str(yaml.safe_dump_all(documents))
+
+
+def job_status(job: str) -> dict[str, Any]:
+    return dict(get("emberjob", job).get("status") or {})
+

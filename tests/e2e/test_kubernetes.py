@@ -12,10 +12,14 @@ autoscaling.yaml at its maxReplicas); the first is deleted before the second is 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -197,6 +201,95 @@ def test_a_wrong_token_is_refused(small: str) -> None:
     assert result.returncode != 0 and "token" in result.stderr.lower(), result.stderr
 
 
+def test_an_invalid_emberjob_is_refused_naming_the_field() -> None:
+    document = yaml.safe_load(kube.job_manifest("job.yaml", "bad-job"))
+    document["spec"]["clusterSelector"] = {"name": SMALL}
+    refused = kube.kubectl("apply", "-n", kube.NAMESPACE, "-f", "-", check=False, input=yaml.safe_dump(document))
+    assert "spec.clusterSpec and spec.clusterSelector" in refused, refused
+    del document["spec"]["clusterSelector"]
+    document["spec"]["clusterSpec"]["workerGroups"][0].update(minReplicas=5, maxReplicas=1)
+    refused = kube.kubectl("apply", "-n", kube.NAMESPACE, "-f", "-", check=False, input=yaml.safe_dump(document))
+    assert "clusterSpec.workerGroups[0].minReplicas" in refused, refused
+    assert "NotFound" in kube.kubectl("get", "emberjob", "bad-job", "-n", kube.NAMESPACE, check=False)
+
+
+def test_an_emberjob_whose_cluster_the_admission_policy_refuses_fails_saying_why() -> None:
+    """The template policy applies to the Clusters the operator makes for jobs too: the chart's
+    ValidatingAdmissionPolicy refuses such a Cluster (Kubernetes 1.30+), or the operator refuses
+    its pods; either way the job fails with the policy's words instead of trying again."""
+    document = yaml.safe_load(kube.job_manifest("job.yaml", "hostile"))
+    document["spec"]["clusterSpec"]["head"]["template"] = {
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+    }
+    kube.apply(yaml.safe_dump(document))
+    kube.wait_for(lambda: kube.job_status("hostile").get("jobDeploymentStatus") == "Failed",
+                  "EmberJob hostile to fail", timeout=kube.CLUSTER_UP_TIMEOUT)
+    message = kube.job_status("hostile")["message"]
+    assert "hostPath" in message, message
+    kube.kubectl("delete", "emberjob", "hostile", "-n", kube.NAMESPACE, "--wait=true",
+                 f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60)
+
+
+def test_an_emberjob_runs_on_an_existing_cluster_with_its_code_from_a_config_map(small: str) -> None:
+    """manifests/examples/job-on-small.yaml: the operator uploads the ConfigMap and submits the
+    job to the head itself; the Cluster stays."""
+    kube.apply(kube.job_manifest("job-on-small.yaml", "count-words", clusterSelector={"name": small}))
+    kube.wait_for(lambda: kube.job_status("count-words").get("jobDeploymentStatus") in ("Complete", "Failed"),
+                  "EmberJob count-words to end", timeout=kube.CLUSTER_UP_TIMEOUT)
+    status = kube.job_status("count-words")
+    assert (status["jobDeploymentStatus"], status["jobStatus"]) == ("Complete", "SUCCEEDED"), status
+    assert status["clusterName"] == small and kube.phase(small) == "Running"
+    printed = kube.kubectl("get", "ej", "count-words", "-n", kube.NAMESPACE)
+    assert "SUCCEEDED" in printed and "Complete" in printed
+    secret = kube.token(small)
+    with kube.port_forward(f"svc/{small}-head", client_port(small)) as local:
+        logs = ember_job(local, secret, "logs", status["submissionId"])
+    assert logs.returncode == 0 and "words: 900" in logs.stdout, logs.stderr
+    kube.kubectl("delete", "emberjob", "count-words", "-n", kube.NAMESPACE, "--wait=true",
+                 f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60)
+    assert kube.phase(small) == "Running"  # a selected Cluster is not the job's
+
+
+def test_ember_job_submit_through_port_forward(small: str, tmp_path: Path) -> None:
+    """The README's promise: a multi-module project on a laptop, run with
+    ``ember job submit --working-dir . -- python -m myproject.train`` through one forwarded port."""
+    package = tmp_path / "myproject"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("def scale(x):\n    return 10 * x\n")
+    (package / "train.py").write_text(textwrap.dedent("""
+        import ember
+        from myproject.helper import scale
+        ember.init()
+        @ember.remote
+        def square(x):
+            return x * x
+        print("trained:", scale(sum(ember.get([square.remote(i) for i in range(4)]))))
+    """))
+    secret = kube.token(small)
+    with kube.port_forward(f"svc/{small}-head", client_port(small)) as local:
+        done = ember_job(local, secret, "submit", "--working-dir", ".", "--", "python", "-m", "myproject.train",
+                         cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "trained: 140" in done.stdout and "SUCCEEDED" in done.stdout
+        long = ember_job(local, secret, "submit", "--no-wait", "--submission-id", "e2e-long", "--",
+                         "echo started; sleep 600")
+        assert long.returncode == 0, long.stderr
+        kube.wait_for(lambda: "started" in ember_job(local, secret, "logs", "e2e-long").stdout, "its output")
+        stopped = ember_job(local, secret, "stop", "e2e-long")
+        assert "STOPPED" in stopped.stdout, stopped.stdout + stopped.stderr
+        listed = ember_job(local, secret, "list").stdout
+    assert "e2e-long" in listed and "SUCCEEDED" in listed
+
+
+def ember_job(local: int, secret: str, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, EMBER_ADDRESS=f"ember://127.0.0.1:{local}", EMBER_TOKEN=secret)
+    env.pop("EMBER_TOKEN_FILE", None)
+    return subprocess.run([sys.executable, "-m", "ember.cli", "job", *args], capture_output=True, text=True,
+                          env=env, cwd=str(cwd or kube.REPO), timeout=600)
+
+
 def samples(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return {
         tuple(sorted(sample.labels.items())): sample.value
@@ -331,6 +424,32 @@ def delete_and_check_collected(name: str) -> None:
 
 def test_deleting_a_cluster_leaves_nothing_behind(small: str) -> None:
     delete_and_check_collected(small)
+
+
+def test_an_emberjob_on_its_own_cluster_runs_then_its_cluster_goes() -> None:
+    """manifests/examples/job.yaml (one worker, a short TTL): the operator makes Cluster
+    pi-1, a submitter Job runs `ember job submit` there and shows the output, and the Cluster
+    is deleted after the job, its pods with it. Run once `small` is gone: a 2-CPU kind node
+    holds one example cluster at a time."""
+    manifest = yaml.safe_load(kube.job_manifest("job.yaml", "pi", ttlSecondsAfterFinished=5))
+    manifest["spec"]["clusterSpec"]["workerGroups"][0]["replicas"] = 1
+    kube.apply(yaml.safe_dump(manifest))
+    kube.wait_for(lambda: kube.job_status("pi").get("jobDeploymentStatus") in ("Complete", "Failed"),
+                  "EmberJob pi to end", timeout=kube.CLUSTER_UP_TIMEOUT)
+    status = kube.job_status("pi")
+    assert (status["jobDeploymentStatus"], status["jobStatus"], status["clusterName"]) == (
+        "Complete", "SUCCEEDED", "pi-1"), status
+    logs = kube.kubectl("logs", "job/pi-1-submit", "-n", kube.NAMESPACE)
+    assert "pi is about 3.1" in logs, logs
+    kube.wait_for(lambda: not kube.get("clusters")["items"], "the job's Cluster deleted after the TTL")
+    kube.wait_for(lambda: not kube.get("pods", selector="ember.dev/cluster=pi-1")["items"],
+                  "the job's Cluster's pods collected", timeout=kube.DELETE_TIMEOUT)
+    events = {e["reason"] for e in kube.get("events")["items"]
+              if e["involvedObject"].get("kind") == "EmberJob" and e["involvedObject"].get("name") == "pi"}
+    assert {"CreatedCluster", "CreatedSubmitter", "Running", "Complete", "DeletedCluster"} <= events, events
+    kube.kubectl("delete", "emberjob", "pi", "-n", kube.NAMESPACE, "--wait=true",
+                 f"--timeout={kube.DELETE_TIMEOUT}s", timeout=kube.DELETE_TIMEOUT + 60)
+    assert not kube.get("jobs", selector="ember.dev/job=pi")["items"]  # the submitter went with it
 
 
 def test_autoscaling_grows_for_pending_work_and_shrinks_when_idle() -> None:

@@ -182,17 +182,18 @@ def test_parameter_server_seed(cluster):
 
 def test_threaded_actor_runs_calls_at_once(cluster):
     @ember.remote(max_concurrency=4)
-    class Sleeper:
-        def nap(self, seconds):
-            time.sleep(seconds)
+    class Meeting:
+        def __init__(self):
+            # Four calls pass only together: run one after another, the first waits in vain.
+            self.everyone = threading.Barrier(4, timeout=60)
+
+        def arrive(self):
+            self.everyone.wait()
             return threading.current_thread().name
 
-    s = Sleeper.remote()
-    ember.get(s.nap.remote(0))
-    start = time.monotonic()
-    names = ember.get([s.nap.remote(0.5) for _ in range(4)])
-    assert time.monotonic() - start < 1.5
-    assert len(set(names)) >= 2
+    m = Meeting.remote()
+    names = ember.get([m.arrive.remote() for _ in range(4)], timeout=120)
+    assert len(set(names)) == 4, names
 
 
 def test_async_actor_runs_coroutines_concurrently(cluster):
@@ -201,10 +202,16 @@ def test_async_actor_runs_coroutines_concurrently(cluster):
         def __init__(self):
             self.running = 0
             self.peak = 0
+            self.all_in = None
 
         async def nap(self, seconds):
+            # Each coroutine waits until all twenty run: one at a time, the first never would.
+            self.all_in = self.all_in or asyncio.Event()
             self.running += 1
             self.peak = max(self.peak, self.running)
+            if self.running == 20:
+                self.all_in.set()
+            await asyncio.wait_for(self.all_in.wait(), 60)
             await asyncio.sleep(seconds)
             self.running -= 1
             return seconds
@@ -216,9 +223,7 @@ def test_async_actor_runs_coroutines_concurrently(cluster):
             return await ref_box[0]
 
     w = AsyncWorker.remote()
-    start = time.monotonic()
-    assert ember.get([w.nap.remote(0.5) for _ in range(20)]) == [0.5] * 20
-    assert time.monotonic() - start < 2.0
+    assert ember.get([w.nap.remote(0.01) for _ in range(20)], timeout=120) == [0.01] * 20
     assert ember.get(w.peak_.remote()) == 20
     assert ember.get(w.await_ref.remote([ember.put("awaited")])) == "awaited"
 
@@ -254,6 +259,14 @@ def test_named_actors(cluster):
         Counter.options(name="shared", namespace="tests").remote()
     with pytest.raises(ValueError, match="Failed to look up actor with name 'nobody'"):
         ember.get_actor("nobody")
+    with pytest.raises(ValueError) as caught:
+        ember.get_actor("shared")  # this driver's namespace is an anonymous one
+    assert "but an actor named 'shared' lives in namespace 'tests'" in str(caught.value)
+    assert "ember.get_actor('shared', namespace='tests')" in str(caught.value)
+    other = Counter.options(name="shared", namespace="more-tests").remote(1)
+    with pytest.raises(ValueError, match="lives in namespaces 'more-tests', 'tests'"):
+        ember.get_actor("shared", namespace="none-of-these")
+    ember.kill(other)
     mine = Counter.options(name="in-my-namespace").remote()
     assert ember.get(ember.get_actor("in-my-namespace").value.remote()) == 0
     ember.kill(mine)

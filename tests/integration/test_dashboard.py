@@ -112,6 +112,28 @@ def test_api_shows_nodes_workers_tasks_actors_and_logs(cluster) -> None:
     assert get(base + "/api/nothing")[0] == 404
 
 
+def test_api_shows_submitted_jobs_with_their_status_and_output(cluster) -> None:
+    from ember.job_submission import JobStatus, JobSubmissionClient
+
+    base = f"http://{cluster.dashboard_url}"
+    client = JobSubmissionClient(cluster.address, token=auth.token())
+    job = client.submit_job(entrypoint="echo one; echo two; exit 4", metadata={"team": "a"})
+    deadline = time.monotonic() + 60
+    while not client.get_job_status(job).is_terminal() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.get_job_status(job) == JobStatus.FAILED
+    status, jobs = get(base + "/api/jobs")
+    assert status == 200
+    (mine,) = [j for j in jobs if j["submission_id"] == job]  # type: ignore[union-attr]
+    assert mine["status"] == "FAILED" and mine["exit_code"] == 4 and mine["metadata"] == {"team": "a"}
+    assert mine["entrypoint"] == "echo one; echo two; exit 4" and mine["end_time"] >= mine["start_time"] > 0
+    status, tail = get(f"{base}/api/jobs/logs?id={job}")
+    assert status == 200 and tail["text"] == "one\ntwo\n" and not tail["truncated"]  # type: ignore[index]
+    status, missing = get(f"{base}/api/jobs/logs?id=nope")
+    assert status == 404 and "no job" in missing["error"]  # type: ignore[index]
+    assert get(base + "/api/jobs", token="wrong")[0] == 401
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
@@ -144,8 +166,16 @@ def test_the_page_in_a_real_browser(cluster) -> None:
     assert node_id in nodes_page and ">alive<" in nodes_page
     tasks_page = _browse(f"{base}/#tab=tasks&token={token}")
     assert "dozing_task" in tasks_page and "<h3>Running</h3>" in tasks_page
+    from ember.job_submission import JobSubmissionClient
+
+    client = JobSubmissionClient(cluster.address, token=auth.token())
+    job = client.submit_job(entrypoint="echo shown in the browser")
+    while not client.get_job_status(job).is_terminal() and time.monotonic() < deadline + 60:
+        time.sleep(0.1)
+    jobs_page = _browse(f"{base}/#tab=jobs&token={token}")
+    assert job in jobs_page and ">SUCCEEDED<" in jobs_page and "echo shown in the browser" in jobs_page
     OUTPUT.mkdir(exist_ok=True)
-    for tab in ("overview", "tasks"):
+    for tab in ("overview", "tasks", "jobs"):
         shot = OUTPUT / f"dashboard-{tab}.png"
         _browse(f"{base}/#tab={tab}&token={token}", screenshot=shot)
         assert shot.stat().st_size > 10_000

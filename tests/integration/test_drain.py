@@ -193,12 +193,11 @@ def test_deadline_stops_long_tasks_and_they_run_elsewhere(cluster: Cluster, tmp_
     single = once.remote(doomed_id, str(starts))
     wait_started(starts, 2)
     spare = cluster.add(pool=2, num_cpus=2)
-    started = time.monotonic()
     assert cluster.drain(doomed, deadline=1.0).accepted
-    # Stopped at the deadline, run again on the spare without using up its retry: the crash
-    # there is what max_retries=1 allows.
+    # Stopped at the deadline (on the doomed node it sleeps 120 s, past this get's wait), run
+    # again on the spare without using up its retry: the crash there is what max_retries=1
+    # allows.
     assert ember.get(retried, timeout=60) == cluster.node_id(spare)
-    assert time.monotonic() - started < 30
     # max_retries=0: it may not run twice, so it fails, saying why.
     with pytest.raises(ember.exceptions.WorkerCrashedError) as failure:
         ember.get(single, timeout=30)

@@ -103,6 +103,8 @@ def _targets() -> dict[str, str]:
     return {
         "Head": core.head_address,
         "Relay": core.head_address,
+        "Jobs": core.head_address,
+        "Packages": core.head_address,
         "NodeAgent": view.nodes[0].info.address,
         "CoreWorker": core.address,
     }

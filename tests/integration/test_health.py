@@ -75,7 +75,7 @@ def test_health_follows_the_head_and_node_agents_started_here(env: dict[str, str
 
     # Asked directly, and with the wrong token.
     assert ember_cli("health", "--agent", str(worker_record["agent_address"]), env=env).returncode == 0
-    refused = ember_cli("health", "--address", address, env=dict(env, EMBER_TOKEN="not-it"))
+    refused = ember_cli("health", "--address", address, env=dict(env, EMBER_TOKEN="not-the-token-of-this-cluster"))
     assert refused.returncode == 1 and "the token was refused" in refused.stderr
 
     # A node agent that died.

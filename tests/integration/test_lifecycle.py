@@ -244,6 +244,25 @@ def test_actors_die_with_their_driver_unless_detached(temp_root):
     assert not _alive(owned_pid), "a non-detached actor dies with its driver"
     assert _alive(kept_pid), "a detached actor outlives its driver"
 
+    # A driver that did not say its namespace has an anonymous one: told where the name is.
+    stranger = textwrap.dedent(
+        """
+        import ember
+        ember.init(address="auto")
+        try:
+            ember.get_actor("kept")
+        except ValueError as error:
+            print(error)
+        """
+    )
+    result = run_driver(stranger, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Failed to look up actor with name 'kept' in namespace 'anonymous-" in result.stdout
+    assert (
+        "but an actor named 'kept' lives in namespace 'jobs': look it up there, "
+        "ember.get_actor('kept', namespace='jobs')"
+    ) in result.stdout, result.stdout
+
     second = textwrap.dedent(
         """
         import ember
@@ -261,6 +280,7 @@ def test_actors_die_with_their_driver_unless_detached(temp_root):
     assert result.returncode == 0, result.stderr
     assert "2 ['from the first driver', 'from the second driver']" in result.stdout
     assert "owned is gone: Failed to look up actor with name 'owned'" in result.stdout
+    assert "no actor of that name is alive in any namespace" in result.stdout
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and _alive(kept_pid):
         time.sleep(0.05)
@@ -359,7 +379,17 @@ def test_nodes_join_with_ember_start_address_and_status_shows_them(temp_root):
         if blocking.poll() is None:
             blocking.kill()
     stopped = _ember("stop", env=env)
-    assert stopped.stdout.startswith("Stopped 3 ember processes"), stopped.stdout  # head + 2 agents
+    # Named: the cluster (its head and node), the node that joined; the one in the foreground
+    # stopped itself and left nothing to name.
+    *named, total = stopped.stdout.splitlines()
+    assert sorted(line.split(" (127.0.0.1:")[0] for line in named) == [
+        f"Stopped a node that had joined ember://127.0.0.1:{port} (ember start --address): 1 node",
+        f"Stopped the cluster at ember://127.0.0.1:{port} (ember start --head): its head and 1 node",
+    ], stopped.stdout
+    assert total == "In all: 1 head and 2 nodes.", stopped.stdout
+    assert _ember("stop", env=env).stdout == (
+        "Nothing to stop: ember start and ember up left nothing running here.\n"
+    )
     assert _ember("status", env=env).returncode == 1
 
 
@@ -385,15 +415,14 @@ def test_driver_gets_a_connection_error_naming_the_head_when_it_dies(temp_root):
         ember.init(address="auto")
         @ember.remote
         def slow():
-            time.sleep(60)
+            time.sleep(600)  # outlasts the test: only the head's loss can end the get
         ref = slow.remote()
         assert ember.get(ember.put(1)) == 1
         os.kill(int(sys.argv[1]), signal.SIGKILL)
-        start = time.monotonic()
         try:
             ember.get(ref)
         except ConnectionError as error:
-            print(f"{type(error).__name__} after {time.monotonic() - start:.1f}s: {error}")
+            print(f"{type(error).__name__}: {error}")
         try:
             slow.remote()
         except ConnectionError as error:
@@ -403,8 +432,7 @@ def test_driver_gets_a_connection_error_naming_the_head_when_it_dies(temp_root):
     result = run_driver(script, str(head_pid), env=env, timeout=60)
     lines = result.stdout.splitlines()
     assert len(lines) == 2, result.stdout + result.stderr
-    assert lines[0].startswith("RuntimeConnectionError after "), lines[0]
-    assert float(lines[0].split()[2].rstrip("s:")) < 20, lines[0]
+    assert lines[0].startswith("RuntimeConnectionError: "), lines[0]
     assert f"lost the head at 127.0.0.1:{port}" in lines[0], lines[0]
     assert lines[1].startswith(f"then: lost the head at 127.0.0.1:{port} ("), lines[1]
 

@@ -20,14 +20,27 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_PATH = REPO / "charts" / "ember" / "crds" / "clusters.ember.dev.yaml"
+JOB_CRD_PATH = REPO / "charts" / "ember" / "crds" / "emberjobs.ember.dev.yaml"
+EXAMPLES_DIR = REPO / "manifests" / "examples"
 
 
-def load_crd() -> dict[str, Any]:
-    return yaml.safe_load(CRD_PATH.read_text())
+def load_crd(path: Path = CRD_PATH) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text())
 
 
-def root_schema() -> dict[str, Any]:
-    return load_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+def root_schema(path: Path = CRD_PATH) -> dict[str, Any]:
+    return load_crd(path)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def examples(kind: str) -> list[Path]:
+    """The files of manifests/examples/ that hold an object of ``kind`` (Cluster, EmberJob)."""
+    return [path for path in sorted(EXAMPLES_DIR.glob("*.yaml"))
+            if any(doc and doc.get("kind") == kind for doc in yaml.safe_load_all(path.read_text()))]
+
+
+def example(path: Path, kind: str) -> dict[str, Any]:
+    """The object of ``kind`` in an example file."""
+    return next(doc for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == kind)
 
 
 def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
@@ -123,9 +136,10 @@ def _cel(schema: dict[str, Any], value: Any, where: list[Any], errors: list[str]
             _cel(schema["items"], item, [*where, index], errors)
 
 
-def validate(cluster: dict[str, Any]) -> list[str]:
-    """Every error the API server would report for ``cluster``, each starting with its field."""
-    schema = root_schema()
+def validate(cluster: dict[str, Any], path: Path = CRD_PATH) -> list[str]:
+    """Every error the API server would report for ``cluster`` (or another object of the CRD
+    at ``path``), each starting with its field."""
+    schema = root_schema(path)
     defaulted = apply_defaults(schema, copy.deepcopy(cluster))
     validator = jsonschema.Draft4Validator(_strict(schema))
     errors = [f"{_path(e.absolute_path)}: {e.message}" for e in validator.iter_errors(defaulted)]

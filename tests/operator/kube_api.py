@@ -39,6 +39,9 @@ from ember.operator.cluster_policy import Policy
 from ember.operator.kube_objects import GROUP, PLURAL, VERSION, KubeObjects
 
 CLUSTERS = kmock.resource(GROUP, VERSION, PLURAL)
+EMBERJOBS = kmock.resource(GROUP, VERSION, "emberjobs")
+BATCH_JOBS = kmock.resource("batch", "v1", "jobs")
+CONFIG_MAPS = kmock.resource("", "v1", "configmaps")
 PODS = kmock.resource("", "v1", "pods")
 SERVICES = kmock.resource("", "v1", "services")
 SECRETS = kmock.resource("", "v1", "secrets")
@@ -65,6 +68,11 @@ class KubeApi(kmock.KubernetesEmulator):
         self.resources.load_bundled()
         self.resources[CLUSTERS] = kmock.ResourceInfo(
             kind="Cluster", singular="cluster", namespaced=True, shortnames={"ec"},
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+            subresources={"status"},
+        )
+        self.resources[EMBERJOBS] = kmock.ResourceInfo(
+            kind="EmberJob", singular="emberjob", namespaced=True, shortnames={"ej"},
             verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
             subresources={"status"},
         )
@@ -147,6 +155,9 @@ class KubeApi(kmock.KubernetesEmulator):
     def cluster(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
         return self.objects[CLUSTERS, namespace, name].raw
 
+    def ejob(self, name: str, namespace: str = NAMESPACE) -> dict[str, Any]:
+        return self.objects[EMBERJOBS, namespace, name].raw
+
     def events(self, namespace: str = NAMESPACE) -> list[tuple[str, str, str]]:
         return [
             (e.get("type", ""), e.get("reason", ""), e.get("message", ""))
@@ -214,6 +225,22 @@ class Client:
         await asyncio.to_thread(
             self.custom.delete_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL, name
         )
+
+    async def apply_ejob(self, body: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.create_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "emberjobs", dict(body)
+        )
+
+    async def patch_ejob(self, name: str, patch: Mapping[str, Any]) -> None:
+        await asyncio.to_thread(
+            self.custom.patch_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "emberjobs", name,
+            dict(patch), _content_type="application/merge-patch+json",
+        )
+
+    async def create(self, body: Mapping[str, Any]) -> None:
+        """A Secret or ConfigMap, as ``kubectl apply`` would make it."""
+        creators = {"Secret": self.core.create_namespaced_secret, "ConfigMap": self.core.create_namespaced_config_map}
+        await asyncio.to_thread(creators[body["kind"]], NAMESPACE, dict(body))
 
     async def delete_pod(self, name: str) -> None:
         await asyncio.to_thread(self.core.delete_namespaced_pod, name, NAMESPACE)

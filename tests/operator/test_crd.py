@@ -18,6 +18,7 @@ from tests.operator.crd_schema import (
     REPO,
     apply_defaults,
     cel_rules,
+    examples,
     field_path_parts,
     load_crd,
     root_schema,
@@ -25,7 +26,7 @@ from tests.operator.crd_schema import (
     validate,
 )
 
-EXAMPLES = sorted((REPO / "manifests" / "examples").glob("*.yaml"))
+EXAMPLES = examples("Cluster")
 INVALID = yaml.safe_load((Path(__file__).parent / "invalid_clusters.yaml").read_text())
 
 
@@ -204,14 +205,14 @@ def test_operator_defaults_are_the_crds(spec: dict[str, Any]) -> None:
     assert cluster_spec.with_defaults(spec) == apply_defaults(schema, copy.deepcopy(spec))
 
 
-def test_the_readme_lists_exactly_the_template_fields_the_crd_allows() -> None:
+def test_the_security_page_lists_exactly_the_template_fields_the_crd_allows() -> None:
     """The security model's promise: what a Cluster author can put in a pod, and no more."""
     spec = root_schema()["properties"]["spec"]["properties"]
     head = set(spec["head"]["properties"]["template"]["properties"])
     worker = set(spec["workerGroups"]["items"]["properties"]["template"]["properties"])
     assert head == worker
-    readme = " ".join((REPO / "README.md").read_text().split())
-    said = readme.split("The CRD's schema allows only these template fields: ", 1)[1].split(";", 1)[0]
+    page = " ".join((REPO / "docs" / "security.md").read_text().split())
+    said = page.split("The CRD's schema allows only these template fields: ", 1)[1].split(";", 1)[0]
     assert {field.strip() for field in said.split(",")} == head
     for absent in ("securityContext", "hostNetwork", "hostPID", "hostIPC", "privileged"):
         assert absent not in head

@@ -202,30 +202,30 @@ async def test_deleting_the_cluster_stops_its_reconcile() -> None:
         client.close()
 
 
-def readme_escape_hatch() -> dict[str, Any]:
-    """The merge patch the README tells a user to apply to a Cluster stuck in Terminating."""
-    readme = (REPO / "README.md").read_text()
-    (line,) = [ln for ln in readme.splitlines() if ln.startswith("kubectl patch clusters.ember.dev")]
+def documented_escape_hatch() -> dict[str, Any]:
+    """The merge patch docs/kubernetes.md tells a user to apply to a Cluster stuck in Terminating."""
+    page = (REPO / "docs" / "kubernetes.md").read_text()
+    (line,) = [ln for ln in page.splitlines() if ln.startswith("kubectl patch clusters.ember.dev")]
     assert "--type=merge" in line
     patch: dict[str, Any] = json.loads(line.split(" -p '", 1)[1].rsplit("'", 1)[0])
     return patch
 
 
-async def test_a_cluster_carries_the_finalizer_the_readme_names_and_goes_while_the_operator_runs() -> None:
+async def test_a_cluster_carries_the_finalizer_the_docs_name_and_goes_while_the_operator_runs() -> None:
     async with mock_api() as (api, config):
         client = Client(config)
         async with running_operator(config):
             await started(api, client, "fin", replicas=1)
             assert api.cluster("fin")["metadata"]["finalizers"] == [operator_main.FINALIZER]
-            assert f"finalizer `{operator_main.FINALIZER}`" in (REPO / "README.md").read_text()
+            assert f"finalizer `{operator_main.FINALIZER}`" in (REPO / "docs" / "kubernetes.md").read_text()
             await client.delete_cluster("fin")
             await eventually(lambda: api.objects[kube_api.CLUSTERS, NAMESPACE, "fin"].deleted, "fin gone")
         client.close()
 
 
-async def test_with_no_operator_a_deleted_cluster_waits_until_the_readme_patch_lets_it_go() -> None:
+async def test_with_no_operator_a_deleted_cluster_waits_until_the_documented_patch_lets_it_go() -> None:
     """What happens after ``helm uninstall`` with a Cluster left: the deletion waits for the
-    finalizer; the README's one-line patch ends it, and an operator started later finds
+    finalizer; the one-line patch of docs/kubernetes.md ends it, and an operator started later finds
     nothing to do for it."""
     async with mock_api() as (api, config):
         client = Client(config)
@@ -238,7 +238,7 @@ async def test_with_no_operator_a_deleted_cluster_waits_until_the_readme_patch_l
         await client.delete_cluster("left")
         stored = api.objects[kube_api.CLUSTERS, NAMESPACE, "left"]
         assert not stored.deleted and stored.raw["metadata"].get("deletionTimestamp")
-        await client.patch_cluster("left", readme_escape_hatch())
+        await client.patch_cluster("left", documented_escape_hatch())
         assert api.objects[kube_api.CLUSTERS, NAMESPACE, "left"].deleted
         creates, mark = len(api.calls(kmock.action.CREATE, PODS)), len(list(api))
         async with running_operator(config):

@@ -6,16 +6,12 @@ over a Cluster's whole life is one the chart's RBAC grants."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import kmock
 import pytest
-import yaml
 
 from ember.operator.cluster_policy import Policy
-from tests.chart.conftest import CHART, find_helm
 from tests.operator import kube_api
 from tests.operator.kube_api import (
     NAMESPACE,
@@ -114,18 +110,6 @@ VERBS = {
     kmock.action.LIST: "list", kmock.action.WATCH: "watch", kmock.action.FETCH: "get",
     kmock.action.CREATE: "create", kmock.action.UPDATE: "patch", kmock.action.DELETE: "delete",
 }
-
-
-@pytest.fixture(scope="module")
-def granted() -> Iterator[list[dict[str, Any]]]:
-    """The rules of the chart's default ClusterRole (the operator watching every namespace)."""
-    helm = find_helm()
-    if helm is None:
-        pytest.fail("helm not found: run `make kube-tools`")
-    out = subprocess.run([helm, "template", "ember", str(CHART), "--namespace", "ember-system"],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    (role,) = [d for d in yaml.safe_load_all(out) if d and d["kind"] == "ClusterRole"]
-    yield role["rules"]
 
 
 def allowed(rules: list[dict[str, Any]], group: str, resource: str, verb: str) -> bool:

@@ -155,7 +155,12 @@ def test_create_from_nothing() -> None:
                                 "ReplicaFailure": "False", "Suspended": "False", "TemplateAllowed": "True"}
     assert done.status["head"] == {"podName": "c-head", "podIP": "10.0.0.6", "serviceName": "c-head",
                                    "clientAddress": "c-head.ns.svc:10001"}
-    assert done.status["endpoints"]["client"] == "ember://c-head.ns.svc:10001"
+    assert done.status["endpoints"] == {"client": "ember://c-head.ns.svc:10001",
+                                        "dashboard": "http://c-head.ns.svc:8265",
+                                        "metrics": "http://c-head.ns.svc:8080/metrics"}
+    worker = world.pod("c-cpu-0")
+    assert worker["spec"]["containers"][0]["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "node-metrics"}
+    assert "ember.dev/tls" not in worker["metadata"]["labels"]
     assert (done.status["desiredWorkers"], done.status["readyWorkers"]) == (2, 2)
     assert done.status["workerGroups"] == [{"name": "cpu", "desiredReplicas": 2, "readyReplicas": 2, "failedReplicas": 0}]
     assert done.status["observedGeneration"] == 1
@@ -235,7 +240,10 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["resources"]["requests"] == {"memory": str(2**30), "cpu": "0.5"}
     assert worker["spec"]["restartPolicy"] == "Never"
     # Ready only while the agent's store is sound (it answers 503 once broken); never restarted.
-    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "node-metrics"}
+    # With TLS the endpoint speaks HTTPS, and the pods say so to the chart's PodMonitor.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "node-metrics", "scheme": "HTTPS"}
+    assert worker["metadata"]["labels"]["ember.dev/tls"] == head["metadata"]["labels"]["ember.dev/tls"] == "true"
+    assert world.cluster["status"]["endpoints"]["dashboard"] == "https://c-head.ns.svc:8265"
     assert "livenessProbe" not in container
     assert worker["spec"]["nodeSelector"] == {"gpu": "yes"}
     assert worker["metadata"]["labels"]["team"] == "x"

@@ -1,5 +1,4 @@
 import threading
-import time
 
 from ember.runtime.core.memory_store import MemoryStore, StoredValue
 from ember.runtime.core.reference_table import ReferenceTable
@@ -28,9 +27,7 @@ def test_first_value_wins_and_callbacks_fire():
 
 def test_timed_out_waiters_are_forgotten():
     store = MemoryStore()
-    start = time.monotonic()
     assert not store.wait([b"never"], 1, timeout=0.05)
-    assert time.monotonic() - start < 1
     assert store._waiters == {}
 
 

@@ -74,27 +74,41 @@ app.kubernetes.io/part-of: ember
 
 {{/*
 What the operator does in a namespace it watches, and nothing more (tests/operator records every
-call of a Cluster's life and checks each is granted; tests/chart checks nothing else is): the
-Cluster resources (kopf watches and patches them; the operator patches spec and status), the
-pods, services, secrets, volume claims and NetworkPolicies it renders from them, the events kopf
-posts, and kopf's namespaced peering. Secrets: only read (the token and TLS Secrets it names) and
-create (the token Secret it makes); they go with their Cluster by garbage collection, as volume
-claims do. Rendered into the ClusterRole when watching all namespaces, or into a Role in each
-watched namespace (prefer that: Secrets are then readable only where Clusters run).
+call of a Cluster's and an EmberJob's life and checks each is granted; tests/chart checks nothing
+else is): the Cluster and EmberJob resources (kopf watches and patches them; the operator patches
+their status and a Cluster's spec), the Clusters an EmberJob makes and deletes, the pods,
+services, secrets, volume claims and NetworkPolicies it renders from Clusters, an EmberJob's
+submitter Jobs and the ConfigMap it reads its code from, the events kopf posts, and kopf's
+namespaced peering. Secrets: only read (the token and TLS Secrets it names) and create (the
+token Secret it makes); they go with their Cluster by garbage collection, as volume claims do.
+Rendered into the ClusterRole when watching all namespaces, or into a Role in each watched
+namespace (prefer that: Secrets are then readable only where Clusters run).
 */}}
 {{- define "ember.namespacedRules" -}}
 - apiGroups: [ember.dev]
   resources: [clusters]
-  verbs: [get, list, watch, patch]
+  verbs: [get, list, watch, patch, create, delete]
 - apiGroups: [ember.dev]
   resources: [clusters/status]
+  verbs: [patch]
+- apiGroups: [ember.dev]
+  resources: [emberjobs]
+  verbs: [get, list, watch, patch]
+- apiGroups: [ember.dev]
+  resources: [emberjobs/status]
   verbs: [patch]
 # Children carry blockOwnerDeletion in their owner reference; where the API server enforces
 # OwnerReferencesPermissionEnforcement (OpenShift does) that takes update on the owner's
 # finalizers subresource.
 - apiGroups: [ember.dev]
-  resources: [clusters/finalizers]
+  resources: [clusters/finalizers, emberjobs/finalizers]
   verbs: [update]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, create, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get]
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch, create, delete]

@@ -31,6 +31,14 @@ class PlacementGroupState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PG_CREATED: _ClassVar[PlacementGroupState]
     PG_REMOVED: _ClassVar[PlacementGroupState]
     PG_RESCHEDULING: _ClassVar[PlacementGroupState]
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_PENDING: _ClassVar[JobStatus]
+    JOB_RUNNING: _ClassVar[JobStatus]
+    JOB_STOPPED: _ClassVar[JobStatus]
+    JOB_SUCCEEDED: _ClassVar[JobStatus]
+    JOB_FAILED: _ClassVar[JobStatus]
 VALUE: ValueKind
 ERROR: ValueKind
 NOT_DRAINING: NodeDrainState
@@ -44,6 +52,11 @@ PG_PENDING: PlacementGroupState
 PG_CREATED: PlacementGroupState
 PG_REMOVED: PlacementGroupState
 PG_RESCHEDULING: PlacementGroupState
+JOB_PENDING: JobStatus
+JOB_RUNNING: JobStatus
+JOB_STOPPED: JobStatus
+JOB_SUCCEEDED: JobStatus
+JOB_FAILED: JobStatus
 
 class Empty(_message.Message):
     __slots__ = ()
@@ -99,7 +112,7 @@ class ObjectValue(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "placement_group_id", "capture_child_tasks")
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "gpu_ids", "placement_group_id", "capture_child_tasks")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -113,6 +126,7 @@ class TaskSpec(_message.Message):
     ACTOR_CREATION_FIELD_NUMBER: _ClassVar[int]
     MAX_CONCURRENCY_FIELD_NUMBER: _ClassVar[int]
     IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
@@ -128,9 +142,10 @@ class TaskSpec(_message.Message):
     actor_creation: bool
     max_concurrency: int
     is_async: bool
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
     placement_group_id: bytes
     capture_child_tasks: bool
-    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -279,7 +294,7 @@ class AdoptRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., actor_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "constraints")
+    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "constraints", "runtime_env")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -290,6 +305,7 @@ class LeaseRequest(_message.Message):
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     shape: ResourceSet
     task_name: str
@@ -300,7 +316,8 @@ class LeaseRequest(_message.Message):
     actor_id: bytes
     detached: bool
     constraints: SchedulingConstraints
-    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ...) -> None: ...
+    runtime_env: str
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., runtime_env: _Optional[str] = ...) -> None: ...
 
 class SchedulingConstraints(_message.Message):
     __slots__ = ("node_affinity", "soft", "label_selector")
@@ -348,7 +365,7 @@ class LeaseClientMessage(_message.Message):
     def __init__(self, owner: _Optional[_Union[LeaseOwner, _Mapping]] = ..., request: _Optional[_Union[LeaseRequest, _Mapping]] = ..., release: _Optional[_Union[LeaseReturn, _Mapping]] = ..., cancel: _Optional[_Union[LeaseCancel, _Mapping]] = ..., adopt: _Optional[_Union[AdoptRequest, _Mapping]] = ...) -> None: ...
 
 class LeaseGrant(_message.Message):
-    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel")
+    __slots__ = ("request_id", "lease_id", "worker_id", "worker_address", "node_id", "worker_pid", "worker_channel", "gpu_ids")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -356,6 +373,7 @@ class LeaseGrant(_message.Message):
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     WORKER_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     lease_id: int
     worker_id: bytes
@@ -363,7 +381,8 @@ class LeaseGrant(_message.Message):
     node_id: bytes
     worker_pid: int
     worker_channel: str
-    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ...) -> None: ...
+    gpu_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, request_id: _Optional[int] = ..., lease_id: _Optional[int] = ..., worker_id: _Optional[bytes] = ..., worker_address: _Optional[str] = ..., node_id: _Optional[bytes] = ..., worker_pid: _Optional[int] = ..., worker_channel: _Optional[str] = ..., gpu_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LeaseSpillback(_message.Message):
     __slots__ = ("request_id", "node_address", "node_id")
@@ -376,16 +395,18 @@ class LeaseSpillback(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., node_address: _Optional[str] = ..., node_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRejected(_message.Message):
-    __slots__ = ("request_id", "reason", "infeasible", "worker_start_failed")
+    __slots__ = ("request_id", "reason", "infeasible", "worker_start_failed", "runtime_env_failed")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
     WORKER_START_FAILED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FAILED_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     reason: str
     infeasible: bool
     worker_start_failed: bool
-    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ..., worker_start_failed: _Optional[bool] = ...) -> None: ...
+    runtime_env_failed: bool
+    def __init__(self, request_id: _Optional[int] = ..., reason: _Optional[str] = ..., infeasible: _Optional[bool] = ..., worker_start_failed: _Optional[bool] = ..., runtime_env_failed: _Optional[bool] = ...) -> None: ...
 
 class LeaseLost(_message.Message):
     __slots__ = ("lease_id", "reason")
@@ -615,7 +636,7 @@ class MetricSample(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., histogram: _Optional[_Union[HistogramData, _Mapping]] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running")
+    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running", "pending", "live_counts", "ended_counts", "ended_dropped")
     class TasksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -633,6 +654,10 @@ class MetricsReport(_message.Message):
     USER_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_DROPPED_FIELD_NUMBER: _ClassVar[int]
     pid: int
     component: str
     tasks: _containers.ScalarMap[str, int]
@@ -643,10 +668,26 @@ class MetricsReport(_message.Message):
     user: _containers.RepeatedCompositeFieldContainer[MetricSample]
     ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
-    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    live_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_dropped: int
+    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ...) -> None: ...
+
+class TaskCount(_message.Message):
+    __slots__ = ("name", "type", "state", "count")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    type: str
+    state: str
+    count: int
+    def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid")
+    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid", "job_id", "type", "actor_id", "func_name", "worker_id", "node_id", "required", "created", "error_type", "owner_address")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -657,6 +698,16 @@ class TaskEvent(_message.Message):
     WORKER_PID_FIELD_NUMBER: _ClassVar[int]
     NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     OWNER_PID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    FUNC_NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     name: str
     state: str
@@ -667,10 +718,20 @@ class TaskEvent(_message.Message):
     worker_pid: int
     node_address: str
     owner_pid: int
-    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ...) -> None: ...
+    job_id: bytes
+    type: str
+    actor_id: bytes
+    func_name: str
+    worker_id: bytes
+    node_id: bytes
+    required: ResourceSet
+    created: float
+    error_type: str
+    owner_address: str
+    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ..., job_id: _Optional[bytes] = ..., type: _Optional[str] = ..., actor_id: _Optional[bytes] = ..., func_name: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., created: _Optional[float] = ..., error_type: _Optional[str] = ..., owner_address: _Optional[str] = ...) -> None: ...
 
 class TaskList(_message.Message):
-    __slots__ = ("ended", "running", "counts")
+    __slots__ = ("ended", "running", "counts", "pending", "live_counts", "ended_counts", "ended_dropped")
     class CountsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -681,10 +742,80 @@ class TaskList(_message.Message):
     ENDED_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     COUNTS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ENDED_DROPPED_FIELD_NUMBER: _ClassVar[int]
     ended: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     running: _containers.RepeatedCompositeFieldContainer[TaskEvent]
     counts: _containers.ScalarMap[str, int]
-    def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    pending: _containers.RepeatedCompositeFieldContainer[TaskEvent]
+    live_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
+    ended_dropped: int
+    def __init__(self, ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., counts: _Optional[_Mapping[str, int]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ...) -> None: ...
+
+class NodeTasks(_message.Message):
+    __slots__ = ("node_id", "node_address", "tasks", "error")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    tasks: TaskList
+    error: str
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., tasks: _Optional[_Union[TaskList, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterTasks(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeTasks]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTasks, _Mapping]]] = ...) -> None: ...
+
+class ObjectView(_message.Message):
+    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    reference_type: str
+    task_status: str
+    attempt: int
+    owner_address: str
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ...) -> None: ...
+
+class ProcessObjects(_message.Message):
+    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    kind: str
+    address: str
+    host: str
+    node_id: bytes
+    objects: _containers.RepeatedCompositeFieldContainer[ObjectView]
+    omitted: int
+    error: str
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterObjects(_message.Message):
+    __slots__ = ("processes", "errors")
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessObjects]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WorkerView(_message.Message):
     __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached", "address", "channel_address")
@@ -1115,7 +1246,7 @@ class FindNodeReply(_message.Message):
     def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "constraints", "placement_group_id")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "constraints", "placement_group_id", "runtime_env")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -1131,6 +1262,7 @@ class ActorSpec(_message.Message):
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
     CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
     name: str
@@ -1146,7 +1278,8 @@ class ActorSpec(_message.Message):
     get_if_exists: bool
     constraints: SchedulingConstraints
     placement_group_id: bytes
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., placement_group_id: _Optional[bytes] = ...) -> None: ...
+    runtime_env: str
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., placement_group_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ...) -> None: ...
 
 class CreateActorReply(_message.Message):
     __slots__ = ("actor_id", "handle_meta", "error")
@@ -1159,7 +1292,7 @@ class CreateActorReply(_message.Message):
     def __init__(self, actor_id: _Optional[bytes] = ..., handle_meta: _Optional[bytes] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ActorInfo(_message.Message):
-    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id")
+    __slots__ = ("actor_id", "state", "version", "class_name", "name", "namespace", "address", "channel", "worker_id", "node_id", "pid", "death_cause", "num_restarts", "max_restarts", "handle_meta", "detached", "job_id", "num_restarts_due_to_drain", "placement_group_id", "required", "runtime_env_failed")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1179,6 +1312,8 @@ class ActorInfo(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NUM_RESTARTS_DUE_TO_DRAIN_FIELD_NUMBER: _ClassVar[int]
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUIRED_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_FAILED_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     state: ActorState
     version: int
@@ -1198,7 +1333,9 @@ class ActorInfo(_message.Message):
     job_id: bytes
     num_restarts_due_to_drain: int
     placement_group_id: bytes
-    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ...) -> None: ...
+    required: ResourceSet
+    runtime_env_failed: bool
+    def __init__(self, actor_id: _Optional[bytes] = ..., state: _Optional[_Union[ActorState, str]] = ..., version: _Optional[int] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., address: _Optional[str] = ..., channel: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., pid: _Optional[int] = ..., death_cause: _Optional[str] = ..., num_restarts: _Optional[int] = ..., max_restarts: _Optional[int] = ..., handle_meta: _Optional[bytes] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., num_restarts_due_to_drain: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., runtime_env_failed: _Optional[bool] = ...) -> None: ...
 
 class GetActorRequest(_message.Message):
     __slots__ = ("actor_id", "name", "namespace", "after_version", "timeout")
@@ -1430,3 +1567,238 @@ class ReverseEvent(_message.Message):
     listening: str
     incoming: bytes
     def __init__(self, listening: _Optional[str] = ..., incoming: _Optional[bytes] = ...) -> None: ...
+
+class JobSubmission(_message.Message):
+    __slots__ = ("submission_id", "entrypoint", "runtime_env_json", "metadata", "entrypoint_num_cpus", "entrypoint_num_gpus", "entrypoint_memory", "entrypoint_resources")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class EntrypointResourcesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_NUM_CPUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_NUM_GPUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_MEMORY_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    entrypoint: str
+    runtime_env_json: str
+    metadata: _containers.ScalarMap[str, str]
+    entrypoint_num_cpus: float
+    entrypoint_num_gpus: float
+    entrypoint_memory: float
+    entrypoint_resources: _containers.ScalarMap[str, float]
+    def __init__(self, submission_id: _Optional[str] = ..., entrypoint: _Optional[str] = ..., runtime_env_json: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., entrypoint_num_cpus: _Optional[float] = ..., entrypoint_num_gpus: _Optional[float] = ..., entrypoint_memory: _Optional[float] = ..., entrypoint_resources: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class JobInfo(_message.Message):
+    __slots__ = ("submission_id", "status", "entrypoint", "message", "error_type", "submit_time", "start_time", "end_time", "metadata", "runtime_env_json", "exit_code", "node_address", "entrypoint_pid", "entrypoint_shape", "stop_grace_seconds", "log_bytes")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SUBMIT_TIME_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_PID_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_SHAPE_FIELD_NUMBER: _ClassVar[int]
+    STOP_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LOG_BYTES_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    status: JobStatus
+    entrypoint: str
+    message: str
+    error_type: str
+    submit_time: float
+    start_time: float
+    end_time: float
+    metadata: _containers.ScalarMap[str, str]
+    runtime_env_json: str
+    exit_code: int
+    node_address: str
+    entrypoint_pid: int
+    entrypoint_shape: ResourceSet
+    stop_grace_seconds: float
+    log_bytes: int
+    def __init__(self, submission_id: _Optional[str] = ..., status: _Optional[_Union[JobStatus, str]] = ..., entrypoint: _Optional[str] = ..., message: _Optional[str] = ..., error_type: _Optional[str] = ..., submit_time: _Optional[float] = ..., start_time: _Optional[float] = ..., end_time: _Optional[float] = ..., metadata: _Optional[_Mapping[str, str]] = ..., runtime_env_json: _Optional[str] = ..., exit_code: _Optional[int] = ..., node_address: _Optional[str] = ..., entrypoint_pid: _Optional[int] = ..., entrypoint_shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., stop_grace_seconds: _Optional[float] = ..., log_bytes: _Optional[int] = ...) -> None: ...
+
+class JobRef(_message.Message):
+    __slots__ = ("submission_id",)
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    def __init__(self, submission_id: _Optional[str] = ...) -> None: ...
+
+class JobList(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobInfo]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobInfo, _Mapping]]] = ...) -> None: ...
+
+class StopJobRequest(_message.Message):
+    __slots__ = ("submission_id", "grace_seconds")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    grace_seconds: float
+    def __init__(self, submission_id: _Optional[str] = ..., grace_seconds: _Optional[float] = ...) -> None: ...
+
+class StopJobReply(_message.Message):
+    __slots__ = ("stopping", "job")
+    STOPPING_FIELD_NUMBER: _ClassVar[int]
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    stopping: bool
+    job: JobInfo
+    def __init__(self, stopping: _Optional[bool] = ..., job: _Optional[_Union[JobInfo, _Mapping]] = ...) -> None: ...
+
+class DeleteJobReply(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class JobLogRequest(_message.Message):
+    __slots__ = ("submission_id", "offset", "follow")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    offset: int
+    follow: bool
+    def __init__(self, submission_id: _Optional[str] = ..., offset: _Optional[int] = ..., follow: _Optional[bool] = ...) -> None: ...
+
+class JobLogChunk(_message.Message):
+    __slots__ = ("data", "end", "status")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    end: int
+    status: JobStatus
+    def __init__(self, data: _Optional[bytes] = ..., end: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ...) -> None: ...
+
+class SupervisorHello(_message.Message):
+    __slots__ = ("submission_id", "pid", "host", "entrypoint_pid", "output_bytes", "exited", "start_time")
+    SUBMISSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_PID_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    submission_id: str
+    pid: int
+    host: str
+    entrypoint_pid: int
+    output_bytes: int
+    exited: EntrypointExited
+    start_time: float
+    def __init__(self, submission_id: _Optional[str] = ..., pid: _Optional[int] = ..., host: _Optional[str] = ..., entrypoint_pid: _Optional[int] = ..., output_bytes: _Optional[int] = ..., exited: _Optional[_Union[EntrypointExited, _Mapping]] = ..., start_time: _Optional[float] = ...) -> None: ...
+
+class JobOutput(_message.Message):
+    __slots__ = ("offset", "data")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class EntrypointExited(_message.Message):
+    __slots__ = ("exit_code", "stopped", "failure", "error_type", "end_time")
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    exit_code: int
+    stopped: bool
+    failure: str
+    error_type: str
+    end_time: float
+    def __init__(self, exit_code: _Optional[int] = ..., stopped: _Optional[bool] = ..., failure: _Optional[str] = ..., error_type: _Optional[str] = ..., end_time: _Optional[float] = ...) -> None: ...
+
+class SupervisorMessage(_message.Message):
+    __slots__ = ("hello", "output", "started", "exited")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    EXITED_FIELD_NUMBER: _ClassVar[int]
+    hello: SupervisorHello
+    output: JobOutput
+    started: int
+    exited: EntrypointExited
+    def __init__(self, hello: _Optional[_Union[SupervisorHello, _Mapping]] = ..., output: _Optional[_Union[JobOutput, _Mapping]] = ..., started: _Optional[int] = ..., exited: _Optional[_Union[EntrypointExited, _Mapping]] = ...) -> None: ...
+
+class SupervisorWelcome(_message.Message):
+    __slots__ = ("entrypoint", "runtime_env_json", "output_offset", "head_grace_seconds", "head_address")
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_ENV_JSON_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    HEAD_GRACE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    entrypoint: str
+    runtime_env_json: str
+    output_offset: int
+    head_grace_seconds: float
+    head_address: str
+    def __init__(self, entrypoint: _Optional[str] = ..., runtime_env_json: _Optional[str] = ..., output_offset: _Optional[int] = ..., head_grace_seconds: _Optional[float] = ..., head_address: _Optional[str] = ...) -> None: ...
+
+class SupervisorOrder(_message.Message):
+    __slots__ = ("welcome", "stop", "refused", "done")
+    WELCOME_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    welcome: SupervisorWelcome
+    stop: float
+    refused: str
+    done: Empty
+    def __init__(self, welcome: _Optional[_Union[SupervisorWelcome, _Mapping]] = ..., stop: _Optional[float] = ..., refused: _Optional[str] = ..., done: _Optional[_Union[Empty, _Mapping]] = ...) -> None: ...
+
+class PackageRef(_message.Message):
+    __slots__ = ("uri", "job_id")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    job_id: bytes
+    def __init__(self, uri: _Optional[str] = ..., job_id: _Optional[bytes] = ...) -> None: ...
+
+class PackageState(_message.Message):
+    __slots__ = ("present", "size")
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    present: bool
+    size: int
+    def __init__(self, present: _Optional[bool] = ..., size: _Optional[int] = ...) -> None: ...
+
+class PackageChunk(_message.Message):
+    __slots__ = ("uri", "size", "data")
+    URI_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    uri: str
+    size: int
+    data: bytes
+    def __init__(self, uri: _Optional[str] = ..., size: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -64,6 +64,11 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
                 _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/ember.CoreWorker/ListObjects',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessObjects.FromString,
+                _registered_method=True)
 
 
 class CoreWorkerServicer:
@@ -109,6 +114,13 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjects(self, request, context):
+        """The objects this process holds references to (ember.util.state.list_objects).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
                     servicer.ObjectsMoved,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectsMovedRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessObjects.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -315,6 +332,33 @@ class CoreWorker:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/ListObjects',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessObjects.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class NodeAgentStub:
     """Missing associated documentation comment in .proto file."""
@@ -384,6 +428,11 @@ class NodeAgentStub:
                 '/ember.NodeAgent/GetStoreInfo',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StoreInfo.FromString,
+                _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/ember.NodeAgent/ListObjects',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
                 _registered_method=True)
         self.FetchObject = channel.unary_unary(
                 '/ember.NodeAgent/FetchObject',
@@ -492,6 +541,13 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListObjects(self, request, context):
+        """What each worker of the node holds references to, asked of each (ember.util.state).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FetchObject(self, request, context):
         """Between nodes: the local agent fetches a copy; the holder's agent streams it.
         """
@@ -593,6 +649,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.GetStoreInfo,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StoreInfo.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.SerializeToString,
             ),
             'FetchObject': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchObject,
@@ -960,6 +1021,33 @@ class NodeAgent:
             _registered_method=True)
 
     @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ListObjects',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def FetchObject(request,
             target,
             options=(),
@@ -1181,6 +1269,16 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
                 _registered_method=True)
+        self.ListTasks = channel.unary_unary(
+                '/ember.Head/ListTasks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTasks.FromString,
+                _registered_method=True)
+        self.ListObjects = channel.unary_unary(
+                '/ember.Head/ListObjects',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
+                _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
@@ -1282,6 +1380,20 @@ class HeadServicer:
         raise NotImplementedError('Method not implemented!')
 
     def TailNodeLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTasks(self, request, context):
+        """The state API (ember.util.state, ember list): every node's tasks, every process's object
+        references.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListObjects(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1393,6 +1505,16 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.TailNodeLog,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.SerializeToString,
+            ),
+            'ListTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTasks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTasks.SerializeToString,
+            ),
+            'ListObjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListObjects,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.SerializeToString,
             ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
@@ -1705,6 +1827,60 @@ class Head:
             '/ember.Head/TailNodeLog',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTailRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TailReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListTasks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTasks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListObjects',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
             options,
             channel_credentials,
             insecure,
@@ -2038,6 +2214,496 @@ class Relay:
             '/ember.Relay/Reverse',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseHello.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ReverseEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class JobsStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.SubmitJob = channel.unary_unary(
+                '/ember.Jobs/SubmitJob',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobSubmission.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.FromString,
+                _registered_method=True)
+        self.GetJob = channel.unary_unary(
+                '/ember.Jobs/GetJob',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.FromString,
+                _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/ember.Jobs/ListJobs',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobList.FromString,
+                _registered_method=True)
+        self.StopJob = channel.unary_unary(
+                '/ember.Jobs/StopJob',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobReply.FromString,
+                _registered_method=True)
+        self.DeleteJob = channel.unary_unary(
+                '/ember.Jobs/DeleteJob',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DeleteJobReply.FromString,
+                _registered_method=True)
+        self.TailJobLogs = channel.unary_stream(
+                '/ember.Jobs/TailJobLogs',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogChunk.FromString,
+                _registered_method=True)
+        self.SuperviseJob = channel.stream_stream(
+                '/ember.Jobs/SuperviseJob',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorMessage.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorOrder.FromString,
+                _registered_method=True)
+
+
+class JobsServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def SubmitJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJobs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StopJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteJob(self, request, context):
+        """Only a job that ended; its record and output go.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TailJobLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SuperviseJob(self, request_iterator, context):
+        """A job's supervisor, for as long as it runs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_JobsServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'SubmitJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitJob,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobSubmission.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.SerializeToString,
+            ),
+            'GetJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJob,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobList.SerializeToString,
+            ),
+            'StopJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.StopJob,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobReply.SerializeToString,
+            ),
+            'DeleteJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteJob,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DeleteJobReply.SerializeToString,
+            ),
+            'TailJobLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailJobLogs,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogChunk.SerializeToString,
+            ),
+            'SuperviseJob': grpc.stream_stream_rpc_method_handler(
+                    servicer.SuperviseJob,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorMessage.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorOrder.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.Jobs', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.Jobs', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Jobs:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def SubmitJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Jobs/SubmitJob',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobSubmission.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Jobs/GetJob',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Jobs/ListJobs',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StopJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Jobs/StopJob',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StopJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Jobs/DeleteJob',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobRef.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DeleteJobReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailJobLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.Jobs/TailJobLogs',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.JobLogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SuperviseJob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ember.Jobs/SuperviseJob',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorMessage.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.SupervisorOrder.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class PackagesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.HasPackage = channel.unary_unary(
+                '/ember.Packages/HasPackage',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.FromString,
+                _registered_method=True)
+        self.UploadPackage = channel.stream_unary(
+                '/ember.Packages/UploadPackage',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.FromString,
+                _registered_method=True)
+        self.DownloadPackage = channel.unary_stream(
+                '/ember.Packages/DownloadPackage',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.FromString,
+                _registered_method=True)
+
+
+class PackagesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def HasPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UploadPackage(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_PackagesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'HasPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.HasPackage,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.SerializeToString,
+            ),
+            'UploadPackage': grpc.stream_unary_rpc_method_handler(
+                    servicer.UploadPackage,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.SerializeToString,
+            ),
+            'DownloadPackage': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadPackage,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ember.Packages', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ember.Packages', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Packages:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def HasPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Packages/HasPackage',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UploadPackage(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/ember.Packages/UploadPackage',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DownloadPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.Packages/DownloadPackage',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageRef.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PackageChunk.FromString,
             options,
             channel_credentials,
             insecure,

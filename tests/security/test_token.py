@@ -1,4 +1,5 @@
-"""Nobody without the cluster token gets in: not a node, not a driver, not a task channel."""
+"""Nobody without the cluster token gets in: not a node, not a driver, not a task channel, not a
+bulk transfer; and the token cannot be a weak one."""
 
 from __future__ import annotations
 
@@ -154,18 +155,18 @@ def test_a_started_cluster_wants_its_token(tmp_path: Path) -> None:
         refused = run_driver(script, address, env=elsewhere)
         assert refused.returncode != 0
         assert "UNAUTHENTICATED" in refused.stderr and "EMBER_TOKEN" in refused.stderr, refused.stderr
-        wrong = run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN="not-it"))
+        wrong = run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN="not-the-token-of-this-cluster"))
         assert wrong.returncode != 0 and "UNAUTHENTICATED" in wrong.stderr
         assert run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN=token)).stdout.strip() == "in"
         assert run_driver(script, address, env=dict(elsewhere, EMBER_TOKEN_FILE=token_file)).stdout.strip() == "in"
         given = script.replace("ember.init(address=sys.argv[1])", "ember.init(address=sys.argv[1], token=sys.argv[2])")
         assert run_driver(given, address, token, env=elsewhere).stdout.strip() == "in"
-        assert "UNAUTHENTICATED" in run_driver(given, address, "not-it", env=elsewhere).stderr
+        assert "UNAUTHENTICATED" in run_driver(given, address, "not-the-token-of-this-cluster", env=elsewhere).stderr
         # A node agent without it is not started at all.
         joined = _ember("start", "--address", address, env=elsewhere)
         assert joined.returncode == 2 and "EMBER_TOKEN" in joined.stderr
         # With a wrong one, the head refuses it and it stops, saying why.
-        bad = _ember("start", "--address", address, "--block", env=dict(elsewhere, EMBER_TOKEN="not-it"))
+        bad = _ember("start", "--address", address, "--block", env=dict(elsewhere, EMBER_TOKEN="not-the-token-of-this-cluster"))
         assert bad.returncode == 1
     finally:
         _ember("stop", env=env)
@@ -175,7 +176,7 @@ def test_a_started_cluster_wants_its_token(tmp_path: Path) -> None:
 def test_generated_stubs_cover_every_service() -> None:
     """The fuzz test below enumerates methods from the descriptor; make sure it sees them all."""
     services = {s.name for s in pb.DESCRIPTOR.services_by_name.values()}
-    assert services == {"CoreWorker", "NodeAgent", "Head", "Relay"}
+    assert services == {"CoreWorker", "NodeAgent", "Head", "Relay", "Jobs", "Packages"}
     assert hasattr(rpc_pb, "HeadStub")
 
 
@@ -211,3 +212,25 @@ def test_bulk_transfer_socket_wants_the_token(cluster) -> None:
         bulk_transfer._send_frame(sock, pb.BulkRequest(token=auth.token().encode(), object_id=object_id))
         header = bulk_transfer._recv_frame(sock, pb.BulkHeader)
         assert header.error == "" and header.size >= 1 << 20
+
+
+def test_a_weak_token_is_refused_where_it_is_given(tmp_path: Path) -> None:
+    """Before: a one-character EMBER_TOKEN was accepted, and guarded a cluster."""
+    from tests.integration.test_lifecycle import _ember, _free_port
+
+    env = dict(os.environ, EMBER_TEMP_DIR=str(tmp_path / "ember"), EMBER_TOKEN="x")
+    env.pop(auth.ENV_FILE, None)
+    try:
+        started = _ember("start", "--head", "--port", str(_free_port()), "--num-cpus", "1", env=env)
+        assert started.returncode == 2, started.stdout + started.stderr
+        assert "EMBER_TOKEN has 1 character(s)" in started.stderr and "at least 16" in started.stderr
+    finally:
+        _ember("stop", env=env)
+    weak_file = tmp_path / "token"
+    weak_file.write_text("short\n")
+    from_file = dict(env, EMBER_TOKEN_FILE=str(weak_file))
+    from_file.pop(auth.ENV)
+    up = _ember("start", "--head", "--port", str(_free_port()), env=from_file)
+    assert up.returncode == 2 and f"{weak_file} has 5 character(s)" in up.stderr
+    given = run_driver("import ember; ember.init('127.0.0.1:1', token='tiny')", env=dict(os.environ))
+    assert given.returncode != 0 and "init(token=...) has 4 character(s)" in given.stderr
