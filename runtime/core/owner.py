@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 from collections import deque
@@ -122,7 +121,6 @@ class Owner:
         # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
         # a driver's job-wide one, or the one a worker was set up for. Set once, before use.
         self.runtime_env = ""
-        self._environments: dict[str, str] = {}  # a task's own runtime_env -> the merged one
         self.submitter: TaskSubmitter = io.run(self._start())
         self.placement_groups = PlacementGroupCalls(io, self.channels, head_address, self.promise)
 
@@ -235,16 +233,8 @@ class Owner:
         return refs
 
     def environment_of(self, own: str) -> str:
-        """The runtime_env a task or actor of this process runs in: its own (canonical JSON)
-        merged over this process's, as Ray merges them; computed once per distinct own."""
-        if not own:
-            return self.runtime_env
-        merged = self._environments.get(own)
-        if merged is None:
-            parent = json.loads(self.runtime_env) if self.runtime_env else {}
-            merged = env_spec.to_json(env_spec.inherit(parent, json.loads(own)))
-            self._environments[own] = merged
-        return merged
+        """A task's or actor's own runtime_env merged over this process's, as Ray does."""
+        return env_spec.inherit_json(self.runtime_env, own)
 
     def upload_package(self, data: bytes) -> str:
         """Put a code package on the head (once: by content hash), for this job; its URI."""

@@ -13,8 +13,6 @@ import itertools
 import logging
 from typing import Protocol
 
-import grpc
-
 from ember.runtime.head.actor_record import ActorRecord
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
@@ -589,14 +587,4 @@ class ActorManager:
         for client in self._agents.values():
             client.close()
         await self.channels.close()
-
-
-def not_found(request: pb.GetActorRequest) -> str:
-    if request.actor_id:
-        return f"no actor with id {request.actor_id.hex()}"
-    return f"Failed to look up actor with name '{request.name}' in namespace '{request.namespace}'"
-
-
-async def abort_not_found(context: grpc.aio.ServicerContext, request: pb.GetActorRequest) -> None:
-    await context.abort(grpc.StatusCode.NOT_FOUND, not_found(request))
 

@@ -24,7 +24,8 @@ import grpc
 
 from ember.runtime import __version__
 from ember.runtime.head import cluster_queries
-from ember.runtime.head.actor_manager import ActorManager, abort_not_found
+from ember.runtime.head.actor_manager import ActorManager
+from ember.runtime.head.actor_record import abort_not_found
 from ember.runtime.head.bundle_placement import NodeType
 from ember.runtime.head.drain import DrainManager
 from ember.runtime.head.events import EventLog
