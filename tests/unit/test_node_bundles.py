@@ -124,3 +124,13 @@ def test_a_draining_node_reserves_nothing(tmp_path: Path) -> None:
         assert _free(agent)["CPU"] == 2
 
     asyncio.run(scenario())
+
+
+def test_a_bundles_gpu_counts_once_as_gpu():
+    # What a node hands out devices by: num_gpus=1 in bundle 0 asks for GPU under two names
+    # (the bundle's and the group's), which stand for one GPU.
+    in_bundle = bundle_resources.in_group({"CPU": 1000, "GPU": 1000}, HEX, 0)
+    assert bundle_resources.amount(in_bundle, "GPU") == 1000
+    assert bundle_resources.amount(bundle_resources.in_group({"GPU": 500}, HEX, -1), "GPU") == 500
+    assert bundle_resources.amount({"GPU": 2000, "CPU": 1000}, "GPU") == 2000
+    assert bundle_resources.amount(in_bundle, "memory") == 0
