@@ -57,18 +57,22 @@ COLD = {
         import time; t0 = time.perf_counter()
         import ember
         ember.init()
+        t1 = time.perf_counter()
         f = ember.remote(lambda: 1)
         assert ember.get(f.remote()) == 1
-        print(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        print(t2 - t0, t1 - t0, t2 - t1)
         ember.shutdown()
     """,
     "ray": """
         import time; t0 = time.perf_counter()
         import ray
         ray.init(include_dashboard=False, logging_level="ERROR")
+        t1 = time.perf_counter()
         f = ray.remote(lambda: 1)
         assert ray.get(f.remote()) == 1
-        print(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        print(t2 - t0, t1 - t0, t2 - t1)
         ray.shutdown()
     """,
     "dask": """
@@ -76,8 +80,10 @@ COLD = {
         from distributed import Client, LocalCluster
         cluster = LocalCluster(processes=True, threads_per_worker=1, dashboard_address=None)
         client = Client(cluster)
+        t1 = time.perf_counter()
         assert client.submit(lambda: 1).result() == 1
-        print(time.perf_counter() - t0)
+        t2 = time.perf_counter()
+        print(t2 - t0, t1 - t0, t2 - t1)
         client.close(); cluster.close()
     """,
 }
@@ -158,8 +164,10 @@ def _run_child(*args: str, timeout: float = 900) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def _cold_start(system_name: str, repeat: int = 3) -> list[Any]:
-    times = []
+def _cold_start(system_name: str, repeat: int = 3) -> dict[str, list[Any]]:
+    """From ``import`` to the first result, and its two halves: ``init`` (with the import) and
+    the first task right after it, which waits for whatever ``init`` left starting."""
+    runs = []
     for _ in range(repeat):
         out = subprocess.run(
             [sys.executable, "-c", textwrap.dedent(COLD[system_name])],
@@ -170,8 +178,9 @@ def _cold_start(system_name: str, repeat: int = 3) -> list[Any]:
         )
         if out.returncode != 0:
             raise RuntimeError(f"cold start of {system_name} failed:\n{out.stderr[-2000:]}")
-        times.append(float(out.stdout.strip().splitlines()[-1]))
-    return [statistics.median(times), "s"]
+        runs.append([float(x) for x in out.stdout.strip().splitlines()[-1].split()])
+    names = ("cold_start", "init", "first_get_after_init")
+    return {name: [statistics.median(run[i] for run in runs), "s"] for i, name in enumerate(names)}
 
 
 def measure(system_name: str, only: set[str] | None) -> dict[str, Any]:
@@ -180,8 +189,8 @@ def measure(system_name: str, only: set[str] | None) -> dict[str, Any]:
     def wanted(names: list[str] | dict[str, Any]) -> bool:
         return only is None or bool(only.intersection(names))
 
-    if wanted(["cold_start"]):
-        results["cold_start"] = _cold_start(system_name)
+    if wanted(["cold_start", "init", "first_get_after_init"]):
+        results.update(_cold_start(system_name))
     for suite_name, suite in workloads.SUITES.items():
         if wanted(suite.workloads):
             results.update(_run_child("suite", system_name, suite_name, ",".join(only or [])))

@@ -46,8 +46,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     env = dict(os.environ, EMBER_SESSION_DIR=args.session_dir, EMBER_NODE_HOST=args.host)
-    from ember.runtime.node.worker_pool import start_zygote
+    from ember.runtime.node.worker_pool import start_zygote, with_thread_default
 
+    env = with_thread_default(env)
     zygote = start_zygote(env)
     import asyncio
 

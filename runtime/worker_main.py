@@ -19,7 +19,7 @@ import sys
 
 import grpc
 
-from ember.runtime.core import context, visible_gpus
+from ember.runtime.core import context, cpu_threads, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
 from ember.runtime.core.task_output import TaskLogHandler, TaskOutput
@@ -145,6 +145,7 @@ def main() -> int:
     log_lines.install()
     context.node_id = env.get("EMBER_NODE_ID", "")
     visible_gpus.remember_start_environment()
+    cpu_threads.start()
     context.worker_id = worker_id_hex
     auth.set_token(auth.from_environment())
     io = IoThread("ember-io")

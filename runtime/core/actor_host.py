@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ember.runtime.core import context, visible_gpus
+from ember.runtime.core import context, cpu_threads, visible_gpus
 from ember.runtime.core.task_output import OutputForwarder
 from ember.runtime.core.task_record import TERMINATE
 from ember.runtime.objects import serialization
@@ -99,6 +99,7 @@ class ActorHost:
         context.actor_capture_child_tasks = spec.capture_child_tasks
         context.capturing = context.capturing or spec.capture_child_tasks
         visible_gpus.use(spec.gpu_ids)  # the actor's devices, before its constructor runs
+        cpu_threads.use(spec.cpu_threads)
 
         def construct() -> Any:
             cls = serialization.loads(spec.function)

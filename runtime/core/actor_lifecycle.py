@@ -29,7 +29,7 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.wire import resources
+from ember.runtime.wire import bundle_resources, resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.rpc import Channels
@@ -97,6 +97,7 @@ class ActorLifecycle:
             is_async=options.is_async,
             placement_group_id=options.placement_group,
             capture_child_tasks=options.capture_child_tasks,
+            cpu_threads=bundle_resources.amount(options.shape, "CPU") // resources.UNIT,
         )
         spec = pb.ActorSpec(
             actor_id=actor_id,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime.core import context, visible_gpus
+from ember.runtime.core import context, cpu_threads, visible_gpus
 from ember.runtime.core.actor_host import ActorHost
 from ember.runtime.core.owner import Owner
 from ember.runtime.core.task_output import OutputForwarder
@@ -209,6 +209,7 @@ class Executor:
         if spec.actor_id:
             return self.actor_host.handle(spec, connection)
         visible_gpus.use(spec.gpu_ids)  # its lease's devices: a reused worker had others
+        cpu_threads.use(spec.cpu_threads)
         return self.invoke(spec, lambda: self._function(spec), connection.owner)
 
     def invoke(self, spec: pb.TaskSpec, target: Any, owner: str) -> pb.TaskResult:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
-from ember.runtime.wire.resources import Shape, ShapeKey
+from ember.runtime.wire import bundle_resources
+from ember.runtime.wire.resources import UNIT, Shape, ShapeKey
 
 if TYPE_CHECKING:
     from ember.runtime.objects.object_ref import ObjectRef
@@ -67,6 +68,11 @@ class TaskOptions:
     # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
     # merges it over the parent's (``Owner.environment_of``).
     runtime_env: str = ""
+
+    @property
+    def threads(self) -> int:
+        """Its whole CPUs: the threads its numerical libraries may use (``cpu_threads``)."""
+        return bundle_resources.amount(self.shape, "CPU") // UNIT  # a bundle's CPUs too
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,6 +222,8 @@ class TaskSubmitter:
             spec.arg_values.extend(v for v in task.arg_values if v is not None)
         if lease.gpu_ids:
             spec.gpu_ids.extend(lease.gpu_ids)
+        if task.options.threads > 1:
+            spec.cpu_threads = task.options.threads
         if task.options.max_calls:
             self._count_call(lease, function.function_id, task.options.max_calls)
         self.running[task.task_id] = task

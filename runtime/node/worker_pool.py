@@ -98,6 +98,8 @@ class WorkerSetup:
             path.append(existing)
         if path:
             result["PYTHONPATH"] = os.pathsep.join(path)
+        if "OMP_NUM_THREADS" in self.env_vars:
+            result["EMBER_THREADS_BY_LEASE"] = ""  # the user's value holds for every task
         result["EMBER_RUNTIME_ENV"] = self.runtime_env
         result["EMBER_RUNTIME_ENV_CWD"] = self.cwd
         result["EMBER_RUNTIME_ENV_PATH"] = os.pathsep.join(self.paths)
@@ -107,6 +109,15 @@ class WorkerSetup:
 # What a forked worker runs: named, not imported, since the worker's code is the core's and a node
 # agent never loads it (it would double the agent's memory for nothing).
 WORKER_MAIN = "ember.runtime.worker_main"
+
+
+def with_thread_default(env: dict[str, str]) -> dict[str, str]:
+    """The workers' environment: unless the node's sets ``OMP_NUM_THREADS``, numerical
+    libraries start with one thread each and workers size them to each task's CPUs
+    (``core/cpu_threads.py``), instead of a thread per core in every worker."""
+    if "OMP_NUM_THREADS" in env:
+        return env
+    return env | {"OMP_NUM_THREADS": "1", "EMBER_THREADS_BY_LEASE": "1"}
 
 
 def start_zygote(env: dict[str, str]) -> subprocess.Popen[bytes]:
