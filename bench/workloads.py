@@ -544,3 +544,7 @@ SUITES = {
     "sharded_ps": Suite({"seed_sharded_ps": seed_sharded_ps}),
     "two_nodes": Suite({"transfer_1gb_between_nodes": transfer_between_nodes}, num_cpus=2, nodes=2),
 }
+
+from placement import PLACEMENT  # noqa: E402 - its own module; only the driver runs it
+
+SUITES["placement_groups"] = Suite(PLACEMENT, num_cpus=2, nodes=2)

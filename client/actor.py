@@ -15,7 +15,7 @@ from typing import Any
 import cloudpickle
 
 from ember import options as opts
-from ember import runtime_env_upload
+from ember import placement_options, runtime_env_upload
 from ember.runtime.core import context
 from ember.runtime.core.actor_host import is_async_class
 from ember.runtime.core.owner import Owner
@@ -97,7 +97,7 @@ class ActorClass:
         if descriptor is None:
             data, function_id = serialization.dumps_function(self._cls, self.__qualname__)
             descriptor = self._descriptor = FunctionDescriptor(self.__qualname__, function_id, data)
-        actor_options = actor_options_of(self._cls, options)
+        actor_options = placement_options.captured(actor_options_of(self._cls, options))
         if actor_options.runtime_env:
             actor_options = runtime_env_upload.with_resolved_env(core, actor_options)
         meta = {
@@ -126,12 +126,14 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
     place = opts.shape_of(options, default_cpus=1)
     hold = opts.shape_of(options, default_cpus=0) if num_cpus is None else dict(place)
     hold = {k: v for k, v in hold.items() if v}
+    placement = placement_options.resolve(options, place, hold, cls.__name__)
+    assert placement.hold is not None
     lifetime = options.get("lifetime")
     concurrency = options.get("max_concurrency") or (1000 if is_async else 1)
     return ActorOptions(
         class_name=cls.__name__,
-        shape=place,
-        hold=hold,
+        shape=placement.shape,
+        hold=placement.hold,
         max_restarts=options.get("max_restarts") or 0,
         max_task_retries=options.get("max_task_retries") or 0,
         max_concurrency=concurrency,
@@ -140,6 +142,10 @@ def actor_options_of(cls: type, options: dict[str, Any]) -> ActorOptions:
         namespace=options.get("namespace") or "",
         detached=lifetime == "detached",
         get_if_exists=bool(options.get("get_if_exists")),
+        placement_group=placement.placement_group,
+        capture_child_tasks=placement.capture_child_tasks,
+        may_capture=placement.may_capture,
+        constraints=placement.constraints,
         runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )
 

@@ -233,7 +233,7 @@ def _up(args: argparse.Namespace) -> int:
     import asyncio
 
     from ember import cluster_spec, local_capacity
-    from ember.local_provider import LocalProvider, Progress
+    from ember.local_provider import NODE_TYPE_LABEL, LocalProvider, Progress
 
     try:
         name, head_cpus, groups, autoscaling = cluster_spec.load(args.file)
@@ -251,6 +251,7 @@ def _up(args: argparse.Namespace) -> int:
             session_dir, head_port=args.port, num_cpus=head_cpus, token=token,
             dashboard_port=args.dashboard_port, autoscaler=autoscaling.enabled,
             object_store_memory=share.object_store_memory,
+            labels={NODE_TYPE_LABEL: "head"},
         )
     except (launcher.LaunchError, OSError) as error:
         print(f"ember up: {error}", file=sys.stderr)

@@ -102,6 +102,7 @@ def init(
     resources: dict[str, float] | None = None,
     memory: int | None = None,
     object_store_memory: int | None = None,
+    labels: dict[str, str] | None = None,
     ignore_reinit_error: bool = False,
     namespace: str | None = None,
     include_dashboard: bool | None = None,
@@ -157,6 +158,7 @@ def init(
                 memory=memory,
                 object_store_memory=object_store_memory,
                 resources=resources,
+                labels=_checked_labels(labels),
                 dashboard_host=dashboard_host,
                 dashboard_port=-1 if include_dashboard is False else (
                     dashboard_port if dashboard_port is not None else launcher.DEFAULT_DASHBOARD_PORT
@@ -164,10 +166,10 @@ def init(
             )
             head_address = processes.head_address
             auth.set_token(processes.token)
-        elif any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
+        elif any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory, labels)):
             raise ValueError(
-                "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
-                "object_store_memory must not be provided: they belong to the nodes"
+                "When connecting to an existing cluster, num_cpus, num_gpus, resources, "
+                "object_store_memory and labels must not be provided: they belong to the nodes"
             )
         try:
             connection = DriverConnection(
@@ -261,6 +263,17 @@ def _configure_logging(level: int | str) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s -- %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
+
+
+def _checked_labels(labels: dict[str, str] | None) -> dict[str, str] | None:
+    """The local node's labels (what ``label_selector`` matches), as plain strings."""
+    if labels is None:
+        return None
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise ValueError(f"ember.init(labels=...) takes a dict of strings to strings, got {labels!r}")
+    return labels
 
 
 def auto_init() -> Owner:

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ember.operator.autoscaling_policy import Node, Plan, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Plan, Want, WorkerGroup, plan
 from ember.runtime import launcher
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
@@ -26,6 +26,7 @@ log = logging.getLogger("ember.local_provider")
 
 GROUP_LABEL = "ember.dev/group"
 WORKER_LABEL = "ember.dev/worker"
+NODE_TYPE_LABEL = "ember.dev/node-type"  # "head" or "worker", as the Kubernetes pods' label
 
 
 @dataclass
@@ -59,6 +60,11 @@ class Progress:
     pending: list[str] = field(default_factory=list)
     last_action: str = "started"
     last_action_at: float = field(default_factory=time.monotonic)
+
+
+def _group_labels(group: str) -> dict[str, str]:
+    """The labels every node of a group starts with (each also names its worker)."""
+    return {GROUP_LABEL: group, NODE_TYPE_LABEL: "worker"}
 
 
 class LocalProvider:
@@ -95,7 +101,8 @@ class LocalProvider:
     async def run(self, stop: asyncio.Event) -> None:
         head = self.channels.head(self.head_address)
         shapes = [pb.ResourceSet(quantities=g.shape) for g in self.groups.values()]
-        await head.SetNodeTypes(pb.NodeTypes(shapes=shapes), timeout=10)
+        labels = [pb.NodeLabels(labels=_group_labels(g.name)) for g in self.groups.values()]
+        await head.SetNodeTypes(pb.NodeTypes(shapes=shapes, labels=labels), timeout=10)
         while not stop.is_set():
             try:
                 demand = await head.GetDemand(pb.Empty(), timeout=10)
@@ -110,15 +117,22 @@ class LocalProvider:
     async def step(self, demand: pb.Demand) -> Plan:
         groups, nodes = self._observe(demand)
         bundles = [
-            dict(entry.shape.quantities)
+            Want(dict(entry.shape.quantities), dict(entry.label_selector))
             for entry in [*demand.tasks, *demand.actors]
             for _ in range(entry.count)
         ]
         requested = [dict(b.quantities) for b in demand.requested]
+        gangs = [
+            Gang(
+                tuple(dict(b.quantities) for b in group.bundles), group.strategy,
+                tuple(dict(s.conditions) for s in group.bundle_label_selector),
+            )
+            for group in demand.placement_groups
+        ]
         if self.autoscaling.enabled:
             decided = plan(
                 groups, nodes, bundles, self.autoscaling.idle_timeout,
-                self.autoscaling.upscaling_mode, requested,
+                self.autoscaling.upscaling_mode, requested, gangs,
             )
         else:
             decided = Plan(replicas={g.name: g.replicas if g.replicas is not None else g.min_replicas for g in self.groups.values()})
@@ -127,6 +141,10 @@ class LocalProvider:
         self.progress.pending = [
             f"{resources.describe(resources.to_fixed(e.shape.quantities))} x{e.count}"
             for e in [*demand.tasks, *demand.actors]
+        ] + [
+            f"placement group {g.placement_group_id.hex()[:12]} ({g.strategy}, "
+            f"{len(g.bundles)} bundle{'s' if len(g.bundles) != 1 else ''})"
+            for g in demand.placement_groups
         ]
         self.on_progress(self.progress)
         return decided
@@ -145,6 +163,7 @@ class LocalProvider:
                 spec.min_replicas,
                 spec.max_replicas,
                 tuple(w.name for w in self.workers.values() if w.group == spec.name),
+                _group_labels(spec.name),
             )
             for spec in self.groups.values()
         ]
@@ -160,6 +179,7 @@ class LocalProvider:
                     dict(found.available.quantities),
                     found.idle_seconds if not found.draining else 0.0,
                     total=dict(found.total.quantities),
+                    labels=dict(found.labels),
                 ))
         return groups, nodes
 
@@ -192,7 +212,7 @@ class LocalProvider:
                     memory=int(shape["memory"]) if "memory" in shape else None,
                     object_store_memory=self.object_store_memory,
                     resources=custom or None,
-                    labels={GROUP_LABEL: spec.name, WORKER_LABEL: worker.name},
+                    labels={**_group_labels(spec.name), WORKER_LABEL: worker.name},
                     token=self.token,
                 )
                 self._workers_changed()

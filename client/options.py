@@ -10,10 +10,19 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from ember import runtime_env_upload
+from ember import placement_options, runtime_env_upload
 from ember.runtime.core.task_record import TaskOptions
-from ember.runtime.wire import resources
+from ember.runtime.wire import label_selector, resources
 from ember.runtime.wire import runtime_env as env_spec
+
+# Where work runs: a strategy, the placement group options Ray had before strategies, labels.
+PLACEMENT_OPTIONS = {
+    "scheduling_strategy",
+    "placement_group",
+    "placement_group_bundle_index",
+    "placement_group_capture_child_tasks",
+    "label_selector",
+}
 
 TASK_OPTIONS = {
     "num_cpus",
@@ -24,11 +33,10 @@ TASK_OPTIONS = {
     "max_retries",
     "retry_exceptions",
     "name",
-    "scheduling_strategy",
     "accelerator_type",
     "max_calls",
     "runtime_env",
-}
+} | PLACEMENT_OPTIONS
 
 ACTOR_OPTIONS = {
     "num_cpus",
@@ -42,27 +50,16 @@ ACTOR_OPTIONS = {
     "max_restarts",
     "max_task_retries",
     "max_concurrency",
-    "scheduling_strategy",
     "accelerator_type",
     "runtime_env",
-}
+} | PLACEMENT_OPTIONS
 
 METHOD_OPTIONS = {"num_returns", "name"}
-
-# Ray options that ember accepts only with their default value, said plainly.
-_UNSUPPORTED = {
-    "placement_group": "placement groups are not supported",
-    "label_selector": "label_selector is not supported",
-}
 
 
 def validate(options: Mapping[str, Any], allowed: set[str], what: str) -> dict[str, Any]:
     result = {}
     for key, value in options.items():
-        if key in _UNSUPPORTED:
-            if value in (None, {}, 0):
-                continue
-            raise ValueError(f"{what}: {_UNSUPPORTED[key]} (got {key}={value!r})")
         if key not in allowed:
             raise ValueError(
                 f"{what}: invalid option {key!r}; valid options are {', '.join(sorted(allowed))}"
@@ -147,10 +144,19 @@ def _check(key: str, value: Any, what: str) -> None:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"{what}: name must be a string")
     elif key == "scheduling_strategy":
-        if value not in (None, "DEFAULT", "SPREAD"):
-            raise ValueError(
-                f"{what}: scheduling_strategy must be 'DEFAULT' or 'SPREAD', got {value!r}"
-            )
+        placement_options.check_strategy(value, what)
+    elif key == "placement_group":
+        if value not in (None, placement_options.DEFAULT_GROUP) and not placement_options.is_group(value):
+            raise ValueError(f"{what}: placement_group must be a PlacementGroup, got {value!r}")
+    elif key == "placement_group_bundle_index":
+        if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+            raise ValueError(f"{what}: placement_group_bundle_index must be an int >= -1, got {value!r}")
+    elif key == "placement_group_capture_child_tasks":
+        if value is not None and not isinstance(value, bool):
+            raise ValueError(f"{what}: placement_group_capture_child_tasks must be True or False")
+    elif key == "label_selector":
+        if value is not None:
+            label_selector.check(value, f"{what}: label_selector")
 
 
 def shape_of(options: Mapping[str, Any], default_cpus: float) -> dict[str, int]:
@@ -170,7 +176,8 @@ def shape_of(options: Mapping[str, Any], default_cpus: float) -> dict[str, int]:
 
 
 def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
-    shape = shape_of(options, default_cpus=1)
+    name = options.get("name") or default_name
+    placement = placement_options.resolve(options, shape_of(options, default_cpus=1), None, name)
     retry = options.get("retry_exceptions", False)
     if isinstance(retry, list | tuple):
         retry = tuple(f"{c.__module__}.{c.__qualname__}" for c in retry)
@@ -181,13 +188,18 @@ def task_options(options: Mapping[str, Any], default_name: str) -> TaskOptions:
         # (or the devices CUDA settled on) leak into the next task. max_calls=0 allows it.
         max_calls = 1 if options.get("num_gpus") else 0
     return TaskOptions(
-        name=options.get("name") or default_name,
-        shape=shape,
-        key=resources.key_of(shape),
+        name=name,
+        shape=placement.shape,
+        key=resources.key_of(placement.shape),
         num_returns=options.get("num_returns", 1),
         max_retries=3 if max_retries is None else max_retries,
         retry_exceptions=retry,
-        strategy=options.get("scheduling_strategy") or "DEFAULT",
+        strategy=placement.strategy,
+        placement_group=placement.placement_group,
+        capture_child_tasks=placement.capture_child_tasks,
+        may_capture=placement.may_capture,
+        constraints=placement.constraints,
+        constraints_key=placement.constraints_key,
         max_calls=max_calls,
         runtime_env=env_spec.to_json(options.get("runtime_env") or {}),
     )

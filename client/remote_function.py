@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ember import options as opts
-from ember import runtime_env_upload
+from ember import placement_options, runtime_env_upload
 from ember.runtime.core import context
 from ember.runtime.core.task_record import FunctionDescriptor, TaskOptions
 from ember.runtime.objects import serialization
@@ -63,6 +63,8 @@ class RemoteFunction:
             from ember.connection import auto_init
 
             core = auto_init()
+        if task_options.may_capture and context.capturing:
+            task_options = placement_options.captured(task_options)
         if task_options.runtime_env:
             task_options = runtime_env_upload.with_resolved_env(core, task_options)
         refs = core.submit_task(self.descriptor(), args, kwargs, task_options)

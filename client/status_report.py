@@ -10,7 +10,7 @@ import asyncio
 import time
 
 from ember.runtime.objects import ids
-from ember.runtime.wire import http_server, resources, rpc
+from ember.runtime.wire import bundle_resources, http_server, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 RULE = "-" * 60
@@ -68,14 +68,19 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
     for node in alive:
         resources.add(total, resources.to_fixed(node.info.total.quantities))
         resources.add(free, resources.to_fixed(node.available.quantities))
+    reserved = _reserved(total, free)
     for name in sorted(total):
-        if name.startswith("node:"):
+        if name.startswith("node:") or bundle_resources.parse(name) is not None:
             continue
         used, whole = (total[name] - free.get(name, 0)) / resources.UNIT, total[name] / resources.UNIT
         if name in ("memory", "object_store_memory"):
-            lines.append(f" {used / 2**30:.2f}GiB/{whole / 2**30:.2f}GiB {name}")
+            line = f" {used / 2**30:.2f}GiB/{whole / 2**30:.2f}GiB {name}"
         else:
-            lines.append(f" {used:g}/{whole:g} {name}")
+            line = f" {used:g}/{whole:g} {name}"
+        if name in reserved:
+            in_use, held = reserved[name]
+            line += f" ({in_use:g} used of {held:g} reserved in placement groups)"
+        lines.append(line)
     lines += ["", "Metrics (Prometheus):"]
     if view.metrics_address:
         lines.append(f" head   {http_server.scheme()}://{view.metrics_address}/metrics")
@@ -92,6 +97,20 @@ def render(view: pb.ClusterView, now: float | None = None) -> str:
     if not view.events:
         lines.append(" (none)")
     return "\n".join(lines)
+
+
+def _reserved(total: dict[str, int], free: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """Per resource, what placement groups use of what they reserve (as ``ray status``)."""
+    found: dict[str, tuple[float, float]] = {}
+    for name, amount in total.items():
+        parsed = bundle_resources.parse(name)
+        if parsed is None or parsed[2] != -1 or parsed[0] == bundle_resources.BUNDLE:
+            continue  # the group-wide name counts each bundle once
+        in_use, held = found.get(parsed[0], (0.0, 0.0))
+        found[parsed[0]] = (
+            in_use + (amount - free.get(name, 0)) / resources.UNIT, held + amount / resources.UNIT
+        )
+    return found
 
 
 def dashboard_line(view: pb.ClusterView) -> str:
@@ -120,11 +139,17 @@ def _demand(view: pb.ClusterView) -> list[str]:
     for node in view.nodes:
         if node.alive:
             for demand in node.pending:
-                key = resources.describe(resources.to_fixed(demand.shape.quantities))
+                key = bundle_resources.describe(resources.to_fixed(demand.shape.quantities))
                 tasks[key] = tasks.get(key, 0) + demand.count
     lines = [f" {shape}: {count} lease request{'s' if count != 1 else ''} waiting"
              for shape, count in sorted(tasks.items())]
     for demand in view.actor_demand:
-        key = resources.describe(resources.to_fixed(demand.shape.quantities))
+        key = bundle_resources.describe(resources.to_fixed(demand.shape.quantities))
         lines.append(f" {key}: {demand.count} actor{'s' if demand.count != 1 else ''} waiting")
+    for group in view.placement_group_demand:
+        shapes = ", ".join(resources.describe(resources.to_fixed(b.quantities)) for b in group.bundles)
+        lines.append(
+            f" placement group {group.placement_group_id.hex()[:12]} ({group.strategy}): "
+            f"bundles {shapes} waiting"
+        )
     return lines

@@ -8,8 +8,15 @@ it is tested on its own, properties included.
 Scale up: the demand is first fitted onto the free capacity of live nodes, then onto nodes
 still starting, and what is left onto new nodes, largest bundles first (first-fit decreasing).
 A new node comes from the group that fits a bundle with the least waste, and never from a group
-with GPUs for a bundle that needs none while a group without GPUs fits it. Launches are capped
-at ``max(5, speed × running)`` nodes starting at once (``upscalingMode``).
+with GPUs for a bundle that needs none while a group without GPUs fits it. Work with a label
+selector goes only to nodes, and new nodes only of groups, whose labels it allows. Launches are
+capped at ``max(5, speed × running)`` nodes starting at once (``upscalingMode``).
+
+Placement groups waiting for room are gangs: a group's bundles are placed all at once or not at
+all, by the group's strategy (``STRICT_SPREAD``: a node each; ``STRICT_PACK``: one node for all;
+``PACK`` and ``SPREAD``: as they fit). Nodes are added for a gang only if the whole gang then
+fits, and a gang may start more nodes at once than the upscaling speed allows otherwise (half a
+gang would be of no use).
 
 Scale down: only nodes idle for ``idle_timeout`` seconds (nothing runs there, no actor, no
 object only it holds — the head says so), never below a group's minimum, and never a node the
@@ -22,7 +29,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ember.runtime.wire import label_selector
+
 Shape = Mapping[str, float]
+Labels = Mapping[str, str]
 
 # How many nodes may be starting at once, as a multiple of the nodes already running.
 SPEEDS = {"Conservative": 1.0, "Default": 2.0, "Aggressive": math.inf}
@@ -37,6 +47,7 @@ class WorkerGroup:
     min_replicas: int
     max_replicas: int
     workers: tuple[str, ...] = ()  # the group's workers, running or starting
+    labels: Labels = field(default_factory=dict)  # the node labels its nodes start with
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,25 @@ class Node:
     idle_seconds: float  # 0 while busy
     starting: bool = False  # a worker created but not (yet) a live node
     total: Shape = field(default_factory=dict)  # what it offers in all (default: its group's)
+    labels: Labels = field(default_factory=dict)  # its node labels (default: its group's)
+
+
+@dataclass(frozen=True)
+class Want:
+    """Work waiting for a node: its shape, and the labels it needs of one (label selector)."""
+
+    shape: Shape
+    selector: Labels = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Gang:
+    """A placement group waiting for room: its bundles not placed yet, its strategy, and the
+    label selector of each bundle (if any)."""
+
+    bundles: tuple[Shape, ...]
+    strategy: str = "PACK"
+    selectors: tuple[Labels, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,8 +92,22 @@ class Plan:
         return self.replicas != current or any(self.remove.values())
 
 
+@dataclass
+class _Spot:
+    """Room for demand on one node: live, starting, or to be added."""
+
+    name: str
+    group: str
+    room: dict[str, float]
+    labels: Labels
+
+
 def _fits(bundle: Shape, free: Shape) -> bool:
     return all(free.get(name, 0.0) + EPSILON >= amount for name, amount in bundle.items() if amount > 0)
+
+
+def _allows(selector: Labels, labels: Labels) -> bool:
+    return not selector or label_selector.matches(selector, labels)
 
 
 def _take(bundle: Shape, free: dict[str, float]) -> None:
@@ -80,41 +124,69 @@ def _size(bundle: Shape) -> tuple[float, ...]:
     )
 
 
+def _sum(bundles: Iterable[Shape]) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for bundle in bundles:
+        for name, amount in bundle.items():
+            total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def _never(gang: Gang, groups: Sequence[WorkerGroup], nodes: Sequence[Node]) -> bool:
+    """A STRICT_SPREAD gang needs more distinct nodes than the groups can ever have."""
+    if gang.strategy != "STRICT_SPREAD":
+        return False
+    most = sum(g.max_replicas for g in groups)
+    extra = sum(1 for n in nodes if n.group not in {g.name for g in groups})
+    return len(gang.bundles) > most + extra
+
+
 def _waste(bundle: Shape, shape: Shape) -> tuple[int, float]:
     gpu_for_nothing = int(shape.get("GPU", 0.0) > 0 and bundle.get("GPU", 0.0) <= 0)
     left = sum(max(0.0, shape.get(k, 0.0) - bundle.get(k, 0.0)) / max(shape.get(k, 1.0), 1.0) for k in shape)
     return gpu_for_nothing, left
 
 
+def _wants(demand: Iterable[Shape | Want]) -> list[Want]:
+    return [item if isinstance(item, Want) else Want(item) for item in demand]
+
+
 def plan(
     groups: Sequence[WorkerGroup],
     nodes: Iterable[Node],
-    demand: Iterable[Shape],
+    demand: Iterable[Shape | Want],
     idle_timeout: float,
     upscaling_mode: str = "Default",
     requested: Iterable[Shape] = (),
+    gangs: Iterable[Gang] = (),
 ) -> Plan:
     """Desired replicas per group and the workers to remove; see the module's docstring.
 
-    ``demand`` is work waiting now, fitted onto free capacity; ``requested`` is capacity a
-    program asked for (``request_resources``), fitted onto what the nodes offer in all.
+    ``demand`` is work waiting now (shapes, or ``Want`` with a label selector), fitted onto
+    free capacity; ``requested`` is capacity a program asked for (``request_resources``),
+    fitted onto what the nodes offer in all; ``gangs`` are placement groups waiting, each
+    fitted whole onto free capacity or not at all.
     """
     nodes = list(nodes)
     by_group = {g.name: g for g in groups}
     replicas = {g.name: max(len(g.workers), g.min_replicas) for g in groups}
     replicas = {name: min(count, by_group[name].max_replicas) for name, count in replicas.items()}
 
+    def labels_of(node: Node) -> Labels:
+        group = by_group.get(node.group)
+        return node.labels or (group.labels if group is not None else {})
+
     # Capacity there is, or will be: live nodes' free room, nodes starting, nodes added below.
-    free: list[tuple[str, str, dict[str, float]]] = [
-        (n.name, n.group, dict(n.available)) for n in nodes if not n.starting
+    free: list[_Spot] = [
+        _Spot(n.name, n.group, dict(n.available), labels_of(n)) for n in nodes if not n.starting
     ]
     live = {n.name for n in nodes if not n.starting}
     for group in groups:
         for worker in group.workers:
             if worker not in live:
-                free.append((worker, group.name, dict(group.shape)))
+                free.append(_Spot(worker, group.name, dict(group.shape), group.labels))
         for extra in range(replicas[group.name] - len(group.workers)):  # raised to the minimum
-            free.append((f"{group.name}/min-{extra}", group.name, dict(group.shape)))
+            free.append(_Spot(f"{group.name}/min-{extra}", group.name, dict(group.shape), group.labels))
 
     running = len(live)
     starting = sum(1 for g in groups for w in g.workers if w not in live) + sum(
@@ -127,46 +199,107 @@ def plan(
     unplaceable: list[Shape] = []
     added = 0
 
-    def place(bundles: Iterable[Shape], capacity: list[tuple[str, str, dict[str, float]]]) -> None:
+    def groups_for(bundle: Shape, selector: Labels) -> list[WorkerGroup]:
+        return [g for g in groups if _fits(bundle, g.shape) and _allows(selector, g.labels)]
+
+    def new_spot(group: WorkerGroup, counts: dict[str, int], bundle: Shape) -> _Spot:
+        counts[group.name] += 1
+        room = dict(group.shape)
+        _take(bundle, room)
+        return _Spot(f"{group.name}/new-{counts[group.name]}", group.name, room, group.labels)
+
+    def place(wants: Iterable[Want], capacity: list[_Spot]) -> None:
         nonlocal added
-        for bundle in sorted(bundles, key=_size, reverse=True):
+        for want in sorted(wants, key=lambda w: _size(w.shape), reverse=True):
+            bundle = want.shape
             if not any(v > 0 for v in bundle.values()):
                 continue
-            spot = next((entry for entry in capacity if _fits(bundle, entry[2])), None)
+            spot = next(
+                (s for s in capacity if _fits(bundle, s.room) and _allows(want.selector, s.labels)), None
+            )
             if spot is not None:
-                _take(bundle, spot[2])
-                needed.add(spot[0])
+                _take(bundle, spot.room)
+                needed.add(spot.name)
                 continue
-            candidates = [
-                g for g in groups if _fits(bundle, g.shape) and replicas[g.name] < g.max_replicas
-            ]
+            fitting = groups_for(bundle, want.selector)
+            candidates = [g for g in fitting if replicas[g.name] < g.max_replicas]
             if not candidates:
-                if not any(_fits(bundle, g.shape) for g in groups):
+                if not fitting:
                     unplaceable.append(bundle)
                 continue  # every group that fits is at its maximum
             if added >= launch_budget:
                 continue  # the rest waits for the next round
             group = min(candidates, key=lambda g: (_waste(bundle, g.shape), g.name))
-            replicas[group.name] += 1
             added += 1
-            room = dict(group.shape)
-            _take(bundle, room)
-            name = f"{group.name}/new-{replicas[group.name]}"
-            capacity.append((name, group.name, room))
-            needed.add(name)
+            spot = new_spot(group, replicas, bundle)
+            capacity.append(spot)
+            needed.add(spot.name)
 
     # Requested capacity counts against what nodes offer in all, used or not.
     totals = [
-        (n.name, n.group, dict(n.total or by_group[n.group].shape))
+        _Spot(n.name, n.group, dict(n.total or by_group[n.group].shape), labels_of(n))
         for n in nodes
         if n.group in by_group
     ]
-    known = {name for name, _, _ in totals}
-    totals += [(name, group, dict(room)) for name, group, room in free if name not in known]
-    place(requested, totals)
+    known = {spot.name for spot in totals}
+    totals += [_Spot(s.name, s.group, dict(s.room), s.labels) for s in free if s.name not in known]
+    place(_wants(requested), totals)
     # New nodes added for the request are free capacity for the waiting work too.
-    free += [(name, group, dict(by_group[group].shape)) for name, group, _ in totals if "/new-" in name]
-    place(demand, free)
+    free += [
+        _Spot(s.name, s.group, dict(by_group[s.group].shape), s.labels) for s in totals if "/new-" in s.name
+    ]
+
+    def place_gang(gang: Gang) -> None:
+        """All of the gang's bundles onto capacity (new nodes if need be), or none of them."""
+        nonlocal added, free
+        trial = [_Spot(s.name, s.group, dict(s.room), s.labels) for s in free]
+        trial_replicas = dict(replicas)
+        trial_added = added
+        used: list[str] = []
+        selectors = list(gang.selectors) or [{} for _ in gang.bundles]
+        wants = [Want(b, selectors[i] if i < len(selectors) else {}) for i, b in enumerate(gang.bundles)]
+        if gang.strategy == "STRICT_PACK":
+            merged: dict[str, str] = {}
+            for want in wants:
+                merged.update(want.selector)
+            wants = [Want(_sum(w.shape for w in wants), merged)]
+        for want in sorted(wants, key=lambda w: _size(w.shape), reverse=True):
+            bundle = want.shape
+            if not any(v > 0 for v in bundle.values()):
+                continue
+            fitting_spots = [s for s in trial if _fits(bundle, s.room) and _allows(want.selector, s.labels)]
+            if gang.strategy == "STRICT_SPREAD":
+                fitting_spots = [s for s in fitting_spots if s.name not in used]
+            elif gang.strategy == "SPREAD":
+                fitting_spots.sort(key=lambda s: s.name in used)
+            elif gang.strategy == "PACK":
+                fitting_spots.sort(key=lambda s: s.name not in used)
+            if fitting_spots:
+                spot = fitting_spots[0]
+                _take(bundle, spot.room)
+                used.append(spot.name)
+                continue
+            fitting = groups_for(bundle, want.selector)
+            candidates = [g for g in fitting if trial_replicas[g.name] < g.max_replicas]
+            if not candidates:
+                if not fitting or _never(gang, groups, nodes):
+                    unplaceable.extend(gang.bundles)
+                return  # every group that fits is at its maximum: the gang waits whole
+            if trial_added >= launch_budget and added > 0:
+                return  # this round launched other nodes already: the gang waits whole
+            group = min(candidates, key=lambda g: (_waste(bundle, g.shape), g.name))
+            trial_added += 1
+            spot = new_spot(group, trial_replicas, bundle)
+            trial.append(spot)
+            used.append(spot.name)
+        free = trial
+        replicas.update(trial_replicas)
+        added = trial_added
+        needed.update(used)
+
+    for gang in gangs:
+        place_gang(gang)
+    place(_wants(demand), free)
 
     remove: dict[str, tuple[str, ...]] = {}
     if not added:  # never shrink in the round that grows: the two would fight

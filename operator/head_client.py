@@ -158,11 +158,14 @@ class HeadClient:
         """What waits for resources, what was requested, and every live node's load."""
         return await self._ask("GetDemand", pb.Empty())
 
-    async def set_node_types(self, shapes: Iterable[Mapping[str, float]]) -> None:
-        """The shapes of node the autoscaler may add: work that fits one waits instead of
-        failing as infeasible."""
+    async def set_node_types(
+        self, shapes: Iterable[Mapping[str, float]], labels: Iterable[Mapping[str, str]] = ()
+    ) -> None:
+        """The shapes of node the autoscaler may add (and the labels each starts with): work
+        that fits one waits instead of failing as infeasible."""
         await self._ask("SetNodeTypes", pb.NodeTypes(
-            shapes=[pb.ResourceSet(quantities=dict(shape)) for shape in shapes]
+            shapes=[pb.ResourceSet(quantities=dict(shape)) for shape in shapes],
+            labels=[pb.NodeLabels(labels=dict(entry)) for entry in labels],
         ))
 
     # ------------------------------------------------------------------ jobs (EmberJob)

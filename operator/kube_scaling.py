@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ember.operator import cluster_spec, pod_state
-from ember.operator.autoscaling_policy import Node, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Want, WorkerGroup, plan
 from ember.operator.children import GROUP_LABEL, NODE_TYPE_LABEL
 from ember.operator.head_client import POD_LABEL
+from ember.operator.pod_template import group_node_labels
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
@@ -73,19 +74,23 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
                 nodes.append(Node(
                     worker, name, dict(load.available.quantities),
                     0.0 if load.draining else load.idle_seconds,
-                    total=dict(load.total.quantities),
+                    total=dict(load.total.quantities), labels=dict(load.labels),
                 ))
         groups.append(WorkerGroup(
             name, group.resources.shape, group.min_replicas, group.max_replicas,
-            tuple([*workers, *pending]),
+            tuple([*workers, *pending]), group_node_labels(group),
         ))
 
-    bundles = [dict(e.shape.quantities) for e in [*demand.tasks, *demand.actors] for _ in range(e.count)]
+    bundles = [
+        Want(dict(e.shape.quantities), dict(e.label_selector))
+        for e in [*demand.tasks, *demand.actors] for _ in range(e.count)
+    ]
     decided = plan(
         groups, nodes, bundles,
         float(scaling["idleTimeoutSeconds"]),
         str(scaling["upscalingMode"]),
         [dict(b.quantities) for b in demand.requested],
+        [_gang(g) for g in demand.placement_groups],
     )
 
     changed = False
@@ -109,6 +114,21 @@ def decide(cluster: Mapping[str, Any], pods: Sequence[Mapping[str, Any]], demand
     if not changed:
         return None
     return Decision(updated, added, {k: v for k, v in decided.remove.items() if v}, decided.unplaceable)
+
+
+def _gang(group: pb.PlacementGroupDemand) -> Gang:
+    return Gang(
+        tuple(dict(b.quantities) for b in group.bundles), group.strategy,
+        tuple(dict(s.conditions) for s in group.bundle_label_selector),
+    )
+
+
+def node_labels(cluster: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The labels a new node of each group in ``node_types`` starts with, in the same order."""
+    spec = cluster_spec.parse(cluster)
+    if not spec.raw["autoscaling"]["enabled"]:
+        return []
+    return [group_node_labels(group) for group in spec.groups if group.max_replicas > 0]
 
 
 def node_types(cluster: Mapping[str, Any]) -> list[dict[str, float]]:

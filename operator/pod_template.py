@@ -37,7 +37,9 @@ def head_pod(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]:
         "--state-dir", STATE_DIR,
         *(["--autoscaler"] if spec.raw["autoscaling"]["enabled"] else []),
     ]
-    args += _resource_flags(spec.head_resources, params) + _start_params(params)
+    args += _resource_flags(spec.head_resources, params)
+    args += _node_labels(params, {"ember.dev/pod": spec.head_pod_name, "ember.dev/node-type": "head"})
+    args += _start_params(params)
     container = _container(spec, spec.head_resources, head.get("template") or {}, args)
     container["ports"] = [
         {"name": "client", "containerPort": ports["client"], "protocol": "TCP"},
@@ -65,8 +67,9 @@ def head_pod(cluster: Mapping[str, Any], spec: ClusterSpec) -> dict[str, Any]:
 def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup, name: str) -> dict[str, Any]:
     """Worker pod ``name`` of ``group``: a node agent joining the head through its Service.
 
-    Its node labels carry the pod's name and group, which is how the head's view of a node is
-    matched back to the pod (to drain it before the pod is deleted).
+    Its node labels carry the pod's name, group and node type: the pod's name is how the
+    head's view of a node is matched back to the pod (to drain it before the pod is deleted),
+    and tasks select nodes by all three (``label_selector``).
     """
     params = dict(group.start_params)
     args = [
@@ -74,9 +77,9 @@ def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup
         "--host", "$(POD_IP)", "--metrics-port", str(spec.ports["nodeMetrics"]),
     ]
     args += _resource_flags(group.resources, params)
-    if "labels" not in params:
-        node_labels = {"ember.dev/pod": name, "ember.dev/group": group.name}
-        args += ["--labels", json.dumps(node_labels, separators=(",", ":"))]
+    args += _node_labels(
+        params, {"ember.dev/pod": name, "ember.dev/group": group.name, "ember.dev/node-type": "worker"}
+    )
     args += _start_params(params)
     container = _container(spec, group.resources, group.template, args)
     container["ports"] = [
@@ -96,6 +99,36 @@ def worker_pod(cluster: Mapping[str, Any], spec: ClusterSpec, group: WorkerGroup
                worker_hash(spec, group))
     pod["spec"]["restartPolicy"] = "Never"
     return pod
+
+
+def group_node_labels(group: WorkerGroup) -> dict[str, str]:
+    """The node labels every worker of the group starts with (all but its pod's name): what
+    the autoscaler matches label selectors against when it adds one."""
+    labels = _given_labels(group.start_params.get("labels")) or {}
+    labels.update({"ember.dev/group": group.name, "ember.dev/node-type": "worker"})
+    return labels
+
+
+def _given_labels(given: str | None) -> dict[str, str] | None:
+    if given is None:
+        return None
+    try:
+        parsed = json.loads(given)
+    except ValueError:
+        return None
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None
+
+
+def _node_labels(params: dict[str, str], ours: dict[str, str]) -> list[str]:
+    """``--labels``: the labels of startParams with the pod's own (which win: the operator
+    finds its nodes by them). Takes ``labels`` out of ``params``; labels that are not a JSON
+    object are passed as they are, for the agent to refuse them by name."""
+    given = params.pop("labels", None)
+    theirs = _given_labels(given)
+    if given is not None and theirs is None:
+        return ["--labels", given]
+    merged = {**(theirs or {}), **ours}
+    return ["--labels", json.dumps(merged, separators=(",", ":"))]
 
 
 def _resource_flags(resources: Resources, params: Mapping[str, str]) -> list[str]:

@@ -34,7 +34,7 @@ async def scale_once(kube: KubeObjects, namespace: str, name: str) -> Decision |
     secret = await kube.read_secret(namespace, spec.token_secret)
     tls = head_tls(spec, await kube.read_secret(namespace, spec.tls_secret)) if spec.tls_secret else None
     async with head_of(f"{namespace}/{name}", spec.raw, pods, secret, tls) as head:
-        await head.set_node_types(kube_scaling.node_types(cluster))
+        await head.set_node_types(kube_scaling.node_types(cluster), kube_scaling.node_labels(cluster))
         demand = await head.demand()
     decision = kube_scaling.decide(cluster, pods, demand)
     if decision is None:

@@ -83,8 +83,12 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     address = f"{args.host}:{port}"
     head.actors.address = address
     if state is not None:
+        groups = head.placement_groups.restore()
         restored = head.actors.restore()
-        log.info("state directory %s: %d detached actors to take back", args.state_dir, restored)
+        log.info(
+            "state directory %s: %d detached actors and %d detached placement groups to take back",
+            args.state_dir, restored, groups,
+        )
     restored = jobs.restore()
     if restored:
         log.info("%s: %d job(s) recorded; the running ones wait for their supervisors", jobs.store.directory, restored)
@@ -117,6 +121,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     endpoint.stop()
     watcher.cancel()
     await jobs.close()
+    await head.placement_groups.close()
     await head.actors.close()
     await server.stop(0.5)
 

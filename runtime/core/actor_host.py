@@ -95,6 +95,9 @@ class ActorHost:
         self.actor_id = spec.actor_id
         context.actor_id = spec.actor_id
         context.actor_restarted = spec.attempt > 0
+        context.actor_placement_group = spec.placement_group_id
+        context.actor_capture_child_tasks = spec.capture_child_tasks
+        context.capturing = context.capturing or spec.capture_child_tasks
         visible_gpus.use(spec.gpu_ids)  # the actor's devices, before its constructor runs
         cpu_threads.use(spec.cpu_threads)
 

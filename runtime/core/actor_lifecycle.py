@@ -29,7 +29,7 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.wire import resources
+from ember.runtime.wire import bundle_resources, resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.rpc import Channels
@@ -95,7 +95,9 @@ class ActorLifecycle:
             actor_creation=True,
             max_concurrency=options.max_concurrency,
             is_async=options.is_async,
-            cpu_threads=options.shape.get("CPU", 0) // resources.UNIT,
+            placement_group_id=options.placement_group,
+            capture_child_tasks=options.capture_child_tasks,
+            cpu_threads=bundle_resources.amount(options.shape, "CPU") // resources.UNIT,
         )
         spec = pb.ActorSpec(
             actor_id=actor_id,
@@ -111,6 +113,8 @@ class ActorLifecycle:
             owner_address=self.address,
             handle_meta=handle_meta,
             get_if_exists=options.get_if_exists,
+            constraints=options.constraints,
+            placement_group_id=options.placement_group,
             runtime_env=runtime_env,
         )
         # Calls made before the head knows the actor wait for its registration.

@@ -35,13 +35,22 @@ def require_core() -> Owner:
 
 
 class TaskContext:
-    """What ``get_runtime_context`` reports about the task running in this thread or coroutine."""
+    """What ``get_runtime_context`` reports about the task running in this thread or coroutine,
+    and the placement group it runs in (whose ``capture_child_tasks`` puts the tasks it submits
+    there too)."""
 
-    __slots__ = ("task_id", "name")
+    __slots__ = ("task_id", "name", "placement_group", "capture_child_tasks")
 
-    def __init__(self, task_id: bytes, name: str) -> None:
+    def __init__(
+        self, task_id: bytes, name: str, placement_group: bytes = b"", capture_child_tasks: bool = False
+    ) -> None:
+        global capturing
         self.task_id = task_id
         self.name = name
+        self.placement_group = placement_group
+        self.capture_child_tasks = capture_child_tasks
+        if capture_child_tasks:
+            capturing = True
 
 
 task_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
@@ -51,6 +60,20 @@ task_context: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVa
 # Set in a worker that hosts an actor.
 actor_id: bytes = b""
 actor_restarted = False
+actor_placement_group: bytes = b""
+actor_capture_child_tasks = False
+# Set once a task or actor that captures its children has run in this process: until then (in
+# a driver, always) a submission need not look for a group to put its task in.
+capturing = False
+
+
+def current_placement_group() -> tuple[bytes, bool]:
+    """The placement group the running task or actor is in (b"" for none), and whether it
+    captures its children: Ray's ``get_current_placement_group`` and capture rule."""
+    current = task_context.get()
+    if current is not None and current.placement_group:
+        return current.placement_group, current.capture_child_tasks
+    return actor_placement_group, actor_capture_child_tasks
 
 # Where this process runs: set by the driver's init and at a worker's start (hex strings).
 node_id = ""

@@ -224,7 +224,9 @@ class Executor:
         self.current = spec
         if not self.actor_host.active:
             self.forwarder.task_name = spec.name
-        token = context.task_context.set(context.TaskContext(spec.task_id, spec.name))
+        token = context.task_context.set(context.TaskContext(
+            spec.task_id, spec.name, spec.placement_group_id, spec.capture_child_tasks
+        ))
         start = time.perf_counter()
         try:
             function = target()

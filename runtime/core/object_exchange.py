@@ -58,6 +58,9 @@ class ObjectExchange:
         self.lineage = lineage
         self._loop = asyncio.get_running_loop()
         self._fetching: set[bytes] = set()
+        # Owned objects whose value comes later from something other than a task (a placement
+        # group's readiness, ``Owner.promise``): borrowers asking meanwhile wait for it.
+        self.pending: set[bytes] = set()
 
     # ---------------------------------------------------------------- as a borrower
 
@@ -116,7 +119,7 @@ class ObjectExchange:
         """CoreWorker.GetObject: wait until an owned object is ready, then return it."""
         value = self.store.get(object_id)
         if value is None:
-            if ids.task_of(object_id) not in self.tasks:
+            if ids.task_of(object_id) not in self.tasks and object_id not in self.pending:
                 return pb.GetObjectReply(
                     lost_reason=f"its owner (pid {os.getpid()}) no longer holds it"
                 )

@@ -14,6 +14,7 @@ core worker); the public API in ``ember`` is a thin face over it.
   them counted here and in the processes that borrow them;
 - ``object_exchange``: values fetched from their owners, and served to borrowers;
 - ``actor_lifecycle``: actors created, looked up, killed, and let go when unreferenced;
+- ``placement_group_calls``: placement groups created, waited for, removed, at the head;
 - ``store_client``: large values in the node's shared-memory object store.
 
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import os
 from collections import deque
@@ -38,6 +38,7 @@ from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
 from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
 from ember.runtime.core.object_exchange import ObjectExchange
+from ember.runtime.core.placement_group_calls import PlacementGroupCalls
 from ember.runtime.core.process_metrics import ProcessMetrics
 from ember.runtime.core.reference_table import ReferenceTable
 from ember.runtime.core.store_client import StoreClient
@@ -120,8 +121,8 @@ class Owner:
         # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
         # a driver's job-wide one, or the one a worker was set up for. Set once, before use.
         self.runtime_env = ""
-        self._environments: dict[str, str] = {}  # a task's own runtime_env -> the merged one
         self.submitter: TaskSubmitter = io.run(self._start())
+        self.placement_groups = PlacementGroupCalls(io, self.channels, head_address, self.promise)
 
     async def _start(self) -> TaskSubmitter:
         """The parts that live on the I/O thread, made there (they keep its loop)."""
@@ -232,16 +233,8 @@ class Owner:
         return refs
 
     def environment_of(self, own: str) -> str:
-        """The runtime_env a task or actor of this process runs in: its own (canonical JSON)
-        merged over this process's, as Ray merges them; computed once per distinct own."""
-        if not own:
-            return self.runtime_env
-        merged = self._environments.get(own)
-        if merged is None:
-            parent = json.loads(self.runtime_env) if self.runtime_env else {}
-            merged = env_spec.to_json(env_spec.inherit(parent, json.loads(own)))
-            self._environments[own] = merged
-        return merged
+        """A task's or actor's own runtime_env merged over this process's, as Ray does."""
+        return env_spec.inherit_json(self.runtime_env, own)
 
     def upload_package(self, data: bytes) -> str:
         """Put a code package on the head (once: by content hash), for this job; its URI."""
@@ -281,6 +274,27 @@ class Owner:
         ref = ObjectRef(object_id, self.address, self)
         self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
         return ref
+
+    def promise(self) -> tuple[ObjectRef, Callable[[StoredValue], None]]:
+        """A ref owned here whose value something other than a task provides later (a
+        placement group's readiness), and the call (on the I/O thread) that provides it.
+        Borrowers asking meanwhile wait; a value nobody holds a ref to any more is dropped."""
+        self._check_open()
+        self._put_index += 1
+        object_id = self._put_task + self._put_index.to_bytes(4, "big")
+        ref = ObjectRef(object_id, self.address, self)
+        self.exchange.pending.add(object_id)
+
+        def fulfil(value: StoredValue) -> None:
+            self.exchange.pending.discard(object_id)
+            if (
+                self.references.count(object_id)
+                or object_id in self.escaped
+                or object_id in self.borrowers
+            ):
+                self.store.put(object_id, value)
+
+        return ref, fulfil
 
     def get(self, refs: Sequence[ObjectRef], timeout: float | None = None) -> list[Any]:
         store = self.store

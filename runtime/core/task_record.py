@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
+from ember.runtime.wire import bundle_resources
 from ember.runtime.wire.resources import UNIT, Shape, ShapeKey
 
 if TYPE_CHECKING:
@@ -52,6 +53,16 @@ class TaskOptions:
     # True (any exception), False, or the qualified names of the exception classes to retry.
     retry_exceptions: bool | tuple[str, ...] = False
     strategy: str = "DEFAULT"  # or "SPREAD"
+    # The placement group it runs in (its shape then names the group's bundle resources), and
+    # whether what it submits runs there too.
+    placement_group: bytes = b""
+    capture_child_tasks: bool = False
+    # No strategy was given: a task that captures its children puts this one in its group.
+    may_capture: bool = False
+    # Node affinity and label selector, for lease requests; ``constraints_key`` keeps tasks
+    # with different ones in different queues.
+    constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
+    constraints_key: tuple[object, ...] = ()
     # Runs of this function one worker may make before it is replaced (0: no limit).
     max_calls: int = 0
     # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
@@ -61,7 +72,7 @@ class TaskOptions:
     @property
     def threads(self) -> int:
         """Its whole CPUs: the threads its numerical libraries may use (``cpu_threads``)."""
-        return self.shape.get("CPU", 0) // UNIT
+        return bundle_resources.amount(self.shape, "CPU") // UNIT  # a bundle's CPUs too
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +90,10 @@ class ActorOptions:
     namespace: str = ""
     detached: bool = False
     get_if_exists: bool = False
+    placement_group: bytes = b""
+    capture_child_tasks: bool = False
+    may_capture: bool = False
+    constraints: pb.SchedulingConstraints | None = field(default=None, compare=False)
     runtime_env: str = ""  # its own, as TaskOptions.runtime_env
 
 
@@ -179,14 +194,22 @@ class TaskRecord:
 
 class ShapeQueue:
     """Tasks of one shape and runtime_env bound for one place: the local node (""), a node's
-    agent address (where most of their argument bytes are), or SPREAD (every node in turn)."""
+    agent address (where most of their argument bytes are), or SPREAD (every node in turn); with
+    the node affinity or label selector their lease requests carry, if any."""
 
-    __slots__ = ("key", "shape", "target", "ready", "leases", "pending_requests", "runtime_env")
+    __slots__ = (
+        "key", "shape", "target", "ready", "leases", "pending_requests", "constraints",
+        "runtime_env",
+    )
 
-    def __init__(self, key: ShapeKey, shape: Shape, target: str, runtime_env: str = "") -> None:
+    def __init__(
+        self, key: ShapeKey, shape: Shape, target: str,
+        constraints: pb.SchedulingConstraints | None = None, runtime_env: str = "",
+    ) -> None:
         self.key = key
         self.shape = shape
         self.target = target
+        self.constraints = constraints
         self.runtime_env = runtime_env  # its leases are of workers of this environment
         self.ready: deque[TaskRecord] = deque()
         self.leases: list[Lease] = []

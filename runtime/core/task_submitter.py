@@ -80,7 +80,7 @@ class TaskSubmitter:
         self.lease_owner = lease_owner  # who asks agents for leases: this job's owner process
         self.local_agent = local_agent
         self.head_address = head_address
-        self.queues: dict[tuple[ShapeKey, str, str], ShapeQueue] = {}
+        self.queues: dict[tuple[ShapeKey, str, tuple[object, ...], str], ShapeQueue] = {}
         self.spread_nodes: list[str] = []
         self._spread_next = 0
         self._nodes_fetched = 0.0
@@ -99,11 +99,12 @@ class TaskSubmitter:
 
     def enqueue(self, task: TaskRecord) -> None:
         target = self._target(task)
-        key = (task.options.key, target, task.runtime_env)
+        options = task.options
+        key = (options.key, target, options.constraints_key, task.runtime_env)
         queue = self.queues.get(key)
         if queue is None:
             queue = self.queues[key] = ShapeQueue(
-                task.options.key, task.options.shape, target, task.runtime_env
+                options.key, options.shape, target, options.constraints, task.runtime_env
             )
         task.state = QUEUED
         task.queue = queue
@@ -115,7 +116,8 @@ class TaskSubmitter:
         that is another node and worth it), or here."""
         if task.options.strategy == SPREAD:
             return SPREAD
-        if not task.arg_values:
+        if not task.arg_values or task.options.constraints is not None:
+            # A node affinity or label selector decides where: the local agent sends it on.
             return ""
         by_node: dict[str, int] = {}
         for value in task.arg_values:
@@ -198,14 +200,18 @@ class TaskSubmitter:
         lease.est_work += task.estimate
         lease.in_flight[task.task_id] = task
         lease.idle_since = None
+        options = task.options
         spec = pb.TaskSpec(
             task_id=task.task_id,
             function_id=function.function_id,
             name=function.name,
             args=task.args,
-            num_returns=task.options.num_returns,
+            num_returns=options.num_returns,
             attempt=task.attempt,
         )
+        if options.placement_group:
+            spec.placement_group_id = options.placement_group
+            spec.capture_child_tasks = options.capture_child_tasks
         sent = self.sent_functions.get(lease.worker_id)
         if sent is None:
             sent = self.sent_functions[lease.worker_id] = set()
@@ -303,6 +309,7 @@ class TaskSubmitter:
                 request_id=request_id,
                 shape=pb.ResourceSet(quantities=resources.to_float(queue.shape)),
                 task_name=name,
+                constraints=queue.constraints,
                 runtime_env=queue.runtime_env,
             )
         )

@@ -13,8 +13,6 @@ import itertools
 import logging
 from typing import Protocol
 
-import grpc
-
 from ember.runtime.head.actor_record import ActorRecord
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
@@ -33,18 +31,24 @@ ADOPT_GRACE = 15.0  # seconds beyond the node timeout a restarted head waits for
 PLACEMENT_RETRY = 0.5  # seconds between attempts to find a node with room
 
 
+class Choice(Protocol):
+    """Where to place an actor (``lease_placement.Choice``): a node, or wait, or why not."""
+
+    node: NodeState | None
+    wait: bool
+    reason: str
+
+
 class Placement(Protocol):
-    """What the directory needs of the head's membership: the nodes, and room on them."""
+    """What the directory needs of the head: the nodes, and where an actor may go."""
 
     node_timeout: float  # how long a node may be silent before it is declared dead
 
     def node_by_id(self, node_id: bytes) -> NodeState | None: ...
 
-    def place(self, shape: Shape, exclude: bytes = b"", free_only: bool = False) -> NodeState | None: ...
+    def place_actor(self, shape: Shape, constraints: pb.SchedulingConstraints | None) -> Choice: ...
 
-    def could_hold_later(self, shape: Shape) -> bool: ...
-
-    def largest_node(self) -> str: ...
+    async def placement_changed(self, seconds: float) -> None: ...
 
 
 class ActorManager:
@@ -278,16 +282,30 @@ class ActorManager:
                 self._worker_lost(record, cause)
         return moved
 
+    def placement_group_removed(self, group_id: bytes, reason: str) -> None:
+        """The group's actors die with it (``max_restarts`` notwithstanding), as in Ray."""
+        for record in list(self.actors.values()):
+            if record.spec.placement_group_id == group_id and record.info.state != pb.DEAD:
+                self.kill(pb.KillActorRequest(
+                    actor_id=record.spec.actor_id, no_restart=True,
+                    reason=f"its {reason}",
+                ))
+
     def demand(self) -> list[pb.ResourceDemand]:
         """Shapes of the actors waiting for a node: pending creation or restart."""
-        counts: dict[tuple[tuple[str, float], ...], int] = {}
+        counts: dict[tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]], int] = {}
         for record in self.actors.values():
             if record.info.state in (pb.PENDING, pb.RESTARTING) and record.lease is None:
-                key = tuple(sorted(record.spec.shape.quantities.items()))
+                key = (
+                    tuple(sorted(record.spec.shape.quantities.items())),
+                    tuple(sorted(record.spec.constraints.label_selector.items())),
+                )
                 counts[key] = counts.get(key, 0) + 1
         return [
-            pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
-            for key, count in counts.items()
+            pb.ResourceDemand(
+                shape=pb.ResourceSet(quantities=dict(shape)), count=count, label_selector=dict(selector)
+            )
+            for (shape, selector), count in counts.items()
         ]
 
     def list(self) -> pb.ActorList:
@@ -411,18 +429,17 @@ class ActorManager:
     async def _lease(self, record: ActorRecord) -> tuple[LeaseClient, pb.LeaseGrant] | str:
         spec = record.spec
         shape = resources.to_fixed(spec.shape.quantities)
+        constraints = spec.constraints if spec.HasField("constraints") else None
         while True:
-            node = self.nodes.place(shape)
-            if node is None and self.nodes.could_hold_later(shape):
-                # Only a draining node, or one an autoscaler may add, could hold it: wait.
-                await asyncio.sleep(PLACEMENT_RETRY)
+            choice = self.nodes.place_actor(shape, constraints)
+            node = choice.node
+            if node is None and choice.wait:
+                # Only a draining node, or one an autoscaler may add, could hold it, or its
+                # placement group is being placed: wait.
+                await self.nodes.placement_changed(PLACEMENT_RETRY)
                 continue
             if node is None:
-                largest = self.nodes.largest_node()
-                return (
-                    f"it needs {resources.describe(shape)}, but no node of the cluster has "
-                    f"that much (largest node: {largest})"
-                )
+                return choice.reason
             address = node.info.address
             while True:
                 message = await self._request(record, address)
@@ -457,6 +474,9 @@ class ActorManager:
                 job_id=spec.job.job_id,
                 actor_id=spec.actor_id,
                 detached=spec.detached,
+                # The head chose the node knowing the constraints: the agent keeps it.
+                spilled=True,
+                constraints=spec.constraints if spec.HasField("constraints") else None,
                 runtime_env=spec.runtime_env,
             )
         )
@@ -567,14 +587,4 @@ class ActorManager:
         for client in self._agents.values():
             client.close()
         await self.channels.close()
-
-
-def not_found(request: pb.GetActorRequest) -> str:
-    if request.actor_id:
-        return f"no actor with id {request.actor_id.hex()}"
-    return f"Failed to look up actor with name '{request.name}' in namespace '{request.namespace}'"
-
-
-async def abort_not_found(context: grpc.aio.ServicerContext, request: pb.GetActorRequest) -> None:
-    await context.abort(grpc.StatusCode.NOT_FOUND, not_found(request))
 

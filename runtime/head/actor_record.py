@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import grpc
+
 from ember.runtime.wire.lease_client import LeaseClient
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.task_channel import ChannelClient
@@ -34,6 +36,7 @@ class ActorRecord:
             handle_meta=spec.handle_meta,
             detached=spec.detached,
             job_id=spec.job.job_id,
+            placement_group_id=spec.placement_group_id,
             required=spec.hold,
         )
         self.changed = asyncio.Event()
@@ -58,3 +61,14 @@ class ActorRecord:
         self.changed.set()
         self.changed = asyncio.Event()
         self.on_change(self)
+
+
+def not_found(request: pb.GetActorRequest) -> str:
+    """What a lookup of an actor that is not there answers, by id or by name."""
+    if request.actor_id:
+        return f"no actor with id {request.actor_id.hex()}"
+    return f"Failed to look up actor with name '{request.name}' in namespace '{request.namespace}'"
+
+
+async def abort_not_found(context: grpc.aio.ServicerContext, request: pb.GetActorRequest) -> None:
+    await context.abort(grpc.StatusCode.NOT_FOUND, not_found(request))

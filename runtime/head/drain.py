@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -87,9 +88,17 @@ class NodeDrain:
 
 
 class DrainManager:
-    def __init__(self, nodes: dict[bytes, NodeState], actors: ActorManager) -> None:
+    def __init__(
+        self,
+        nodes: dict[bytes, NodeState],
+        actors: ActorManager,
+        on_drain: Callable[[NodeState], None] = lambda node: None,
+    ) -> None:
         self.nodes = nodes  # the head's, by node id: the dead ones too
         self.actors = actors
+        # Told first when a node begins draining: its placement group bundles move elsewhere,
+        # so that the actors moved off it have their bundles to go to.
+        self.on_drain = on_drain
 
     async def drain(
         self, request: pb.DrainRequest, context: grpc.aio.ServicerContext
@@ -150,6 +159,7 @@ class DrainManager:
 
     def _move_actors(self, drain: NodeDrain) -> None:
         node = drain.node
+        self.on_drain(node)
         drain.actors = self.actors.move_off(
             node.node_id,
             node.info.address,

@@ -1,5 +1,8 @@
 """The head: one per cluster. Membership, the resource view, jobs, placement across nodes.
 
+Where work goes when a node will not take it is ``lease_placement``'s choice; placement groups
+(``placement_groups``) and actors (``actor_manager``) have modules of their own.
+
 The head is not on the path of any task. Node agents hold a session with it and report their
 free resources when they change; drivers hold a session that ends when they do, which is how
 the cluster learns that a driver died and stops its workers.
@@ -21,13 +24,17 @@ import grpc
 
 from ember.runtime import __version__
 from ember.runtime.head import cluster_queries
-from ember.runtime.head.actor_manager import ActorManager, abort_not_found
+from ember.runtime.head.actor_manager import ActorManager
+from ember.runtime.head.actor_record import abort_not_found
+from ember.runtime.head.bundle_placement import NodeType
 from ember.runtime.head.drain import DrainManager
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
+from ember.runtime.head.lease_placement import Choice, LeasePlacement
 from ember.runtime.head.membership import JobState, NodeState
+from ember.runtime.head.placement_groups import PlacementGroups
 from ember.runtime.objects import ids
-from ember.runtime.wire import resources
+from ember.runtime.wire import bundle_resources, resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.resources import Shape
@@ -37,6 +44,7 @@ log = logging.getLogger("ember.runtime.head.head")
 # A node silent this long is declared dead. Agents report at least every second
 # (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
+FIND_NODE_WAIT = 5.0  # seconds FindNode waits for a placement group being placed
 PYTHON_VERSION = "{}.{}".format(*sys.version_info[:2])
 
 
@@ -59,14 +67,15 @@ class Head(rpc_pb.HeadServicer):
         self.node_registered = asyncio.Event()
         self.events = EventLog()
         self.actors = ActorManager(self, self.events, state)
-        # The placement groups the head knows, by id: what ListPlacementGroups answers. The
-        # placement-group directory (branch i15-pg) replaces this table with its own.
-        self.placement_groups: dict[bytes, pb.PlacementGroupInfo] = {}
-        self.drains = DrainManager(self.nodes, self.actors)
+        self.placement_groups = PlacementGroups(self, self.actors.channels, state)
+        self.placement = LeasePlacement(self, self.placement_groups)
+        # A removed group's actors die first, so that they are not restarted in it.
+        self.placement_groups.on_removed = self.actors.placement_group_removed
+        self.drains = DrainManager(self.nodes, self.actors, self._draining)
         # Node shapes an autoscaler may add, and what a program asked for ahead of its work.
         # None: an autoscaler is coming but has not said yet, so no work is infeasible until
         # it does (work submitted the moment a cluster is up must wait, not fail).
-        self.node_types: list[Shape] | None = None if autoscaler else []
+        self.node_types: list[NodeType] | None = None if autoscaler else []
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
@@ -105,6 +114,8 @@ class Head(rpc_pb.HeadServicer):
                     self.node_registered.set()
                     if message.register.draining:
                         self.drains.resume(node)
+                    self.placement_groups.reconcile(node, list(message.register.bundles))
+                    self.placement_groups.wake()
                 elif kind == "report" and node is not None:
                     report = message.report
                     node.available = resources.to_fixed(report.available.quantities)
@@ -118,6 +129,9 @@ class Head(rpc_pb.HeadServicer):
                     node.last_seen = time.monotonic()
                     if report.HasField("drain") and node.drain is not None:
                         node.drain.progress.CopyFrom(report.drain)
+                    if report.bundles_listed:
+                        self.placement_groups.reconcile(node, list(report.bundles))
+                    self.placement_groups.wake()  # room may have opened for a waiting group
                     for failure in report.failures:
                         self.events.add(f"{node.describe()}: {failure}")
                     if report.dead_workers:
@@ -182,6 +196,7 @@ class Head(rpc_pb.HeadServicer):
         else:
             log.info("%s left: %s", node.describe(), cause)
         self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
+        self.placement_groups.node_lost(node, "died" if failure else "left")
         self.write_metrics_targets()
 
     async def watch_heartbeats(self) -> None:
@@ -213,6 +228,7 @@ class Head(rpc_pb.HeadServicer):
             log.info("job %s ended (driver pid %d gone)", job_id.hex(), request.pid)
             # Actors first: their deaths must be known as kills before the nodes stop workers.
             self.actors.job_finished(job_id, request.pid)
+            self.placement_groups.job_finished(job_id)
             for node in self.alive_nodes():
                 node.outbox.put_nowait(pb.HeadToNode(job_finished=job.ended()))
 
@@ -231,32 +247,39 @@ class Head(rpc_pb.HeadServicer):
             dashboard_address=self.dashboard_address,
             python_version=PYTHON_VERSION,
             head_address=self.actors.address,
+            placement_group_demand=self.placement_groups.demand(),
         )
 
-    def place(self, shape: resources.Shape, exclude: bytes = b"", free_only: bool = False) -> NodeState | None:
-        """The node to send work of this shape to: one with it free, else (unless
-        ``free_only``) one it fits at all."""
-        candidates = [n for n in self.alive_nodes() if n.node_id != exclude and n.drain is None]
-        feasible = [n for n in candidates if resources.fits(shape, n.total)]
-        free = [n for n in feasible if resources.fits(shape, n.available)]
-        chosen = free or ([] if free_only else feasible)
-        if not chosen:
-            return None
-        return max(chosen, key=lambda n: n.available.get("CPU", 0))
+    def _draining(self, node: NodeState) -> None:
+        """A node began draining: its placement group bundles are placed again elsewhere (what
+        runs in them there finishes), so that the groups' work has somewhere to go."""
+        self.placement_groups.node_lost(node, "is being drained", release=True)
 
-    def largest_node(self) -> str:
-        largest = max(self.alive_nodes(), key=lambda n: n.total.get("CPU", 0), default=None)
-        return resources.describe(largest.total) if largest else "no nodes"
+    def place_actor(self, shape: Shape, constraints: pb.SchedulingConstraints | None) -> Choice:
+        """Where the actor directory places an actor (see ``lease_placement``)."""
+        return self.placement.choose(shape, constraints)
+
+    async def placement_changed(self, seconds: float) -> None:
+        """Until a placement group changes (an actor's group placed), at most ``seconds``."""
+        await self.placement_groups.changed_within(seconds)
 
     async def FindNode(
         self, request: pb.FindNodeRequest, context: grpc.aio.ServicerContext
     ) -> pb.FindNodeReply:
         shape = resources.to_fixed(request.shape.quantities)
-        node = self.place(shape, request.exclude_node_id, request.free_only)
-        # Feasible with no node: only a draining node, or a node an autoscaler may add, could
-        # hold it; it waits for a new node.
-        feasible = node is not None or self.could_hold_later(shape)
-        reply = pb.FindNodeReply(feasible=feasible, largest=self.largest_node())
+        constraints = request.constraints if request.HasField("constraints") else None
+        choice = self.placement.choose(shape, constraints, request.exclude_node_id, request.free_only)
+        groups = bundle_resources.groups_of(shape)
+        if choice.node is None and choice.wait and groups and not request.free_only:
+            # Work in a group being placed: answer once it is, not a poll later.
+            await self.placement_groups.settled(groups, FIND_NODE_WAIT)
+            choice = self.placement.choose(shape, constraints, request.exclude_node_id)
+        reply = pb.FindNodeReply(
+            feasible=choice.node is not None or choice.wait,
+            largest=self.placement.largest_node(),
+            reason=choice.reason,
+        )
+        node = choice.node
         if node is not None:
             reply.node.CopyFrom(node.info)
             # Count it as taken until the node's next report: requests asking at the same
@@ -265,20 +288,18 @@ class Head(rpc_pb.HeadServicer):
                 resources.subtract(node.available, shape)
         return reply
 
-    def could_hold_later(self, shape: Shape) -> bool:
-        """No live node can take the shape now, but a node could, after a drain ends or once
-        an autoscaler adds one: the work waits (and shows as demand) rather than failing."""
-        return self.node_types is None or self.drains.could_hold(shape) or any(
-            resources.fits(shape, node_type) for node_type in self.node_types
-        )
-
     # ------------------------------------------------------------------ autoscaling
 
     async def SetNodeTypes(self, request: pb.NodeTypes, context: grpc.aio.ServicerContext) -> pb.Empty:
-        self.node_types = [resources.to_fixed(shape.quantities) for shape in request.shapes]
+        labels = [dict(entry.labels) for entry in request.labels]
+        self.node_types = [
+            NodeType(resources.to_fixed(shape.quantities), labels[i] if i < len(labels) else {})
+            for i, shape in enumerate(request.shapes)
+        ]
+        self.placement_groups.wake()  # a group may fit (or never fit) the new node types
         log.info(
             "an autoscaler may add nodes of %s",
-            ", ".join(resources.describe(t) for t in self.node_types) or "no shape",
+            ", ".join(resources.describe(t.shape) for t in self.node_types) or "no shape",
         )
         return pb.Empty()
 
@@ -289,11 +310,13 @@ class Head(rpc_pb.HeadServicer):
         return pb.Empty()
 
     async def GetDemand(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.Demand:
-        tasks: dict[tuple[tuple[str, float], ...], int] = {}
+        tasks: dict[tuple[tuple[tuple[str, float], ...], tuple[tuple[str, str], ...]], int] = {}
         nodes = []
         for node in self.alive_nodes():
             for entry in node.pending:
-                key = tuple(sorted(entry.shape.quantities.items()))
+                if bundle_resources.in_any_group(entry.shape.quantities):
+                    continue  # work in a placement group: the group is the demand
+                key = (tuple(sorted(entry.shape.quantities.items())), tuple(sorted(entry.label_selector.items())))
                 tasks[key] = tasks.get(key, 0) + entry.count
             nodes.append(pb.NodeLoad(
                 node_id=node.node_id,
@@ -306,12 +329,18 @@ class Head(rpc_pb.HeadServicer):
             ))
         return pb.Demand(
             tasks=[
-                pb.ResourceDemand(shape=pb.ResourceSet(quantities=dict(key)), count=count)
-                for key, count in tasks.items()
+                pb.ResourceDemand(
+                    shape=pb.ResourceSet(quantities=dict(shape)), count=count, label_selector=dict(selector)
+                )
+                for (shape, selector), count in tasks.items()
             ],
-            actors=self.actors.demand(),
+            actors=[
+                entry for entry in self.actors.demand()
+                if not bundle_resources.in_any_group(entry.shape.quantities)
+            ],
             requested=self.requested,
             nodes=nodes,
+            placement_groups=self.placement_groups.demand(),
         )
 
     # ------------------------------------------------------------------ actors
@@ -341,10 +370,38 @@ class Head(rpc_pb.HeadServicer):
 
     # ------------------------------------------------------------------ placement groups
 
+    async def CreatePlacementGroup(
+        self, request: pb.PlacementGroupSpec, context: grpc.aio.ServicerContext
+    ) -> pb.CreatePlacementGroupReply:
+        return pb.CreatePlacementGroupReply(error=self.placement_groups.create(request))
+
+    async def GetPlacementGroup(
+        self, request: pb.PlacementGroupRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PlacementGroupInfo:
+        record = self.placement_groups.find(request)
+        if record is None:
+            what = (
+                f"id {request.placement_group_id.hex()}" if request.placement_group_id
+                else f"name '{request.name}' in namespace '{request.namespace}'"
+            )
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no placement group with {what}")
+            return pb.PlacementGroupInfo()
+        if request.wait_seconds > 0:
+            await self.placement_groups.wait(record, min(request.wait_seconds, 60.0), request.until_infeasible)
+        return record.info
+
+    async def RemovePlacementGroup(
+        self, request: pb.PlacementGroupRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.placement_groups.remove(
+            request.placement_group_id, request.reason or "remove_placement_group() was called"
+        )
+        return pb.Empty()
+
     async def ListPlacementGroups(
         self, request: pb.Empty, context: grpc.aio.ServicerContext
     ) -> pb.PlacementGroupList:
-        return pb.PlacementGroupList(groups=list(self.placement_groups.values()))
+        return self.placement_groups.table()
 
     # ------------------------------------------------------------------ logs
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ember.runtime.objects import ids
-from ember.runtime.wire import resources
+from ember.runtime.wire import bundle_resources, resources
 from ember.runtime.wire.metrics_server import Family, RpcLatency, build_info
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ember.runtime.head.head import Head
 
 ACTOR_STATES = {pb.PENDING: "pending", pb.ALIVE: "alive", pb.RESTARTING: "restarting", pb.DEAD: "dead"}
+GROUP_STATES = {
+    pb.PG_PENDING: "pending", pb.PG_CREATED: "created", pb.PG_RESCHEDULING: "rescheduling",
+    pb.PG_REMOVED: "removed",
+}
 
 
 class HeadMetrics:
@@ -43,6 +47,18 @@ class HeadMetrics:
         for state, count in counts.items():
             actors.add_metric([state], count)
         families.append(actors)
+
+        groups = GaugeMetricFamily(
+            "ember_placement_groups",
+            "Placement groups, by state (removed: those the head still lists, the newest).",
+            labels=["state"],
+        )
+        group_counts = dict.fromkeys(GROUP_STATES.values(), 0)
+        for group in head.placement_groups.groups.values():
+            group_counts[GROUP_STATES[group.state]] += 1
+        for state, count in group_counts.items():
+            groups.add_metric([state], count)
+        families.append(groups)
 
         jobs = GaugeMetricFamily("ember_jobs", "Jobs (drivers), by state.", labels=["state"])
         running = sum(1 for job in head.jobs.values() if job.alive)
@@ -111,4 +127,4 @@ class HeadMetrics:
 
 
 def _shape(demand: pb.ResourceDemand) -> str:
-    return resources.describe(resources.to_fixed(demand.shape.quantities))
+    return bundle_resources.describe(resources.to_fixed(demand.shape.quantities))

@@ -2,7 +2,8 @@
 
 Ray keeps this in its GCS, and loses it on a head restart unless an external Redis is set up.
 ember keeps the little that must survive in a directory (a persistent volume in Kubernetes):
-the detached actors, which users expect to outlive any driver, the job counter, so that a new
+the detached actors, which users expect to outlive any driver, and the detached placement
+groups they may run in (with the nodes their bundles are on), the job counter, so that a new
 head never hands out a job id an agent has already seen finish, and the cluster token, which
 the agents that stay up keep presenting. Everything else — nodes,
 resources, drivers' jobs — is rebuilt by the agents re-registering, or ends with the head.
@@ -16,20 +17,26 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from typing import TypeVar
 
 from ember.runtime.wire import auth
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.head.head")
 
+Record = TypeVar("Record")
+
 
 class HeadState:
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self._actors = os.path.join(directory, "actors")
+        self._groups = os.path.join(directory, "placement_groups")
         # It will hold the cluster's token too: nobody else on the machine may read it.
         os.makedirs(directory, mode=0o700, exist_ok=True)
         os.makedirs(self._actors, mode=0o700, exist_ok=True)
+        os.makedirs(self._groups, mode=0o700, exist_ok=True)
 
     # ------------------------------------------------------------------ actors
 
@@ -44,16 +51,33 @@ class HeadState:
             pass
 
     def load_actors(self) -> list[pb.PersistedActor]:
+        return self._read_all(self._actors, "actor", pb.PersistedActor.FromString)
+
+    # ------------------------------------------------------------------ placement groups
+
+    def save_group(self, info: pb.PlacementGroupInfo) -> None:
+        self._write(os.path.join(self._groups, info.spec.placement_group_id.hex()), info.SerializeToString())
+
+    def drop_group(self, group_id: bytes) -> None:
+        try:
+            os.unlink(os.path.join(self._groups, group_id.hex()))
+        except FileNotFoundError:
+            pass
+
+    def load_groups(self) -> list[pb.PlacementGroupInfo]:
+        return self._read_all(self._groups, "placement group", pb.PlacementGroupInfo.FromString)
+
+    def _read_all(self, directory: str, what: str, parse: Callable[[bytes], Record]) -> list[Record]:
         found = []
-        for name in sorted(os.listdir(self._actors)):
+        for name in sorted(os.listdir(directory)):
             if name.startswith("."):
                 continue  # a write that never finished
-            path = os.path.join(self._actors, name)
+            path = os.path.join(directory, name)
             try:
                 with open(path, "rb") as f:
-                    found.append(pb.PersistedActor.FromString(f.read()))
+                    found.append(parse(f.read()))
             except Exception as error:  # noqa: BLE001 - one bad file must not stop the head
-                log.error("state directory %s: cannot read actor record %s: %s", self.directory, path, error)
+                log.error("state directory %s: cannot read %s record %s: %s", self.directory, what, path, error)
         return found
 
     # ------------------------------------------------------------------ the token

@@ -42,13 +42,29 @@ class NodeState:
         self.pending: list[pb.ResourceDemand] = []
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
         self.drain: Draining | None = None  # set while it is drained: nothing is placed there
+        # What the placement group bundles committed here offer, under their groups' names
+        # (``bundle_resources``): kept by the head's placement groups, beside ``total``.
+        self.bundles: Shape = {}
+
+    def capacity(self) -> Shape:
+        """Everything the node offers: its own resources and its bundles'."""
+        if not self.bundles:
+            return self.total
+        merged = dict(self.total)
+        resources.add(merged, self.bundles)
+        return merged
 
     def describe(self) -> str:
         return f"node {ids.short(self.node_id)} ({self.info.address})"
 
     def view(self) -> pb.NodeView:
+        info = self.info
+        if self.bundles and self.alive:
+            info = pb.NodeInfo()
+            info.CopyFrom(self.info)
+            info.total.quantities.update(resources.to_float(self.bundles))
         view = pb.NodeView(
-            info=self.info,
+            info=info,
             available=pb.ResourceSet(quantities=resources.to_float(self.available)),
             alive=self.alive,
             num_workers=self.num_workers,

@@ -30,9 +30,10 @@ from typing import Protocol
 import grpc
 
 from ember.runtime.node.gpu_devices import Assignment, GpuDevices, whole_devices_error
+from ember.runtime.node.lease_records import LeaseState, OwnerSession, PendingRequest
 from ember.runtime.node.runtime_envs import Environment, RuntimeEnvs
 from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool, WorkerSetup
-from ember.runtime.wire import resources, rpc
+from ember.runtime.wire import bundle_resources, label_selector, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
 
@@ -44,65 +45,6 @@ RECLAIM_INTERVAL = 0.05  # how often owners are asked to give back idle leases
 PLACEMENT_RETRY = 0.5  # seconds between asks for a node while only draining nodes fit a shape
 
 
-class OwnerSession:
-    """One owner's Leases stream."""
-
-    def __init__(self) -> None:
-        self.job_id = b""
-        self.address = ""
-        self.pid = 0
-        self.head = False
-        self.outbox: asyncio.Queue[pb.LeaseServerMessage] = asyncio.Queue()
-        self.leases: dict[int, LeaseState] = {}
-        self.last_reclaim = 0.0
-
-    def send(self, message: pb.LeaseServerMessage) -> None:
-        self.outbox.put_nowait(message)
-
-    def describe(self) -> str:
-        return f"owner pid {self.pid} at {self.address} (job {self.job_id.hex()})"
-
-
-class PendingRequest:
-    __slots__ = (
-        "owner", "request_id", "shape", "hold", "task_name", "spilled", "job_id", "detached",
-        "actor_id", "queued_at", "env",
-    )
-
-    def __init__(self, owner: OwnerSession, request: pb.LeaseRequest) -> None:
-        self.owner = owner
-        self.request_id = request.request_id
-        self.shape = resources.to_fixed(request.shape.quantities)
-        # What the lease keeps once granted (an actor is placed with a CPU but holds none).
-        self.hold = resources.to_fixed(request.hold.quantities) if request.hold_set else self.shape
-        self.task_name = request.task_name
-        self.spilled = request.spilled
-        self.job_id = request.job_id or owner.job_id
-        self.detached = request.detached
-        self.actor_id = request.actor_id
-        self.queued_at = time.monotonic()
-        self.env: Environment | None = None  # its runtime_env (None: the node's own)
-
-
-class LeaseState:
-    __slots__ = (
-        "lease_id", "owner", "worker", "shape", "blocked", "actor_id", "orphaned_at", "gpus",
-    )
-
-    def __init__(
-        self, lease_id: int, owner: OwnerSession, worker: WorkerHandle, shape: Shape,
-        actor_id: bytes = b"", gpus: Assignment | None = None,
-    ):
-        self.lease_id = lease_id
-        self.owner = owner
-        self.worker = worker
-        self.shape = shape
-        self.blocked = False
-        self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
-        self.orphaned_at = 0.0
-        self.gpus: Assignment = gpus or []  # the GPU devices it holds, and how much of each
-
-
 class LeasingNode(Protocol):
     """What granting leases needs of its node agent: who it is, and the way to its head."""
 
@@ -110,6 +52,7 @@ class LeasingNode(Protocol):
     head_address: str
     channels: rpc.Channels
     stopping: bool
+    labels: dict[str, str]
 
     def describe(self) -> str: ...
 
@@ -198,10 +141,10 @@ class Leases:
         if self.drain is not None:
             self.drain.redirect(pending)
             return
-        if not resources.fits(pending.shape, self.total):
+        if not resources.fits(pending.shape, self.total) or not self._may_take(pending):
             asyncio.ensure_future(self.place_elsewhere(pending))
             return
-        unfit = whole_devices_error(pending.hold.get("GPU", 0))
+        unfit = whole_devices_error(bundle_resources.amount(pending.hold, "GPU"))
         if unfit:
             owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
                 request_id=pending.request_id,
@@ -220,6 +163,19 @@ class Leases:
         self.queue.append(pending)
         self.schedule()
 
+    def _may_take(self, request: PendingRequest) -> bool:
+        """The request's node affinity and label selector allow this node. A request the head
+        sent here (``spilled``) stays: the head chose this node knowing them (a soft affinity
+        to a node that is gone, say)."""
+        constraints = request.constraints
+        if constraints is None or request.spilled:
+            return True
+        if constraints.node_affinity and constraints.node_affinity != self.node.node_id:
+            return False
+        return not constraints.label_selector or label_selector.matches(
+            constraints.label_selector, self.node.labels
+        )
+
     async def place_elsewhere(self, request: PendingRequest) -> None:
         """The shape can never fit here, or this node is draining: ask the head for a node,
         wait while only draining nodes could hold it (a node may join), or give up."""
@@ -233,13 +189,14 @@ class Leases:
     async def _find_node(self, request: PendingRequest) -> None:
         owner = request.owner
         node = self.node
-        shape = describe = resources.describe(request.shape)
+        shape = describe = bundle_resources.describe(request.shape)
         while True:
             try:
                 reply = await node.channels.head(node.head_address).FindNode(
                     pb.FindNodeRequest(
                         shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
                         exclude_node_id=node.node_id,
+                        constraints=request.constraints,
                     ),
                     timeout=10.0,
                 )
@@ -253,6 +210,13 @@ class Leases:
                 return  # cancelled, or its owner is gone
             if reply.node.address or not reply.feasible:
                 break
+            if self._holds_now(request):
+                # What it waited for came here meanwhile (its placement group's bundle was
+                # committed on this node): it queues here; the head would not send it back.
+                self.placing.remove(request)
+                self.queue.append(request)
+                self.schedule()
+                return
             await asyncio.sleep(PLACEMENT_RETRY)
             if request not in self.placing:
                 return
@@ -266,11 +230,17 @@ class Leases:
         owner.send(pb.LeaseServerMessage(rejected=pb.LeaseRejected(
             request_id=request.request_id,
             infeasible=not reply.feasible,
-            reason=(
+            reason=reply.reason or (
                 f"it needs {shape}, but no node of the cluster has that much "
                 f"(largest node: {reply.largest or describe})"
             ),
         )))
+
+    def _holds_now(self, request: PendingRequest) -> bool:
+        return (
+            self.drain is None and not self.pool.broken
+            and resources.fits(request.shape, self.total) and self._may_take(request)
+        )
 
     def _cancel(self, owner: OwnerSession, request_id: int) -> None:
         self.queue = [
@@ -303,7 +273,7 @@ class Leases:
                 continue
             # Enough GPU in all is not enough: it must be on devices it can have (whole ones
             # free, or one with room for its share).
-            chosen = self.gpus.choose(request.hold.get("GPU", 0), devices)
+            chosen = self.gpus.choose(bundle_resources.amount(request.hold, "GPU"), devices)
             if chosen is None:
                 waiting = True
                 continue
@@ -384,13 +354,45 @@ class Leases:
         self.schedule()
 
     def _free_lease(self, lease: LeaseState) -> None:
-        shape = dict(lease.shape)
+        total = self.total
+        # Only what still exists goes back: a placement group's bundle may have been released
+        # while the lease held some of it.
+        shape = {name: amount for name, amount in lease.shape.items() if name in total}
         if lease.blocked:
-            shape.pop("CPU", None)  # already given back while blocked
+            for name in _cpus(shape):
+                shape.pop(name)  # already given back while blocked
         resources.add(self.available, shape)
         self.gpus.give_back(lease.gpus)
         lease.gpus = []
         self.report_soon()
+
+    def stop_leases(self, holds: Callable[[Shape], bool], reason: str) -> int:
+        """Stop the workers of the leases whose resources ``holds`` picks (a removed placement
+        group's). Their owners hear why before the workers die: the lease ends now, so that
+        what an owner tells its tasks' callers is ``reason``, not a broken connection."""
+        stopped = 0
+        for lease in [lease for owner in self.owners for lease in owner.leases.values()]:
+            worker = lease.worker
+            if not holds(lease.shape) or worker.state != LEASED:
+                continue
+            del lease.owner.leases[lease.lease_id]
+            lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
+                lease_id=lease.lease_id, reason=f"worker pid {worker.pid} was stopped: {reason}",
+            )))
+            self._free_lease(lease)
+            if self.drain is not None:
+                self.drain.lease_ended(lease, returned=False)
+            worker.lease = None
+            self.pool.kill(worker)
+            stopped += 1
+        return stopped
+
+    def requeue_unfit(self) -> None:
+        """Queued requests this node can no longer hold (a bundle went) ask the head anew."""
+        unfit = [r for r in self.queue if not resources.fits(r.shape, self.total)]
+        for request in unfit:
+            self.queue.remove(request)
+            asyncio.ensure_future(self.place_elsewhere(request))
 
     def _owner_gone(self, owner: OwnerSession) -> None:
         self.owners.discard(owner)
@@ -507,14 +509,15 @@ class Leases:
         if not isinstance(lease, LeaseState) or lease.blocked == blocked:
             return
         lease.blocked = blocked
-        cpu = lease.shape.get("CPU", 0)
-        if not cpu:
+        # Its CPUs, or a placement group's CPUs when it runs in one.
+        cpus = {name: lease.shape[name] for name in _cpus(lease.shape) if name in self.total}
+        if not cpus:
             return
         if blocked:
-            self.available["CPU"] = self.available.get("CPU", 0) + cpu
+            resources.add(self.available, cpus)
             self.schedule()
         else:
-            self.available["CPU"] = self.available.get("CPU", 0) - cpu
+            resources.subtract(self.available, cpus)
         self.report_soon()
 
     def worker_gone(self, worker: WorkerHandle, reason: str) -> str:
@@ -552,15 +555,29 @@ class Leases:
         )
 
     def demand(self) -> list[pb.ResourceDemand]:
-        """The shapes waiting here for a worker, or for a node: the cluster's demand. (Not
-        those waiting for their runtime_env to be set up: a long install is no call for nodes.)"""
-        counts: collections.Counter[tuple[tuple[str, int], ...]] = collections.Counter(
-            tuple(sorted(request.shape.items())) for request in self.queue + self.placing
-            if request.env is None or request.env.ready
+        """The shapes waiting here for a worker, or for a node (with the labels they need of
+        one): the cluster's demand. (Not those waiting for their runtime_env to be set up: a
+        long install is no call for nodes.)"""
+        counts: collections.Counter[tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]] = (
+            collections.Counter(
+                (
+                    tuple(sorted(request.shape.items())),
+                    tuple(sorted(request.constraints.label_selector.items()))
+                    if request.constraints is not None else (),
+                )
+                for request in self.queue + self.placing
+                if request.env is None or request.env.ready
+            )
         )
         return [
             pb.ResourceDemand(
-                shape=pb.ResourceSet(quantities=resources.to_float(dict(key))), count=count
+                shape=pb.ResourceSet(quantities=resources.to_float(dict(shape))), count=count,
+                label_selector=dict(selector),
             )
-            for key, count in counts.items()
+            for (shape, selector), count in counts.items()
         ]
+
+
+def _cpus(shape: Shape) -> list[str]:
+    """The CPU names in a lease's shape: ``CPU``, and a placement group's CPUs."""
+    return [name for name in shape if name == "CPU" or bundle_resources.original(name) == "CPU"]

@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from ember.runtime.node.bundles import Bundles
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
-from ember.runtime.node.leases import Leases, LeaseState
+from ember.runtime.node.lease_records import LeaseState
+from ember.runtime.node.leases import Leases
 from ember.runtime.node.node_drain import NodeDrainer
 from ember.runtime.node.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node.node_metrics import NodeMetrics
@@ -90,6 +92,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self._fetch_package,
             self.leases.env_settled,
         )
+        self.bundles = Bundles(self.leases)  # placement group bundles reserved here
         self.metrics = NodeMetrics(store, pool, self.leases)
         self.metrics_port = 0
         self.logs = NodeLogs(session_dir)
@@ -288,6 +291,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             store_dir=self.store.directory,
             metrics_port=self.metrics_port,
             draining=self.drain is not None,
+            bundles=self.bundles.listing(force=True),
         )
 
     def node_report(self) -> pb.NodeReport:
@@ -296,6 +300,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         that died and failures since the last report (each goes in one report only)."""
         dead, self.dead_workers = self.dead_workers, []
         failures, self.failures = self.failures, []
+        bundles = self.bundles.listing()
         return pb.NodeReport(
             available=pb.ResourceSet(quantities=resources.to_float(self.leases.available)),
             num_workers=len(self.pool.workers),
@@ -307,14 +312,16 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             drain=self.drain.snapshot() if self.drain is not None else None,
             idle_seconds=self._idle_seconds(),
             store_broken=self.store.broken,
+            bundles=bundles or [],
+            bundles_listed=bundles is not None,
         )
 
     def _idle_seconds(self) -> float:
         """How long nothing has needed this node: no lease, no waiting request, no detached
-        actor kept for a head, no object whose only copy is here. An autoscaler removes only
+        actor kept for a head, no placement group bundle, no object whose only copy is here. An autoscaler removes only
         nodes idle for a while."""
         now = time.monotonic()
-        if self.leases.busy() or self.store.holds_originals():
+        if self.leases.busy() or self.bundles.busy() or self.store.holds_originals():
             self._idle_since = None
             return 0.0
         if self._idle_since is None:
@@ -392,6 +399,24 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         except (Lost, StoreFull) as error:
             return pb.RestoreObjectReply(lost_reason=str(error))
         return pb.RestoreObjectReply(offset=offset)
+
+    # ------------------------------------------------------------------ placement groups
+
+    async def PrepareBundles(
+        self, request: pb.BundleReservation, context: grpc.aio.ServicerContext
+    ) -> pb.BundleReply:
+        return pb.BundleReply(error=self.bundles.prepare(request))
+
+    async def CommitBundles(
+        self, request: pb.BundleReservation, context: grpc.aio.ServicerContext
+    ) -> pb.BundleReply:
+        return pb.BundleReply(error=self.bundles.commit(request))
+
+    async def ReleaseBundles(
+        self, request: pb.BundleRelease, context: grpc.aio.ServicerContext
+    ) -> pb.Empty:
+        self.bundles.release(request)
+        return pb.Empty()
 
     async def ReportMetrics(
         self, request: pb.MetricsReport, context: grpc.aio.ServicerContext

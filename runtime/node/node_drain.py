@@ -31,7 +31,8 @@ from typing import Protocol
 
 import grpc
 
-from ember.runtime.node.leases import Leases, LeaseState, PendingRequest
+from ember.runtime.node.lease_records import LeaseState, PendingRequest
+from ember.runtime.node.leases import Leases
 from ember.runtime.node.object_store import Lost, ObjectStore
 from ember.runtime.node.object_transfer import ObjectTransfer
 from ember.runtime.node.store_entries import CREATING, Entry

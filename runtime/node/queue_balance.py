@@ -5,7 +5,9 @@ while the cluster was still growing. When that node stays full while another has
 free — a node that just joined, one whose work finished — the request moves there (a
 spillback, which the owner follows) instead of waiting for this node's workers; Raylets do the
 same. Without this, an autoscaled node that joins a moment after its siblings finds the work
-already queued elsewhere and sits idle. Actor placements stay: the head chose their node.
+already queued elsewhere and sits idle. Actor placements stay: the head chose their node; so
+do requests with a node affinity (Ray's soft affinity too waits on its node while that node can
+hold it). A label selector goes along, so a request moves only to a node it allows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Protocol
 
 import grpc
 
-from ember.runtime.node.leases import Leases, PendingRequest
+from ember.runtime.node.lease_records import PendingRequest
+from ember.runtime.node.leases import Leases
 from ember.runtime.wire import resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -51,7 +54,8 @@ def waiting_too_long(leases: Leases, now: float) -> list[PendingRequest]:
         if resources.fits(request.shape, free):
             resources.subtract(free, request.hold)
             continue
-        if not request.actor_id and now - request.queued_at >= PATIENCE:
+        pinned = request.constraints is not None and request.constraints.node_affinity
+        if not request.actor_id and not pinned and now - request.queued_at >= PATIENCE:
             stuck.append(request)
     return stuck
 
@@ -69,6 +73,7 @@ async def move_waiting_requests(agent: BalancedNode) -> None:
                         shape=pb.ResourceSet(quantities=resources.to_float(request.shape)),
                         exclude_node_id=agent.node_id,
                         free_only=True,
+                        constraints=request.constraints,
                     ),
                     timeout=2.0,
                 )

@@ -183,6 +183,11 @@ class TaskUnschedulableError(EmberError):
     """The task asks for more resources than any node of the cluster has."""
 
 
+class PlacementGroupError(EmberError):
+    """A placement group can never be ready: it was removed, or no node can ever hold it (the
+    message names the group and the bundle)."""
+
+
 class WorkerStartError(EmberError):
     """A node cannot start the worker processes a task needs."""
 

@@ -13,6 +13,7 @@ variables, pip builds a virtualenv); this module only says whether a value is we
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -177,6 +178,15 @@ def inherit(parent: Mapping[str, Any], child: Mapping[str, Any]) -> dict[str, An
                 result.pop("uv" if key == "pip" else "pip", None)
             result[key] = value
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def inherit_json(parent: str, own: str) -> str:
+    """``inherit`` on canonical JSON (``own`` over ``parent``), cached: a process submits many
+    tasks of few environments, and merging each one's would cost a parse per submission."""
+    if not own:
+        return parent
+    return to_json(inherit(json.loads(parent) if parent else {}, json.loads(own)))
 
 
 def merge_job(job: Mapping[str, Any], driver: Mapping[str, Any], override: bool = False) -> dict[str, Any]:

@@ -69,3 +69,26 @@ def test_the_users_value_holds(cluster) -> None:
     for cpus in (1, 3):
         variable, blas = ember.get(threads_of_a_task.options(num_cpus=cpus, runtime_env=env).remote())
         assert variable == "2" and set(blas) == {2}, (cpus, variable, blas)
+
+
+def test_work_in_a_placement_group_bundle_counts_its_cpus(cluster) -> None:
+    # In a bundle a task asks for CPU_group_* resources; they are CPUs all the same.
+    from ember.util import placement_group, remove_placement_group
+    from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    pg = placement_group([{"CPU": 2}, {"CPU": 2}])
+    ember.get(pg.ready(), timeout=60)
+    try:
+        task = threads_of_a_task.options(
+            num_cpus=2, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)
+        )
+        variable, blas = ember.get(task.remote())
+        assert variable == "2" and set(blas) == {2}, (variable, blas)
+        actor = ThreadsOfAnActor.options(
+            num_cpus=2, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 1)
+        ).remote()
+        variable, blas = ember.get(actor.threads.remote())
+        assert variable == "2" and set(blas) == {2}, (variable, blas)
+        ember.kill(actor)
+    finally:
+        remove_placement_group(pg)

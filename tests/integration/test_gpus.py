@@ -6,7 +6,8 @@ device list), and tasks and actors read their own in ``CUDA_VISIBLE_DEVICES``,
 Two tasks never share a whole device, which is shown while they run at once (they meet at a
 barrier, so each result was produced while the others held their devices); fractions pack as
 Ray documents; a worker kept for reuse sees each lease's devices; ``max_calls`` replaces
-workers; ``accelerator_type=`` runs only where that model is.
+workers; ``accelerator_type=`` runs only where that model is; work in a placement group's
+bundle gets devices as work outside one does.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import ember
 from ember.exceptions import ActorDiedError, TaskUnschedulableError
 from ember.runtime import launcher
 from ember.runtime.core import context
+from ember.util import placement_group, remove_placement_group
+from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 MAIN = {"main": 0.01}  # the head's node: where the barriers go, out of the GPU nodes' way
 
@@ -266,6 +269,47 @@ def test_accelerator_type_runs_where_that_model_is(gpu_nodes):
         ember.get(report.options(accelerator_type="H100").remote(), timeout=60)
     with pytest.raises(ActorDiedError, match="accelerator_type:H100"):
         ember.get(GpuActor.options(accelerator_type="H100").remote().seen.remote(), timeout=60)
+
+
+def test_work_in_a_placement_group_bundle_gets_devices(gpu_nodes):
+    # A bundle holds GPU_group_* resources, not GPU: the node still hands out devices by the
+    # GPU they stand for, disjoint from what work outside the group holds.
+    pg = placement_group([{"CPU": 1, "GPU": 1, "main": 1}] * 2, strategy="STRICT_PACK")
+    ember.get(pg.ready(), timeout=60)
+    try:
+        barrier = Barrier.options(resources=MAIN).remote(2)
+        tasks = [
+            meet.options(
+                num_gpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, index)
+            ).remote(barrier)
+            for index in range(2)
+        ]
+        seen = ember.get(tasks, timeout=90)
+        assert sorted(s["visible"] for s in seen) == ["0", "1"]
+        assert sorted(s["gpu_ids"] for s in seen) == [[0], [1]]
+        actor = GpuActor.options(
+            num_gpus=0.5, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)
+        ).remote()
+        assert ember.get(actor.seen.remote(), timeout=60)["visible"] in {"0", "1"}
+        ember.kill(actor)
+    finally:
+        remove_placement_group(pg)
+    _gpus_free(5)
+
+    # One device in a group, the other outside it: held at once, never the same one.
+    pg = placement_group([{"CPU": 1, "GPU": 1, "main": 1}])
+    ember.get(pg.ready(), timeout=60)
+    try:
+        barrier = Barrier.options(resources=MAIN).remote(2)
+        inside = meet.options(
+            num_gpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)
+        ).remote(barrier)
+        outside = meet.options(num_gpus=1, resources={"main": 1}).remote(barrier)
+        seen = ember.get([inside, outside], timeout=90)
+        assert sorted(s["visible"] for s in seen) == ["0", "1"]
+    finally:
+        remove_placement_group(pg)
+    _gpus_free(5)
 
 
 def test_gpu_options_are_checked_where_they_are_written():

@@ -180,6 +180,110 @@ def test_without_a_state_dir_nodes_rejoin_and_the_actor_is_let_go(
     assert actor_pid not in processes_of_session(cluster.session_dir)
 
 
+GROUP_CREATE = textwrap.dedent(
+    """
+    import os, sys
+    import ember
+    from ember.util import placement_group, placement_group_table
+    from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    ember.init(address=sys.argv[1], namespace="restart")
+
+    @ember.remote(num_cpus=1)
+    class Server:
+        def pid(self):
+            return os.getpid()
+
+    pg = placement_group([{"CPU": 1, "b": 1}], name="kept", lifetime="detached")
+    ember.get(pg.ready(), timeout=30)
+    server = Server.options(
+        name="server", lifetime="detached",
+        scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0),
+    ).remote()
+    print(ember.get(server.pid.remote()), placement_group_table(pg)["bundles_to_node_id"][0])
+    """
+)
+
+GROUP_FIND = textwrap.dedent(
+    """
+    import sys, time
+    import ember
+    from ember.util import get_placement_group, placement_group_table, remove_placement_group
+    from ember.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    ember.init(address=sys.argv[1], namespace="restart")
+
+    @ember.remote(num_cpus=0)
+    def where():
+        return ember.get_runtime_context().get_node_id()
+
+    pg = get_placement_group("kept")
+    entry = placement_group_table(pg)
+    server = ember.get_actor("server")
+    pid = ember.get(server.pid.remote(), timeout=30)
+    ran = ember.get(where.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote(), timeout=30)
+    free = ember.available_resources().get("b", 0.0)
+    remove_placement_group(pg)
+    after = "alive"
+    deadline = time.monotonic() + 30  # a removal is carried out in the background, as Ray's
+    while after == "alive" and time.monotonic() < deadline:
+        try:
+            ember.get(server.pid.remote(), timeout=30)
+            time.sleep(0.1)
+        except ember.exceptions.ActorDiedError as error:
+            after = "died" if "was removed" in str(error) else repr(str(error))
+    print(entry["state"], entry["bundles_to_node_id"][0], pid, ran, free, after)
+    """
+)
+
+
+def test_a_detached_group_and_its_actor_survive_a_head_restart_with_a_state_dir(
+    make_cluster, tmp_path: Path
+) -> None:
+    """The bundle stays reserved on its node, the actor in it keeps running there, and the
+    restarted head knows both: work runs in the group, and removing it kills the actor."""
+    cluster = make_cluster(str(tmp_path / "state"))
+    created = run_driver(GROUP_CREATE, cluster.address, env=cluster.env())
+    assert created.returncode == 0, created.stderr
+    pid, node = created.stdout.split()
+
+    cluster.restart_head()
+    cluster.wait_nodes(2)
+    found = run_driver(GROUP_FIND, cluster.address, env=cluster.env())
+    assert found.returncode == 0, found.stderr
+    state, node_after, pid_after, ran, free_b, after = found.stdout.split()
+    assert (state, node_after, pid_after, ran) == ("CREATED", node, pid, node), found.stdout
+    assert float(free_b) == 1.0  # of the node's two, the bundle still holds one
+    assert after == "died", found.stdout
+
+
+FREE_B = textwrap.dedent(
+    """
+    import sys, time
+    import ember
+    ember.init(address=sys.argv[1], namespace="restart")
+    deadline = time.monotonic() + 30
+    while ember.available_resources().get("b", 0.0) < 2.0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(ember.available_resources().get("b", 0.0))
+    """
+)
+
+
+def test_a_restarted_head_that_does_not_know_a_group_releases_its_bundles(
+    make_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a state directory the new head knows no group: the node lists the bundle it
+    still holds, and the head has it released, so nothing stays reserved for nobody."""
+    monkeypatch.setenv("EMBER_HEAD_RESTART_GRACE_S", "2")
+    cluster = make_cluster(None)
+    created = run_driver(GROUP_CREATE, cluster.address, env=cluster.env())
+    assert created.returncode == 0, created.stderr
+    cluster.restart_head()
+    cluster.wait_nodes(2)
+    free = run_driver(FREE_B, cluster.address, env=cluster.env())
+    assert free.returncode == 0, free.stderr
+    assert float(free.stdout.split()[-1]) == 2.0, free.stdout
+
+
 def _running(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:

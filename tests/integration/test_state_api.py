@@ -18,7 +18,7 @@ import pytest
 
 import ember as ray
 from ember.runtime.wire import auth
-from ember.util import state
+from ember.util import placement_group, remove_placement_group, state
 from ember.util.state import StateApiError, list_actors, list_nodes, list_objects, list_tasks
 
 # Once a test has run 1,500 tasks, every listing says that ended tasks were left out; the test
@@ -278,8 +278,25 @@ def test_objects(cluster):
 
 
 def test_placement_groups_are_what_the_head_knows(cluster):
-    assert state.list_placement_groups() == []
-    assert state.list_placement_groups(filters=[("state", "=", "CREATED")], detail=True) == []
+    assert state.list_placement_groups(filters=[("name", "=", "state-api-group")]) == []
+    pg = placement_group([{"CPU": 1}, {"CPU": 0.5}], strategy="PACK", name="state-api-group")
+    ray.get(pg.ready(), timeout=60)
+    [row] = state.list_placement_groups(filters=[("name", "=", "state-api-group")], detail=True)
+    assert (row.placement_group_id, row.state, row.is_detached) == (pg.id.hex(), "CREATED", False)
+    assert [b["unit_resources"] for b in row.bundles] == [{"CPU": 1.0}, {"CPU": 0.5}]
+    [node] = list_nodes()
+    assert {b["node_id"] for b in row.bundles} == {node.node_id}
+    assert row.stats["scheduling_state"] == "FINISHED"
+    listed = _cli("list", "placement-groups", "--filter", "name=state-api-group")
+    assert pg.id.hex() in listed.stdout and "CREATED" in listed.stdout
+
+    remove_placement_group(pg)
+    removed = eventually(
+        lambda: state.list_placement_groups(filters=[("placement_group_id", "=", pg.id.hex())]),
+        lambda rows: [r.state for r in rows] == ["REMOVED"],
+    )
+    assert [r.state for r in removed] == ["REMOVED"]
+    assert state.list_placement_groups(filters=[("state", "=", "CREATED")]) == []
 
 
 @ray.remote
@@ -331,7 +348,8 @@ def test_the_cli(cluster):
     [node] = json.loads(as_json.stdout)
     assert node["state"] == "ALIVE" and "resources_total" in node and "start_time_ms" not in node
 
-    assert "No placement-groups in the cluster" in _cli("list", "placement-groups").stdout
+    pending = _cli("list", "placement-groups", "--filter", "state=PENDING")
+    assert "No placement-groups in the cluster" in pending.stdout
     assert "OBJECT_ID" in _cli("list", "objects").stdout
 
     summary = _cli("summary", "tasks")

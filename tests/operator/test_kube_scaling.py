@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ember.operator.cluster_spec import Resources
-from ember.operator.kube_scaling import decide, node_types
+from ember.operator.kube_scaling import decide, node_labels, node_types
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 
@@ -54,6 +54,35 @@ def test_waiting_work_raises_replicas_within_max() -> None:
     (group,) = decision.worker_groups
     assert group["replicas"] == 4 and decision.added == {"cpu": 4}
     assert decision.describe() == "+4 cpu"
+
+
+def test_a_waiting_placement_group_is_a_gang_of_nodes() -> None:
+    """A STRICT_SPREAD group of three one-CPU bundles needs three worker pods at once; its
+    tasks' own lease requests (named by the group's resources) add nothing on top."""
+    group = pb.PlacementGroupDemand(
+        strategy="STRICT_SPREAD", bundles=[pb.ResourceSet(quantities={"CPU": 1.0})] * 3,
+    )
+    decision = decide(cluster(replicas=0), [], pb.Demand(placement_groups=[group]))
+    assert decision is not None and decision.worker_groups[0]["replicas"] == 3
+    # Five bundles on distinct nodes can never fit a group of at most four: none is added.
+    group.bundles.extend([pb.ResourceSet(quantities={"CPU": 1.0})] * 2)
+    never = decide(cluster(replicas=0), [], pb.Demand(placement_groups=[group]))
+    assert never is None
+
+
+def test_label_selectors_choose_groups_by_their_pods_labels() -> None:
+    """A group's pods label their nodes with the group and node type (and startParams
+    labels): work selecting another group adds nothing to this one, work selecting it does."""
+    spec = cluster(replicas=0)
+    spec["spec"]["workerGroups"][0]["startParams"] = {"labels": '{"zone":"a"}'}
+    assert node_labels(spec) == [{"zone": "a", "ember.dev/group": "cpu", "ember.dev/node-type": "worker"}]
+    other = pb.ResourceDemand(shape=pb.ResourceSet(quantities={"CPU": 1.0}), count=2,
+                              label_selector={"ember.dev/group": "gpu"})
+    assert decide(spec, [], pb.Demand(tasks=[other])) is None
+    mine = pb.ResourceDemand(shape=pb.ResourceSet(quantities={"CPU": 1.0}), count=2,
+                             label_selector={"ember.dev/group": "cpu", "zone": "in(a, b)"})
+    decision = decide(spec, [], pb.Demand(tasks=[mine]))
+    assert decision is not None and decision.worker_groups[0]["replicas"] == 2
 
 
 def test_pods_not_yet_created_count_as_starting() -> None:

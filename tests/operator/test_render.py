@@ -210,7 +210,8 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["args"] == [
         "start", "--head", "--block", "--host", "$(POD_IP)", "--port", "10001", "--dashboard-host", "0.0.0.0",
         "--dashboard-port", "8265", "--head-metrics-port", "8080", "--metrics-port", "8081",
-        "--state-dir", "/var/lib/ember", "--num-cpus", "0"]
+        "--state-dir", "/var/lib/ember",
+        "--labels", '{"ember.dev/pod":"c-head","ember.dev/node-type":"head"}', "--num-cpus", "0"]
     assert container["readinessProbe"]["tcpSocket"] == {"port": "client"}
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
@@ -234,7 +235,7 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert container["args"] == [
         "start", "--block", "--address", "c-head.ns.svc:10001", "--host", "$(POD_IP)", "--metrics-port", "8081",
         "--num-cpus", "0.5", "--num-gpus", "1", "--resources", '{"disk":2.0}',
-        "--labels", '{"ember.dev/pod":"c-gpu-0","ember.dev/group":"gpu"}']
+        "--labels", '{"ember.dev/pod":"c-gpu-0","ember.dev/group":"gpu","ember.dev/node-type":"worker"}']
     assert container["resources"]["limits"] == {"memory": str(2**30), "nvidia.com/gpu": "1"}
     assert container["resources"]["requests"] == {"memory": str(2**30), "cpu": "0.5"}
     assert worker["spec"]["restartPolicy"] == "Never"
@@ -253,6 +254,18 @@ def test_the_pods_as_the_contract_describes_them() -> None:
     assert {p["name"]: p["port"] for p in service["ports"]} == {
         "client": 10001, "dashboard": 8265, "metrics": 8080, "node-metrics": 8081}
     assert service["selector"] == {"ember.dev/cluster": "c", "ember.dev/node-type": "head"}
+
+
+def test_node_labels_from_start_params_keep_the_pods_own() -> None:
+    """Labels a group's startParams give are the node's too, beside the pod's name, group and
+    node type (which tasks select by, and which the drain finds the pod by: they win)."""
+    world = World({"workerGroups": [{"name": "cpu", "replicas": 1, "resources": {"cpu": "1"},
+                                     "startParams": {"labels": '{"zone":"a","ember.dev/pod":"spoof"}'}}]})
+    world.converge()
+    args = world.pod("c-cpu-0")["spec"]["containers"][0]["args"]
+    labels = json.loads(args[args.index("--labels") + 1])
+    assert labels == {"zone": "a", "ember.dev/pod": "c-cpu-0", "ember.dev/group": "cpu", "ember.dev/node-type": "worker"}
+    assert args.count("--labels") == 1
 
 
 def test_pods_mount_no_account_token_and_write_only_to_their_volumes() -> None:

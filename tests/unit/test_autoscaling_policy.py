@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ember.operator.autoscaling_policy import Node, Plan, WorkerGroup, plan
+from ember.operator.autoscaling_policy import Gang, Node, Plan, Want, WorkerGroup, plan
 
 CPU4 = WorkerGroup("cpu", {"CPU": 4.0, "memory": 16.0}, 0, 10)
 GPU = WorkerGroup("gpu", {"CPU": 8.0, "GPU": 1.0, "memory": 32.0}, 0, 4)
@@ -67,6 +67,51 @@ def test_requested_capacity_counts_against_totals() -> None:
 def test_work_no_group_can_hold_is_reported() -> None:
     result = plan([CPU4], [], [{"CPU": 64.0}], 60)
     assert result.unplaceable == ({"CPU": 64.0},) and result.replicas == {"cpu": 0}
+
+
+SMALL = WorkerGroup("small", {"CPU": 1.0}, 0, 5)
+
+
+def test_a_strict_spread_group_gets_a_node_per_bundle() -> None:
+    # As single bundles, three 1-CPU bundles would fit... one node each anyway here; on 4-CPU
+    # nodes they would share one, but STRICT_SPREAD needs three.
+    spread = Gang(({"CPU": 1.0},) * 3, "STRICT_SPREAD")
+    assert plan([CPU4], [], [], 60, gangs=[spread]).replicas == {"cpu": 3}
+    assert plan([CPU4], [], [], 60, gangs=[Gang(({"CPU": 1.0},) * 3, "PACK")]).replicas == {"cpu": 1}
+    assert plan([SMALL], [], [], 60, gangs=[spread]).replicas == {"small": 3}
+
+
+def test_a_strict_pack_group_needs_one_node_for_all_its_bundles() -> None:
+    pack = Gang(({"CPU": 3.0}, {"CPU": 1.0}), "STRICT_PACK")
+    assert plan([CPU4], [], [], 60, gangs=[pack]).replicas == {"cpu": 1}
+    too_big = Gang(({"CPU": 3.0}, {"CPU": 3.0}), "STRICT_PACK")
+    result = plan([CPU4], [], [], 60, gangs=[too_big])
+    assert result.replicas == {"cpu": 0} and result.unplaceable
+
+
+def test_a_gang_is_added_whole_or_not_at_all() -> None:
+    # Two workers of at most three exist and are busy: a STRICT_SPREAD group of two more
+    # bundles cannot be completed (one node may be added), so none is added for it.
+    group = WorkerGroup("small", {"CPU": 1.0}, 0, 3, workers=("w1", "w2"))
+    nodes = [Node(w, "small", {"CPU": 0.0}, 0.0) for w in ("w1", "w2")]
+    result = plan([group], nodes, [], 60, gangs=[Gang(({"CPU": 1.0},) * 2, "STRICT_SPREAD")])
+    assert result.replicas == {"small": 2} and not result.unplaceable
+    # Free room on a live node counts toward the gang: one new node completes it.
+    nodes[0] = Node("w1", "small", {"CPU": 1.0}, 0.0)
+    assert plan([group], nodes, [], 60, gangs=[Gang(({"CPU": 1.0},) * 2, "STRICT_SPREAD")]).replicas == {"small": 3}
+    # More distinct nodes than the groups can ever have: reported, not waited for.
+    never = plan([SMALL], [], [], 60, gangs=[Gang(({"CPU": 1.0},) * 6, "STRICT_SPREAD")])
+    assert never.replicas == {"small": 0} and len(never.unplaceable) == 6
+
+
+def test_a_gang_may_start_more_nodes_at_once_than_the_upscaling_speed() -> None:
+    big = WorkerGroup("small", {"CPU": 1.0}, 0, 20)
+    gang = Gang(({"CPU": 1.0},) * 8, "STRICT_SPREAD")
+    assert plan([big], [], [], 60, "Conservative", gangs=[gang]).replicas == {"small": 8}
+    # Nodes starting for a gang count: the next round adds none.
+    starting = WorkerGroup("small", {"CPU": 1.0}, 0, 20, workers=tuple(f"s{i}" for i in range(8)))
+    nodes = [Node(f"s{i}", "small", {}, 0.0, starting=True) for i in range(8)]
+    assert plan([starting], nodes, [], 60, gangs=[gang]).replicas == {"small": 8}
 
 
 # ---------------------------------------------------------------------- properties
@@ -179,3 +224,21 @@ def _apply(groups, nodes, demand, result):  # type: ignore[no-untyped-def]
         for n in nodes
     ]
     return new_groups, nodes, waiting
+
+
+def test_work_with_a_label_selector_goes_to_matching_nodes_and_groups() -> None:
+    zone_a = WorkerGroup("a", {"CPU": 4.0}, 0, 5, labels={"zone": "a"})
+    zone_b = WorkerGroup("b", {"CPU": 4.0}, 0, 5, workers=("b1",), labels={"zone": "b"})
+    free_b = Node("b1", "b", {"CPU": 4.0}, 0.0)  # room, but in the wrong zone
+    wanted = [Want({"CPU": 1.0}, {"zone": "a"})] * 2
+    assert plan([zone_a, zone_b], [free_b], wanted, 60).replicas == {"a": 1, "b": 1}
+    # Free room on a node whose own labels match is used first.
+    labelled = Node("b1", "b", {"CPU": 4.0}, 0.0, labels={"zone": "b", "rack": "r1"})
+    assert plan([zone_a, zone_b], [labelled], [Want({"CPU": 1.0}, {"rack": "r1"})], 60).replicas == {"a": 0, "b": 1}
+    # A selector no group's labels allow is reported, not waited for.
+    nowhere = plan([zone_a, zone_b], [], [Want({"CPU": 1.0}, {"zone": "c"})], 60)
+    assert nowhere.replicas == {"a": 0, "b": 1} and nowhere.unplaceable == ({"CPU": 1.0},)
+    # Bundles of a gang select groups too.
+    gang = Gang(({"CPU": 1.0},) * 2, "STRICT_SPREAD", ({"zone": "a"}, {"zone": "!a"}))
+    assert plan([zone_a, WorkerGroup("b", {"CPU": 4.0}, 0, 5, labels={"zone": "b"})], [], [], 60,
+                gangs=[gang]).replicas == {"a": 1, "b": 1}

@@ -34,3 +34,21 @@ def test_a_node_with_a_broken_store_is_listed_as_unhealthy_with_the_reason() -> 
 def test_no_unhealthy_section_while_every_store_is_sound() -> None:
     text = status_report.render(pb.ClusterView(nodes=[_node(b"\x01" * 16, "10.0.0.1:5")]))
     assert "Unhealthy:" not in text
+
+
+def test_placement_groups_show_as_reserved_capacity_and_waiting_groups() -> None:
+    """As ``ray status``: a group's CPUs count as used, with what the groups use of them; the
+    group's own resource names are not listed; a waiting group is pending demand."""
+    group = "ab" * 16
+    node = _node(b"\x01" * 16, "10.0.0.1:5")
+    node.info.total.quantities.update({"CPU": 4, f"CPU_group_{group}": 2, f"CPU_group_0_{group}": 2,
+                                       f"bundle_group_{group}": 1000, f"bundle_group_0_{group}": 1000})
+    node.available.quantities.update({"CPU": 2, f"CPU_group_{group}": 1.5, f"CPU_group_0_{group}": 1.5})
+    waiting = pb.PlacementGroupDemand(
+        placement_group_id=bytes.fromhex("cd" * 16), strategy="STRICT_SPREAD",
+        bundles=[pb.ResourceSet(quantities={"CPU": 1})] * 2,
+    )
+    text = status_report.render(pb.ClusterView(nodes=[node], placement_group_demand=[waiting]))
+    assert " 2/4 CPU (0.5 used of 2 reserved in placement groups)" in text
+    assert "_group_" not in text
+    assert " placement group cdcdcdcdcdcd (STRICT_SPREAD): bundles {CPU: 1}, {CPU: 1} waiting" in text

@@ -112,7 +112,7 @@ class ObjectValue(_message.Message):
     def __init__(self, id: _Optional[bytes] = ..., data: _Optional[bytes] = ..., kind: _Optional[_Union[ValueKind, str]] = ..., contained: _Optional[_Iterable[_Union[ObjectRefMsg, _Mapping]]] = ..., location: _Optional[_Union[ObjectLocation, _Mapping]] = ...) -> None: ...
 
 class TaskSpec(_message.Message):
-    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "gpu_ids", "cpu_threads")
+    __slots__ = ("task_id", "function_id", "function", "name", "args", "arg_values", "num_returns", "attempt", "actor_id", "method", "actor_creation", "max_concurrency", "is_async", "gpu_ids", "cpu_threads", "placement_group_id", "capture_child_tasks")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_ID_FIELD_NUMBER: _ClassVar[int]
     FUNCTION_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +128,8 @@ class TaskSpec(_message.Message):
     IS_ASYNC_FIELD_NUMBER: _ClassVar[int]
     GPU_IDS_FIELD_NUMBER: _ClassVar[int]
     CPU_THREADS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_CHILD_TASKS_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     function_id: bytes
     function: bytes
@@ -143,7 +145,9 @@ class TaskSpec(_message.Message):
     is_async: bool
     gpu_ids: _containers.RepeatedScalarFieldContainer[str]
     cpu_threads: int
-    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., cpu_threads: _Optional[int] = ...) -> None: ...
+    placement_group_id: bytes
+    capture_child_tasks: bool
+    def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., cpu_threads: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
@@ -292,7 +296,7 @@ class AdoptRequest(_message.Message):
     def __init__(self, request_id: _Optional[int] = ..., actor_id: _Optional[bytes] = ...) -> None: ...
 
 class LeaseRequest(_message.Message):
-    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "runtime_env")
+    __slots__ = ("request_id", "shape", "task_name", "spilled", "hold", "hold_set", "job_id", "actor_id", "detached", "constraints", "runtime_env")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +306,7 @@ class LeaseRequest(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     DETACHED_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     shape: ResourceSet
@@ -312,8 +317,26 @@ class LeaseRequest(_message.Message):
     job_id: bytes
     actor_id: bytes
     detached: bool
+    constraints: SchedulingConstraints
     runtime_env: str
-    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., runtime_env: _Optional[str] = ...) -> None: ...
+    def __init__(self, request_id: _Optional[int] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., task_name: _Optional[str] = ..., spilled: _Optional[bool] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold_set: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., detached: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., runtime_env: _Optional[str] = ...) -> None: ...
+
+class SchedulingConstraints(_message.Message):
+    __slots__ = ("node_affinity", "soft", "label_selector")
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NODE_AFFINITY_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    node_affinity: bytes
+    soft: bool
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, node_affinity: _Optional[bytes] = ..., soft: _Optional[bool] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LeaseReturn(_message.Message):
     __slots__ = ("lease_id", "discard_worker")
@@ -879,10 +902,25 @@ class ClusterLogs(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeLogs, _Mapping]]] = ...) -> None: ...
 
 class NodeTypes(_message.Message):
-    __slots__ = ("shapes",)
+    __slots__ = ("shapes", "labels")
     SHAPES_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
     shapes: _containers.RepeatedCompositeFieldContainer[ResourceSet]
-    def __init__(self, shapes: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+    labels: _containers.RepeatedCompositeFieldContainer[NodeLabels]
+    def __init__(self, shapes: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., labels: _Optional[_Iterable[_Union[NodeLabels, _Mapping]]] = ...) -> None: ...
+
+class NodeLabels(_message.Message):
+    __slots__ = ("labels",)
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.ScalarMap[str, str]
+    def __init__(self, labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class ResourceRequest(_message.Message):
     __slots__ = ("bundles",)
@@ -916,16 +954,30 @@ class NodeLoad(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., available: _Optional[_Union[ResourceSet, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., draining: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Demand(_message.Message):
-    __slots__ = ("tasks", "actors", "requested", "nodes")
+    __slots__ = ("tasks", "actors", "requested", "nodes", "placement_groups")
     TASKS_FIELD_NUMBER: _ClassVar[int]
     ACTORS_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUPS_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     actors: _containers.RepeatedCompositeFieldContainer[ResourceDemand]
     requested: _containers.RepeatedCompositeFieldContainer[ResourceSet]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeLoad]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ...) -> None: ...
+    placement_groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupDemand]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., actors: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., requested: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[NodeLoad, _Mapping]]] = ..., placement_groups: _Optional[_Iterable[_Union[PlacementGroupDemand, _Mapping]]] = ...) -> None: ...
+
+class PlacementGroupDemand(_message.Message):
+    __slots__ = ("placement_group_id", "strategy", "bundles", "bundle_label_selector")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    strategy: str
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    bundle_label_selector: _containers.RepeatedCompositeFieldContainer[LabelSelector]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ...) -> None: ...
 
 class NodeTailRequest(_message.Message):
     __slots__ = ("node", "tail")
@@ -936,7 +988,7 @@ class NodeTailRequest(_message.Message):
     def __init__(self, node: _Optional[str] = ..., tail: _Optional[_Union[TailRequest, _Mapping]] = ...) -> None: ...
 
 class NodeInfo(_message.Message):
-    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port", "hostname", "draining")
+    __slots__ = ("node_id", "address", "host", "total", "labels", "pid", "is_head_node", "store_dir", "metrics_port", "hostname", "draining", "bundles")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -955,6 +1007,7 @@ class NodeInfo(_message.Message):
     METRICS_PORT_FIELD_NUMBER: _ClassVar[int]
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
     node_id: bytes
     address: str
     host: str
@@ -966,10 +1019,11 @@ class NodeInfo(_message.Message):
     metrics_port: int
     hostname: str
     draining: bool
-    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., hostname: _Optional[str] = ..., draining: _Optional[bool] = ...) -> None: ...
+    bundles: _containers.RepeatedCompositeFieldContainer[HeldBundle]
+    def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., hostname: _Optional[str] = ..., draining: _Optional[bool] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken", "bundles", "bundles_listed")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -980,6 +1034,8 @@ class NodeReport(_message.Message):
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     IDLE_SECONDS_FIELD_NUMBER: _ClassVar[int]
     STORE_BROKEN_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_LISTED_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -990,7 +1046,9 @@ class NodeReport(_message.Message):
     drain: DrainProgress
     idle_seconds: float
     store_broken: str
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ...) -> None: ...
+    bundles: _containers.RepeatedCompositeFieldContainer[HeldBundle]
+    bundles_listed: bool
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ..., bundles_listed: _Optional[bool] = ...) -> None: ...
 
 class DrainProgress(_message.Message):
     __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")
@@ -1027,12 +1085,21 @@ class DrainProgress(_message.Message):
     def __init__(self, seconds: _Optional[float] = ..., deadline_seconds: _Optional[float] = ..., leases_running: _Optional[int] = ..., leases_finished: _Optional[int] = ..., leases_stopped: _Optional[int] = ..., requests_redirected: _Optional[int] = ..., objects_copied: _Optional[int] = ..., bytes_copied: _Optional[int] = ..., objects_remaining: _Optional[int] = ..., objects_skipped: _Optional[int] = ..., actors_restarted: _Optional[int] = ..., actors_died: _Optional[int] = ..., actors_remaining: _Optional[int] = ..., done: _Optional[bool] = ..., waiting_for: _Optional[str] = ...) -> None: ...
 
 class ResourceDemand(_message.Message):
-    __slots__ = ("shape", "count")
+    __slots__ = ("shape", "count", "label_selector")
+    class LabelSelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_SELECTOR_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     count: int
-    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., count: _Optional[int] = ...) -> None: ...
+    label_selector: _containers.ScalarMap[str, str]
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., count: _Optional[int] = ..., label_selector: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NodeMessage(_message.Message):
     __slots__ = ("register", "report", "leaving")
@@ -1133,7 +1200,7 @@ class ClusterEvent(_message.Message):
     def __init__(self, time: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ClusterView(_message.Message):
-    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address", "python_version", "head_address")
+    __slots__ = ("nodes", "session_dir", "version", "actor_demand", "events", "metrics_address", "dashboard_address", "python_version", "head_address", "placement_group_demand")
     NODES_FIELD_NUMBER: _ClassVar[int]
     SESSION_DIR_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -1143,6 +1210,7 @@ class ClusterView(_message.Message):
     DASHBOARD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PYTHON_VERSION_FIELD_NUMBER: _ClassVar[int]
     HEAD_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_DEMAND_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[NodeView]
     session_dir: str
     version: str
@@ -1152,30 +1220,35 @@ class ClusterView(_message.Message):
     dashboard_address: str
     python_version: str
     head_address: str
-    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ...) -> None: ...
+    placement_group_demand: _containers.RepeatedCompositeFieldContainer[PlacementGroupDemand]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeView, _Mapping]]] = ..., session_dir: _Optional[str] = ..., version: _Optional[str] = ..., actor_demand: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., events: _Optional[_Iterable[_Union[ClusterEvent, _Mapping]]] = ..., metrics_address: _Optional[str] = ..., dashboard_address: _Optional[str] = ..., python_version: _Optional[str] = ..., head_address: _Optional[str] = ..., placement_group_demand: _Optional[_Iterable[_Union[PlacementGroupDemand, _Mapping]]] = ...) -> None: ...
 
 class FindNodeRequest(_message.Message):
-    __slots__ = ("shape", "exclude_node_id", "free_only")
+    __slots__ = ("shape", "exclude_node_id", "free_only", "constraints")
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     FREE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
     shape: ResourceSet
     exclude_node_id: bytes
     free_only: bool
-    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ..., free_only: _Optional[bool] = ...) -> None: ...
+    constraints: SchedulingConstraints
+    def __init__(self, shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., exclude_node_id: _Optional[bytes] = ..., free_only: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ...) -> None: ...
 
 class FindNodeReply(_message.Message):
-    __slots__ = ("node", "feasible", "largest")
+    __slots__ = ("node", "feasible", "largest", "reason")
     NODE_FIELD_NUMBER: _ClassVar[int]
     FEASIBLE_FIELD_NUMBER: _ClassVar[int]
     LARGEST_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     node: NodeInfo
     feasible: bool
     largest: str
-    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ...) -> None: ...
+    reason: str
+    def __init__(self, node: _Optional[_Union[NodeInfo, _Mapping]] = ..., feasible: _Optional[bool] = ..., largest: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class ActorSpec(_message.Message):
-    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "runtime_env")
+    __slots__ = ("actor_id", "class_name", "name", "namespace", "creation", "shape", "hold", "max_restarts", "detached", "job", "owner_address", "handle_meta", "get_if_exists", "constraints", "placement_group_id", "runtime_env")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -1189,6 +1262,8 @@ class ActorSpec(_message.Message):
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     HANDLE_META_FIELD_NUMBER: _ClassVar[int]
     GET_IF_EXISTS_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_ENV_FIELD_NUMBER: _ClassVar[int]
     actor_id: bytes
     class_name: str
@@ -1203,8 +1278,10 @@ class ActorSpec(_message.Message):
     owner_address: str
     handle_meta: bytes
     get_if_exists: bool
+    constraints: SchedulingConstraints
+    placement_group_id: bytes
     runtime_env: str
-    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., runtime_env: _Optional[str] = ...) -> None: ...
+    def __init__(self, actor_id: _Optional[bytes] = ..., class_name: _Optional[str] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., creation: _Optional[_Union[TaskSpec, _Mapping]] = ..., shape: _Optional[_Union[ResourceSet, _Mapping]] = ..., hold: _Optional[_Union[ResourceSet, _Mapping]] = ..., max_restarts: _Optional[int] = ..., detached: _Optional[bool] = ..., job: _Optional[_Union[JobConfig, _Mapping]] = ..., owner_address: _Optional[str] = ..., handle_meta: _Optional[bytes] = ..., get_if_exists: _Optional[bool] = ..., constraints: _Optional[_Union[SchedulingConstraints, _Mapping]] = ..., placement_group_id: _Optional[bytes] = ..., runtime_env: _Optional[str] = ...) -> None: ...
 
 class CreateActorReply(_message.Message):
     __slots__ = ("actor_id", "handle_meta", "error")
@@ -1362,7 +1439,7 @@ class PlacementGroupSpec(_message.Message):
     def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., strategy: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., bundle_label_selector: _Optional[_Iterable[_Union[LabelSelector, _Mapping]]] = ..., detached: _Optional[bool] = ..., job_id: _Optional[bytes] = ..., creator_address: _Optional[str] = ...) -> None: ...
 
 class PlacementGroupInfo(_message.Message):
-    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason")
+    __slots__ = ("spec", "state", "bundle_nodes", "scheduling_state", "waiting_for", "infeasible", "scheduling_attempts", "created_at", "creation_seconds", "version", "removal_reason", "attempt")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     BUNDLE_NODES_FIELD_NUMBER: _ClassVar[int]
@@ -1374,6 +1451,7 @@ class PlacementGroupInfo(_message.Message):
     CREATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     REMOVAL_REASON_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     spec: PlacementGroupSpec
     state: PlacementGroupState
     bundle_nodes: _containers.RepeatedScalarFieldContainer[bytes]
@@ -1385,13 +1463,82 @@ class PlacementGroupInfo(_message.Message):
     creation_seconds: float
     version: int
     removal_reason: str
-    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ...) -> None: ...
+    attempt: int
+    def __init__(self, spec: _Optional[_Union[PlacementGroupSpec, _Mapping]] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., bundle_nodes: _Optional[_Iterable[bytes]] = ..., scheduling_state: _Optional[str] = ..., waiting_for: _Optional[str] = ..., infeasible: _Optional[bool] = ..., scheduling_attempts: _Optional[int] = ..., created_at: _Optional[float] = ..., creation_seconds: _Optional[float] = ..., version: _Optional[int] = ..., removal_reason: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+
+class CreatePlacementGroupReply(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    def __init__(self, error: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupRequest(_message.Message):
+    __slots__ = ("placement_group_id", "name", "namespace", "wait_seconds", "until_infeasible", "reason")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    namespace: str
+    wait_seconds: float
+    until_infeasible: bool
+    reason: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., wait_seconds: _Optional[float] = ..., until_infeasible: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PlacementGroupList(_message.Message):
     __slots__ = ("groups",)
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupInfo]
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
+
+class BundleReservation(_message.Message):
+    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    group: str
+    attempt: int
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+
+class BundleReply(_message.Message):
+    __slots__ = ("error",)
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    error: str
+    def __init__(self, error: _Optional[str] = ...) -> None: ...
+
+class BundleRelease(_message.Message):
+    __slots__ = ("placement_group_id", "indexes", "attempt", "reason", "stop_workers")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEXES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STOP_WORKERS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    indexes: _containers.RepeatedScalarFieldContainer[int]
+    attempt: int
+    reason: str
+    stop_workers: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., indexes: _Optional[_Iterable[int]] = ..., attempt: _Optional[int] = ..., reason: _Optional[str] = ..., stop_workers: _Optional[bool] = ...) -> None: ...
+
+class HeldBundle(_message.Message):
+    __slots__ = ("placement_group_id", "index", "attempt", "committed")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    COMMITTED_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    index: int
+    attempt: int
+    committed: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., index: _Optional[int] = ..., attempt: _Optional[int] = ..., committed: _Optional[bool] = ...) -> None: ...
 
 class TunnelOpen(_message.Message):
     __slots__ = ("target", "accept")

@@ -449,6 +449,21 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PushReply.FromString,
                 _registered_method=True)
+        self.PrepareBundles = channel.unary_unary(
+                '/ember.NodeAgent/PrepareBundles',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+                _registered_method=True)
+        self.CommitBundles = channel.unary_unary(
+                '/ember.NodeAgent/CommitBundles',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+                _registered_method=True)
+        self.ReleaseBundles = channel.unary_unary(
+                '/ember.NodeAgent/ReleaseBundles',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
 
 
 class NodeAgentServicer:
@@ -553,6 +568,25 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PrepareBundles(self, request, context):
+        """Placement group bundles, from the head: reserved (prepare), made usable (commit), given back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseBundles(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NodeAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -635,6 +669,21 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.PushObject,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectChunk.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PushReply.SerializeToString,
+            ),
+            'PrepareBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareBundles,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.SerializeToString,
+            ),
+            'CommitBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitBundles,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.SerializeToString,
+            ),
+            'ReleaseBundles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseBundles,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1079,6 +1128,87 @@ class NodeAgent:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def PrepareBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/PrepareBundles',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/CommitBundles',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseBundles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ReleaseBundles',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class HeadStub:
     """Missing associated documentation comment in .proto file."""
@@ -1149,11 +1279,6 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
                 _registered_method=True)
-        self.ListPlacementGroups = channel.unary_unary(
-                '/ember.Head/ListPlacementGroups',
-                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.FromString,
-                _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
@@ -1173,6 +1298,26 @@ class HeadStub:
                 '/ember.Head/DrainNode',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.FromString,
+                _registered_method=True)
+        self.CreatePlacementGroup = channel.unary_unary(
+                '/ember.Head/CreatePlacementGroup',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupSpec.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreatePlacementGroupReply.FromString,
+                _registered_method=True)
+        self.GetPlacementGroup = channel.unary_unary(
+                '/ember.Head/GetPlacementGroup',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
+                _registered_method=True)
+        self.RemovePlacementGroup = channel.unary_unary(
+                '/ember.Head/RemovePlacementGroup',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ListPlacementGroups = channel.unary_unary(
+                '/ember.Head/ListPlacementGroups',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.FromString,
                 _registered_method=True)
 
 
@@ -1254,13 +1399,6 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def ListPlacementGroups(self, request, context):
-        """The placement groups the head knows (the state API; issue 15's placement groups fill it).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def SetNodeTypes(self, request, context):
         """Autoscaling: what nodes could join (so that work no node fits now waits instead of
         failing), capacity a program asks for ahead of its work, and the autoscaler's input.
@@ -1285,6 +1423,32 @@ class HeadServicer:
         """Start draining a node (what the autoscaler does before it removes one); answers at once.
         Watch NodeView.drain_state in GetClusterView for DRAINED.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePlacementGroup(self, request, context):
+        """Placement groups: created (then placed in the background), looked up (waiting for their
+        placement if asked), removed, listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemovePlacementGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlacementGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -1352,11 +1516,6 @@ def add_HeadServicer_to_server(servicer, server):
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.SerializeToString,
             ),
-            'ListPlacementGroups': grpc.unary_unary_rpc_method_handler(
-                    servicer.ListPlacementGroups,
-                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
-                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.SerializeToString,
-            ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.FromString,
@@ -1376,6 +1535,26 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.DrainNode,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.SerializeToString,
+            ),
+            'CreatePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePlacementGroup,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupSpec.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreatePlacementGroupReply.SerializeToString,
+            ),
+            'GetPlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPlacementGroup,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.SerializeToString,
+            ),
+            'RemovePlacementGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemovePlacementGroup,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ),
+            'ListPlacementGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlacementGroups,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1713,33 +1892,6 @@ class Head:
             _registered_method=True)
 
     @staticmethod
-    def ListPlacementGroups(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/ember.Head/ListPlacementGroups',
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
     def SetNodeTypes(request,
             target,
             options=(),
@@ -1837,6 +1989,114 @@ class Head:
             '/ember.Head/DrainNode',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.DrainReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/CreatePlacementGroup',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupSpec.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.CreatePlacementGroupReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/GetPlacementGroup',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemovePlacementGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/RemovePlacementGroup',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlacementGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListPlacementGroups',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupList.FromString,
             options,
             channel_credentials,
             insecure,
