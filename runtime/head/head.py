@@ -37,6 +37,9 @@ log = logging.getLogger("ember.runtime.head.head")
 
 # The file of metrics endpoints is rewritten at most this often, however many nodes come and go.
 METRICS_TARGETS_INTERVAL = 1.0
+# Dead workers reported by nodes are announced to the other nodes in one message per node at
+# most this often: a job's end, reported by every node it ran on, is not nodes x nodes messages.
+OWNERS_GONE_INTERVAL = 1.0
 # A node silent this long is declared dead. Agents report at least every second
 # (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
@@ -79,10 +82,14 @@ class Head(rpc_pb.HeadServicer):
             self.write_metrics_targets, METRICS_TARGETS_INTERVAL, "writing metrics_targets.json"
         )
         self._targets_written: list[dict[str, object]] | None = None
+        # Workers reported dead and not yet announced to the other nodes, by reporting node.
+        self._owners_gone: dict[bytes, list[str]] = {}
+        self.owners_gone = Coalesced(self._announce_owners_gone, OWNERS_GONE_INTERVAL, "announcing dead owners")
 
     def close(self) -> None:
-        """The head stops: what it still owes the session directory is written now."""
+        """The head stops: what it still owes the session directory and the nodes goes now."""
         self.metrics_targets.close()
+        self.owners_gone.close()
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -136,10 +143,8 @@ class Head(rpc_pb.HeadServicer):
                     if report.dead_workers:
                         self.actors.owners_died(list(report.dead_workers))
                         # Objects they owned may be stored on other nodes: free them there too.
-                        gone = pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=report.dead_workers))
-                        for other in self.alive_nodes():
-                            if other is not node:
-                                other.outbox.put_nowait(gone)
+                        self._owners_gone.setdefault(node.node_id, []).extend(report.dead_workers)
+                        self.owners_gone.changed()
                 elif kind == "leaving" and node is not None and node.alive:
                     self.node_died(node, f"it stopped ({message.leaving})", failure=False)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
@@ -179,6 +184,25 @@ class Head(rpc_pb.HeadServicer):
             self._targets_written = targets
         except OSError as error:
             log.warning("cannot write %s: %s", path, error)
+
+    def _announce_owners_gone(self) -> None:
+        """Tell every node the workers that died elsewhere since the last announcement, in one
+        message: results are stored where the tasks ran, not beside their owners, and the head
+        does not see where tasks run (owners lease workers from the agents), so every node may
+        hold objects of a dead owner. Its own dead workers a node freed itself."""
+        gone, self._owners_gone = self._owners_gone, {}
+        if not gone:
+            return
+        everyone = pb.HeadToNode(owners_gone=pb.OwnersGone(
+            addresses=[address for addresses in gone.values() for address in addresses]
+        ))
+        for node in self.alive_nodes():
+            if node.node_id not in gone:
+                node.outbox.put_nowait(everyone)
+                continue
+            others = [a for origin, addresses in gone.items() if origin != node.node_id for a in addresses]
+            if others:
+                node.outbox.put_nowait(pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=others)))
 
     def node_by_id(self, node_id: bytes) -> NodeState | None:
         node = self.nodes.get(node_id)

@@ -147,3 +147,30 @@ def test_the_last_change_reaches_the_targets_file_without_a_shutdown(
         head.close()
 
     asyncio.run(scenario())
+
+
+def test_dead_workers_are_announced_to_each_node_in_one_message_per_interval(tmp_path: Path) -> None:
+    """A job's end: a third of the nodes report dead workers at once. Each other node must
+    learn every one of them (its agent frees what they owned), in one message per interval,
+    not one per reporting node."""
+    size, reporters = 30, 10
+
+    async def scenario() -> None:
+        head = Head(str(tmp_path))
+        head.owners_gone.interval = 3600.0
+        nodes = await start(head, size)
+        dead = {node.i: [f"10.9.0.{node.i}:{40000 + k}" for k in range(3)] for node in nodes[:reporters]}
+        for node in nodes[:reporters]:
+            node.report(dead[node.i])
+        await settle(nodes)
+        head.owners_gone.close()  # what is owed goes out now (at most one interval later)
+        await settle(nodes)
+        for node in nodes:
+            expected = {a for i, addresses in dead.items() if i != node.i for a in addresses}
+            assert set(node.gone_addresses()) == expected, f"node {node.i} missed dead owners"
+            assert len(node.gone_addresses()) == len(expected), f"node {node.i} was told twice"
+            assert node.gone_messages() <= 2, f"node {node.i}: {node.gone_messages()} messages"
+        await leave(nodes)
+        head.close()
+
+    asyncio.run(scenario())
