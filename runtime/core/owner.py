@@ -36,6 +36,7 @@ import grpc
 from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
+from ember.runtime.core.gc_pacing import GcPacing
 from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
 from ember.runtime.core.object_exchange import ObjectExchange
 from ember.runtime.core.process_metrics import ProcessMetrics
@@ -115,6 +116,7 @@ class Owner:
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
         self.metrics = ProcessMetrics(component, self.job_id, address)
+        self.gc_pacing = GcPacing()
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
@@ -184,6 +186,7 @@ class Owner:
         """Every few seconds, what this process's tasks and user metrics did, to its agent."""
         while not self._closed:
             await asyncio.sleep(REPORT_INTERVAL)
+            self.gc_pacing.pending(len(self.tasks))  # a burst that ended: the thresholds back
             await self.flush_metrics()
 
     async def flush_metrics(self, timeout: float = 5.0) -> None:
@@ -514,6 +517,7 @@ class Owner:
             submitter.batching = actors.batching = False
             actors.flush()
             submitter.flush()
+            self.gc_pacing.pending(len(tasks))
 
     def _arguments_ready(self, task: TaskRecord) -> None:
         """Every ref argument of the task has its value here: it may go."""
@@ -582,5 +586,6 @@ class Owner:
             self.io.run(close(), timeout=2.0)
         except Exception:
             log.debug("error closing owner channels", exc_info=True)
+        self.gc_pacing.restore()
 
 
