@@ -156,7 +156,7 @@ class Owner:
         )
         self.actor_lifecycle = ActorLifecycle(
             self.io, self.channels, self.head_address, self.job_config, self.address, self.mint,
-            self.tasks, self.actors, self.exchange.value_of,
+            self.tasks, self.actors, self.exchange.value_of, self.metrics.live,
         )
         return submitter
 
@@ -192,7 +192,7 @@ class Owner:
     async def flush_metrics(self, timeout: float = 5.0) -> None:
         """Send what was counted since the last report (also on the way out, so that a
         worker retired while idle loses nothing it counted)."""
-        report = self.metrics.report(self.tasks.values())
+        report = self.metrics.report()
         if report is None or not self.local_agent:
             return
         try:
@@ -225,7 +225,7 @@ class Owner:
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
         # Refs nested in the arguments are held by the task until its reply, by which time the
         # worker has registered as a borrower of those it keeps.
-        task = TaskRecord(task_id, function, options, data, deps, nested, return_ids)
+        task = TaskRecord(task_id, function, options, data, deps, nested, return_ids, self.metrics.live)
         if options.runtime_env or self.runtime_env:
             task.runtime_env = self.environment_of(options.runtime_env)
         self._submissions.append(task)
@@ -440,7 +440,9 @@ class Owner:
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
-        task = TaskRecord(task_id, actor_call(options.name), options, data, deps, nested, return_ids)
+        task = TaskRecord(
+            task_id, actor_call(options.name), options, data, deps, nested, return_ids, self.metrics.live
+        )
         task.actor_id = actor_id
         task.method = method
         self._submissions.append(task)
@@ -504,7 +506,7 @@ class Owner:
                 tasks[task.task_id] = task
                 if task.actor_id is not None:
                     # Actor calls take their place in the actor's queue now, in submission order.
-                    task.state = QUEUED
+                    task.move(QUEUED)
                     if task.deps:
                         self.arguments.resolve(task)
                     actors.submit(task)
@@ -522,7 +524,7 @@ class Owner:
     def _arguments_ready(self, task: TaskRecord) -> None:
         """Every ref argument of the task has its value here: it may go."""
         if task.actor_id is not None:
-            task.state = QUEUED
+            task.move(QUEUED)
             self.actors.wake(self.actors.client(task.actor_id))
         else:
             self.submitter.enqueue(task)
