@@ -67,6 +67,9 @@ class ObjectExchange:
         # Refs to fetch, by owner, gathered until the loop's next turn: the refs asked for one by
         # one in a burst (a task's many borrowed arguments) travel together too.
         self._queued: dict[str, list[ObjectRef]] = {}
+        # The fetches under way: asyncio holds tasks only weakly, and a fetch must not be
+        # collected while it waits for its owner.
+        self._fetches: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- as a borrower
 
@@ -86,12 +89,18 @@ class ObjectExchange:
 
     def _send_queued(self) -> None:
         queued, self._queued = self._queued, {}
+        fetches = self._fetches
         for owner, refs in queued.items():
             if len(refs) == 1:  # the common case: a unary call costs less than a stream
-                asyncio.ensure_future(self._fetch(refs[0]))
-                continue
-            for start in range(0, len(refs), BATCH_IDS):
-                asyncio.ensure_future(self._fetch_batch(owner, refs[start:start + BATCH_IDS]))
+                started = [asyncio.ensure_future(self._fetch(refs[0]))]
+            else:
+                started = [
+                    asyncio.ensure_future(self._fetch_batch(owner, refs[start:start + BATCH_IDS]))
+                    for start in range(0, len(refs), BATCH_IDS)
+                ]
+            for fetch in started:
+                fetches.add(fetch)
+                fetch.add_done_callback(fetches.discard)
 
     async def _fetch(self, ref: ObjectRef) -> None:
         """Get a borrowed object's value from its owner into this process's store."""
