@@ -143,6 +143,7 @@ SCENARIOS: dict[str, Scenario] = {
                 Column("report_us", "report µs", 1, per_unit=False),
                 Column("leave_us_per_node", "leave µs/node"),
                 Column("dead_worker_report_us", "dead-worker report µs"),
+                Column("owners_gone_messages_per_node", "OwnersGone msgs/node", 1, per_unit=False),
                 Column("view_us_per_node", "ClusterView µs/node"),
                 Column("demand_us_per_node", "GetDemand µs/node"),
                 Column("place_us_per_node", "FindNode µs/node", 2),

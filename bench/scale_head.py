@@ -42,10 +42,14 @@ def head_tables(system: str, sizes: list[int], options: dict[str, Any], emit: Em
 
 async def _head_tables(head: Any, pb: Any, size: int, reports: int = 5) -> dict[str, float]:
     written = [0]
+    gone = [0, 0]  # owners_gone messages the head wrote, and the dead workers they named
 
     class Context:
         async def write(self, message: Any) -> None:
             written[0] += 1
+            if message.HasField("owners_gone"):
+                gone[0] += 1
+                gone[1] += len(message.owners_gone.addresses)
 
     def address(i: int) -> str:
         return f"10.{i // 62500}.{i // 250 % 250}.{i % 250}"
@@ -115,20 +119,21 @@ async def _head_tables(head: Any, pb: Any, size: int, reports: int = 5) -> dict[
     place_s, _ = await timed(place, 21)
     # A tenth of the nodes report a dead worker (a job ended there): what each report costs.
     reporters = max(1, size // 10)
-    before = written[0]
     start = time.perf_counter()
     for i in range(reporters):
         message = report(i)
         message.report.dead_workers.append(f"{address(i)}:{40000 + i}")
         inboxes[i].put_nowait(message)
     await asyncio.gather(*(inbox.join() for inbox in inboxes[:reporters]))
-    while written[0] - before < reporters * (size - 1):
+    head.close()  # what the head still owes the nodes (announced within a second) goes now
+    while gone[1] < reporters * (size - 1):
         await asyncio.sleep(0.001)  # the head's writers pass its orders on
     dead_worker = (time.perf_counter() - start) / reporters
     start = time.perf_counter()
     for inbox in inboxes:
         inbox.put_nowait(None)
     await asyncio.gather(*sessions, return_exceptions=True)
+    head.close()  # the departures' last rewrite of the metrics targets, owed for up to a second
     left = time.perf_counter() - start
     return {
         "join_us_per_node": joined / size * 1e6,
@@ -139,6 +144,7 @@ async def _head_tables(head: Any, pb: Any, size: int, reports: int = 5) -> dict[
         "place_us_per_node": place_s / size * 1e6,
         "leave_us_per_node": left / size * 1e6,
         "dead_worker_report_us": dead_worker * 1e6,
+        "owners_gone_messages_per_node": gone[0] / size,
         "view_bytes_per_node": view.ByteSize() / size,
         "demand_bytes_per_node": demand.ByteSize() / size,
     }

@@ -111,7 +111,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     try:
         port = await endpoint.start(bind_host(args.host), args.metrics_port)
         head.metrics_address = f"{args.host}:{port}"
-        head.write_metrics_targets()
+        head.metrics_targets.changed()
         log.info("head serves metrics on %s://%s/metrics", http_server.scheme(), head.metrics_address)
     except OSError as error:
         log.error("head: cannot serve metrics on port %d: %s", args.metrics_port, error)
@@ -120,6 +120,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     dashboard.stop()
     endpoint.stop()
     watcher.cancel()
+    head.close()
     await jobs.close()
     await head.placement_groups.close()
     await head.actors.close()

@@ -23,6 +23,7 @@ from ember.runtime.core.task_record import (
     TERMINATE,
     ActorOptions,
     FunctionDescriptor,
+    LiveTasks,
     TaskOptions,
     TaskRecord,
     actor_call,
@@ -52,6 +53,7 @@ class ActorLifecycle:
         tasks: dict[bytes, TaskRecord],
         actors: ActorSubmitter,
         value_of: Callable[[ObjectRef], Awaitable[StoredValue]],
+        live: LiveTasks,
     ) -> None:
         self.io = io
         self.channels = channels
@@ -62,6 +64,7 @@ class ActorLifecycle:
         self.tasks = tasks
         self.actors = actors
         self.value_of = value_of
+        self.live = live  # the owner's unfinished tasks by state, which its records keep
         # The actors this process created (and so owns), and those of them whose handles were
         # sent elsewhere: those live on, since a holder there may still call them.
         self.owned: dict[bytes, ActorOptions] = {}
@@ -243,10 +246,10 @@ class ActorLifecycle:
         options = TaskOptions(name="__ember_terminate__", shape={}, key=(), num_returns=1, max_retries=0)
         task = TaskRecord(
             self.mint.task_id(), actor_call("terminate"), options, serialization.EMPTY_ARGS,
-            [], [], [],
+            [], [], [], self.live,
         )
         task.actor_id = actor_id
         task.method = TERMINATE
-        task.state = QUEUED
+        task.move(QUEUED)
         self.tasks[task.task_id] = task
         self.actors.submit(task)

@@ -188,7 +188,7 @@ class ActorSubmitter:
             if task.state == RESOLVING:
                 break  # keeps its place: later calls wait for it
             queue.popleft()
-            task.state = RUNNING
+            task.move(RUNNING)
             client.in_flight[task.task_id] = task
             self.running[task.task_id] = task
             spec = pb.TaskSpec(
@@ -293,7 +293,7 @@ class ActorSubmitter:
                 continue
             if task.retries_left() > 0 and not task.cancelled:
                 task.attempt += 1
-                task.state = QUEUED
+                task.move(QUEUED)
                 retry.append(task)
             else:
                 task.last_failure = reason

@@ -1,6 +1,6 @@
 """The CoreWorker gRPC service every driver and worker serves.
 
-Drivers serve ``GetObject`` (borrowers fetch owned values) and ``PushLogs`` (workers send what
+Drivers serve ``GetObject`` and ``GetObjects`` (borrowers fetch owned values) and ``PushLogs`` (workers send what
 tasks print); workers serve ``GetObject`` and ``CancelTasks``. Tasks themselves travel on the
 task channel (``task_channel.py``), not here.
 """
@@ -52,6 +52,17 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         if owner is None:
             return pb.GetObjectReply(lost_reason="the process it names owns no objects")
         return await owner.exchange.serve_get_object(request.id)
+
+    async def GetObjects(
+        self, request: pb.ObjectIds, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GetObjectReply]:
+        owner = self._owner()
+        if owner is None:
+            for object_id in request.ids:
+                yield pb.GetObjectReply(id=object_id, lost_reason="the process it names owns no objects")
+            return
+        async for reply in owner.exchange.serve_get_objects(list(request.ids)):
+            yield reply
 
     async def UpdateBorrows(
         self, request: pb.BorrowUpdate, context: grpc.aio.ServicerContext

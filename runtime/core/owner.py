@@ -36,6 +36,7 @@ import grpc
 from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
+from ember.runtime.core.gc_pacing import GcPacing
 from ember.runtime.core.memory_store import VALUE, MemoryStore, StoredValue
 from ember.runtime.core.object_exchange import ObjectExchange
 from ember.runtime.core.placement_group_calls import PlacementGroupCalls
@@ -116,6 +117,7 @@ class Owner:
         self._closed = False
         self.lost = ""  # why the cluster is gone, once it is
         self.metrics = ProcessMetrics(component, self.job_id, address)
+        self.gc_pacing = GcPacing()
         # Set in workers: called with True when the running task blocks in get, False after.
         self.on_blocked: Callable[[bool], None] | None = None
         # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
@@ -155,7 +157,7 @@ class Owner:
         )
         self.actor_lifecycle = ActorLifecycle(
             self.io, self.channels, self.head_address, self.job_config, self.address, self.mint,
-            self.tasks, self.actors, self.exchange.value_of,
+            self.tasks, self.actors, self.exchange.value_of, self.metrics.live,
         )
         return submitter
 
@@ -185,12 +187,13 @@ class Owner:
         """Every few seconds, what this process's tasks and user metrics did, to its agent."""
         while not self._closed:
             await asyncio.sleep(REPORT_INTERVAL)
+            self.gc_pacing.pending(len(self.tasks))  # a burst that ended: the thresholds back
             await self.flush_metrics()
 
     async def flush_metrics(self, timeout: float = 5.0) -> None:
         """Send what was counted since the last report (also on the way out, so that a
         worker retired while idle loses nothing it counted)."""
-        report = self.metrics.report(self.tasks.values())
+        report = self.metrics.report()
         if report is None or not self.local_agent:
             return
         try:
@@ -223,7 +226,7 @@ class Owner:
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
         # Refs nested in the arguments are held by the task until its reply, by which time the
         # worker has registered as a borrower of those it keeps.
-        task = TaskRecord(task_id, function, options, data, deps, nested, return_ids)
+        task = TaskRecord(task_id, function, options, data, deps, nested, return_ids, self.metrics.live)
         if options.runtime_env or self.runtime_env:
             task.runtime_env = self.environment_of(options.runtime_env)
         self._submissions.append(task)
@@ -451,7 +454,9 @@ class Owner:
         task_id = self.mint.task_id()
         return_ids = [task_id + i.to_bytes(4, "big") for i in range(1, options.num_returns + 1)]
         refs = [ObjectRef(rid, self.address, self) for rid in return_ids]
-        task = TaskRecord(task_id, actor_call(options.name), options, data, deps, nested, return_ids)
+        task = TaskRecord(
+            task_id, actor_call(options.name), options, data, deps, nested, return_ids, self.metrics.live
+        )
         task.actor_id = actor_id
         task.method = method
         self._submissions.append(task)
@@ -515,7 +520,7 @@ class Owner:
                 tasks[task.task_id] = task
                 if task.actor_id is not None:
                     # Actor calls take their place in the actor's queue now, in submission order.
-                    task.state = QUEUED
+                    task.move(QUEUED)
                     if task.deps:
                         self.arguments.resolve(task)
                     actors.submit(task)
@@ -528,11 +533,12 @@ class Owner:
             submitter.batching = actors.batching = False
             actors.flush()
             submitter.flush()
+            self.gc_pacing.pending(len(tasks))
 
     def _arguments_ready(self, task: TaskRecord) -> None:
         """Every ref argument of the task has its value here: it may go."""
         if task.actor_id is not None:
-            task.state = QUEUED
+            task.move(QUEUED)
             self.actors.wake(self.actors.client(task.actor_id))
         else:
             self.submitter.enqueue(task)
@@ -596,5 +602,6 @@ class Owner:
             self.io.run(close(), timeout=2.0)
         except Exception:
             log.debug("error closing owner channels", exc_info=True)
+        self.gc_pacing.restore()
 
 

@@ -12,11 +12,10 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ember.runtime.core import user_metrics
-from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING, TERMINATE
+from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING, TERMINATE, LiveTasks
 from ember.runtime.objects import serialization
 from ember.runtime.wire import metrics_report, resources
 from ember.runtime.wire.metrics_report import LATENCY_BOUNDS, RUN_BOUNDS, Buckets
@@ -107,6 +106,9 @@ class ProcessMetrics:
         self.ended_counts: dict[tuple[str, bool, bool], int] = {}
         self.listed_ended = 0  # of those, since the last report (``ended`` keeps the latest)
         self._required: dict[object, pb.ResourceSet] = {}  # by shape key
+        # The owner's unfinished tasks by state, kept as they change state (its task records
+        # are made with it as their tally).
+        self.live = LiveTasks()
 
     def task_ended(
         self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b""
@@ -162,33 +164,34 @@ class ProcessMetrics:
             )
         return event
 
-    def report(self, tasks: Iterable[TaskRecord]) -> pb.MetricsReport | None:
-        """What happened since the last report; None when there is nothing to say."""
-        counts: dict[str, int] = {}
-        live: dict[tuple[str, bool, str], int] = {}
+    def report(self) -> pb.MetricsReport | None:
+        """What happened since the last report; None when there is nothing to say. Costs
+        what it lists (at most ``RUNNING_SHOWN`` + ``PENDING_SHOWN`` tasks), not what waits."""
+        members = self.live.members
+        counts = {STATE_NAMES[state]: len(tasks) for state, tasks in members.items() if tasks}
+        live = {(name, actor, RAY_STATES[state]): n for (name, actor, state), n in self.live.counts().items()}
         running: list[pb.TaskEvent] = []
-        pending: list[pb.TaskEvent] = []
-        for task in tasks:
-            name = STATE_NAMES.get(task.state)
-            if name is None:
-                continue
-            counts[name] = counts.get(name, 0) + 1
+        for task in members[RUNNING]:
+            if len(running) >= RUNNING_SHOWN:
+                break
             if task.method == TERMINATE:
                 continue
-            key = (task.options.name, task.actor_id is not None, RAY_STATES[task.state])
-            live[key] = live.get(key, 0) + 1
+            event = self._event(task, "running")
             lease = task.lease
-            if task.state == RUNNING:
-                if len(running) < RUNNING_SHOWN:
-                    event = self._event(task, "running")
-                    if lease is not None:
-                        event.worker_pid = lease.worker_pid
-                        event.node_address = lease.agent.address
-                        event.worker_id = lease.worker_id
-                        event.node_id = lease.node_id
-                    running.append(event)
-            elif len(pending) < PENDING_SHOWN:
-                pending.append(self._event(task, name))
+            if lease is not None:
+                event.worker_pid = lease.worker_pid
+                event.node_address = lease.agent.address
+                event.worker_id = lease.worker_id
+                event.node_id = lease.node_id
+            running.append(event)
+        pending: list[pb.TaskEvent] = []
+        for state in (QUEUED, RESOLVING):
+            name = STATE_NAMES[state]
+            for task in members[state]:
+                if len(pending) >= PENDING_SHOWN:
+                    break
+                if task.method != TERMINATE:
+                    pending.append(self._event(task, name))
         report = pb.MetricsReport(
             pid=os.getpid(),
             component=self.component,

@@ -82,7 +82,7 @@ class ArgumentResolver:
         self.ready = ready
 
     def resolve(self, task: TaskRecord) -> None:
-        task.state = RESOLVING
+        task.move(RESOLVING)
         task.arg_values = [None] * len(task.deps)
         task.unresolved = len(task.deps)
         for index, ref in enumerate(task.deps):

@@ -101,7 +101,7 @@ class TaskManager:
             store.put(object_id, StoredValue(value.data, value.kind, contained, location))
         error = returns[0].data if result.application_error and returns else b""
         self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
-        task.state = FINISHED
+        task.move(FINISHED)
         self.tasks.pop(task.task_id, None)
         if task.actor_id is not None:
             self.actors.call_finished(task)
@@ -191,7 +191,7 @@ class TaskManager:
             return
         if value.kind == ERROR:
             self.metrics.task_ended(task, 0.0, failed=True, error=value.data)
-        task.state = FINISHED
+        task.move(FINISHED)
         self.tasks.pop(task.task_id, None)
         task.forget_arguments()
         for object_id in task.return_ids:
@@ -231,7 +231,7 @@ class TaskManager:
         for object_id in task.return_ids:
             self.store.delete(object_id)
         task.attempt += 1
-        task.state = QUEUED
+        task.move(QUEUED)
         self.tasks[task.task_id] = task
         self.submitter.enqueue(task)
         return True

@@ -107,6 +107,9 @@ FINISHED = "finished"
 # the calls already made, it ends the actor host once they ran (``actor_host``).
 TERMINATE = "__ember_terminate__"
 
+_ABSENT = object()
+_COUNTED = {RESOLVING: 0, QUEUED: 1, RUNNING: 2}  # the states a tally counts, as row indices
+
 
 class TaskRecord:
     __slots__ = (
@@ -121,6 +124,8 @@ class TaskRecord:
         "return_ids",
         "attempt",
         "state",
+        "tally",
+        "row",
         "lease",
         "estimate",
         "cancelled",
@@ -143,6 +148,7 @@ class TaskRecord:
         deps: list[ObjectRef],
         nested: list[ObjectRef],
         return_ids: list[bytes],
+        tally: LiveTasks | None = None,
     ) -> None:
         self.task_id = task_id
         self.function = function
@@ -154,7 +160,11 @@ class TaskRecord:
         self.unresolved = 0
         self.return_ids = return_ids
         self.attempt = 0
+        # Read freely; changed only through ``move`` (which keeps the owner's tally). Counted
+        # from its first move, made on the owner's I/O thread (records are made on the caller's).
         self.state = RESOLVING
+        self.tally = tally
+        self.row: list[int] | None = None  # its (name, actor call) row of the tally's counts
         self.lease: Lease | None = None
         self.estimate = 0.0
         self.cancelled = False
@@ -168,6 +178,29 @@ class TaskRecord:
         self.preemptions = 0
         # The runtime_env it runs in, merged over its owner's ("" : the node's own).
         self.runtime_env = ""
+
+    def move(self, state: str) -> None:
+        """Change its state, and the owner's tally of tasks by state with it (inline: it is
+        on every task's path, three times)."""
+        old = self.state
+        self.state = state
+        tally = self.tally
+        if tally is None:
+            return
+        members = tally.members
+        before = members.get(old)
+        if before is not None and before.pop(self, _ABSENT) is not _ABSENT:
+            row = self.row
+            if row is not None:
+                row[_COUNTED[old]] -= 1
+        after = members.get(state)
+        if after is not None:
+            after[self] = None
+            if self.method != TERMINATE:
+                row = self.row
+                if row is None:
+                    row = self.row = tally.row(self.options.name, self.actor_id is not None)
+                row[_COUNTED[state]] += 1
 
     @property
     def name(self) -> str:
@@ -190,6 +223,40 @@ class TaskRecord:
         self.nested = []
         self.arg_values = None
         self.lease = None
+
+
+class LiveTasks:
+    """An owner's unfinished tasks by state, kept as each changes state: what its metrics
+    report counts and lists every two seconds without walking every pending task (a million
+    pending tasks made each report a walk of a million records).
+
+    ``members`` keeps each state's tasks in the order they entered it (a dict used as an
+    ordered set); ``rows`` counts them by (name, is an actor call), one count per state, the
+    owner's own ``TERMINATE`` calls left out. A task finds its row once and keeps it, so a
+    move (``TaskRecord.move``) costs two dict operations and two increments. Only the owner's I/O thread moves
+    tasks."""
+
+    __slots__ = ("members", "rows")
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict[TaskRecord, None]] = {state: {} for state in _COUNTED}
+        self.rows: dict[tuple[str, bool], list[int]] = {}
+
+    def row(self, name: str, actor: bool) -> list[int]:
+        """The counts, by state, of the tasks of this name and kind."""
+        row = self.rows.get((name, actor))
+        if row is None:
+            row = self.rows[(name, actor)] = [0, 0, 0]
+        return row
+
+    def counts(self) -> dict[tuple[str, bool, str], int]:
+        """Tasks by (name, is an actor call, state), the states with none left out."""
+        return {
+            (name, actor, state): row[index]
+            for (name, actor), row in self.rows.items()
+            for state, index in _COUNTED.items()
+            if row[index]
+        }
 
 
 class ShapeQueue:

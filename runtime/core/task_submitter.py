@@ -106,7 +106,7 @@ class TaskSubmitter:
             queue = self.queues[key] = ShapeQueue(
                 options.key, options.shape, target, options.constraints, task.runtime_env
             )
-        task.state = QUEUED
+        task.move(QUEUED)
         task.queue = queue
         queue.ready.append(task)
         self.pump(queue)
@@ -135,7 +135,7 @@ class TaskSubmitter:
         """Put a task that ran back at the head of its queue, to run again; returns the queue."""
         queue = task.queue
         assert queue is not None, f"{task.describe()} runs again without having been queued"
-        task.state = QUEUED
+        task.move(QUEUED)
         task.lease = None
         queue.ready.appendleft(task)
         return queue
@@ -192,7 +192,7 @@ class TaskSubmitter:
         return lease.est_work + estimate + PER_TASK_OVERHEAD <= PIPELINE_BUDGET
 
     def _dispatch(self, lease: Lease, task: TaskRecord) -> None:
-        task.state = RUNNING
+        task.move(RUNNING)
         task.lease = lease
         function = task.function
         estimate = self.estimates.get(function.function_id)

@@ -27,6 +27,7 @@ from ember.runtime.head import cluster_queries
 from ember.runtime.head.actor_manager import ActorManager
 from ember.runtime.head.actor_record import abort_not_found
 from ember.runtime.head.bundle_placement import NodeType
+from ember.runtime.head.coalesced import Coalesced
 from ember.runtime.head.drain import DrainManager
 from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
@@ -41,6 +42,11 @@ from ember.runtime.wire.resources import Shape
 
 log = logging.getLogger("ember.runtime.head.head")
 
+# The file of metrics endpoints is rewritten at most this often, however many nodes come and go.
+METRICS_TARGETS_INTERVAL = 1.0
+# Dead workers reported by nodes are announced to the other nodes in one message per node at
+# most this often: a job's end, reported by every node it ran on, is not nodes x nodes messages.
+OWNERS_GONE_INTERVAL = 1.0
 # A node silent this long is declared dead. Agents report at least every second
 # (head_link.HEARTBEAT_INTERVAL); a broken session is noticed sooner, by gRPC.
 NODE_TIMEOUT = float(os.environ.get("EMBER_NODE_TIMEOUT_S", "15"))
@@ -79,6 +85,20 @@ class Head(rpc_pb.HeadServicer):
         self.requested: list[pb.ResourceSet] = []
         self.metrics_address = ""  # HOST:PORT of its Prometheus endpoint, once it serves
         self.dashboard_address = ""
+        # Rewriting the file lists every node: once per join or departure, 4,000 nodes joining
+        # cost the head 90 s. Once a second at most, it costs as much as a handful of nodes.
+        self.metrics_targets = Coalesced(
+            self.write_metrics_targets, METRICS_TARGETS_INTERVAL, "writing metrics_targets.json"
+        )
+        self._targets_written: list[dict[str, object]] | None = None
+        # Workers reported dead and not yet announced to the other nodes, by reporting node.
+        self._owners_gone: dict[bytes, list[str]] = {}
+        self.owners_gone = Coalesced(self._announce_owners_gone, OWNERS_GONE_INTERVAL, "announcing dead owners")
+
+    def close(self) -> None:
+        """The head stops: what it still owes the session directory and the nodes goes now."""
+        self.metrics_targets.close()
+        self.owners_gone.close()
 
     def _new_job_id(self) -> bytes:
         number = self.state.next_job_number() if self.state else next(self._job_counter)
@@ -125,7 +145,7 @@ class Head(rpc_pb.HeadServicer):
                     node.store_broken = report.store_broken
                     if report.metrics_port and node.info.metrics_port != report.metrics_port:
                         node.info.metrics_port = report.metrics_port
-                        self.write_metrics_targets()
+                        self.metrics_targets.changed()
                     node.last_seen = time.monotonic()
                     if report.HasField("drain") and node.drain is not None:
                         node.drain.progress.CopyFrom(report.drain)
@@ -137,10 +157,8 @@ class Head(rpc_pb.HeadServicer):
                     if report.dead_workers:
                         self.actors.owners_died(list(report.dead_workers))
                         # Objects they owned may be stored on other nodes: free them there too.
-                        gone = pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=report.dead_workers))
-                        for other in self.alive_nodes():
-                            if other is not node:
-                                other.outbox.put_nowait(gone)
+                        self._owners_gone.setdefault(node.node_id, []).extend(report.dead_workers)
+                        self.owners_gone.changed()
                 elif kind == "leaving" and node is not None and node.alive:
                     self.node_died(node, f"it stopped ({message.leaving})", failure=False)
         except (grpc.aio.AioRpcError, asyncio.CancelledError):
@@ -157,8 +175,11 @@ class Head(rpc_pb.HeadServicer):
 
     def write_metrics_targets(self) -> None:
         """``metrics_targets.json`` in the session directory, in Prometheus's file_sd format:
-        point a local Prometheus at it and it scrapes whatever nodes the cluster has."""
-        targets = []
+        point a local Prometheus at it and it scrapes whatever nodes the cluster has.
+
+        Called through ``self.metrics_targets`` (at most once a second); a set equal to the
+        one last written (a node came and went in between) is not written again."""
+        targets: list[dict[str, object]] = []
         if self.metrics_address:
             targets.append({"targets": [self.metrics_address], "labels": {"component": "head"}})
         for node in self.alive_nodes():
@@ -167,13 +188,35 @@ class Head(rpc_pb.HeadServicer):
                     "targets": [f"{node.info.host}:{node.info.metrics_port}"],
                     "labels": {"component": "node_agent", "node": ids.short(node.node_id)},
                 })
+        if targets == self._targets_written:
+            return
         path = os.path.join(self.session_dir, "metrics_targets.json")
         try:
             with open(path + ".tmp", "w") as f:
                 json.dump(targets, f, indent=1)
             os.replace(path + ".tmp", path)
+            self._targets_written = targets
         except OSError as error:
             log.warning("cannot write %s: %s", path, error)
+
+    def _announce_owners_gone(self) -> None:
+        """Tell every node the workers that died elsewhere since the last announcement, in one
+        message: results are stored where the tasks ran, not beside their owners, and the head
+        does not see where tasks run (owners lease workers from the agents), so every node may
+        hold objects of a dead owner. Its own dead workers a node freed itself."""
+        gone, self._owners_gone = self._owners_gone, {}
+        if not gone:
+            return
+        everyone = pb.HeadToNode(owners_gone=pb.OwnersGone(
+            addresses=[address for addresses in gone.values() for address in addresses]
+        ))
+        for node in self.alive_nodes():
+            if node.node_id not in gone:
+                node.outbox.put_nowait(everyone)
+                continue
+            others = [a for origin, addresses in gone.items() if origin != node.node_id for a in addresses]
+            if others:
+                node.outbox.put_nowait(pb.HeadToNode(owners_gone=pb.OwnersGone(addresses=others)))
 
     def node_by_id(self, node_id: bytes) -> NodeState | None:
         node = self.nodes.get(node_id)
@@ -197,7 +240,8 @@ class Head(rpc_pb.HeadServicer):
             log.info("%s left: %s", node.describe(), cause)
         self.actors.node_died(node.node_id, node.info.address, f"its {node.describe()} died: {cause}")
         self.placement_groups.node_lost(node, "died" if failure else "left")
-        self.write_metrics_targets()
+        if node.info.metrics_port:
+            self.metrics_targets.changed()
 
     async def watch_heartbeats(self) -> None:
         """Declare dead the nodes that fell silent (a partition, a frozen machine)."""

@@ -336,8 +336,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         elif kind == "drain":
             self.start_drain(order.drain)
         elif kind == "owners_gone":
-            for address in order.owners_gone.addresses:
-                self.free_everywhere(self.store.owner_gone(address))
+            self.free_everywhere(self.store.owners_gone(set(order.owners_gone.addresses)))
 
     def refused(self, reason: str) -> None:
         """The head refused this node (its token, or it declared the node dead): the agent

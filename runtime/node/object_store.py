@@ -35,7 +35,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 
 from ember.runtime.node.free_list import FreeList
@@ -494,7 +494,12 @@ class ObjectStore:
 
     def owner_gone(self, owner: str) -> dict[str, list[bytes]]:
         """Objects owned by a process that died can never be freed by it: free them now."""
-        return self.free([e.object_id for e in self.entries.values() if e.owner == owner])
+        return self.owners_gone({owner})
+
+    def owners_gone(self, owners: Collection[str]) -> dict[str, list[bytes]]:
+        """``owner_gone`` for many owners in one pass over the objects (the head announces the
+        workers that died across the cluster together)."""
+        return self.free([e.object_id for e in self.entries.values() if e.owner in owners])
 
     def location_of(self, object_id: bytes) -> Entry | None:
         entry = self.entries.get(object_id)

@@ -231,3 +231,38 @@ def test_two_results_of_one_task_let_go_on_two_threads_at_once(cluster):
     assert task_id not in core.lineage
     assert not any(object_id in core.store for object_id in ids)
     assert _wait_for(lambda: _used() == 0), "both results freed"
+
+
+@ember.remote
+def read_all(box):
+    """Reads every borrowed ref at once: one ``get`` of thousands of objects of one owner."""
+    return sum(ember.get(box[0]))
+
+
+@ember.remote
+def slow_value(i, delay):
+    time.sleep(delay)
+    return i
+
+
+def test_a_get_of_thousands_of_borrowed_objects_reads_them_all(cluster):
+    """Each borrowed object used to be one unary GetObject to its owner, all at once: past the
+    owner's gRPC server's pending-request limit (1,000) the rest failed with OwnerDiedError
+    though the owner was alive."""
+    refs = [ember.put(i) for i in range(5000)]
+    assert ember.get(read_all.remote([refs])) == sum(range(5000))
+
+
+def test_borrowed_objects_arrive_as_they_become_ready(cluster):
+    """A batch of borrowed refs waits for none of its slow members: ``wait`` in a task sees the
+    ready ones while the slow ones still run."""
+
+    @ember.remote
+    def first_ready(box):
+        ready, _ = ember.wait(box[0], num_returns=len(box[0]) - 1, timeout=60)
+        return sorted(ember.get(ready))
+
+    refs = [ember.put(i) for i in range(2000)]
+    slow = slow_value.remote(-1, 30)
+    assert ember.get(first_ready.remote([[slow, *refs]])) == list(range(2000))
+    ember.cancel(slow, force=True)

@@ -63,9 +63,19 @@ class Fetch:
         return self.data
 
 
+# The sessions' tasks: asyncio keeps only weak references to tasks, so a session nobody holds
+# can be collected mid-test by the cyclic collector (its worker then "ends").
+_sessions: set[asyncio.Future[None]] = set()
+
+
+def _keep(session: asyncio.Future[None]) -> None:
+    _sessions.add(session)
+    session.add_done_callback(_sessions.discard)
+
+
 async def _hello(agent: NodeAgent, worker: WorkerHandle) -> None:
     stream = Stream()
-    asyncio.ensure_future(agent.WorkerSession(stream, Context()))
+    _keep(asyncio.ensure_future(agent.WorkerSession(stream, Context())))
     stream.send(pb.WorkerMessage(hello=pb.WorkerHello(
         worker_id=worker.worker_id, address=f"127.0.0.1:{7000 + worker.worker_id[0]}", pid=4000 + worker.worker_id[0],
         channel_address="127.0.0.1:1",
@@ -84,7 +94,7 @@ def _setup(tmp_path: Path) -> tuple[NodeAgent, Pool, Fetch]:
 
 def _owner(agent: NodeAgent) -> tuple[Stream, Context]:
     stream, context = Stream(), Context()
-    asyncio.ensure_future(agent.Leases(stream, context))
+    _keep(asyncio.ensure_future(agent.Leases(stream, context)))
     stream.send(pb.LeaseClientMessage(owner=pb.LeaseOwner(job_id=b"j", owner_address="127.0.0.1:6000", pid=1)))
     return stream, context
 

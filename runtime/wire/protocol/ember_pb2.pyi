@@ -222,12 +222,14 @@ class GetObjectRequest(_message.Message):
     def __init__(self, id: _Optional[bytes] = ...) -> None: ...
 
 class GetObjectReply(_message.Message):
-    __slots__ = ("value", "lost_reason")
+    __slots__ = ("value", "lost_reason", "id")
     VALUE_FIELD_NUMBER: _ClassVar[int]
     LOST_REASON_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     value: ObjectValue
     lost_reason: str
-    def __init__(self, value: _Optional[_Union[ObjectValue, _Mapping]] = ..., lost_reason: _Optional[str] = ...) -> None: ...
+    id: bytes
+    def __init__(self, value: _Optional[_Union[ObjectValue, _Mapping]] = ..., lost_reason: _Optional[str] = ..., id: _Optional[bytes] = ...) -> None: ...
 
 class BorrowUpdate(_message.Message):
     __slots__ = ("borrower", "added", "removed")

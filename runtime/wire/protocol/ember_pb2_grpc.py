@@ -44,6 +44,11 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
                 _registered_method=True)
+        self.GetObjects = channel.unary_stream(
+                '/ember.CoreWorker/GetObjects',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
+                _registered_method=True)
         self.PushLogs = channel.unary_unary(
                 '/ember.CoreWorker/PushLogs',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.LogBatch.SerializeToString,
@@ -82,6 +87,14 @@ class CoreWorkerServicer:
 
     def GetObject(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetObjects(self, request, context):
+        """Many objects of this owner in one call (a borrower's get of many refs): each value as soon
+        as it is ready. One call per object would pass the server's pending-call limit.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -132,6 +145,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
             'GetObject': grpc.unary_unary_rpc_method_handler(
                     servicer.GetObject,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.SerializeToString,
+            ),
+            'GetObjects': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetObjects,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.SerializeToString,
             ),
             'PushLogs': grpc.unary_unary_rpc_method_handler(
@@ -213,6 +231,33 @@ class CoreWorker:
             target,
             '/ember.CoreWorker/GetObject',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetObjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ember.CoreWorker/GetObjects',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ObjectIds.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.GetObjectReply.FromString,
             options,
             channel_credentials,
