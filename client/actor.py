@@ -199,7 +199,7 @@ class ActorHandle:
     def __reduce__(self) -> tuple[Any, ...]:
         core = self._ember_core
         if core is not None:
-            core.handle_escaped(self._ember_actor_id)
+            core.actor_lifecycle.handle_escaped(self._ember_actor_id)
         return (_rebuild_handle, (self._ember_actor_id, self._ember_meta))
 
 
@@ -306,7 +306,7 @@ def _not_found(core: Any, name: str, details: str) -> str:
     """The head's "not found", and where an actor of that name does live: names are per
     namespace, and a driver without ``init(namespace=...)`` has an anonymous one of its own,
     so a name given in one driver is not found from the next unless both say where."""
-    elsewhere = core.actor_namespaces(name)
+    elsewhere = core.actor_lifecycle.namespaces_naming(name)
     if not elsewhere:
         return f"{details}: no actor of that name is alive in any namespace"
     listed = ", ".join(repr(ns) for ns in elsewhere)

@@ -476,15 +476,8 @@ class Owner:
         self._check_open()
         return self.actor_lifecycle.info(name, namespace)
 
-    def actor_namespaces(self, name: str) -> list[str]:
-        self._check_open()
-        return self.actor_lifecycle.namespaces_naming(name)
-
     def add_handle(self, actor_id: bytes) -> None:
         self.handles.add_local(actor_id, self.address)
-
-    def handle_escaped(self, actor_id: bytes) -> None:
-        self.actor_lifecycle.handle_escaped(actor_id)
 
     def _on_zero_handles(self, actor_id: bytes) -> None:
         if not self._closed:
