@@ -12,8 +12,8 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from ember.runtime.core import user_metrics
 from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING, TERMINATE
@@ -40,6 +40,7 @@ RAY_STATES = {
 }
 NORMAL_TASK, ACTOR_TASK = "NORMAL_TASK", "ACTOR_TASK"
 RECENT = 300  # ended tasks kept for the next report
+TIMED = 50_000  # ended tasks whose times one report carries (the timeline's)
 RUNNING_SHOWN = 500  # running tasks listed in a report
 PENDING_SHOWN = 500  # waiting tasks listed in a report
 
@@ -73,20 +74,35 @@ def error_summary(data: bytes) -> tuple[str, str]:
 
 class _Ended:
     """A task that ended, as the report will describe it: built into a ``TaskEvent`` only if
-    it is among the latest at report time, not on the task's path."""
+    it is among the latest at report time, and into the timeline's columns at report time,
+    not on the task's path."""
 
-    __slots__ = ("task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id")
+    __slots__ = (
+        "task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id",
+        "scheduled", "started", "attempt",
+    )
 
-    def __init__(self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes) -> None:
+    def __init__(
+        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes, end_time: float,
+        actor: pb.ActorInfo | None,
+    ) -> None:
         self.task = task
-        self.time = time.time()
+        # The worker's clock when it ran the task; the owner's when it never did.
+        self.time = end_time or time.time()
+        self.started = end_time - run_seconds if end_time else 0.0
         self.run_seconds = run_seconds
         self.failed = failed
         self.error = error
+        self.scheduled = task.scheduled
+        self.attempt = task.attempt
         lease = task.lease  # taken now: the record forgets its lease once it ends
         if lease is not None:
             self.pid, self.node, self.worker_id, self.node_id = (
                 lease.worker_pid, lease.agent.address, lease.worker_id, lease.node_id
+            )
+        elif actor is not None and task.scheduled:
+            self.pid, self.node, self.worker_id, self.node_id = (
+                actor.pid, "", actor.worker_id, actor.node_id
             )
         else:
             self.pid, self.node, self.worker_id, self.node_id = 0, "", b"", b""
@@ -106,18 +122,30 @@ class ProcessMetrics:
         # Tasks that ended since the last report, by (name, is an actor task, failed).
         self.ended_counts: dict[tuple[str, bool, bool], int] = {}
         self.listed_ended = 0  # of those, since the last report (``ended`` keeps the latest)
+        self.timed: list[_Ended] = []  # every task that ended since the last report, to TIMED
+        self.untimed = 0  # those beyond TIMED
+        # The actor a call went to (its worker's pid and node), for calls that ended.
+        self.actor_info: Callable[[bytes], pb.ActorInfo | None] = lambda actor_id: None
         self._required: dict[object, pb.ResourceSet] = {}  # by shape key
 
     def task_ended(
-        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b""
+        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b"",
+        end_time: float = 0.0,
     ) -> None:
+        """Count a task that ended; ``end_time`` is the worker's (0: it never ran)."""
         if failed:
             self.failed += 1
         else:
             self.finished += 1
         if task.method != TERMINATE:  # the owner's own last call to an actor: not the user's
             self.listed_ended += 1
-            self.ended.append(_Ended(task, run_seconds, failed, error))
+            actor = self.actor_info(task.actor_id) if task.actor_id is not None else None
+            ended = _Ended(task, run_seconds, failed, error, end_time, actor)
+            self.ended.append(ended)
+            if len(self.timed) < TIMED:
+                self.timed.append(ended)
+            else:
+                self.untimed += 1
             key = (task.options.name, task.actor_id is not None, failed)
             counts = self.ended_counts
             counts[key] = counts.get(key, 0) + 1
@@ -144,7 +172,7 @@ class ProcessMetrics:
             actor_id=task.actor_id or b"",
             func_name=task.function.name,
             required=required,
-            created=time.time() - (time.monotonic() - task.submitted),
+            created=task.created,
             owner_address=self.owner_address,
         )
 
@@ -161,6 +189,14 @@ class ProcessMetrics:
                 error_summary(ended.error) if ended.error else ("", "TASK_EXECUTION_EXCEPTION")
             )
         return event
+
+    def _times(self) -> pb.TaskTimes:
+        times = pb.TaskTimes(job_id=self.job_id, owner_pid=os.getpid(), dropped=self.untimed)
+        for field, values in _columns(self.timed).items():
+            getattr(times, field).extend(values)
+        self.timed = []
+        self.untimed = 0
+        return times
 
     def report(self, tasks: Iterable[TaskRecord]) -> pb.MetricsReport | None:
         """What happened since the last report; None when there is nothing to say."""
@@ -181,6 +217,7 @@ class ProcessMetrics:
             if task.state == RUNNING:
                 if len(running) < RUNNING_SHOWN:
                     event = self._event(task, "running")
+                    event.time = task.scheduled  # when its owner sent it to its worker
                     if lease is not None:
                         event.worker_pid = lease.worker_pid
                         event.node_address = lease.agent.address
@@ -206,6 +243,8 @@ class ProcessMetrics:
             ],
             ended_dropped=max(0, self.listed_ended - len(self.ended)),
         )
+        if self.timed or self.untimed:
+            report.times.CopyFrom(self._times())
         self.ended.clear()
         self.ended_counts = {}
         self.listed_ended = 0
@@ -215,11 +254,41 @@ class ProcessMetrics:
             report.scheduling_latency.CopyFrom(latency)
         if run_time is not None:
             report.run_time.CopyFrom(run_time)
-        quiet = not (counts or report.tasks_finished or report.tasks_failed or report.user or report.ended)
+        quiet = not (
+            counts or report.tasks_finished or report.tasks_failed or report.user or report.ended
+            or report.HasField("times")
+        )
         if quiet and self._quiet:
             return None
         self._quiet = quiet
         return report
+
+
+def _columns(timed: list[_Ended]) -> dict[str, list[Any]]:
+    """The timeline's columns of tasks that ended (``pb.TaskTimes``), names and nodes by index."""
+    names: dict[str, int] = {}
+    nodes: dict[bytes, int] = {}
+    columns: dict[str, list[Any]] = {key: [] for key in (
+        "task_id", "name", "node", "worker_pid", "submitted", "scheduled", "started", "ended",
+        "failed", "attempt",
+    )}
+    for ended in timed:
+        task = ended.task
+        name = task.options.name
+        node = ended.node_id
+        columns["task_id"].append(task.task_id)
+        columns["name"].append(names.setdefault(name, len(names)))
+        columns["node"].append(nodes.setdefault(node, len(nodes)))
+        columns["worker_pid"].append(ended.pid)
+        columns["submitted"].append(task.created)
+        columns["scheduled"].append(ended.scheduled)
+        columns["started"].append(ended.started)
+        columns["ended"].append(ended.time)
+        columns["failed"].append(ended.failed)
+        columns["attempt"].append(ended.attempt)
+    columns["names"] = list(names)
+    columns["node_ids"] = list(nodes)
+    return columns
 
 
 def _count(key: tuple[str, bool, str], count: int) -> pb.TaskCount:
