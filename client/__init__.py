@@ -33,6 +33,14 @@ from ember.runtime.objects.object_ref import ObjectRef
 from ember.runtime_context import get_gpu_ids, get_runtime_context
 
 
+def timeline(filename: str | None = None) -> list[dict[str, Any]] | None:
+    """Ray's ``ray.timeline``: the cluster's recent tasks as Chrome trace events, or written to
+    ``filename`` (see ``ember.timeline_trace``; imported only when asked for)."""
+    from ember import timeline_trace
+
+    return timeline_trace.timeline(filename)
+
+
 def remote(*args: Any, **options: Any) -> Any:
     """Make a function a remote function: ``@remote`` or ``@remote(num_cpus=2, ...)``."""
     if len(args) == 1 and not options and callable(args[0]):
@@ -82,5 +90,6 @@ __all__ = [
     "runtime_env",
     "remote",
     "shutdown",
+    "timeline",
     "wait",
 ]
