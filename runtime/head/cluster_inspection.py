@@ -74,6 +74,36 @@ async def _driver_stacks(head: HeadView, job: JobState) -> pb.ProcessStacks:
         )
 
 
+async def chrome_trace(head: HeadView, seconds: float = TIMELINE_SECONDS) -> dict[str, object]:
+    """The Chrome trace of the tasks that ended in the last ``seconds`` (the dashboard's
+    download: the same file ``ember timeline`` writes)."""
+    since = time.time() - seconds
+    cluster = await task_times(head, pb.TaskTimesRequest(since=since))
+    return task_timeline.chrome_trace(
+        task_timeline.cluster_spans(cluster, since), task_timeline.node_names(cluster)
+    )
+
+
+def stacks_view(reply: pb.ClusterStacks) -> dict[str, object]:
+    """``stacks``' answer as the dashboard's JSON."""
+    return {
+        "processes": [
+            {
+                "pid": p.pid, "kind": p.kind, "node": ids.short(p.node_id) if p.node_id else "",
+                "node_address": p.node_address, "task_name": p.task_name,
+                "task_id": p.task_id.hex(), "task_started": p.task_started, "actor": p.actor,
+                "error": p.error, "py_spy": p.py_spy,
+                "threads": [
+                    {"name": t.name, "ident": t.ident, "daemon": t.daemon, "stack": t.stack}
+                    for t in p.threads
+                ],
+            }
+            for p in reply.processes
+        ],
+        "errors": list(reply.errors),
+    }
+
+
 async def timeline(head: HeadView, seconds: float = TIMELINE_SECONDS) -> dict[str, object]:
     """The dashboard's timeline: the tasks that ended in the last ``seconds``, as rows of
     ``[name, node, worker pid, submitted, scheduled, started, ended, failed, task id]``."""
