@@ -183,9 +183,9 @@ class Dashboard:
             pid = _number(query, "pid", 0)
             if pid is None or pid < 0 or pid != int(pid):
                 return 400, {"error": f"pid must be a process id, not {query.get('pid')!r}"}
-            request = pb.StackRequest(node=query.get("node", ""), pid=int(pid))
+            asked = pb.StackRequest(node=query.get("node", ""), pid=int(pid))
             try:
-                reply = self.on_loop(lambda: cluster_inspection.stacks(head, request))
+                reply = self.on_loop(lambda: cluster_inspection.stacks(head, asked))
             except cluster_queries.NodeNotFound as missing:
                 return 404, {"error": str(missing)}
             return 200, cluster_inspection.stacks_view(reply)

@@ -47,7 +47,7 @@ def test_the_timeline_api_draws_recent_tasks_and_the_trace_downloads(cluster) ->
     assert status == 200
     rows = [row for row in timeline["tasks"] if row[0] == "drawn_task"]  # type: ignore[index]
     assert len(rows) == 12
-    for name, node, pid, submitted, scheduled, started, ended, failed, task_id in rows:
+    for _name, node, pid, submitted, scheduled, started, ended, failed, task_id in rows:
         assert node and pid > 0 and not failed and len(task_id) == 32
         assert timeline["since"] <= ended <= timeline["now"]  # type: ignore[index]
         assert submitted <= scheduled <= started <= ended
