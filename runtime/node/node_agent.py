@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from ember.runtime.node import worker_stacks
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
 from ember.runtime.node.leases import Leases, LeaseState
@@ -27,7 +28,6 @@ from ember.runtime.node.node_drain import NodeDrainer
 from ember.runtime.node.node_logs import LogNotFound, NodeLogs
 from ember.runtime.node.node_metrics import NodeMetrics
 from ember.runtime.node.object_store import Lost, ObjectStore, StoreBroken, StoreFull
-from ember.runtime.node import worker_stacks
 from ember.runtime.node.object_transfer import ObjectTransfer
 from ember.runtime.node.runtime_envs import RuntimeEnvs
 from ember.runtime.node.task_times import TaskTimesKept
