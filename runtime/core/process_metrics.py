@@ -44,6 +44,14 @@ TIMED = 50_000  # ended tasks whose times one report carries (the timeline's)
 RUNNING_SHOWN = 500  # running tasks listed in a report
 PENDING_SHOWN = 500  # waiting tasks listed in a report
 
+# What the timeline keeps of a task that ended: id, name, node id, worker pid, submitted,
+# scheduled, started, ended, failed, attempt.
+Timed = tuple[bytes, str, bytes, int, float, float, float, float, bool, int]
+_COLUMNS = (
+    "task_id", "name", "node", "worker_pid", "submitted", "scheduled", "started", "ended",
+    "failed", "attempt",
+)
+
 # Ray's ErrorType names for the errors a task can end with; a task's own exception is
 # TASK_EXECUTION_EXCEPTION.
 _ERROR_TYPES = {
@@ -122,7 +130,9 @@ class ProcessMetrics:
         # Tasks that ended since the last report, by (name, is an actor task, failed).
         self.ended_counts: dict[tuple[str, bool, bool], int] = {}
         self.listed_ended = 0  # of those, since the last report (``ended`` keeps the latest)
-        self.timed: list[_Ended] = []  # every task that ended since the last report, to TIMED
+        # Every task that ended since the last report (to TIMED), as the timeline's columns
+        # want it: plain values, so that no task record (nor its arguments) is kept for it.
+        self.timed: list[Timed] = []
         self.untimed = 0  # those beyond TIMED
         # The actor a call went to (its worker's pid and node), for calls that ended.
         self.actor_info: Callable[[bytes], pb.ActorInfo | None] = lambda actor_id: None
@@ -143,7 +153,10 @@ class ProcessMetrics:
             ended = _Ended(task, run_seconds, failed, error, end_time, actor)
             self.ended.append(ended)
             if len(self.timed) < TIMED:
-                self.timed.append(ended)
+                self.timed.append((
+                    task.task_id, task.options.name, ended.node_id, ended.pid, task.created,
+                    ended.scheduled, ended.started, ended.time, failed, ended.attempt,
+                ))
             else:
                 self.untimed += 1
             key = (task.options.name, task.actor_id is not None, failed)
@@ -264,28 +277,17 @@ class ProcessMetrics:
         return report
 
 
-def _columns(timed: list[_Ended]) -> dict[str, list[Any]]:
+def _columns(timed: list[Timed]) -> dict[str, list[Any]]:
     """The timeline's columns of tasks that ended (``pb.TaskTimes``), names and nodes by index."""
     names: dict[str, int] = {}
     nodes: dict[bytes, int] = {}
-    columns: dict[str, list[Any]] = {key: [] for key in (
-        "task_id", "name", "node", "worker_pid", "submitted", "scheduled", "started", "ended",
-        "failed", "attempt",
-    )}
-    for ended in timed:
-        task = ended.task
-        name = task.options.name
-        node = ended.node_id
-        columns["task_id"].append(task.task_id)
-        columns["name"].append(names.setdefault(name, len(names)))
-        columns["node"].append(nodes.setdefault(node, len(nodes)))
-        columns["worker_pid"].append(ended.pid)
-        columns["submitted"].append(task.created)
-        columns["scheduled"].append(ended.scheduled)
-        columns["started"].append(ended.started)
-        columns["ended"].append(ended.time)
-        columns["failed"].append(ended.failed)
-        columns["attempt"].append(ended.attempt)
+    rows = [
+        (task_id, names.setdefault(name, len(names)), nodes.setdefault(node, len(nodes)), *rest)
+        for task_id, name, node, *rest in timed
+    ]
+    columns: dict[str, list[Any]] = {
+        field: list(column) for field, column in zip(_COLUMNS, zip(*rows, strict=True), strict=True)
+    } if rows else {}
     columns["names"] = list(names)
     columns["node_ids"] = list(nodes)
     return columns
