@@ -79,6 +79,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+def timeline(filename: str | None = None) -> list[dict[str, Any]] | None:
+    """Ray's ``ray.timeline``: the cluster's recent tasks as Chrome trace events, or written to
+    ``filename`` (see ``ember.timeline_trace``; imported only when asked for)."""
+    from ember import timeline_trace
+
+    return timeline_trace.timeline(filename)
+
+
 def remote(*args: Any, **options: Any) -> Any:
     """Make a function a remote function: ``@remote`` or ``@remote(num_cpus=2, ...)``."""
     if len(args) == 1 and not options and callable(args[0]):
@@ -131,5 +139,6 @@ __all__ = [
     "runtime_env",
     "remote",
     "shutdown",
+    "timeline",
     "wait",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
@@ -180,6 +181,7 @@ class ActorSubmitter:
             return
         queue = client.queue
         specs = []
+        now = time.time()
         while queue:
             task = queue[0]
             if task.state == FINISHED:  # cancelled or failed while waiting
@@ -189,6 +191,7 @@ class ActorSubmitter:
                 break  # keeps its place: later calls wait for it
             queue.popleft()
             task.move(RUNNING)
+            task.scheduled = now
             client.in_flight[task.task_id] = task
             self.running[task.task_id] = task
             spec = pb.TaskSpec(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ember.runtime.core import object_listing
+from ember.runtime.core import object_listing, stack_dump
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -85,6 +85,9 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
         if owner is None:
             return pb.ProcessObjects(pid=os.getpid(), kind=self._kind)
         return object_listing.list_objects(owner, self._kind, owner.objects.node_id)
+
+    async def DumpStacks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ProcessStacks:
+        return stack_dump.dump(self._kind, self._executor)
 
     async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
         await asyncio.Event().wait()

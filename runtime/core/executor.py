@@ -46,6 +46,7 @@ class Executor:
         self.job: pb.JobConfig | None = None
         self.owner: Owner | None = None
         self.current: pb.TaskSpec | None = None
+        self.current_started = 0.0  # seconds since the epoch (what ember stack shows)
         self.cancelled: set[bytes] = set()
         self.interrupt_target: bytes | None = None
         self.interrupted: bytes | None = None
@@ -222,6 +223,7 @@ class Executor:
                 spec, TaskCancelledError(f"{spec.name} was cancelled before it started"), False
             )
         self.current = spec
+        self.current_started = time.time()
         if not self.actor_host.active:
             self.forwarder.task_name = spec.name
         token = context.task_context.set(context.TaskContext(
@@ -267,7 +269,9 @@ class Executor:
             returns = self._serialize_returns(spec, value, owner, function)
         except Exception as error:
             return self._error_result(spec, self._task_error(spec, error), True, run_seconds)
-        return pb.TaskResult(task_id=spec.task_id, returns=returns, run_seconds=run_seconds)
+        return pb.TaskResult(
+            task_id=spec.task_id, returns=returns, run_seconds=run_seconds, end_time=time.time()
+        )
 
     def encode_error(self, spec: pb.TaskSpec, error: BaseException, start: float) -> pb.TaskResult:
         if isinstance(error, SystemExit | GeneratorExit):
@@ -355,6 +359,7 @@ class Executor:
             returns=[value] * count,
             run_seconds=run_seconds,
             application_error=application,
+            end_time=time.time(),
         )
         if isinstance(error, TaskError):
             cause = error.root_cause()

@@ -12,7 +12,8 @@ import collections
 import logging
 import os
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ember.runtime.core import user_metrics
 from ember.runtime.core.task_record import QUEUED, RESOLVING, RUNNING, TERMINATE, LiveTasks
@@ -39,8 +40,17 @@ RAY_STATES = {
 }
 NORMAL_TASK, ACTOR_TASK = "NORMAL_TASK", "ACTOR_TASK"
 RECENT = 300  # ended tasks kept for the next report
+TIMED = 50_000  # ended tasks whose times one report carries (the timeline's)
 RUNNING_SHOWN = 500  # running tasks listed in a report
 PENDING_SHOWN = 500  # waiting tasks listed in a report
+
+# What the timeline keeps of a task that ended: id, name, node id, worker pid, submitted,
+# scheduled, started, ended, failed, attempt.
+Timed = tuple[bytes, str, bytes, int, float, float, float, float, bool, int]
+_COLUMNS = (
+    "task_id", "name", "node", "worker_pid", "submitted", "scheduled", "started", "ended",
+    "failed", "attempt",
+)
 
 # Ray's ErrorType names for the errors a task can end with; a task's own exception is
 # TASK_EXECUTION_EXCEPTION.
@@ -72,20 +82,35 @@ def error_summary(data: bytes) -> tuple[str, str]:
 
 class _Ended:
     """A task that ended, as the report will describe it: built into a ``TaskEvent`` only if
-    it is among the latest at report time, not on the task's path."""
+    it is among the latest at report time, and into the timeline's columns at report time,
+    not on the task's path."""
 
-    __slots__ = ("task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id")
+    __slots__ = (
+        "task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id",
+        "scheduled", "started", "attempt",
+    )
 
-    def __init__(self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes) -> None:
+    def __init__(
+        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes, end_time: float,
+        actor: pb.ActorInfo | None,
+    ) -> None:
         self.task = task
-        self.time = time.time()
+        # The worker's clock when it ran the task; the owner's when it never did.
+        self.time = end_time or time.time()
+        self.started = end_time - run_seconds if end_time else 0.0
         self.run_seconds = run_seconds
         self.failed = failed
         self.error = error
+        self.scheduled = task.scheduled
+        self.attempt = task.attempt
         lease = task.lease  # taken now: the record forgets its lease once it ends
         if lease is not None:
             self.pid, self.node, self.worker_id, self.node_id = (
                 lease.worker_pid, lease.agent.address, lease.worker_id, lease.node_id
+            )
+        elif actor is not None and task.scheduled:
+            self.pid, self.node, self.worker_id, self.node_id = (
+                actor.pid, "", actor.worker_id, actor.node_id
             )
         else:
             self.pid, self.node, self.worker_id, self.node_id = 0, "", b"", b""
@@ -105,21 +130,38 @@ class ProcessMetrics:
         # Tasks that ended since the last report, by (name, is an actor task, failed).
         self.ended_counts: dict[tuple[str, bool, bool], int] = {}
         self.listed_ended = 0  # of those, since the last report (``ended`` keeps the latest)
+        # Every task that ended since the last report (to TIMED), as the timeline's columns
+        # want it: plain values, so that no task record (nor its arguments) is kept for it.
+        self.timed: list[Timed] = []
+        self.untimed = 0  # those beyond TIMED
+        # The actor a call went to (its worker's pid and node), for calls that ended.
+        self.actor_info: Callable[[bytes], pb.ActorInfo | None] = lambda actor_id: None
         self._required: dict[object, pb.ResourceSet] = {}  # by shape key
         # The owner's unfinished tasks by state, kept as they change state (its task records
         # are made with it as their tally).
         self.live = LiveTasks()
 
     def task_ended(
-        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b""
+        self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b"",
+        end_time: float = 0.0,
     ) -> None:
+        """Count a task that ended; ``end_time`` is the worker's (0: it never ran)."""
         if failed:
             self.failed += 1
         else:
             self.finished += 1
         if task.method != TERMINATE:  # the owner's own last call to an actor: not the user's
             self.listed_ended += 1
-            self.ended.append(_Ended(task, run_seconds, failed, error))
+            actor = self.actor_info(task.actor_id) if task.actor_id is not None else None
+            ended = _Ended(task, run_seconds, failed, error, end_time, actor)
+            self.ended.append(ended)
+            if len(self.timed) < TIMED:
+                self.timed.append((
+                    task.task_id, task.options.name, ended.node_id, ended.pid, task.created,
+                    ended.scheduled, ended.started, ended.time, failed, ended.attempt,
+                ))
+            else:
+                self.untimed += 1
             key = (task.options.name, task.actor_id is not None, failed)
             counts = self.ended_counts
             counts[key] = counts.get(key, 0) + 1
@@ -146,7 +188,7 @@ class ProcessMetrics:
             actor_id=task.actor_id or b"",
             func_name=task.function.name,
             required=required,
-            created=time.time() - (time.monotonic() - task.submitted),
+            created=task.created,
             owner_address=self.owner_address,
         )
 
@@ -164,6 +206,14 @@ class ProcessMetrics:
             )
         return event
 
+    def _times(self) -> pb.TaskTimes:
+        times = pb.TaskTimes(job_id=self.job_id, owner_pid=os.getpid(), dropped=self.untimed)
+        for field, values in _columns(self.timed).items():
+            getattr(times, field).extend(values)
+        self.timed = []
+        self.untimed = 0
+        return times
+
     def report(self) -> pb.MetricsReport | None:
         """What happened since the last report; None when there is nothing to say. Costs
         what it lists (at most ``RUNNING_SHOWN`` + ``PENDING_SHOWN`` tasks), not what waits."""
@@ -178,6 +228,7 @@ class ProcessMetrics:
                 continue
             event = self._event(task, "running")
             lease = task.lease
+            event.time = task.scheduled  # when its owner sent it to its worker
             if lease is not None:
                 event.worker_pid = lease.worker_pid
                 event.node_address = lease.agent.address
@@ -209,6 +260,8 @@ class ProcessMetrics:
             ],
             ended_dropped=max(0, self.listed_ended - len(self.ended)),
         )
+        if self.timed or self.untimed:
+            report.times.CopyFrom(self._times())
         self.ended.clear()
         self.ended_counts = {}
         self.listed_ended = 0
@@ -218,11 +271,31 @@ class ProcessMetrics:
             report.scheduling_latency.CopyFrom(latency)
         if run_time is not None:
             report.run_time.CopyFrom(run_time)
-        quiet = not (counts or report.tasks_finished or report.tasks_failed or report.user or report.ended)
+        quiet = not (
+            counts or report.tasks_finished or report.tasks_failed or report.user or report.ended
+            or report.HasField("times")
+        )
         if quiet and self._quiet:
             return None
         self._quiet = quiet
         return report
+
+
+def _columns(timed: list[Timed]) -> dict[str, list[Any]]:
+    """The timeline's columns of tasks that ended (``pb.TaskTimes``), names and nodes by index.
+    Transposed and indexed by C loops (``zip``, ``map``): a report may carry 50,000 tasks, and
+    it is built on the I/O thread that also moves tasks."""
+    if not timed:
+        return {"names": [], "node_ids": []}
+    columns: dict[str, list[Any]] = {
+        field: list(column) for field, column in zip(_COLUMNS, zip(*timed, strict=True), strict=True)
+    }
+    for field, table in (("name", "names"), ("node", "node_ids")):
+        distinct = list(dict.fromkeys(columns[field]))
+        index = {value: i for i, value in enumerate(distinct)}
+        columns[field] = list(map(index.__getitem__, columns[field]))
+        columns[table] = distinct
+    return columns
 
 
 def _count(key: tuple[str, bool, str], count: int) -> pb.TaskCount:

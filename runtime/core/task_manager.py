@@ -100,7 +100,9 @@ class TaskManager:
             stored_remotely = stored_remotely or location is not None
             store.put(object_id, StoredValue(value.data, value.kind, contained, location))
         error = returns[0].data if result.application_error and returns else b""
-        self.metrics.task_ended(task, result.run_seconds, result.application_error, error)
+        self.metrics.task_ended(
+            task, result.run_seconds, result.application_error, error, result.end_time
+        )
         task.move(FINISHED)
         self.tasks.pop(task.task_id, None)
         if task.actor_id is not None:

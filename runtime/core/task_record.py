@@ -135,6 +135,8 @@ class TaskRecord:
         "method",
         "queue",
         "submitted",
+        "created",
+        "scheduled",
         "preemptions",
         "runtime_env",
     )
@@ -174,6 +176,11 @@ class TaskRecord:
         self.method = ""
         self.queue: ShapeQueue | None = None  # the queue it waits in, once queued
         self.submitted = time.monotonic()
+        # Seconds since the epoch, for the timeline: when it was submitted, and when it was
+        # last sent to a worker (0: not yet). Wall-clock stamps, not converted from the
+        # monotonic one, so that they compare with the worker's own.
+        self.created = time.time()
+        self.scheduled = 0.0
         # Attempts stopped because their node was drained: they use up no retry.
         self.preemptions = 0
         # The runtime_env it runs in, merged over its owner's ("" : the node's own).

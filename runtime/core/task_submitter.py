@@ -194,6 +194,7 @@ class TaskSubmitter:
     def _dispatch(self, lease: Lease, task: TaskRecord) -> None:
         task.move(RUNNING)
         task.lease = lease
+        task.scheduled = time.time()
         function = task.function
         estimate = self.estimates.get(function.function_id)
         task.estimate = (PIPELINE_BUDGET if estimate is None else estimate) + PER_TASK_OVERHEAD

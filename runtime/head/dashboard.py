@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime.head import cluster_queries
+from ember.runtime.head import cluster_inspection, cluster_queries
 from ember.runtime.wire import http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -172,6 +172,23 @@ class Dashboard:
             except grpc.aio.AioRpcError as refused:  # the agent's refusal, said to the page
                 return 404, {"error": refused.details() or refused.code().name}
             return 200, {"text": reply.text}
+        if path in ("timeline", "timeline/trace"):
+            seconds = _number(query, "seconds", cluster_inspection.TIMELINE_SECONDS)
+            if seconds is None or seconds <= 0:
+                return 400, {"error": f"seconds must be a positive number, not {query.get('seconds')!r}"}
+            if path == "timeline":
+                return 200, self.on_loop(lambda: cluster_inspection.timeline(head, seconds))
+            return 200, self.on_loop(lambda: cluster_inspection.chrome_trace(head, seconds))
+        if path == "stacks":
+            pid = _number(query, "pid", 0)
+            if pid is None or pid < 0 or pid != int(pid):
+                return 400, {"error": f"pid must be a process id, not {query.get('pid')!r}"}
+            asked = pb.StackRequest(node=query.get("node", ""), pid=int(pid))
+            try:
+                reply = self.on_loop(lambda: cluster_inspection.stacks(head, asked))
+            except cluster_queries.NodeNotFound as missing:
+                return 404, {"error": str(missing)}
+            return 200, cluster_inspection.stacks_view(reply)
         if path == "jobs":
             return 200, self.on_loop(lambda: now(self._jobs))
         if path == "jobs/logs":
@@ -210,6 +227,18 @@ class Dashboard:
         start = max(0, record.log_bytes - JOB_LOG_TAIL)
         data = self.jobs.store.read(submission_id, start, JOB_LOG_TAIL)
         return 200, {"text": data.decode(errors="replace"), "truncated": start > 0}
+
+
+def _number(query: dict[str, str], key: str, default: float) -> float | None:
+    """``query[key]`` as a number (``default`` when absent); None when it is not one."""
+    text = query.get(key)
+    if text is None or text == "":
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if value == value and abs(value) != float("inf") else None
 
 
 def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandler]:

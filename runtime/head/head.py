@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ember.runtime import __version__
-from ember.runtime.head import cluster_queries
+from ember.runtime.head import cluster_inspection, cluster_queries
 from ember.runtime.head.actor_manager import ActorManager
 from ember.runtime.head.actor_record import abort_not_found
 from ember.runtime.head.bundle_placement import NodeType
@@ -474,6 +474,20 @@ class Head(rpc_pb.HeadServicer):
         self, request: pb.Empty, context: grpc.aio.ServicerContext
     ) -> pb.ClusterObjects:
         return await cluster_queries.cluster_objects(self)
+
+    async def ListTaskTimes(
+        self, request: pb.TaskTimesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterTaskTimes:
+        return await cluster_inspection.task_times(self, request)
+
+    async def DumpStacks(
+        self, request: pb.StackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterStacks:
+        try:
+            return await cluster_inspection.stacks(self, request)
+        except cluster_queries.NodeNotFound as missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
+            raise
 
     # ------------------------------------------------------------------ draining
 

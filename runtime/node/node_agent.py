@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from ember.runtime.node import worker_stacks
 from ember.runtime.node.bundles import Bundles
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
@@ -31,6 +32,7 @@ from ember.runtime.node.node_metrics import NodeMetrics
 from ember.runtime.node.object_store import Lost, ObjectStore, StoreBroken, StoreFull
 from ember.runtime.node.object_transfer import ObjectTransfer
 from ember.runtime.node.runtime_envs import RuntimeEnvs
+from ember.runtime.node.task_times import TaskTimesKept
 from ember.runtime.node.worker_pool import (
     DEAD,
     IDLE,
@@ -94,6 +96,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         )
         self.bundles = Bundles(self.leases)  # placement group bundles reserved here
         self.metrics = NodeMetrics(store, pool, self.leases)
+        self.task_times = TaskTimesKept()
         self.metrics_port = 0
         self.logs = NodeLogs(session_dir)
         # Called with the reason when the head declares this node dead: the agent exits.
@@ -421,7 +424,25 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         self, request: pb.MetricsReport, context: grpc.aio.ServicerContext
     ) -> pb.Empty:
         self.metrics.add(request)
+        if request.HasField("times"):
+            self.task_times.add(request.times)
         return pb.Empty()
+
+    async def ListTaskTimes(
+        self, request: pb.TaskTimesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.NodeTaskTimes:
+        return pb.NodeTaskTimes(
+            node_id=self.node_id, node_address=self.address,
+            times=self.task_times.select(request), dropped=self.task_times.dropped,
+        )
+
+    async def DumpStacks(
+        self, request: pb.StackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterStacks:
+        return await worker_stacks.dump(
+            self.pool.workers.values(), request, self.channels, self.node_id, self.address,
+            self.describe(),
+        )
 
     async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.TaskList:
         return self.metrics.task_list()

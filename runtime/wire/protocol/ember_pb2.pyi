@@ -150,18 +150,20 @@ class TaskSpec(_message.Message):
     def __init__(self, task_id: _Optional[bytes] = ..., function_id: _Optional[bytes] = ..., function: _Optional[bytes] = ..., name: _Optional[str] = ..., args: _Optional[bytes] = ..., arg_values: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., num_returns: _Optional[int] = ..., attempt: _Optional[int] = ..., actor_id: _Optional[bytes] = ..., method: _Optional[str] = ..., actor_creation: _Optional[bool] = ..., max_concurrency: _Optional[int] = ..., is_async: _Optional[bool] = ..., gpu_ids: _Optional[_Iterable[str]] = ..., cpu_threads: _Optional[int] = ..., placement_group_id: _Optional[bytes] = ..., capture_child_tasks: _Optional[bool] = ...) -> None: ...
 
 class TaskResult(_message.Message):
-    __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types")
+    __slots__ = ("task_id", "returns", "run_seconds", "application_error", "error_types", "end_time")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     RETURNS_FIELD_NUMBER: _ClassVar[int]
     RUN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     APPLICATION_ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPES_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     returns: _containers.RepeatedCompositeFieldContainer[ObjectValue]
     run_seconds: float
     application_error: bool
     error_types: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., run_seconds: _Optional[float] = ..., application_error: _Optional[bool] = ..., error_types: _Optional[_Iterable[str]] = ...) -> None: ...
+    end_time: float
+    def __init__(self, task_id: _Optional[bytes] = ..., returns: _Optional[_Iterable[_Union[ObjectValue, _Mapping]]] = ..., run_seconds: _Optional[float] = ..., application_error: _Optional[bool] = ..., error_types: _Optional[_Iterable[str]] = ..., end_time: _Optional[float] = ...) -> None: ...
 
 class JobConfig(_message.Message):
     __slots__ = ("job_id", "driver_address", "code_paths", "working_dir", "namespace")
@@ -640,7 +642,7 @@ class MetricSample(_message.Message):
     def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Mapping[str, str]] = ..., value: _Optional[float] = ..., histogram: _Optional[_Union[HistogramData, _Mapping]] = ...) -> None: ...
 
 class MetricsReport(_message.Message):
-    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running", "pending", "live_counts", "ended_counts", "ended_dropped")
+    __slots__ = ("pid", "component", "tasks", "tasks_finished", "tasks_failed", "scheduling_latency", "run_time", "user", "ended", "running", "pending", "live_counts", "ended_counts", "ended_dropped", "times")
     class TasksEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -662,6 +664,7 @@ class MetricsReport(_message.Message):
     LIVE_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ENDED_COUNTS_FIELD_NUMBER: _ClassVar[int]
     ENDED_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
     pid: int
     component: str
     tasks: _containers.ScalarMap[str, int]
@@ -676,7 +679,128 @@ class MetricsReport(_message.Message):
     live_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
     ended_counts: _containers.RepeatedCompositeFieldContainer[TaskCount]
     ended_dropped: int
-    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ...) -> None: ...
+    times: TaskTimes
+    def __init__(self, pid: _Optional[int] = ..., component: _Optional[str] = ..., tasks: _Optional[_Mapping[str, int]] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ..., scheduling_latency: _Optional[_Union[HistogramData, _Mapping]] = ..., run_time: _Optional[_Union[HistogramData, _Mapping]] = ..., user: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., ended: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., running: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., pending: _Optional[_Iterable[_Union[TaskEvent, _Mapping]]] = ..., live_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_counts: _Optional[_Iterable[_Union[TaskCount, _Mapping]]] = ..., ended_dropped: _Optional[int] = ..., times: _Optional[_Union[TaskTimes, _Mapping]] = ...) -> None: ...
+
+class TaskTimes(_message.Message):
+    __slots__ = ("job_id", "owner_pid", "names", "node_ids", "task_id", "name", "node", "worker_pid", "submitted", "scheduled", "started", "ended", "failed", "attempt", "dropped")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_PID_FIELD_NUMBER: _ClassVar[int]
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    WORKER_PID_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    ENDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    owner_pid: int
+    names: _containers.RepeatedScalarFieldContainer[str]
+    node_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    task_id: _containers.RepeatedScalarFieldContainer[bytes]
+    name: _containers.RepeatedScalarFieldContainer[int]
+    node: _containers.RepeatedScalarFieldContainer[int]
+    worker_pid: _containers.RepeatedScalarFieldContainer[int]
+    submitted: _containers.RepeatedScalarFieldContainer[float]
+    scheduled: _containers.RepeatedScalarFieldContainer[float]
+    started: _containers.RepeatedScalarFieldContainer[float]
+    ended: _containers.RepeatedScalarFieldContainer[float]
+    failed: _containers.RepeatedScalarFieldContainer[bool]
+    attempt: _containers.RepeatedScalarFieldContainer[int]
+    dropped: int
+    def __init__(self, job_id: _Optional[bytes] = ..., owner_pid: _Optional[int] = ..., names: _Optional[_Iterable[str]] = ..., node_ids: _Optional[_Iterable[bytes]] = ..., task_id: _Optional[_Iterable[bytes]] = ..., name: _Optional[_Iterable[int]] = ..., node: _Optional[_Iterable[int]] = ..., worker_pid: _Optional[_Iterable[int]] = ..., submitted: _Optional[_Iterable[float]] = ..., scheduled: _Optional[_Iterable[float]] = ..., started: _Optional[_Iterable[float]] = ..., ended: _Optional[_Iterable[float]] = ..., failed: _Optional[_Iterable[bool]] = ..., attempt: _Optional[_Iterable[int]] = ..., dropped: _Optional[int] = ...) -> None: ...
+
+class TaskTimesRequest(_message.Message):
+    __slots__ = ("job_id", "since")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    job_id: bytes
+    since: float
+    def __init__(self, job_id: _Optional[bytes] = ..., since: _Optional[float] = ...) -> None: ...
+
+class NodeTaskTimes(_message.Message):
+    __slots__ = ("node_id", "node_address", "times", "dropped", "error")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    times: _containers.RepeatedCompositeFieldContainer[TaskTimes]
+    dropped: int
+    error: str
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., times: _Optional[_Iterable[_Union[TaskTimes, _Mapping]]] = ..., dropped: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterTaskTimes(_message.Message):
+    __slots__ = ("nodes",)
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeTaskTimes]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTaskTimes, _Mapping]]] = ...) -> None: ...
+
+class ThreadStack(_message.Message):
+    __slots__ = ("name", "ident", "daemon", "stack")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IDENT_FIELD_NUMBER: _ClassVar[int]
+    DAEMON_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    ident: int
+    daemon: bool
+    stack: str
+    def __init__(self, name: _Optional[str] = ..., ident: _Optional[int] = ..., daemon: _Optional[bool] = ..., stack: _Optional[str] = ...) -> None: ...
+
+class ProcessStacks(_message.Message):
+    __slots__ = ("pid", "kind", "node_id", "node_address", "worker_id", "task_name", "task_id", "task_started", "actor", "threads", "py_spy", "error")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_STARTED_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    PY_SPY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    kind: str
+    node_id: bytes
+    node_address: str
+    worker_id: bytes
+    task_name: str
+    task_id: bytes
+    task_started: float
+    actor: str
+    threads: _containers.RepeatedCompositeFieldContainer[ThreadStack]
+    py_spy: str
+    error: str
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., task_name: _Optional[str] = ..., task_id: _Optional[bytes] = ..., task_started: _Optional[float] = ..., actor: _Optional[str] = ..., threads: _Optional[_Iterable[_Union[ThreadStack, _Mapping]]] = ..., py_spy: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class StackRequest(_message.Message):
+    __slots__ = ("node", "pid", "py_spy")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    PY_SPY_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    pid: int
+    py_spy: bool
+    def __init__(self, node: _Optional[str] = ..., pid: _Optional[int] = ..., py_spy: _Optional[bool] = ...) -> None: ...
+
+class ClusterStacks(_message.Message):
+    __slots__ = ("processes", "errors")
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessStacks]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessStacks, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskCount(_message.Message):
     __slots__ = ("name", "type", "state", "count")

@@ -74,6 +74,11 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessObjects.FromString,
                 _registered_method=True)
+        self.DumpStacks = channel.unary_unary(
+                '/ember.CoreWorker/DumpStacks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessStacks.FromString,
+                _registered_method=True)
 
 
 class CoreWorkerServicer:
@@ -134,6 +139,13 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DumpStacks(self, request, context):
+        """Every thread's Python stack now (ember stack).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -176,6 +188,11 @@ def add_CoreWorkerServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessObjects.SerializeToString,
+            ),
+            'DumpStacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.DumpStacks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessStacks.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -404,6 +421,33 @@ class CoreWorker:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def DumpStacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/DumpStacks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessStacks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class NodeAgentStub:
     """Missing associated documentation comment in .proto file."""
@@ -478,6 +522,16 @@ class NodeAgentStub:
                 '/ember.NodeAgent/ListObjects',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
+                _registered_method=True)
+        self.ListTaskTimes = channel.unary_unary(
+                '/ember.NodeAgent/ListTaskTimes',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTaskTimes.FromString,
+                _registered_method=True)
+        self.DumpStacks = channel.unary_unary(
+                '/ember.NodeAgent/DumpStacks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
                 _registered_method=True)
         self.FetchObject = channel.unary_unary(
                 '/ember.NodeAgent/FetchObject',
@@ -593,6 +647,19 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTaskTimes(self, request, context):
+        """The timeline: the times of tasks the node's processes owned; its workers' stacks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DumpStacks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FetchObject(self, request, context):
         """Between nodes: the local agent fetches a copy; the holder's agent streams it.
         """
@@ -699,6 +766,16 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.SerializeToString,
+            ),
+            'ListTaskTimes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskTimes,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTaskTimes.SerializeToString,
+            ),
+            'DumpStacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.DumpStacks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.SerializeToString,
             ),
             'FetchObject': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchObject,
@@ -1093,6 +1170,60 @@ class NodeAgent:
             _registered_method=True)
 
     @staticmethod
+    def ListTaskTimes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/ListTaskTimes',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTaskTimes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DumpStacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/DumpStacks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def FetchObject(request,
             target,
             options=(),
@@ -1324,6 +1455,16 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
                 _registered_method=True)
+        self.ListTaskTimes = channel.unary_unary(
+                '/ember.Head/ListTaskTimes',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTaskTimes.FromString,
+                _registered_method=True)
+        self.DumpStacks = channel.unary_unary(
+                '/ember.Head/DumpStacks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
+                _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
@@ -1439,6 +1580,19 @@ class HeadServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListObjects(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTaskTimes(self, request, context):
+        """Observability: every node's task times (ember timeline), workers' stacks (ember stack).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DumpStacks(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -1560,6 +1714,16 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.ListObjects,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.SerializeToString,
+            ),
+            'ListTaskTimes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTaskTimes,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTaskTimes.SerializeToString,
+            ),
+            'DumpStacks': grpc.unary_unary_rpc_method_handler(
+                    servicer.DumpStacks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.SerializeToString,
             ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
@@ -1926,6 +2090,60 @@ class Head:
             '/ember.Head/ListObjects',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterObjects.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTaskTimes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/ListTaskTimes',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskTimesRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterTaskTimes.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DumpStacks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/DumpStacks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
             options,
             channel_credentials,
             insecure,
