@@ -206,7 +206,7 @@ class ActorHandle:
 def _rebuild_handle(actor_id: bytes, meta: dict[str, Any]) -> ActorHandle:
     core = context.current_core()
     if core is not None:
-        core.actors_client_hint(actor_id, meta["class_name"])
+        core.io.call_soon(core.actors.client, actor_id, meta["class_name"])
     return ActorHandle(actor_id, meta, core)
 
 
@@ -298,7 +298,7 @@ def get_actor(name: str, namespace: str | None = None) -> ActorHandle:
             raise ValueError(_not_found(core, name, error.details() or "")) from None
         raise
     meta = serialization.loads(info.handle_meta)
-    core.actors_client_hint(info.actor_id, info.class_name)
+    core.io.call_soon(core.actors.client, info.actor_id, info.class_name)
     return ActorHandle(info.actor_id, meta, core)
 
 

@@ -115,6 +115,11 @@ class ActorSubmitter:
         client.registered = self._loop.create_future()
         return client.registered
 
+    def info(self, actor_id: bytes) -> pb.ActorInfo | None:
+        """Where an actor's calls run (its worker's pid and node), for the timeline."""
+        client = self.actors.get(actor_id)
+        return client.info if client is not None else None
+
     def client(self, actor_id: bytes, class_name: str = "") -> ActorClient:
         client = self.actors.get(actor_id)
         if client is None:

@@ -141,7 +141,7 @@ class Owner:
             self.metrics, self,
         )
         self.actors = ActorSubmitter(manager, self.channels, self.worker_channels, self.head_address)
-        self.metrics.actor_info = self._actor_info
+        self.metrics.actor_info = self.actors.info  # where its calls ran, for the timeline
         lease_owner = pb.LeaseOwner(job_id=self.job_id, owner_address=self.address, pid=os.getpid())
         submitter = TaskSubmitter(
             manager, self.channels, self.worker_channels, lease_owner, self.local_agent,
@@ -161,11 +161,6 @@ class Owner:
             self.tasks, self.actors, self.exchange.value_of, self.metrics.live,
         )
         return submitter
-
-    def _actor_info(self, actor_id: bytes) -> pb.ActorInfo | None:
-        """Where an actor's calls run (its worker's pid and node), for the timeline."""
-        client = self.actors.actors.get(actor_id)
-        return client.info if client is not None else None
 
     def _on_channel_reply(self, channel: ChannelClient, reply: pb.ExecuteReply) -> None:
         tasks: list[tuple[TaskRecord, pb.TaskResult]] = []
@@ -470,9 +465,6 @@ class Owner:
             self._submit_scheduled = True
             self.io.call_soon(self._drain_submissions)
         return refs
-
-    def actors_client_hint(self, actor_id: bytes, class_name: str) -> None:
-        self.io.call_soon(self.actors.client, actor_id, class_name)
 
     def kill_actor(self, actor_id: bytes, no_restart: bool) -> None:
         self._check_open()
