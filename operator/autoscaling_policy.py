@@ -209,15 +209,25 @@ def plan(
         return _Spot(f"{group.name}/new-{counts[group.name]}", group.name, room, group.labels)
 
     def place(wants: Iterable[Want], capacity: list[_Spot]) -> None:
+        """First fit, in O(shapes × spots + wants): room only shrinks during a decision and new
+        spots are appended, so a spot that could not take a shape never can later; each shape
+        resumes its search where its last one ended (a scan per want was O(wants × spots): 16 s
+        for 6,400 tasks at 1,000 nodes)."""
         nonlocal added
+        cursor: dict[tuple[object, ...], int] = {}  # by shape and selector: spots before it are full
         for want in sorted(wants, key=lambda w: _size(w.shape), reverse=True):
             bundle = want.shape
             if not any(v > 0 for v in bundle.values()):
                 continue
-            spot = next(
-                (s for s in capacity if _fits(bundle, s.room) and _allows(want.selector, s.labels)), None
-            )
-            if spot is not None:
+            key = (tuple(sorted(bundle.items())), tuple(sorted(want.selector.items())))
+            index = cursor.get(key, 0)
+            while index < len(capacity) and not (
+                _fits(bundle, capacity[index].room) and _allows(want.selector, capacity[index].labels)
+            ):
+                index += 1
+            cursor[key] = index
+            if index < len(capacity):
+                spot = capacity[index]
                 _take(bundle, spot.room)
                 needed.add(spot.name)
                 continue
