@@ -68,11 +68,13 @@ class TaskOptions:
     # Its own runtime_env, canonical JSON with package URIs ("" : its parent's); the owner
     # merges it over the parent's (``Owner.environment_of``).
     runtime_env: str = ""
+    # Its whole CPUs, a bundle's included: the threads its numerical libraries may use
+    # (``cpu_threads``). Derived from ``shape`` when the options are made (``replace`` too),
+    # not on every submission.
+    threads: int = field(init=False, compare=False, default=0)
 
-    @property
-    def threads(self) -> int:
-        """Its whole CPUs: the threads its numerical libraries may use (``cpu_threads``)."""
-        return bundle_resources.amount(self.shape, "CPU") // UNIT  # a bundle's CPUs too
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threads", bundle_resources.amount(self.shape, "CPU") // UNIT)
 
 
 @dataclass(frozen=True, slots=True)
