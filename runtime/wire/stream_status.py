@@ -18,6 +18,7 @@ still surfaces where it is all there is (gRPC refusing a batch outright, with no
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
@@ -113,6 +114,13 @@ class ServedStatusCall:
             return None
         return served
 
+    def _finished(self) -> aio.AioRpcError:
+        """A write to a call that has ended: grpc.aio raises ``InvalidStateError`` when the
+        status arrived before the write began (the same refusal, a moment earlier); the writer
+        is told the status, as when it arrives mid-write."""
+        served = self._served.status
+        return served.error() if served is not None else _Status(self._call).error()
+
     # ------------------------------------------------------------------ requests
 
     async def write(self, request: Any) -> None:
@@ -120,6 +128,10 @@ class ServedStatusCall:
             await self._call.write(request)
         except aio.AioRpcError as error:
             raise self._mend(error) from None
+        except asyncio.InvalidStateError:
+            if not self._call.done():
+                raise
+            raise self._finished() from None
 
     async def done_writing(self) -> None:
         try:
