@@ -16,6 +16,7 @@ from ember.runtime.node.worker_pool import WorkerPool
 from ember.runtime.wire.metrics_report import (
     LATENCY_BOUNDS,
     RUN_BOUNDS,
+    RUNNING,
     STALE_AFTER,
     TASK_STATES,
     TagKey,
@@ -174,6 +175,20 @@ class NodeMetrics:
         families += self.rpc.families()
         families += self._user_families()
         return families
+
+    def usage(self) -> pb.NodeUsage:
+        """What the head's history charts of this node, sent in every report (``node_report``):
+        the same figures this agent's metrics endpoint exports, read from the same fields."""
+        self._forget_stale()
+        store = self.store
+        return pb.NodeUsage(
+            store_used=store.used,
+            store_spilled=store.spilled_bytes,
+            store_capacity=store.capacity,
+            tasks_running=sum(c.get(RUNNING, 0) for _, c in self.tasks_now.values()),
+            tasks_finished=self.finished,
+            tasks_failed=self.failed,
+        )
 
     def _forget_stale(self) -> None:
         now = time.monotonic()
