@@ -46,10 +46,12 @@ class NodeNotFound(Exception):
 
 
 async def ask_all(
-    head: HeadView, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]]
+    head: HeadView, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]],
+    only: Callable[[NodeState], bool] | None = None,
 ) -> list[tuple[NodeState, T | str]]:
-    """``ask`` each live node's agent; each answer, or why there is none."""
-    nodes = head.alive_nodes()
+    """``ask`` each live node's agent (those ``only`` picks, when given); each answer, or why
+    there is none."""
+    nodes = [node for node in head.alive_nodes() if only is None or only(node)]
 
     async def one(node: NodeState) -> T | str:
         try:
@@ -315,10 +317,15 @@ async def overview(head: HeadView) -> dict[str, object]:
 
 async def recent_failed_tasks(head: HeadView) -> tuple[list[dict[str, object]], list[str]]:
     """The latest ``RECENT_FAILED_TASKS`` tasks that failed, newest first, from the tasks every
-    node's agent keeps (``tasks``), and the nodes that could not be asked."""
+    node's agent keeps (``tasks``), and the nodes that could not be asked. Only nodes whose
+    owners had a task fail are asked (their reports say so): the overview is the page left open,
+    and a healthy cluster's is answered without asking any node."""
     failed: list[dict[str, object]] = []
     errors = []
-    for node, answer in await ask_all(head, lambda agent: agent.ListTasks(pb.Empty())):
+    asked = await ask_all(
+        head, lambda agent: agent.ListTasks(pb.Empty()), only=lambda node: node.usage.tasks_failed > 0
+    )
+    for node, answer in asked:
         if isinstance(answer, str):
             errors.append(answer)
             continue

@@ -145,6 +145,22 @@ def test_the_history_moves_with_a_workload_and_agrees_with_the_metrics_endpoints
     del kept
 
 
+def test_the_head_serves_the_charting_library_itself(cluster) -> None:
+    """Nothing is fetched from elsewhere: the page loads uPlot from the head, which needs no
+    token for it (it is the library's code, no cluster data)."""
+    base = f"http://{cluster.dashboard_url}"
+    status, page = get(base + "/", token=None)
+    assert '<script src="/static/uPlot.iife.min.js">' in str(page) and "http" not in str(page).split("<script", 1)[1].split(">", 1)[0]
+    status, script = get(base + "/static/uPlot.iife.min.js", token=None)
+    assert status == 200 and str(script).startswith("/*! https://github.com/leeoniya/uPlot (v1.6.32) */")
+    status, licence = get(base + "/static/uPlot.LICENSE", token=None)
+    assert status == 200 and "The MIT License" in str(licence)
+    assert get(base + "/static/uPlot.min.css", token=None)[0] == 200
+    for missing in ("/static/nothing.js", "/static/../dashboard.py", "/static/"):
+        status, answer = get(base + missing, token=None)
+        assert status == 404 and "nothing at" in answer["error"], missing  # type: ignore[index]
+
+
 def test_the_overview_counts_the_stores_bytes_and_lists_failed_tasks(cluster) -> None:
     """What a new user saw: the overview said the object store held 0 B while the nodes page
     said 228.9 MiB, and "Recent failures: none" while the tasks page listed 24."""
