@@ -133,3 +133,23 @@ def test_the_bound_the_docstring_states() -> None:
     assert (len(metric_history.CLUSTER_SERIES), points) == (13, 720)
     assert series * points * 8 < 2.5e6  # "about 2.4 MB"
     assert "413 x 720 x 8 bytes" in (metric_history.__doc__ or "")
+
+
+def test_hostile_task_counts_never_break_the_nodes_report(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Counts processes report are summed into the heartbeat's usage: sums beyond what its
+    fields hold are held at their largest, never raised (a raise would end the node's session
+    with the head, and the head would declare the node dead)."""
+    from types import SimpleNamespace
+
+    from ember.runtime.node.node_metrics import UINT64_MAX, NodeMetrics
+    from ember.runtime.node.object_store import ObjectStore
+
+    store = ObjectStore(str(tmp_path / "store"), 1 << 20, str(tmp_path / "spill"))
+    metrics = NodeMetrics(store, SimpleNamespace(workers={}), SimpleNamespace())  # type: ignore[arg-type]
+    for pid in (1, 2, 3):
+        metrics.add(pb.MetricsReport(
+            pid=pid, tasks={"running": 2**32 - 1}, tasks_finished=2**64 - 1, tasks_failed=2**64 - 1,
+        ))
+    usage = metrics.usage()
+    assert usage.tasks_running == 3 * (2**32 - 1)
+    assert usage.tasks_finished == usage.tasks_failed == UINT64_MAX
