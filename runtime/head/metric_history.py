@@ -8,8 +8,8 @@ asks nobody anything and adds no message: a report carries the few numbers anywa
 
 Memory is bounded whatever the cluster does: every series is one preallocated array of
 ``points`` doubles (8 bytes each; NaN where there was no value), all sharing one time axis, and
-there are at most ``len(CLUSTER_SERIES) + len(NODE_SERIES) * MAX_NODES_CHARTED`` series (13 +
-4 x 100 at the defaults: 413 x 720 x 8 bytes, about 2.4 MB). A node's series are made when it
+there are at most ``len(CLUSTER_SERIES) + len(NODE_SERIES) * MAX_NODES_CHARTED`` series (14 +
+4 x 100 at the defaults: 414 x 720 x 8 bytes, about 2.4 MB). A node's series are made when it
 is first sampled and dropped once it has been gone for a whole window; past
 ``MAX_NODES_CHARTED`` live nodes the cluster's totals still count every node, but new nodes get
 no series of their own (a chart of hundreds of lines shows nothing anyway).
@@ -46,6 +46,7 @@ CLUSTER_SERIES = (
     "tasks_failed_per_second",
     "tasks_finished",  # since the live nodes' agents started: what their /metrics export
     "tasks_failed",
+    "cpu_used",  # CPUs in use on every live node, charted or not
     "pending_demand",
     "object_store_used",
     "object_store_spilled",
@@ -146,6 +147,8 @@ class MetricHistory:
             values["object_store_used"] += usage.store_used
             values["object_store_spilled"] += usage.store_spilled
             values["pending_demand"] += sum(entry.count for entry in node.pending)
+            cpus = resources.to_float(node.total).get("CPU", 0.0)
+            values["cpu_used"] += cpus - resources.to_float(node.available).get("CPU", 0.0)
             self._previous[node.node_id] = (now, usage.tasks_finished, usage.tasks_failed)
             before = previous.get(node.node_id)
             if before is not None and now > before[0]:

@@ -86,11 +86,12 @@ def test_the_history_moves_with_a_workload_and_agrees_with_the_metrics_endpoints
         # this machine goes today.
         busy = _eventually(
             lambda: _history(base),
-            lambda h: (_last(h, "tasks_running") or 0) >= 2 and any(
+            lambda h: (_last(h, "tasks_running") or 0) >= 2 and (_last(h, "cpu_used") or 0) >= 2 and any(
                 (_last(h, f"node/{n}/cpu_used") or 0) >= 2 for n in h["nodes"]
             ),
         )
         assert (_last(busy, "tasks_running") or 0) >= 2, busy["series"].get("tasks_running")
+        assert (_last(busy, "cpu_used") or 0) >= 2, busy["series"].get("cpu_used")
     finally:
         for ref in naps:
             ember.cancel(ref, force=True)

@@ -94,6 +94,7 @@ def test_rates_are_the_nodes_counters_differences_and_totals_are_their_sums() ->
     assert series["pending_demand"] == [5.0, 5.0]  # type: ignore[index]  # 3 tasks + 2 actors
     assert series["nodes_alive"] == [2.0, 2.0]  # type: ignore[index]
     assert series[f"node/{ids.short(a.node_id)}/cpu_used"] == [3.0, 3.0]  # type: ignore[index]
+    assert series["cpu_used"] == [3.0, 3.0]  # type: ignore[index]  # b's 4 CPUs are free
 
 
 def test_a_restarted_agents_counters_give_no_negative_rate() -> None:
@@ -130,9 +131,9 @@ def test_a_gone_nodes_series_leave_after_a_window_and_the_charted_nodes_are_boun
 def test_the_bound_the_docstring_states() -> None:
     series = len(metric_history.CLUSTER_SERIES) + len(metric_history.NODE_SERIES) * metric_history.MAX_NODES_CHARTED
     points = math.ceil(metric_history.WINDOW / 5)
-    assert (len(metric_history.CLUSTER_SERIES), points) == (13, 720)
+    assert (len(metric_history.CLUSTER_SERIES), points) == (14, 720)
     assert series * points * 8 < 2.5e6  # "about 2.4 MB"
-    assert "413 x 720 x 8 bytes" in (metric_history.__doc__ or "")
+    assert "414 x 720 x 8 bytes" in (metric_history.__doc__ or "")
 
 
 def test_hostile_task_counts_never_break_the_nodes_report(tmp_path) -> None:  # type: ignore[no-untyped-def]
