@@ -44,7 +44,7 @@ from ember.runtime.node.worker_pool import (
 )
 from ember.runtime.objects import ids
 from ember.runtime.objects.exceptions import describe_exit
-from ember.runtime.wire import package_format, package_transfer, resources, rpc
+from ember.runtime.wire import event_loop, package_format, package_transfer, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.resources import Shape
@@ -179,7 +179,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                 writer.cancel()
             if worker is not None and worker.state != DEAD:
                 # Not awaited here: gRPC may cancel this handler again while we wait.
-                asyncio.ensure_future(self._worker_gone(worker))
+                event_loop.detach(self._worker_gone(worker), "ending a worker's leases")
 
     async def _write_worker(self, worker: WorkerHandle, context: grpc.aio.ServicerContext) -> None:
         assert worker.outbox is not None
@@ -189,7 +189,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     def on_worker_exit(self, worker: WorkerHandle) -> None:
         """The zygote reaped a worker."""
         if worker.state != DEAD:
-            asyncio.ensure_future(self._worker_gone(worker))
+            event_loop.detach(self._worker_gone(worker), "ending a worker's leases")
 
     async def _worker_gone(self, worker: WorkerHandle) -> None:
         if worker.state == DEAD:
@@ -374,7 +374,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def free_everywhere(self, elsewhere: dict[str, list[bytes]]) -> None:
         if elsewhere:
-            asyncio.ensure_future(self.transfer.forward_frees(elsewhere))
+            event_loop.detach(self.transfer.forward_frees(elsewhere), "forwarding frees to other nodes")
 
     async def FetchObject(self, request: pb.FetchRequest, context: grpc.aio.ServicerContext) -> pb.FetchReply:
         return await self.transfer.fetch(request)
