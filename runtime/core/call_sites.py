@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from types import FrameType
 
 ENV_VAR = "EMBER_RECORD_CALL_SITES"
 DISABLED = "disabled"  # what listings say when the owner records no call sites (Ray's word)
@@ -40,7 +41,7 @@ def _ours(module: str) -> bool:
 def find(kind: str) -> str:
     """``kind | file:function:line`` of the nearest frame outside ember itself (the user's
     call; a frame of ember's own API or core is skipped), in Ray's format."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             break

@@ -29,6 +29,7 @@ class StoredValue:
     constructor nothing; read it with ``getattr(value, "call_site", "")``."""
 
     __slots__ = ("data", "kind", "contained", "location", "call_site")
+    call_site: str
 
     def __init__(
         self,

@@ -178,8 +178,8 @@ def build(listing: pb.ClusterObjects, group_by: str = "node", sort_by: str = "si
     ]
     groups: dict[str, list[MemoryObject]] = {}
     node_names = {s.node_id.hex(): s.node_address for s in listing.stores}
-    for entry in objects:
-        groups.setdefault(_group_key(entry, group_by, node_names), []).append(entry)
+    for found in objects:
+        groups.setdefault(_group_key(found, group_by, node_names), []).append(found)
     report_groups = [_group(key, members, sort_by) for key, members in groups.items()]
     report_groups.sort(key=lambda g: (-g.total_size, g.key))
     return MemoryReport(
