@@ -19,6 +19,10 @@ core worker); the public API in ``ember`` is a thin face over it.
 
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
 everything else runs on the I/O thread. Submissions cross over in batches through a deque.
+
+The module is a little over 600 lines because it is the owner's whole user-thread API over the
+parts above, each method a few lines handing over to them: split, a reader would look for
+``put`` in one module and ``get`` in another.
 """
 
 from __future__ import annotations
