@@ -149,6 +149,26 @@ def test_an_argument_of_a_pending_task_and_a_local_ref(two_nodes):
     assert ray.get(waiting) == BIG
 
 
+@ray.remote
+def memory_grow(payload):
+    return payload + b"!"  # a result in the object store: its task is kept to be run again
+
+
+def test_an_argument_kept_for_lineage(two_nodes):
+    argument = ray.put(b"l" * BIG)
+    argument_id = argument.hex()
+    result = memory_grow.remote(argument)
+    assert len(ray.get(result)) == BIG + 1
+    del argument
+    found = _object_when(argument_id, lambda o: o.reasons == ["LINEAGE"])
+    assert found is not None and found.reasons == ["LINEAGE"], found
+    [row] = [h for h in found.holders if h.pid == os.getpid()]
+    assert row.reference_type == "UNKNOWN_STATUS"  # Ray's name for a ref held for lineage only
+    del result  # nothing can ask for the result again: its lineage, and the argument, go
+    gone = _eventually(lambda: memory_report(), lambda r: _find(r, argument_id) is None)
+    assert _find(gone, argument_id) is None
+
+
 def test_copies_on_two_nodes_after_a_transfer(two_nodes):
     payload = ray.put(b"c" * BIG)
     assert ray.get(read_on_second.remote(payload)) == BIG  # the second node pulls a copy
