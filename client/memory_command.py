@@ -24,12 +24,14 @@ def add_command(commands: Any, head_address: Callable[[argparse.Namespace], str 
         "memory", help="every live object: size, owner, copies, and why it is still alive"
     )
     parser.add_argument(
-        "--group-by", choices=report_module.GROUP_BY, default="node",
-        help="node: the owner's node; owner: the owning process; call_site: where it was made",
+        "--group-by", choices=report_module.GROUP_BY, default="node", type=report_module.option,
+        help="node: the owner's node; owner: the owning process; call_site: where it was made "
+        "(Ray's NODE_ADDRESS and STACK_TRACE are taken too)",
     )
     parser.add_argument(
-        "--sort-by", choices=report_module.SORT_BY, default="size",
-        help="size (largest first), object_id, pid (of the owner) or reference_type",
+        "--sort-by", choices=report_module.SORT_BY, default="size", type=report_module.option,
+        help="size (largest first), object_id, pid (of the owner) or reference_type (or Ray's "
+        "OBJECT_SIZE, PID, REFERENCE_TYPE)",
     )
     parser.add_argument(
         "--units", choices=list(report_module.UNITS), default="B", type=str.upper,

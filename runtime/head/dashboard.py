@@ -224,7 +224,8 @@ class Dashboard:
 
     def _memory(self, query: dict[str, str]) -> tuple[int, Any]:
         """Every live object, grouped and sorted as asked (``ember memory``'s report)."""
-        group_by, sort_by = query.get("group_by", "node"), query.get("sort_by", "size")
+        group_by = memory_report.option(query.get("group_by", "node"))
+        sort_by = memory_report.option(query.get("sort_by", "size"))
         try:
             memory_report.check_options(group_by, sort_by)
         except memory_report.MemoryReportError as wrong:

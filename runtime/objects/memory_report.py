@@ -21,6 +21,11 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 
 GROUP_BY = ("node", "owner", "call_site")
 SORT_BY = ("size", "object_id", "pid", "reference_type")
+# Ray's names for them (``ray memory --group-by NODE_ADDRESS``), taken as well.
+RAY_NAMES = {
+    "NODE_ADDRESS": "node", "STACK_TRACE": "call_site",
+    "OBJECT_SIZE": "size", "PID": "pid", "REFERENCE_TYPE": "reference_type",
+}
 UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}  # decimal, as the names say
 
 ACTOR_HANDLE = "ACTOR_HANDLE"
@@ -135,6 +140,11 @@ class MemoryReport:
 
 def _known(size: int) -> int:
     return size if size > 0 else 0
+
+
+def option(name: str) -> str:
+    """A grouping or order as ember names it, given ember's name or Ray's."""
+    return RAY_NAMES.get(name, name)
 
 
 def check_options(group_by: str, sort_by: str, units: str = "B") -> None:

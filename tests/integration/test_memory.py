@@ -287,6 +287,8 @@ def test_the_command(two_nodes):
     for group in report["groups"]:
         listed = [o["object_id"] for o in group["objects"]]
         assert listed == sorted(listed)
+    rays = _cli("--group-by", "STACK_TRACE", "--sort-by", "OBJECT_SIZE", "-n", "1")
+    assert rays.returncode == 0 and "Grouped by call_site, sorted by size." in rays.stdout, rays.stderr
     wrong = _cli("--group-by", "colour")
     assert wrong.returncode == 2 and "invalid choice: 'colour'" in wrong.stderr
     ray.get(keeper.drop.remote())

@@ -103,6 +103,11 @@ def test_the_text_in_units_and_limited_per_group() -> None:
     assert memory_report.size_text(-1, "MB") == "?" and memory_report.size_text(1500, "b") == "1500 B"
 
 
+def test_rays_names_for_the_options() -> None:
+    assert [memory_report.option(n) for n in ("NODE_ADDRESS", "STACK_TRACE", "owner")] == ["node", "call_site", "owner"]
+    assert [memory_report.option(n) for n in ("OBJECT_SIZE", "PID", "REFERENCE_TYPE")] == ["size", "pid", "reference_type"]
+
+
 def test_wrong_options_are_named() -> None:
     with pytest.raises(memory_report.MemoryReportError, match="group_by must be one of node, owner, call_site, not 'pid'"):
         memory_report.build(_listing(), group_by="pid")

@@ -31,7 +31,9 @@ def memory_report(
     """Every live object (size, owner, copies, why it is alive, call site), grouped by
     ``group_by`` (``node``: the owner's node, ``owner``, or ``call_site``) and sorted by
     ``sort_by`` (``size``, largest first; ``object_id``; ``pid`` of the owner;
-    ``reference_type``), with totals per group and overall."""
+    ``reference_type``), with totals per group and overall. Ray's names (``NODE_ADDRESS``,
+    ``STACK_TRACE``, ``OBJECT_SIZE``, ``PID``, ``REFERENCE_TYPE``) are taken too."""
+    group_by, sort_by = report_module.option(group_by), report_module.option(sort_by)
     report_module.check_options(group_by, sort_by)
     reply: pb.ClusterObjects = head_query.ask("ListObjects", pb.Empty(), address, timeout)
     return report_module.build(reply, group_by, sort_by)
@@ -47,6 +49,7 @@ def memory_summary(
 ) -> str:
     """``memory_report`` as the text ``ember memory`` prints; sizes in ``units`` (B, KB, MB,
     GB: powers of 1000), at most ``num_entries`` objects per group."""
+    group_by, sort_by = report_module.option(group_by), report_module.option(sort_by)
     report_module.check_options(group_by, sort_by, units)
     if num_entries is not None and num_entries < 0:
         raise report_module.MemoryReportError(f"num_entries must be 0 or more, not {num_entries}")
