@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from types import FrameType
+from types import CodeType, FrameType
 
 ENV_VAR = "EMBER_RECORD_CALL_SITES"
 DISABLED = "disabled"  # what listings say when the owner records no call sites (Ray's word)
@@ -26,6 +26,11 @@ TASK_CALL = "(task call)"
 ACTOR_CALL = "(actor call)"
 
 _MAX_FRAMES = 64  # how far up a call site is looked for before giving up
+_KEPT = 10_000  # distinct call sites remembered (code made at run time could make more)
+
+# One string per (code, line, kind), shared by every object made there: formatting it once
+# saves time, and a million objects from one line hold one string, not a million.
+_known: dict[tuple[CodeType, int, str], str] = {}
 
 
 def enabled(environ: dict[str, str] | None = None) -> bool:
@@ -34,19 +39,22 @@ def enabled(environ: dict[str, str] | None = None) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _ours(module: str) -> bool:
-    return module == "ember" or module.startswith("ember.")
-
-
 def find(kind: str) -> str:
     """``kind | file:function:line`` of the nearest frame outside ember itself (the user's
-    call; a frame of ember's own API or core is skipped), in Ray's format."""
+    call; a frame of ember's own API or core is skipped), in the manner of Ray's."""
     frame: FrameType | None = sys._getframe(1)
     for _ in range(_MAX_FRAMES):
         if frame is None:
             break
-        if not _ours(frame.f_globals.get("__name__", "")):
-            code = frame.f_code
-            return f"{kind} | {code.co_filename}:{code.co_name}:{frame.f_lineno}"
+        module = frame.f_globals.get("__name__", "")
+        if module != "ember" and not module.startswith("ember."):
+            key = (frame.f_code, frame.f_lineno, kind)
+            site = _known.get(key)
+            if site is None:
+                if len(_known) >= _KEPT:
+                    _known.clear()
+                code = frame.f_code
+                site = _known[key] = f"{kind} | {code.co_filename}:{code.co_name}:{frame.f_lineno}"
+            return site
         frame = frame.f_back
     return f"{kind} | (unknown)"
