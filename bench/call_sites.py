@@ -3,10 +3,14 @@ throughput and small puts with it off and on, in one run.
 
     python bench/call_sites.py              # three pairs, off then on, each a fresh cluster
     python bench/call_sites.py --pairs 5
+    python bench/call_sites.py --per-call   # microseconds a put / a submission costs, one cluster
 
 Each measurement is ``run.py``'s core suite (``tasks_sync``, ``tasks_async``, ``put_get_small``)
 in a child process of its own, with the variable unset or set to 1; the two alternate so that
-whatever else the machine does weighs on both. Compare the columns of one run, not runs.
+whatever else the machine does weighs on both, and which goes first alternates too. Compare the
+columns of one run, not runs. ``--per-call`` instead times ``put`` and ``.remote()`` in one
+driver, switching its recording off and on between blocks (the owner's ``record_call_sites``),
+which isolates the cost of one call from the noise of separate clusters.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,13 +43,56 @@ def measure(record: bool) -> dict[str, float]:
     return {name: value for name, (value, _unit) in json.loads(lines[-1]).items()}
 
 
+def per_call(blocks: int = 6) -> None:
+    import ember
+    from ember.runtime.core import context
+
+    ember.init(num_cpus=2)
+    core = context.require_core()
+    noop = ember.remote(lambda: None)
+    value = {"key": "value"}
+
+    def puts(n: int = 20_000) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            ember.put(value)
+        return (time.perf_counter() - start) / n * 1e6
+
+    def submits(n: int = 5_000) -> float:
+        start = time.perf_counter()
+        refs = [noop.remote() for _ in range(n)]
+        took = (time.perf_counter() - start) / n * 1e6
+        ember.get(refs)
+        return took
+
+    ember.get([noop.remote() for _ in range(1000)])
+    times: dict[bool, dict[str, list[float]]] = {False: {"put": [], "submit": []}, True: {"put": [], "submit": []}}
+    try:
+        for block in range(blocks):
+            for record in (False, True) if block % 2 == 0 else (True, False):
+                core.record_call_sites = record
+                times[record]["put"].append(puts())
+                times[record]["submit"].append(submits())
+    finally:
+        ember.shutdown()
+    for name in ("put", "submit"):
+        off, on = statistics.median(times[False][name]), statistics.median(times[True][name])
+        print(f"{name:<7} off {off:6.2f} us   on {on:6.2f} us   (+{on - off:.2f} us a call, medians)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=3, help="off/on pairs to run")
+    parser.add_argument("--per-call", action="store_true", help="time one put and one submission instead")
     args = parser.parse_args()
+    if args.per_call:
+        per_call()
+        return 0
     runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
     for pair in range(args.pairs):
-        for record in (False, True):
+        # Which goes first alternates (off-on, on-off, ...): a run right after another's
+        # cluster stopped may pay for its leftovers, and neither side should always pay.
+        for record in (False, True) if pair % 2 == 0 else (True, False):
             print(f"pair {pair + 1}: call sites {'on' if record else 'off'} ...", flush=True)
             runs[record].append(measure(record))
     print()

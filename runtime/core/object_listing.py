@@ -119,8 +119,8 @@ def list_objects(owner: Owner, kind: str, node_id: bytes) -> pb.ProcessObjects:
             reply.omitted += 1
             continue
         reply.objects.append(_view(owner, object_id, PINNED_IN_MEMORY))
-    for object_id, view in ((v.object_id, v) for v in reply.objects):
-        holders = borrowers.get(object_id)
+    for view in reply.objects:
+        holders = borrowers.get(view.object_id)
         if holders:
             view.reasons.append(BORROWED)
             view.borrowers.extend(sorted(holders))
