@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from ember.runtime.head import cluster_inspection, cluster_queries
+from ember.runtime.objects import memory_report
 from ember.runtime.wire import http_server
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -189,6 +190,8 @@ class Dashboard:
             except cluster_queries.NodeNotFound as missing:
                 return 404, {"error": str(missing)}
             return 200, cluster_inspection.stacks_view(reply)
+        if path == "memory":
+            return self._memory(query)
         if path == "jobs":
             return 200, self.on_loop(lambda: now(self._jobs))
         if path == "jobs/logs":
@@ -218,6 +221,17 @@ class Dashboard:
                 "log_bytes": record.log_bytes,
             })
         return found
+
+    def _memory(self, query: dict[str, str]) -> tuple[int, Any]:
+        """Every live object, grouped and sorted as asked (``ember memory``'s report)."""
+        group_by = memory_report.option(query.get("group_by", "node"))
+        sort_by = memory_report.option(query.get("sort_by", "size"))
+        try:
+            memory_report.check_options(group_by, sort_by)
+        except memory_report.MemoryReportError as wrong:
+            return 400, {"error": str(wrong)}
+        listing = self.on_loop(lambda: cluster_queries.cluster_objects(self.head))
+        return 200, memory_report.build(listing, group_by, sort_by).as_json()
 
     def _job_log(self, submission_id: str) -> tuple[int, Any]:
         """The end of a job's output (the last ``JOB_LOG_TAIL`` bytes)."""

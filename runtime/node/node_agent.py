@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from ember.runtime.node import worker_stacks
+from ember.runtime.node import store_listing, worker_stacks
 from ember.runtime.node.bundles import Bundles
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
@@ -486,8 +486,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         )
 
     async def ListObjects(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterObjects:
-        """Every worker of the node, asked at once what it holds references to; a worker that
-        does not answer in time is listed with why."""
+        """Every worker of the node, asked at once what it holds references to (a worker that
+        does not answer in time is listed with why), and what the node's store holds."""
         workers = [w for w in self.pool.workers.values() if w.address and w.state != DEAD]
 
         async def ask(worker: WorkerHandle) -> pb.ProcessObjects | None:
@@ -507,7 +507,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             return reply
 
         answers = await asyncio.gather(*(ask(w) for w in workers))
-        return pb.ClusterObjects(processes=[answer for answer in answers if answer is not None])
+        return pb.ClusterObjects(
+            processes=[answer for answer in answers if answer is not None],
+            stores=[store_listing.store_view(self.store, self.node_id, self.address)],
+        )
 
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""

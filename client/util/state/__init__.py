@@ -7,7 +7,8 @@ placement groups are doing.
 
 It works from a driver, inside tasks and actors, and, given ``address`` (or with a cluster
 ``ember start`` runs here), from any process; the ``ember list`` and ``ember summary`` commands
-print the same.
+print the same. ``memory_summary`` (``ember memory``) says where memory went: every live
+object, where its copies are and why it is still alive.
 """
 
 from ember.util.state.api import (
@@ -19,6 +20,7 @@ from ember.util.state.api import (
     summarize_tasks,
 )
 from ember.util.state.head_query import StateApiError
+from ember.util.state.memory import memory_report, memory_summary
 from ember.util.state.schema import (
     ActorState,
     NodeState,
@@ -42,5 +44,7 @@ __all__ = [
     "list_objects",
     "list_placement_groups",
     "list_tasks",
+    "memory_report",
+    "memory_summary",
     "summarize_tasks",
 ]

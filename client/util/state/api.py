@@ -233,6 +233,12 @@ def list_objects(
     missing = _Missing(raise_on_missing_output)
     missing.failures += list(reply.errors)
     rows = []
+    # A ref's call site is known to its owner only: borrowers' rows show the owner's.
+    made_at = {
+        view.object_id: view.call_site
+        for process in reply.processes for view in process.objects
+        if view.owner_address == process.address and view.call_site
+    }
     for process in reply.processes:
         if process.error:
             missing.failures.append(process.error)
@@ -248,7 +254,7 @@ def list_objects(
                 task_status=view.task_status,
                 attempt_number=view.attempt,
                 reference_type=view.reference_type,
-                call_site="disabled",
+                call_site=view.call_site or made_at.get(view.object_id, "disabled"),
                 type=process.kind,
                 pid=process.pid,
                 ip=process.host,

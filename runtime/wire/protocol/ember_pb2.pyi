@@ -902,23 +902,35 @@ class ClusterTasks(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTasks, _Mapping]]] = ...) -> None: ...
 
 class ObjectView(_message.Message):
-    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address")
+    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address", "reasons", "borrowers", "pending_tasks", "captured_in", "call_site", "in_memory_store")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    BORROWERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_TASKS_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_IN_FIELD_NUMBER: _ClassVar[int]
+    CALL_SITE_FIELD_NUMBER: _ClassVar[int]
+    IN_MEMORY_STORE_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     size: int
     reference_type: str
     task_status: str
     attempt: int
     owner_address: str
-    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ...) -> None: ...
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    borrowers: _containers.RepeatedScalarFieldContainer[str]
+    pending_tasks: _containers.RepeatedScalarFieldContainer[str]
+    captured_in: _containers.RepeatedScalarFieldContainer[bytes]
+    call_site: str
+    in_memory_store: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., borrowers: _Optional[_Iterable[str]] = ..., pending_tasks: _Optional[_Iterable[str]] = ..., captured_in: _Optional[_Iterable[bytes]] = ..., call_site: _Optional[str] = ..., in_memory_store: _Optional[bool] = ...) -> None: ...
 
 class ProcessObjects(_message.Message):
-    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error")
+    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error", "job_id")
     PID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -927,6 +939,7 @@ class ProcessObjects(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     OMITTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     pid: int
     kind: str
     address: str
@@ -935,15 +948,50 @@ class ProcessObjects(_message.Message):
     objects: _containers.RepeatedCompositeFieldContainer[ObjectView]
     omitted: int
     error: str
-    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    job_id: bytes
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[bytes] = ...) -> None: ...
+
+class StoredObject(_message.Message):
+    __slots__ = ("object_id", "size", "owner_address", "spilled", "primary")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    owner_address: str
+    spilled: bool
+    primary: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner_address: _Optional[str] = ..., spilled: _Optional[bool] = ..., primary: _Optional[bool] = ...) -> None: ...
+
+class NodeStore(_message.Message):
+    __slots__ = ("node_id", "node_address", "objects", "omitted", "capacity", "used", "spilled")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    objects: _containers.RepeatedCompositeFieldContainer[StoredObject]
+    omitted: int
+    capacity: int
+    used: int
+    spilled: int
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[StoredObject, _Mapping]]] = ..., omitted: _Optional[int] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ...) -> None: ...
 
 class ClusterObjects(_message.Message):
-    __slots__ = ("processes", "errors")
+    __slots__ = ("processes", "errors", "stores")
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
     processes: _containers.RepeatedCompositeFieldContainer[ProcessObjects]
     errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    stores: _containers.RepeatedCompositeFieldContainer[NodeStore]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., stores: _Optional[_Iterable[_Union[NodeStore, _Mapping]]] = ...) -> None: ...
 
 class WorkerView(_message.Message):
     __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached", "address", "channel_address")
