@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -68,11 +69,18 @@ async def _one(
     return answer
 
 
+def py_spy_program() -> str | None:
+    """py-spy on the PATH, or installed beside this interpreter (``pip install 'ember[py-spy]'``
+    into the environment the agent runs from, whose bin directory need not be on the PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return shutil.which("py-spy") or (beside if os.access(beside, os.X_OK) else None)
+
+
 async def _py_spy(
     pid: int, request: pb.ProfileRequest, where: str
 ) -> tuple[pb.ProcessProfile | None, str]:
     """py-spy's profile, or None and why there is none."""
-    program = shutil.which("py-spy")
+    program = py_spy_program()
     if program is None:
         return None, f"py-spy is not installed on {where}: the worker sampled itself"
     with tempfile.TemporaryDirectory(prefix="ember-profile-") as directory:
