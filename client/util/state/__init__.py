@@ -11,6 +11,8 @@ print the same.
 """
 
 from ember.util.state.api import (
+    get_actor,
+    get_task,
     list_actors,
     list_nodes,
     list_objects,
@@ -37,6 +39,8 @@ __all__ = [
     "RayStateApiException",
     "StateApiError",
     "TaskState",
+    "get_actor",
+    "get_task",
     "list_actors",
     "list_nodes",
     "list_objects",
