@@ -89,10 +89,11 @@ def _event_view(event: pb.TaskEvent, reporter: NodeState) -> dict[str, object]:
     }
 
 
-async def _events(head: HeadView) -> tuple[list[tuple[pb.TaskEvent, NodeState]], list[str]]:
+async def _events(head: HeadView, lookup: pb.TaskLookup) -> tuple[list[tuple[pb.TaskEvent, NodeState]], list[str]]:
+    """The events each node keeps of one task, or of one actor's calls."""
     found: list[tuple[pb.TaskEvent, NodeState]] = []
     errors: list[str] = []
-    for node, answer in await ask_all(head, lambda agent: agent.ListTasks(pb.Empty())):
+    for node, answer in await ask_all(head, lambda agent: agent.FindTasks(lookup)):
         if isinstance(answer, str):
             errors.append(answer)
             continue
@@ -104,8 +105,7 @@ async def _events(head: HeadView) -> tuple[list[tuple[pb.TaskEvent, NodeState]],
 async def task(head: HeadView, task_id: bytes, with_log: bool = True) -> dict[str, object] | None:
     """The task's latest attempt (and its earlier ones the nodes still keep), with its log
     lines; None when no node knows it."""
-    events, errors = await _events(head)
-    mine = [(event, node) for event, node in events if event.task_id == task_id]
+    mine, errors = await _events(head, pb.TaskLookup(task_id=task_id))
     if not mine:
         return None
     views = sorted((_event_view(event, node) for event, node in mine), key=lambda v: (v["attempt"], v["ended"] or 1e18))
@@ -137,9 +137,9 @@ async def actor(head: HeadView, actor_id: bytes) -> dict[str, object] | None:
         return None
     info, spec = record.info, record.spec
     names = {pb.PENDING: "pending", pb.ALIVE: "alive", pb.RESTARTING: "restarting", pb.DEAD: "dead"}
-    events, errors = await _events(head)
+    events, errors = await _events(head, pb.TaskLookup(actor_id=actor_id, limit=ACTOR_CALLS_SHOWN))
     calls = sorted(
-        (_event_view(event, node) for event, node in events if event.actor_id == actor_id),
+        (_event_view(event, node) for event, node in events),
         key=lambda v: -float(v["ended"] or v["scheduled"] or v["submitted"]),  # type: ignore[arg-type]
     )[:ACTOR_CALLS_SHOWN]
     node = head.nodes.get(info.node_id)

@@ -452,6 +452,9 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self.describe(),
         )
 
+    async def FindTasks(self, request: pb.TaskLookup, context: grpc.aio.ServicerContext) -> pb.TaskList:
+        return self.metrics.find_tasks(request)
+
     async def GetTaskLog(self, request: pb.TaskLogRequest, context: grpc.aio.ServicerContext) -> pb.TaskLog:
         return await worker_profiles.task_log(self.pool.workers.values(), request, self.channels, self.describe())
 

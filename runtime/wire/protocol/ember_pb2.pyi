@@ -874,6 +874,16 @@ class TaskLogRequest(_message.Message):
     task_id: bytes
     def __init__(self, node: _Optional[str] = ..., pid: _Optional[int] = ..., task_id: _Optional[bytes] = ...) -> None: ...
 
+class TaskLookup(_message.Message):
+    __slots__ = ("task_id", "actor_id", "limit")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    actor_id: bytes
+    limit: int
+    def __init__(self, task_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
 class TaskLog(_message.Message):
     __slots__ = ("found", "out", "err", "truncated", "error")
     FOUND_FIELD_NUMBER: _ClassVar[int]

@@ -631,6 +631,11 @@ class NodeAgentStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
                 _registered_method=True)
+        self.FindTasks = channel.unary_unary(
+                '/ember.NodeAgent/FindTasks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
+                _registered_method=True)
         self.FetchObject = channel.unary_unary(
                 '/ember.NodeAgent/FetchObject',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.FetchRequest.SerializeToString,
@@ -771,6 +776,12 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FetchObject(self, request, context):
         """Between nodes: the local agent fetches a copy; the holder's agent streams it.
         """
@@ -897,6 +908,11 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.GetTaskLog,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.SerializeToString,
+            ),
+            'FindTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindTasks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.SerializeToString,
             ),
             'FetchObject': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchObject,
@@ -1388,6 +1404,33 @@ class NodeAgent:
             '/ember.NodeAgent/GetTaskLog',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/FindTasks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
             options,
             channel_credentials,
             insecure,
