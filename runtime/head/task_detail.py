@@ -126,7 +126,11 @@ async def _log_of(head: HeadView, view: dict[str, object]) -> dict[str, object]:
     except NodeNotFound as missing:  # its node is gone
         return {"error": str(missing)}
     if not reply.found and not reply.error:
-        return {"error": f"worker pid {pid} keeps no lines of this task (it keeps its latest tasks')"}
+        why = (
+            "an async actor's calls run together and are not told apart: its actor's page has its worker's log"
+            if view["actor_id"] else "it keeps the offsets of its latest tasks' lines only"
+        )
+        return {"error": f"worker pid {pid} keeps no lines of this task: {why}"}
     return {"out": reply.out, "err": reply.err, "truncated": reply.truncated, "error": reply.error}
 
 
