@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ember.runtime import __version__
-from ember.runtime.head import cluster_inspection, cluster_queries, task_detail, worker_profiles
+from ember.runtime.head import cluster_inspection, cluster_queries, worker_profiles
 from ember.runtime.head.actor_manager import ActorManager
 from ember.runtime.head.actor_record import abort_not_found
 from ember.runtime.head.bundle_placement import NodeType
@@ -497,13 +497,6 @@ class Head(rpc_pb.HeadServicer):
         except profile_formats.BadProfileRequest as bad:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(bad))
             raise
-        except cluster_queries.NodeNotFound as missing:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
-            raise
-
-    async def GetTaskLog(self, request: pb.TaskLogRequest, context: grpc.aio.ServicerContext) -> pb.TaskLog:
-        try:
-            return await task_detail.task_log(self, request)
         except cluster_queries.NodeNotFound as missing:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
             raise

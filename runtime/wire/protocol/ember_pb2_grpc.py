@@ -1688,11 +1688,6 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
                 _registered_method=True)
-        self.GetTaskLog = channel.unary_unary(
-                '/ember.Head/GetTaskLog',
-                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
-                _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
@@ -1832,12 +1827,6 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetTaskLog(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def SetNodeTypes(self, request, context):
         """Autoscaling: what nodes could join (so that work no node fits now waits instead of
         failing), capacity a program asks for ahead of its work, and the autoscaler's input.
@@ -1969,11 +1958,6 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.Profile,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.SerializeToString,
-            ),
-            'GetTaskLog': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetTaskLog,
-                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.FromString,
-                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.SerializeToString,
             ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
@@ -2421,33 +2405,6 @@ class Head:
             '/ember.Head/Profile',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetTaskLog(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/ember.Head/GetTaskLog',
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
             options,
             channel_credentials,
             insecure,
