@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from ember.runtime.node import store_listing, worker_stacks
+from ember.runtime.node import store_listing, worker_profiles, worker_stacks
 from ember.runtime.node.bundles import Bundles
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
@@ -443,6 +443,20 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self.pool.workers.values(), request, self.channels, self.node_id, self.address,
             self.describe(),
         )
+
+    async def Profile(
+        self, request: pb.ProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterProfiles:
+        return await worker_profiles.profile(
+            self.pool.workers.values(), request, self.channels, self.node_id, self.address,
+            self.describe(),
+        )
+
+    async def FindTasks(self, request: pb.TaskLookup, context: grpc.aio.ServicerContext) -> pb.TaskList:
+        return self.metrics.find_tasks(request)
+
+    async def GetTaskLog(self, request: pb.TaskLogRequest, context: grpc.aio.ServicerContext) -> pb.TaskLog:
+        return await worker_profiles.task_log(self.pool.workers.values(), request, self.channels, self.describe())
 
     async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.TaskList:
         return self.metrics.task_list()

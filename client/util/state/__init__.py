@@ -12,6 +12,8 @@ object, where its copies are and why it is still alive.
 """
 
 from ember.util.state.api import (
+    get_actor,
+    get_task,
     list_actors,
     list_nodes,
     list_objects,
@@ -39,6 +41,8 @@ __all__ = [
     "RayStateApiException",
     "StateApiError",
     "TaskState",
+    "get_actor",
+    "get_task",
     "list_actors",
     "list_nodes",
     "list_objects",
