@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from ember import list_command, stack_command, timeline_trace
+from ember import list_command, memory_command, profile_command, stack_command, timeline_trace
 from ember.log_echo import LogEcho
 from ember.runtime import launcher, session, temp_root
 from ember.runtime.head.head_state import HeadState
@@ -531,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
     list_command.add_commands(commands, _head_address)
     timeline_trace.add_command(commands, _head_address)
     stack_command.add_command(commands, _head_address)
+    memory_command.add_command(commands, _head_address)
+    profile_command.add_command(commands, _head_address)
 
     health = commands.add_parser(
         "health",

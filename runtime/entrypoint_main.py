@@ -44,7 +44,7 @@ from typing import Any
 import grpc
 
 from ember.runtime import session
-from ember.runtime.wire import auth, package_format, package_transfer, rpc
+from ember.runtime.wire import auth, event_loop, package_format, package_transfer, rpc
 from ember.runtime.wire.package_format import PackageError
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
@@ -128,7 +128,7 @@ class Supervisor:
             self.output_done.set()
             self._touch()
         else:
-            asyncio.ensure_future(self._wait_exit())
+            event_loop.detach(self._wait_exit(), "waiting for the entrypoint's exit")
         outcome = await session_task
         while outcome == "lost":
             outcome = await self._reconnect()
@@ -267,7 +267,7 @@ class Supervisor:
         self.start_time = time.time()
         log.info("%s: entrypoint pid %d: %s", self.describe(), self.process.pid, welcome.entrypoint)
         self._touch()
-        asyncio.ensure_future(self._pump())
+        event_loop.detach(self._pump(), "pumping the entrypoint's output")
 
     async def _unpack(self, working_dir: str, target: str) -> None:
         limit = package_format.max_bytes()
@@ -332,7 +332,7 @@ class Supervisor:
                 log.warning("%s: the entrypoint outlived its %gs grace: SIGKILL", self.describe(), grace)
                 _kill_group(pid, signal.SIGKILL)
 
-        asyncio.ensure_future(escalate())
+        event_loop.detach(escalate(), "stopping the entrypoint")
 
     async def _abort(self, why: str) -> None:
         """Stop the entrypoint on the supervisor's own account, and wait for it to end."""
@@ -404,7 +404,7 @@ async def serve(args: argparse.Namespace) -> int:
             if main is not None:
                 main.cancel()  # nothing runs: just go
             return
-        asyncio.ensure_future(supervisor._abort(why))
+        event_loop.detach(supervisor._abort(why), "aborting the job")
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop, f"its supervisor received {signal.Signals(sig).name}")

@@ -22,6 +22,7 @@ import grpc
 from ember.runtime.core import context, cpu_threads, visible_gpus
 from ember.runtime.core.core_service import CoreWorkerService
 from ember.runtime.core.executor import Executor, _exit_now
+from ember.runtime.core.task_log_index import TaskLogIndex
 from ember.runtime.core.task_output import TaskLogHandler, TaskOutput
 from ember.runtime.wire import auth, log_lines, rpc
 from ember.runtime.wire.event_loop import IoThread
@@ -93,11 +94,15 @@ class AgentSession:
         return owner is None or not owner.owns_objects()
 
 
+def _log_stem(session_dir: str, worker_id: str) -> str:
+    return os.path.join(session_dir, "logs", f"worker-{worker_id[:12]}-{os.getpid()}")
+
+
 def _redirect_output(session_dir: str, worker_id: str) -> tuple[int, int]:
     """Point fd 1 and 2 at the worker's log files, so even C extensions' output lands there."""
     logs = os.path.join(session_dir, "logs")
     os.makedirs(logs, mode=0o700, exist_ok=True)
-    stem = os.path.join(logs, f"worker-{worker_id[:12]}-{os.getpid()}")
+    stem = _log_stem(session_dir, worker_id)
     out = os.open(stem + ".out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     err = os.open(stem + ".err", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(out, 1)
@@ -150,6 +155,8 @@ def main() -> int:
     auth.set_token(auth.from_environment())
     io = IoThread("ember-io")
     executor = Executor(io, bytes.fromhex(worker_id_hex), host)
+    stem = _log_stem(session_dir, worker_id_hex)
+    executor.task_logs = TaskLogIndex(stem + ".out", stem + ".err", out_fd, err_fd)
 
     async def start() -> str:
         server = rpc.server(f"worker pid {os.getpid()}")

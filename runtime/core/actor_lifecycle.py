@@ -9,7 +9,6 @@ handles has finished (those queued while it is still being created too), as Ray 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -30,7 +29,7 @@ from ember.runtime.core.task_record import (
 )
 from ember.runtime.objects import ids, serialization
 from ember.runtime.objects.object_ref import ObjectRef
-from ember.runtime.wire import bundle_resources, resources
+from ember.runtime.wire import bundle_resources, event_loop, resources
 from ember.runtime.wire.event_loop import IoThread
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.rpc import Channels
@@ -203,7 +202,7 @@ class ActorLifecycle:
 
     def _release_when_idle(self, actor_id: bytes) -> None:
         def release() -> None:
-            asyncio.ensure_future(self._release(actor_id))
+            event_loop.detach(self._release(actor_id), "releasing an actor")
 
         self.actors.when_idle(actor_id, release)
 

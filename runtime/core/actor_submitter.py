@@ -25,6 +25,7 @@ import grpc
 from ember.runtime.core.memory_store import StoredValue, error_value
 from ember.runtime.core.task_record import FINISHED, QUEUED, RESOLVING, RUNNING, TaskRecord
 from ember.runtime.objects.exceptions import ActorDiedError, ActorRuntimeEnvSetupError
+from ember.runtime.wire import event_loop
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.task_channel import ChannelClient
 
@@ -228,7 +229,7 @@ class ActorSubmitter:
     def _resolve(self, client: ActorClient) -> None:
         if not client.resolving and client.dead is None:
             client.resolving = True
-            asyncio.ensure_future(self._locate(client))
+            event_loop.detach(self._locate(client), "locating an actor")
 
     async def _locate(self, client: ActorClient) -> None:
         """Ask the head where the actor is until it is alive (connect) or dead (fail)."""
@@ -337,7 +338,7 @@ class ActorSubmitter:
         client = self.actors.get(task.actor_id or b"")
         if client is None or client.info is None:
             return
-        asyncio.ensure_future(self._cancel(client.info.address, task, force))
+        event_loop.detach(self._cancel(client.info.address, task, force), "cancelling an actor task")
 
     async def _cancel(self, address: str, task: TaskRecord, force: bool) -> None:
         stub = self.channels.core_worker(address)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import grpc
 
 from ember.runtime.objects.object_ref import ObjectRef
+from ember.runtime.wire import event_loop
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class Borrowing:
             self.io.call_soon(self._start_flush)
 
     def _start_flush(self) -> None:
-        asyncio.ensure_future(self.flush())
+        event_loop.detach(self.flush(), "flushing borrow reports")
 
     async def flush(self) -> None:
         """Tell owners what this process started and stopped borrowing; returns once they
@@ -134,7 +135,7 @@ class Borrowing:
             self._let_go(object_id, borrower)
         if update.added and borrower not in self._watching:
             self._watching.add(borrower)
-            asyncio.ensure_future(self._watch(borrower))
+            event_loop.detach(self._watch(borrower), "watching a borrower")
 
     def _let_go(self, object_id: bytes, borrower: str) -> None:
         holders = self.borrowers.get(object_id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import grpc
 
-from ember.runtime.core import object_listing, stack_dump
+from ember.runtime.core import cpu_profile, object_listing, stack_dump
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -88,6 +88,15 @@ class CoreWorkerService(rpc.CoreWorkerServicer):
 
     async def DumpStacks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ProcessStacks:
         return stack_dump.dump(self._kind, self._executor)
+
+    async def Profile(self, request: pb.ProfileRequest, context: grpc.aio.ServicerContext) -> pb.ProcessProfile:
+        return await cpu_profile.profile(request, self._kind)
+
+    async def GetTaskLog(self, request: pb.TaskLogRequest, context: grpc.aio.ServicerContext) -> pb.TaskLog:
+        executor = self._executor
+        if executor is None or executor.task_logs is None:
+            return pb.TaskLog(error=f"{self._kind.lower()} pid {os.getpid()} keeps no task log index")
+        return executor.task_logs.read(request.task_id)
 
     async def Watch(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.Empty]:
         await asyncio.Event().wait()

@@ -23,6 +23,7 @@ import grpc
 from ember.runtime.core import context, cpu_threads, visible_gpus
 from ember.runtime.core.actor_host import ActorHost
 from ember.runtime.core.owner import Owner
+from ember.runtime.core.task_log_index import TaskLogIndex
 from ember.runtime.core.task_output import OutputForwarder
 from ember.runtime.objects import serialization, unpicklable
 from ember.runtime.objects.exceptions import EmberError, TaskCancelledError, TaskError
@@ -55,6 +56,8 @@ class Executor:
         self._output_lock: asyncio.Lock | None = None
         self.actor_host = ActorHost(self)
         self.on_blocked_change: Any = None
+        # Where each task's lines are in the worker's log files (set by worker_main).
+        self.task_logs: TaskLogIndex | None = None
 
     # ------------------------------------------------------------------ I/O thread
 
@@ -224,6 +227,9 @@ class Executor:
             )
         self.current = spec
         self.current_started = time.time()
+        logs = self.task_logs
+        if logs is not None:
+            logs.started(task_id)
         if not self.actor_host.active:
             self.forwarder.task_name = spec.name
         token = context.task_context.set(context.TaskContext(
@@ -247,6 +253,8 @@ class Executor:
             self.current = None
             context.task_context.reset(token)
             _flush_std_streams()
+            if logs is not None:
+                logs.ended(task_id)
         return self.encode_value(spec, value, start, owner, function)
 
     def decode_args(self, spec: pb.TaskSpec) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -24,9 +24,12 @@ ERROR = pb.ERROR
 
 class StoredValue:
     """A value as it travels: inline pickle bytes, or where it lives in a node's object store;
-    and the refs pickled inside it (kept alive while it is)."""
+    and the refs pickled inside it (kept alive while it is). ``call_site``, where the program
+    made it, is set only when call sites are recorded (``call_sites.py``): unset, it costs the
+    constructor nothing; read it with ``getattr(value, "call_site", "")``."""
 
-    __slots__ = ("data", "kind", "contained", "location")
+    __slots__ = ("data", "kind", "contained", "location", "call_site")
+    call_site: str
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from ember.runtime.core.task_record import TaskRecord
 from ember.runtime.objects import ids
 from ember.runtime.objects.exceptions import ObjectLostError, OwnerDiedError
 from ember.runtime.objects.object_ref import ObjectRef, RefCore
+from ember.runtime.wire import event_loop
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.rpc import Channels
 
@@ -98,7 +99,7 @@ class ObjectExchange:
                 started = [asyncio.ensure_future(self._fetch(refs[0]))]
             else:
                 started = [
-                    asyncio.ensure_future(self._fetch_batch(owner, refs[start:start + BATCH_IDS]))
+                    event_loop.detach(self._fetch_batch(owner, refs[start:start + BATCH_IDS]), "fetching objects from their owner")
                     for start in range(0, len(refs), BATCH_IDS)
                 ]
             for fetch in started:
@@ -212,7 +213,7 @@ class ObjectExchange:
         if not request.from_owner:
             borrowers = self.borrowing.borrowers
             for borrower, update in object_moves.by_borrower(borrowers, moved).items():
-                asyncio.ensure_future(self._tell_borrower(borrower, update))
+                event_loop.detach(self._tell_borrower(borrower, update), "telling a borrower of an update")
         return pb.ObjectIds(ids=unknown)
 
     async def _tell_borrower(self, borrower: str, update: pb.ObjectsMovedRequest) -> None:

@@ -19,6 +19,10 @@ core worker); the public API in ``ember`` is a thin face over it.
 
 Threads: the user's thread calls ``submit_task``, ``put``, ``get``, ``wait`` and ``cancel``;
 everything else runs on the I/O thread. Submissions cross over in batches through a deque.
+
+The module is a little over 600 lines because it is the owner's whole user-thread API over the
+parts above, each method a few lines handing over to them: split, a reader would look for
+``put`` in one module and ``get`` in another.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 import grpc
 
+from ember.runtime.core import call_sites
 from ember.runtime.core.actor_lifecycle import ActorLifecycle
 from ember.runtime.core.actor_submitter import ActorSubmitter
 from ember.runtime.core.borrowing import Borrowing
@@ -123,6 +128,7 @@ class Owner:
         # The runtime_env this process's tasks and actors inherit (canonical JSON, "" : none):
         # a driver's job-wide one, or the one a worker was set up for. Set once, before use.
         self.runtime_env = ""
+        self.record_call_sites = call_sites.enabled()
         self.submitter: TaskSubmitter = io.run(self._start())
         self.placement_groups = PlacementGroupCalls(io, self.channels, head_address, self.promise)
 
@@ -230,6 +236,8 @@ class Owner:
         task = TaskRecord(task_id, function, options, data, deps, nested, return_ids, self.metrics.live)
         if options.runtime_env or self.runtime_env:
             task.runtime_env = self.environment_of(options.runtime_env)
+        if self.record_call_sites:
+            task.call_site = call_sites.find(call_sites.TASK_CALL)
         self._submissions.append(task)
         if not self._submit_scheduled:
             self._submit_scheduled = True
@@ -276,7 +284,10 @@ class Owner:
         if contained:
             self.borrowing.escape(contained)
         ref = ObjectRef(object_id, self.address, self)
-        self.store.put(object_id, StoredValue(data, VALUE, contained or None, location))
+        stored = StoredValue(data, VALUE, contained or None, location)
+        if self.record_call_sites:
+            stored.call_site = call_sites.find(call_sites.PUT)
+        self.store.put(object_id, stored)
         return ref
 
     def promise(self) -> tuple[ObjectRef, Callable[[StoredValue], None]]:
@@ -460,6 +471,8 @@ class Owner:
         )
         task.actor_id = actor_id
         task.method = method
+        if self.record_call_sites:
+            task.call_site = call_sites.find(call_sites.ACTOR_CALL)
         self._submissions.append(task)
         if not self._submit_scheduled:
             self._submit_scheduled = True

@@ -43,6 +43,8 @@ RECENT = 300  # ended tasks kept for the next report
 TIMED = 50_000  # ended tasks whose times one report carries (the timeline's)
 RUNNING_SHOWN = 500  # running tasks listed in a report
 PENDING_SHOWN = 500  # waiting tasks listed in a report
+TRACEBACK_KEPT = 8 << 10  # characters of a failed task's error a report carries (its end)
+TRACEBACK_BUDGET = 512 << 10  # characters of errors one report carries in all
 
 # What the timeline keeps of a task that ended: id, name, node id, worker pid, submitted,
 # scheduled, started, ended, failed, attempt.
@@ -80,6 +82,23 @@ def error_summary(data: bytes) -> tuple[str, str]:
     return f"{type(cause).__name__}: {lines[0][:300] if lines else ''}", kind
 
 
+def error_text(data: bytes) -> str:
+    """A failed task's whole error, its remote traceback included (the end of it, when long),
+    for its detail page; rare, so worth a ``loads``."""
+    try:
+        text = str(serialization.loads(data))
+    except Exception as error:  # noqa: BLE001 - the class may not exist here
+        return f"(an error that cannot be read in the owner: {type(error).__name__}: {error})"
+    return text if len(text) <= TRACEBACK_KEPT else "...\n" + text[-TRACEBACK_KEPT:]
+
+
+def _value_sizes(values: list[pb.ObjectValue | None]) -> tuple[int, ...]:
+    """Bytes of each argument value: inline, or as large as its stored object."""
+    return tuple(
+        0 if value is None else len(value.data) or value.location.size for value in values
+    )
+
+
 class _Ended:
     """A task that ended, as the report will describe it: built into a ``TaskEvent`` only if
     it is among the latest at report time, and into the timeline's columns at report time,
@@ -87,7 +106,7 @@ class _Ended:
 
     __slots__ = (
         "task", "time", "run_seconds", "failed", "error", "pid", "node", "worker_id", "node_id",
-        "scheduled", "started", "attempt",
+        "scheduled", "started", "attempt", "ref_sizes",
     )
 
     def __init__(
@@ -103,6 +122,10 @@ class _Ended:
         self.error = error
         self.scheduled = task.scheduled
         self.attempt = task.attempt
+        # Taken now: the record forgets its arguments' values once it ends. Most tasks have
+        # no ObjectRef arguments, and pay one test for this.
+        values = task.arg_values
+        self.ref_sizes = _value_sizes(values) if values else ()
         lease = task.lease  # taken now: the record forgets its lease once it ends
         if lease is not None:
             self.pid, self.node, self.worker_id, self.node_id = (
@@ -140,6 +163,7 @@ class ProcessMetrics:
         # The owner's unfinished tasks by state, kept as they change state (its task records
         # are made with it as their tally).
         self.live = LiveTasks()
+        self._traceback_budget = TRACEBACK_BUDGET  # what this report may still carry of errors
 
     def task_ended(
         self, task: TaskRecord, run_seconds: float, failed: bool, error: bytes = b"",
@@ -204,6 +228,13 @@ class ProcessMetrics:
             event.error, event.error_type = (
                 error_summary(ended.error) if ended.error else ("", "TASK_EXECUTION_EXCEPTION")
             )
+            if ended.error and self._traceback_budget > 0:
+                event.traceback = error_text(ended.error)
+                self._traceback_budget -= len(event.traceback)
+        event.args_size = len(ended.task.args)
+        event.ref_arg_sizes.extend(ended.ref_sizes)
+        event.scheduled = ended.scheduled
+        event.started = ended.started
         return event
 
     def _times(self) -> pb.TaskTimes:
@@ -243,6 +274,7 @@ class ProcessMetrics:
                     break
                 if task.method != TERMINATE:
                     pending.append(self._event(task, name))
+        self._traceback_budget = TRACEBACK_BUDGET
         report = pb.MetricsReport(
             pid=os.getpid(),
             component=self.component,

@@ -28,7 +28,7 @@ from ember.runtime.objects.exceptions import (
     ObjectStoreFullError,
     RuntimeConnectionError,
 )
-from ember.runtime.wire import rpc
+from ember.runtime.wire import event_loop, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class StoreClient:
 
     def _seal(self, object_id: bytes) -> None:
         if not self._to_seal:
-            asyncio.ensure_future(self._send_seals())
+            event_loop.detach(self._send_seals(), "sending seals to the node's store")
         self._to_seal.append(object_id)
 
     async def _send_seals(self) -> None:

@@ -98,7 +98,10 @@ class TaskManager:
                 contained = [ObjectRef(r.id, r.owner, self.core) for r in value.contained]
             location = value.location if value.HasField("location") else None
             stored_remotely = stored_remotely or location is not None
-            store.put(object_id, StoredValue(value.data, value.kind, contained, location))
+            stored = StoredValue(value.data, value.kind, contained, location)
+            if task.call_site:
+                stored.call_site = task.call_site
+            store.put(object_id, stored)
         error = returns[0].data if result.application_error and returns else b""
         self.metrics.task_ended(
             task, result.run_seconds, result.application_error, error, result.end_time

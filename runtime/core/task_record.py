@@ -141,6 +141,7 @@ class TaskRecord:
         "scheduled",
         "preemptions",
         "runtime_env",
+        "call_site",
     )
 
     def __init__(
@@ -187,6 +188,9 @@ class TaskRecord:
         self.preemptions = 0
         # The runtime_env it runs in, merged over its owner's ("" : the node's own).
         self.runtime_env = ""
+        # Where the program called .remote(), when its owner records it (call_sites.py); its
+        # results' stored values take it over.
+        self.call_site = ""
 
     def move(self, state: str) -> None:
         """Change its state, and the owner's tally of tasks by state with it (inline: it is

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 
 from ember.runtime.core.task_record import QUEUED, RUNNING, Lease, ShapeQueue, TaskRecord
-from ember.runtime.wire import resources
+from ember.runtime.wire import event_loop, resources
 from ember.runtime.wire.lease_client import LeaseClient
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import ShapeKey
@@ -263,7 +263,7 @@ class TaskSubmitter:
             now = time.monotonic()
             if now - self._nodes_fetched > NODES_REFRESH:
                 self._nodes_fetched = now
-                asyncio.ensure_future(self._refresh_nodes())
+                event_loop.detach(self._refresh_nodes(), "refreshing the cluster's nodes")
             if self.spread_nodes:
                 self._spread_next = (self._spread_next + 1) % len(self.spread_nodes)
                 return self.spread_nodes[self._spread_next]
@@ -416,7 +416,7 @@ class TaskSubmitter:
         if channel is not None:
             self._attach(lease, channel)
         else:
-            asyncio.ensure_future(self._open_channel(lease))
+            event_loop.detach(self._open_channel(lease), "opening a task channel to a leased worker")
         self.pump(queue)
 
     async def _open_channel(self, lease: Lease) -> None:
@@ -516,7 +516,7 @@ class TaskSubmitter:
         lease.in_flight.clear()
         for task in tasks:
             self.running.pop(task.task_id, None)
-        asyncio.ensure_future(self._settle(lease, tasks, reason))
+        event_loop.detach(self._settle(lease, tasks, reason), "settling a lease's tasks")
         self.pump(lease.queue)
 
     async def _settle(self, lease: Lease, tasks: list[TaskRecord], reason: str) -> None:
@@ -544,7 +544,7 @@ class TaskSubmitter:
         lease = task.lease
         if lease is None or lease.dead:
             return
-        asyncio.ensure_future(self._cancel(lease, task, force))
+        event_loop.detach(self._cancel(lease, task, force), "cancelling a task")
 
     async def _cancel(self, lease: Lease, task: TaskRecord, force: bool) -> None:
         stub = self.channels.core_worker(lease.worker_address)

@@ -18,7 +18,7 @@ from ember.runtime.head.events import EventLog
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.membership import NodeState
 from ember.runtime.objects import serialization
-from ember.runtime.wire import resources, rpc, task_channel
+from ember.runtime.wire import event_loop, resources, rpc, task_channel
 from ember.runtime.wire.lease_client import LeaseClient
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
@@ -155,7 +155,7 @@ class ActorManager:
         incarnation = record.lease
 
         def on_lost(_: ChannelClient, why: str) -> None:
-            asyncio.ensure_future(self._channel_lost(record, why, incarnation))
+            event_loop.detach(self._channel_lost(record, why, incarnation), "handling an actor's lost channel")
 
         hello = pb.ChannelHello(job=record.spec.job, owner_address=self.address)
         try:
@@ -386,7 +386,7 @@ class ActorManager:
         def on_lost(_: ChannelClient, why: str) -> None:
             if not reply.done():
                 reply.set_exception(ConnectionError(why))
-            asyncio.ensure_future(self._channel_lost(record, why, incarnation))
+            event_loop.detach(self._channel_lost(record, why, incarnation), "handling an actor's lost channel")
 
         hello = pb.ChannelHello(job=record.spec.job, owner_address=self.address)
         try:

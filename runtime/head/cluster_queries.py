@@ -139,6 +139,7 @@ async def cluster_objects(head: HeadView) -> pb.ClusterObjects:
             result.errors.append(answer)
         else:
             result.processes.extend(answer.processes)
+            result.stores.extend(answer.stores)
     result.processes.extend(driver_answers)
     return result
 

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from ember.runtime.head import cluster_inspection, cluster_queries
-from ember.runtime.wire import http_server
+from ember.runtime.head import cluster_inspection, cluster_queries, task_detail, worker_profiles
+from ember.runtime.objects import ids, memory_report
+from ember.runtime.wire import http_server, profile_formats
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 if TYPE_CHECKING:
@@ -194,10 +195,15 @@ class Dashboard:
             return 200, cluster_inspection.stacks_view(reply)
         if path == "history":
             return self._history(query)
+        if path == "memory":
+            return self._memory(query)
         if path == "jobs":
             return 200, self.on_loop(lambda: now(self._jobs))
         if path == "jobs/logs":
             return self.on_loop(lambda: now(lambda: self._job_log(query.get("id", ""))))
+        inspected = self._inspection_api(path, query)
+        if inspected is not None:
+            return inspected
         return 404, {"error": f"no API /api/{path}"}
 
     def _history(self, query: dict[str, str]) -> tuple[int, Any]:
@@ -214,6 +220,46 @@ class Dashboard:
             return history.view(since)
 
         return 200, self.on_loop(view)
+    # ------------------------------------------------------------------ profiles and details
+
+    def _inspection_api(self, path: str, query: dict[str, str]) -> tuple[int, Any] | None:
+        """``/api/profile`` (a worker's CPU profile), ``/api/task/<id>`` and ``/api/actor/<id>``
+        (the detail pages); None for any other path."""
+        head = self.head
+        if path == "profile":
+            pid = _number(query, "pid", 0)
+            duration = _number(query, "duration", profile_formats.DEFAULT_DURATION)
+            if pid is None or pid <= 0 or pid != int(pid):
+                return 400, {"error": f"pid must be a process id, not {query.get('pid')!r}"}
+            if duration is None:
+                return 400, {"error": f"duration must be a number of seconds, not {query.get('duration')!r}"}
+            asked = pb.ProfileRequest(
+                node=query.get("node", ""), pid=int(pid), duration=duration, sampler=query.get("sampler", "")
+            )
+            try:
+                asked = profile_formats.checked(asked)
+                reply = asyncio.run_coroutine_threadsafe(
+                    worker_profiles.profile(head, asked), self.loop
+                ).result(asked.duration + ANSWER_TIMEOUT + worker_profiles.ANSWER_SLACK)
+            except profile_formats.BadProfileRequest as bad:
+                return 400, {"error": str(bad)}
+            except cluster_queries.NodeNotFound as missing:
+                return 404, {"error": str(missing)}
+            return 200, worker_profiles.profile_view(reply)
+        kind, _, given = path.partition("/")
+        if kind not in ("task", "actor") or not given:
+            return None
+        try:
+            wanted = task_detail.parse_id(given, ids.TASK_ID_SIZE, kind)  # actor ids have the same size
+        except task_detail.BadId as bad:
+            return 400, {"error": str(bad)}
+        if kind == "task":
+            found = self.on_loop(lambda: task_detail.task(head, wanted))
+            absent = f"no node keeps task {given} (they keep the latest tasks that ended, and those waiting and running)"
+        else:
+            found = self.on_loop(lambda: task_detail.actor(head, wanted))
+            absent = f"no actor {given} in this cluster"
+        return (200, found) if found is not None else (404, {"error": absent})
 
     def _jobs(self) -> list[dict[str, Any]]:
         """Submitted jobs, newest first, as ``ember job list`` shows them."""
@@ -238,6 +284,17 @@ class Dashboard:
                 "log_bytes": record.log_bytes,
             })
         return found
+
+    def _memory(self, query: dict[str, str]) -> tuple[int, Any]:
+        """Every live object, grouped and sorted as asked (``ember memory``'s report)."""
+        group_by = memory_report.option(query.get("group_by", "node"))
+        sort_by = memory_report.option(query.get("sort_by", "size"))
+        try:
+            memory_report.check_options(group_by, sort_by)
+        except memory_report.MemoryReportError as wrong:
+            return 400, {"error": str(wrong)}
+        listing = self.on_loop(lambda: cluster_queries.cluster_objects(self.head))
+        return 200, memory_report.build(listing, group_by, sort_by).as_json()
 
     def _job_log(self, submission_id: str) -> tuple[int, Any]:
         """The end of a job's output (the last ``JOB_LOG_TAIL`` bytes)."""

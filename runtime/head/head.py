@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ember.runtime import __version__
-from ember.runtime.head import cluster_inspection, cluster_queries
+from ember.runtime.head import cluster_inspection, cluster_queries, worker_profiles
 from ember.runtime.head.actor_manager import ActorManager
 from ember.runtime.head.actor_record import abort_not_found
 from ember.runtime.head.bundle_placement import NodeType
@@ -35,7 +35,7 @@ from ember.runtime.head.lease_placement import Choice, LeasePlacement
 from ember.runtime.head.membership import JobState, NodeState
 from ember.runtime.head.placement_groups import PlacementGroups
 from ember.runtime.objects import ids
-from ember.runtime.wire import bundle_resources, resources
+from ember.runtime.wire import bundle_resources, profile_formats, resources
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.resources import Shape
@@ -487,6 +487,18 @@ class Head(rpc_pb.HeadServicer):
     ) -> pb.ClusterStacks:
         try:
             return await cluster_inspection.stacks(self, request)
+        except cluster_queries.NodeNotFound as missing:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
+            raise
+
+    async def Profile(
+        self, request: pb.ProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterProfiles:
+        try:
+            return await worker_profiles.profile(self, request)
+        except profile_formats.BadProfileRequest as bad:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(bad))
+            raise
         except cluster_queries.NodeNotFound as missing:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(missing))
             raise

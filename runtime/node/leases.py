@@ -33,7 +33,7 @@ from ember.runtime.node.gpu_devices import Assignment, GpuDevices, whole_devices
 from ember.runtime.node.lease_records import LeaseState, OwnerSession, PendingRequest
 from ember.runtime.node.runtime_envs import Environment, RuntimeEnvs
 from ember.runtime.node.worker_pool import IDLE, LEASED, WorkerHandle, WorkerPool, WorkerSetup
-from ember.runtime.wire import bundle_resources, label_selector, resources, rpc
+from ember.runtime.wire import bundle_resources, event_loop, label_selector, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
 
@@ -142,7 +142,7 @@ class Leases:
             self.drain.redirect(pending)
             return
         if not resources.fits(pending.shape, self.total) or not self._may_take(pending):
-            asyncio.ensure_future(self.place_elsewhere(pending))
+            event_loop.detach(self.place_elsewhere(pending), "finding a node for a lease request")
             return
         unfit = whole_devices_error(bundle_resources.amount(pending.hold, "GPU"))
         if unfit:
@@ -392,7 +392,7 @@ class Leases:
         unfit = [r for r in self.queue if not resources.fits(r.shape, self.total)]
         for request in unfit:
             self.queue.remove(request)
-            asyncio.ensure_future(self.place_elsewhere(request))
+            event_loop.detach(self.place_elsewhere(request), "finding a node for a lease request")
 
     def _owner_gone(self, owner: OwnerSession) -> None:
         self.owners.discard(owner)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from ember.runtime.node import worker_stacks
+from ember.runtime.node import store_listing, worker_profiles, worker_stacks
 from ember.runtime.node.bundles import Bundles
 from ember.runtime.node.gpu_devices import GpuDevices
 from ember.runtime.node.head_link import HeadLink
@@ -44,7 +44,7 @@ from ember.runtime.node.worker_pool import (
 )
 from ember.runtime.objects import ids
 from ember.runtime.objects.exceptions import describe_exit
-from ember.runtime.wire import package_format, package_transfer, resources, rpc
+from ember.runtime.wire import event_loop, package_format, package_transfer, resources, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
 from ember.runtime.wire.resources import Shape
@@ -179,7 +179,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
                 writer.cancel()
             if worker is not None and worker.state != DEAD:
                 # Not awaited here: gRPC may cancel this handler again while we wait.
-                asyncio.ensure_future(self._worker_gone(worker))
+                event_loop.detach(self._worker_gone(worker), "ending a worker's leases")
 
     async def _write_worker(self, worker: WorkerHandle, context: grpc.aio.ServicerContext) -> None:
         assert worker.outbox is not None
@@ -189,7 +189,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     def on_worker_exit(self, worker: WorkerHandle) -> None:
         """The zygote reaped a worker."""
         if worker.state != DEAD:
-            asyncio.ensure_future(self._worker_gone(worker))
+            event_loop.detach(self._worker_gone(worker), "ending a worker's leases")
 
     async def _worker_gone(self, worker: WorkerHandle) -> None:
         if worker.state == DEAD:
@@ -375,7 +375,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
 
     def free_everywhere(self, elsewhere: dict[str, list[bytes]]) -> None:
         if elsewhere:
-            asyncio.ensure_future(self.transfer.forward_frees(elsewhere))
+            event_loop.detach(self.transfer.forward_frees(elsewhere), "forwarding frees to other nodes")
 
     async def FetchObject(self, request: pb.FetchRequest, context: grpc.aio.ServicerContext) -> pb.FetchReply:
         return await self.transfer.fetch(request)
@@ -445,6 +445,20 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             self.describe(),
         )
 
+    async def Profile(
+        self, request: pb.ProfileRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ClusterProfiles:
+        return await worker_profiles.profile(
+            self.pool.workers.values(), request, self.channels, self.node_id, self.address,
+            self.describe(),
+        )
+
+    async def FindTasks(self, request: pb.TaskLookup, context: grpc.aio.ServicerContext) -> pb.TaskList:
+        return self.metrics.find_tasks(request)
+
+    async def GetTaskLog(self, request: pb.TaskLogRequest, context: grpc.aio.ServicerContext) -> pb.TaskLog:
+        return await worker_profiles.task_log(self.pool.workers.values(), request, self.channels, self.describe())
+
     async def ListTasks(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.TaskList:
         return self.metrics.task_list()
 
@@ -487,8 +501,8 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
         )
 
     async def ListObjects(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.ClusterObjects:
-        """Every worker of the node, asked at once what it holds references to; a worker that
-        does not answer in time is listed with why."""
+        """Every worker of the node, asked at once what it holds references to (a worker that
+        does not answer in time is listed with why), and what the node's store holds."""
         workers = [w for w in self.pool.workers.values() if w.address and w.state != DEAD]
 
         async def ask(worker: WorkerHandle) -> pb.ProcessObjects | None:
@@ -508,7 +522,10 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             return reply
 
         answers = await asyncio.gather(*(ask(w) for w in workers))
-        return pb.ClusterObjects(processes=[answer for answer in answers if answer is not None])
+        return pb.ClusterObjects(
+            processes=[answer for answer in answers if answer is not None],
+            stores=[store_listing.store_view(self.store, self.node_id, self.address)],
+        )
 
     def start_drain(self, order: pb.DrainOrder) -> None:
         """The head orders this node drained (see ``node_drain.py``); asked again, nothing new."""

@@ -37,7 +37,7 @@ from ember.runtime.node.object_store import Lost, ObjectStore
 from ember.runtime.node.object_transfer import ObjectTransfer
 from ember.runtime.node.store_entries import CREATING, Entry
 from ember.runtime.node.worker_pool import WorkerPool
-from ember.runtime.wire import rpc
+from ember.runtime.wire import event_loop, rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.node.node_agent")
@@ -108,7 +108,7 @@ class NodeDrainer:
     def redirect(self, request: PendingRequest) -> None:
         """A lease request this node will not grant: it goes to another node."""
         self.progress.requests_redirected += 1
-        asyncio.ensure_future(self.agent.leases.place_elsewhere(request))
+        event_loop.detach(self.agent.leases.place_elsewhere(request), "finding a node for a draining node's lease request")
 
     def lease_ended(self, lease: LeaseState, returned: bool) -> None:
         """A lease ended: given back by its owner (``returned``), or its worker is gone."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Iterable
 
 from ember.runtime.node.leases import Leases
 from ember.runtime.node.object_store import ObjectStore
@@ -27,6 +28,7 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 
 ENDED_KEPT = 1000  # tasks that ended, kept for the dashboard
 UINT64_MAX = (1 << 64) - 1
+FOUND_KEPT = 100  # events of each kind one FindTasks answer carries at most (an actor's calls)
 
 
 class NodeMetrics:
@@ -202,12 +204,45 @@ class NodeMetrics:
                 self.pending.pop(pid, None)
                 self.live_counts.pop(pid, None)
 
+    def find_tasks(self, lookup: pb.TaskLookup) -> pb.TaskList:
+        """One task's events (its attempts), or one actor's calls, the latest ``lookup.limit``
+        of each kind, tracebacks included: what a task's or actor's page shows."""
+        self._forget_stale()
+        limit = lookup.limit or FOUND_KEPT
+
+        def matches(event: pb.TaskEvent) -> bool:
+            if lookup.task_id:
+                return event.task_id == lookup.task_id
+            return bool(lookup.actor_id) and event.actor_id == lookup.actor_id
+
+        def latest(events: Iterable[pb.TaskEvent]) -> list[pb.TaskEvent]:
+            found = []
+            for event in events:
+                if matches(event):
+                    found.append(event)
+                    if len(found) >= limit:
+                        break
+            return found
+
+        return pb.TaskList(
+            ended=latest(reversed(self.ended)),
+            running=latest(event for events in self.running.values() for event in events),
+            pending=latest(event for events in self.pending.values() for event in events),
+        )
+
     def task_list(self) -> pb.TaskList:
         self._forget_stale()
         counts: dict[str, int] = {}
         for _, by_state in self.tasks_now.values():
             for state, count in by_state.items():
                 counts[state] = counts.get(state, 0) + count
+        listed = self._listing(counts)
+        for event in listed.ended:  # the listing's copies: tracebacks are for FindTasks
+            if event.traceback:
+                event.ClearField("traceback")
+        return listed
+
+    def _listing(self, counts: dict[str, int]) -> pb.TaskList:
         return pb.TaskList(
             ended=reversed(self.ended),
             running=[event for events in self.running.values() for event in events],

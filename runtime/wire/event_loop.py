@@ -74,3 +74,25 @@ class IoThread:
             return
         if not self.in_loop_thread():
             self.thread.join(timeout)
+
+
+_detached: set[asyncio.Task[Any]] = set()
+
+
+def detach(coro: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+    """Run a coroutine on the running loop without awaiting it, and keep it alive until done.
+
+    The loop holds its tasks only weakly, so a task nobody keeps may be collected before it
+    ends (the asyncio documentation's warning for ``create_task``), and its error would be
+    said only when it is collected, if ever. This keeps each one until it ends and logs an
+    error it ends with, naming ``what`` it was doing."""
+    task = asyncio.ensure_future(coro)
+    _detached.add(task)
+    task.add_done_callback(lambda done: _finished(done, what))
+    return task
+
+
+def _finished(task: asyncio.Task[Any], what: str) -> None:
+    _detached.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("%s failed: %s", what, error, exc_info=error)

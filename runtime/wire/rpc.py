@@ -17,7 +17,15 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ember.runtime.wire import accept_limits, auth, message_limits, peer_route, stream_status, tls
+from ember.runtime.wire import (
+    accept_limits,
+    auth,
+    event_loop,
+    message_limits,
+    peer_route,
+    stream_status,
+    tls,
+)
 from ember.runtime.wire.listen_address import host_port
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc
 
@@ -222,9 +230,7 @@ class Channels:
         self._heads.pop(address, None)
         if channel is not None:
             # Closing is a coroutine; let it run in the background of the loop.
-            import asyncio
-
-            asyncio.ensure_future(channel.close())
+            event_loop.detach(channel.close(), "closing a gRPC channel")
 
     async def close(self) -> None:
         for channel in list(self._channels.values()):

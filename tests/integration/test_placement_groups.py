@@ -300,14 +300,15 @@ def test_a_group_waits_whole_while_a_node_is_busy(cluster: Cluster, release: Pat
 def test_work_sent_before_its_group_is_placed_runs_once_it_is(cluster: Cluster, release: Path, tmp_path: Path) -> None:
     """Work submitted into a group still waiting for room waits with it, then runs in its
     bundle, here on the driver's own node (whose agent asked the head where to send it before
-    the bundle was there)."""
+    the bundle was there). The bundle holds both at once (2 CPUs): with one, the actor, once
+    placed, would hold it for its life and the task would wait for the group's removal."""
     home = cluster.ids["head"]
     started = tmp_path / "started"
     blocker = hold_until.options(
         num_cpus=2, scheduling_strategy=NodeAffinitySchedulingStrategy(home, soft=False)
     ).remote(str(release), str(started))
     _wait_for(started.exists, "the driver's node to be busy")
-    pg = placement_group([{"CPU": 1}], bundle_label_selector=[{"zone": "!in(a, b)"}])
+    pg = placement_group([{"CPU": 2}], bundle_label_selector=[{"zone": "!in(a, b)"}])
     try:
         early = where.options(scheduling_strategy=_in(pg, 0)).remote()
         actor = Member.options(scheduling_strategy=_in(pg)).remote()

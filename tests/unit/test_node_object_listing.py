@@ -43,6 +43,8 @@ async def _listing(workers: list[WorkerHandle], clients: dict[str, object]) -> p
         pool=SimpleNamespace(workers={w.worker_id: w for w in workers}),
         channels=SimpleNamespace(core_worker=lambda address: clients[address]),
         node_id=b"n" * 16,
+        address="127.0.0.1:1",
+        store=SimpleNamespace(entries={}, capacity=0, used=0, spilled_bytes=0),
         describe=lambda: "node 6e6e6e6e6e6e (127.0.0.1:1)",
     )
     return await node_agent.NodeAgent.ListObjects(agent, pb.Empty(), None)  # type: ignore[arg-type]

@@ -7,10 +7,13 @@ placement groups are doing.
 
 It works from a driver, inside tasks and actors, and, given ``address`` (or with a cluster
 ``ember start`` runs here), from any process; the ``ember list`` and ``ember summary`` commands
-print the same.
+print the same. ``memory_summary`` (``ember memory``) says where memory went: every live
+object, where its copies are and why it is still alive.
 """
 
 from ember.util.state.api import (
+    get_actor,
+    get_task,
     list_actors,
     list_nodes,
     list_objects,
@@ -19,6 +22,7 @@ from ember.util.state.api import (
     summarize_tasks,
 )
 from ember.util.state.head_query import StateApiError
+from ember.util.state.memory import memory_report, memory_summary
 from ember.util.state.schema import (
     ActorState,
     NodeState,
@@ -37,10 +41,14 @@ __all__ = [
     "RayStateApiException",
     "StateApiError",
     "TaskState",
+    "get_actor",
+    "get_task",
     "list_actors",
     "list_nodes",
     "list_objects",
     "list_placement_groups",
     "list_tasks",
+    "memory_report",
+    "memory_summary",
     "summarize_tasks",
 ]

@@ -233,6 +233,12 @@ def list_objects(
     missing = _Missing(raise_on_missing_output)
     missing.failures += list(reply.errors)
     rows = []
+    # A ref's call site is known to its owner only: borrowers' rows show the owner's.
+    made_at = {
+        view.object_id: view.call_site
+        for process in reply.processes for view in process.objects
+        if view.owner_address == process.address and view.call_site
+    }
     for process in reply.processes:
         if process.error:
             missing.failures.append(process.error)
@@ -248,7 +254,7 @@ def list_objects(
                 task_status=view.task_status,
                 attempt_number=view.attempt,
                 reference_type=view.reference_type,
-                call_site="disabled",
+                call_site=view.call_site or made_at.get(view.object_id, "disabled"),
                 type=process.kind,
                 pid=process.pid,
                 ip=process.host,
@@ -420,3 +426,40 @@ def summarize_tasks(
 def _checked(schema: type[StateSchema], given: Filters, limit: int) -> list[row_filters.Filter]:
     _check_limit(limit)
     return row_filters.check(schema, given)
+
+
+# ------------------------------------------------------------------------------- one by id
+
+
+def _id_text(value: object, what: str) -> str:
+    """A task's or actor's id as hex: given as hex, or as an ObjectRef (its task's)."""
+    task_id = getattr(value, "task_id", None)
+    if callable(task_id):
+        value = task_id()
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, str):
+        return value.lower()
+    raise TypeError(f"a {what} id is a hex string or an ObjectRef, not {type(value).__name__}")
+
+
+def get_task(
+    id: object, address: str | None = None, timeout: int = DEFAULT_TIMEOUT, _explain: bool = False
+) -> TaskState | None:
+    """Task ``id``'s latest attempt (a hex id, or an ObjectRef it returned), None when no node
+    keeps it; as Ray's ``get_task``. The dashboard's task page adds its log lines."""
+    wanted = _id_text(id, "task")
+    rows = list_tasks(
+        address, filters=[("task_id", "=", wanted)], limit=10_000, timeout=timeout, detail=True,
+        raise_on_missing_output=False,
+    )
+    return max(rows, key=lambda row: row.attempt_number) if rows else None
+
+
+def get_actor(
+    id: object, address: str | None = None, timeout: int = DEFAULT_TIMEOUT, _explain: bool = False
+) -> ActorState | None:
+    """Actor ``id`` (hex), None when the head knows no such actor; as Ray's ``get_actor``."""
+    wanted = _id_text(id, "actor")
+    rows = list_actors(address, filters=[("actor_id", "=", wanted)], timeout=timeout, detail=True)
+    return rows[0] if rows else None

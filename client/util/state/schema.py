@@ -125,8 +125,10 @@ class NodeState(StateSchema):
 @dataclass
 class ObjectState(StateSchema):
     """A reference a driver or worker holds. ``reference_type``: LOCAL_REFERENCE,
-    USED_BY_PENDING_TASK, CAPTURED_IN_OBJECT, ACTOR_HANDLE or UNKNOWN_STATUS (held only to
-    rebuild a lost result); ``object_size`` is -1 while unknown there."""
+    USED_BY_PENDING_TASK, CAPTURED_IN_OBJECT, ACTOR_HANDLE, UNKNOWN_STATUS (held only to
+    rebuild a lost result) or PINNED_IN_MEMORY (its owner holds no ref, and keeps it for the
+    processes that borrow it); ``object_size`` is -1 while unknown there. ``call_site`` is
+    "disabled" unless its owner records call sites (``EMBER_RECORD_CALL_SITES=1``)."""
 
     resource: ClassVar[str] = "objects"
 

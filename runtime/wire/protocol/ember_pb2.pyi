@@ -802,6 +802,102 @@ class ClusterStacks(_message.Message):
     errors: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, processes: _Optional[_Iterable[_Union[ProcessStacks, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ProfileRequest(_message.Message):
+    __slots__ = ("node", "pid", "duration", "rate", "sampler", "idle")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    IDLE_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    pid: int
+    duration: float
+    rate: int
+    sampler: str
+    idle: bool
+    def __init__(self, node: _Optional[str] = ..., pid: _Optional[int] = ..., duration: _Optional[float] = ..., rate: _Optional[int] = ..., sampler: _Optional[str] = ..., idle: _Optional[bool] = ...) -> None: ...
+
+class StackCount(_message.Message):
+    __slots__ = ("stack", "count")
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    stack: str
+    count: int
+    def __init__(self, stack: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ProcessProfile(_message.Message):
+    __slots__ = ("pid", "kind", "node_id", "node_address", "sampler", "started", "duration", "rate", "stacks", "samples", "dropped", "note", "error")
+    PID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLER_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    DURATION_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    STACKS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    pid: int
+    kind: str
+    node_id: bytes
+    node_address: str
+    sampler: str
+    started: float
+    duration: float
+    rate: int
+    stacks: _containers.RepeatedCompositeFieldContainer[StackCount]
+    samples: int
+    dropped: int
+    note: str
+    error: str
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., sampler: _Optional[str] = ..., started: _Optional[float] = ..., duration: _Optional[float] = ..., rate: _Optional[int] = ..., stacks: _Optional[_Iterable[_Union[StackCount, _Mapping]]] = ..., samples: _Optional[int] = ..., dropped: _Optional[int] = ..., note: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ClusterProfiles(_message.Message):
+    __slots__ = ("processes", "errors")
+    PROCESSES_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    processes: _containers.RepeatedCompositeFieldContainer[ProcessProfile]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessProfile, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class TaskLogRequest(_message.Message):
+    __slots__ = ("node", "pid", "task_id")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    PID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    node: str
+    pid: int
+    task_id: bytes
+    def __init__(self, node: _Optional[str] = ..., pid: _Optional[int] = ..., task_id: _Optional[bytes] = ...) -> None: ...
+
+class TaskLookup(_message.Message):
+    __slots__ = ("task_id", "actor_id", "limit")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    task_id: bytes
+    actor_id: bytes
+    limit: int
+    def __init__(self, task_id: _Optional[bytes] = ..., actor_id: _Optional[bytes] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TaskLog(_message.Message):
+    __slots__ = ("found", "out", "err", "truncated", "error")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    OUT_FIELD_NUMBER: _ClassVar[int]
+    ERR_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    out: str
+    err: str
+    truncated: bool
+    error: str
+    def __init__(self, found: _Optional[bool] = ..., out: _Optional[str] = ..., err: _Optional[str] = ..., truncated: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
 class TaskCount(_message.Message):
     __slots__ = ("name", "type", "state", "count")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -815,7 +911,7 @@ class TaskCount(_message.Message):
     def __init__(self, name: _Optional[str] = ..., type: _Optional[str] = ..., state: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
 
 class TaskEvent(_message.Message):
-    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid", "job_id", "type", "actor_id", "func_name", "worker_id", "node_id", "required", "created", "error_type", "owner_address")
+    __slots__ = ("task_id", "name", "state", "time", "run_seconds", "error", "attempt", "worker_pid", "node_address", "owner_pid", "job_id", "type", "actor_id", "func_name", "worker_id", "node_id", "required", "created", "error_type", "owner_address", "traceback", "args_size", "ref_arg_sizes", "scheduled", "started")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -836,6 +932,11 @@ class TaskEvent(_message.Message):
     CREATED_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TRACEBACK_FIELD_NUMBER: _ClassVar[int]
+    ARGS_SIZE_FIELD_NUMBER: _ClassVar[int]
+    REF_ARG_SIZES_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
     task_id: bytes
     name: str
     state: str
@@ -856,7 +957,12 @@ class TaskEvent(_message.Message):
     created: float
     error_type: str
     owner_address: str
-    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ..., job_id: _Optional[bytes] = ..., type: _Optional[str] = ..., actor_id: _Optional[bytes] = ..., func_name: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., created: _Optional[float] = ..., error_type: _Optional[str] = ..., owner_address: _Optional[str] = ...) -> None: ...
+    traceback: str
+    args_size: int
+    ref_arg_sizes: _containers.RepeatedScalarFieldContainer[int]
+    scheduled: float
+    started: float
+    def __init__(self, task_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[str] = ..., time: _Optional[float] = ..., run_seconds: _Optional[float] = ..., error: _Optional[str] = ..., attempt: _Optional[int] = ..., worker_pid: _Optional[int] = ..., node_address: _Optional[str] = ..., owner_pid: _Optional[int] = ..., job_id: _Optional[bytes] = ..., type: _Optional[str] = ..., actor_id: _Optional[bytes] = ..., func_name: _Optional[str] = ..., worker_id: _Optional[bytes] = ..., node_id: _Optional[bytes] = ..., required: _Optional[_Union[ResourceSet, _Mapping]] = ..., created: _Optional[float] = ..., error_type: _Optional[str] = ..., owner_address: _Optional[str] = ..., traceback: _Optional[str] = ..., args_size: _Optional[int] = ..., ref_arg_sizes: _Optional[_Iterable[int]] = ..., scheduled: _Optional[float] = ..., started: _Optional[float] = ...) -> None: ...
 
 class TaskList(_message.Message):
     __slots__ = ("ended", "running", "counts", "pending", "live_counts", "ended_counts", "ended_dropped")
@@ -902,23 +1008,35 @@ class ClusterTasks(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[NodeTasks, _Mapping]]] = ...) -> None: ...
 
 class ObjectView(_message.Message):
-    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address")
+    __slots__ = ("object_id", "size", "reference_type", "task_status", "attempt", "owner_address", "reasons", "borrowers", "pending_tasks", "captured_in", "call_site", "in_memory_store")
     OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TASK_STATUS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    BORROWERS_FIELD_NUMBER: _ClassVar[int]
+    PENDING_TASKS_FIELD_NUMBER: _ClassVar[int]
+    CAPTURED_IN_FIELD_NUMBER: _ClassVar[int]
+    CALL_SITE_FIELD_NUMBER: _ClassVar[int]
+    IN_MEMORY_STORE_FIELD_NUMBER: _ClassVar[int]
     object_id: bytes
     size: int
     reference_type: str
     task_status: str
     attempt: int
     owner_address: str
-    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ...) -> None: ...
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    borrowers: _containers.RepeatedScalarFieldContainer[str]
+    pending_tasks: _containers.RepeatedScalarFieldContainer[str]
+    captured_in: _containers.RepeatedScalarFieldContainer[bytes]
+    call_site: str
+    in_memory_store: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., reference_type: _Optional[str] = ..., task_status: _Optional[str] = ..., attempt: _Optional[int] = ..., owner_address: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., borrowers: _Optional[_Iterable[str]] = ..., pending_tasks: _Optional[_Iterable[str]] = ..., captured_in: _Optional[_Iterable[bytes]] = ..., call_site: _Optional[str] = ..., in_memory_store: _Optional[bool] = ...) -> None: ...
 
 class ProcessObjects(_message.Message):
-    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error")
+    __slots__ = ("pid", "kind", "address", "host", "node_id", "objects", "omitted", "error", "job_id")
     PID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -927,6 +1045,7 @@ class ProcessObjects(_message.Message):
     OBJECTS_FIELD_NUMBER: _ClassVar[int]
     OMITTED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     pid: int
     kind: str
     address: str
@@ -935,15 +1054,50 @@ class ProcessObjects(_message.Message):
     objects: _containers.RepeatedCompositeFieldContainer[ObjectView]
     omitted: int
     error: str
-    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    job_id: bytes
+    def __init__(self, pid: _Optional[int] = ..., kind: _Optional[str] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., node_id: _Optional[bytes] = ..., objects: _Optional[_Iterable[_Union[ObjectView, _Mapping]]] = ..., omitted: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[bytes] = ...) -> None: ...
+
+class StoredObject(_message.Message):
+    __slots__ = ("object_id", "size", "owner_address", "spilled", "primary")
+    OBJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    OWNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    PRIMARY_FIELD_NUMBER: _ClassVar[int]
+    object_id: bytes
+    size: int
+    owner_address: str
+    spilled: bool
+    primary: bool
+    def __init__(self, object_id: _Optional[bytes] = ..., size: _Optional[int] = ..., owner_address: _Optional[str] = ..., spilled: _Optional[bool] = ..., primary: _Optional[bool] = ...) -> None: ...
+
+class NodeStore(_message.Message):
+    __slots__ = ("node_id", "node_address", "objects", "omitted", "capacity", "used", "spilled")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    OBJECTS_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    USED_FIELD_NUMBER: _ClassVar[int]
+    SPILLED_FIELD_NUMBER: _ClassVar[int]
+    node_id: bytes
+    node_address: str
+    objects: _containers.RepeatedCompositeFieldContainer[StoredObject]
+    omitted: int
+    capacity: int
+    used: int
+    spilled: int
+    def __init__(self, node_id: _Optional[bytes] = ..., node_address: _Optional[str] = ..., objects: _Optional[_Iterable[_Union[StoredObject, _Mapping]]] = ..., omitted: _Optional[int] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., spilled: _Optional[int] = ...) -> None: ...
 
 class ClusterObjects(_message.Message):
-    __slots__ = ("processes", "errors")
+    __slots__ = ("processes", "errors", "stores")
     PROCESSES_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    STORES_FIELD_NUMBER: _ClassVar[int]
     processes: _containers.RepeatedCompositeFieldContainer[ProcessObjects]
     errors: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
+    stores: _containers.RepeatedCompositeFieldContainer[NodeStore]
+    def __init__(self, processes: _Optional[_Iterable[_Union[ProcessObjects, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ..., stores: _Optional[_Iterable[_Union[NodeStore, _Mapping]]] = ...) -> None: ...
 
 class WorkerView(_message.Message):
     __slots__ = ("worker_id", "pid", "state", "job_id", "actor_id", "owner", "age_seconds", "detached", "address", "channel_address")

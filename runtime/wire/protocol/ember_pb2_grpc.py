@@ -79,6 +79,16 @@ class CoreWorkerStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessStacks.FromString,
                 _registered_method=True)
+        self.Profile = channel.unary_unary(
+                '/ember.CoreWorker/Profile',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessProfile.FromString,
+                _registered_method=True)
+        self.GetTaskLog = channel.unary_unary(
+                '/ember.CoreWorker/GetTaskLog',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
+                _registered_method=True)
 
 
 class CoreWorkerServicer:
@@ -146,6 +156,20 @@ class CoreWorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Profile(self, request, context):
+        """Where this process spends its time for a while (ember profile): it samples itself.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskLog(self, request, context):
+        """The lines a task of this worker wrote to its log files (the dashboard's task detail).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoreWorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -193,6 +217,16 @@ def add_CoreWorkerServicer_to_server(servicer, server):
                     servicer.DumpStacks,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessStacks.SerializeToString,
+            ),
+            'Profile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Profile,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessProfile.SerializeToString,
+            ),
+            'GetTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskLog,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -448,6 +482,60 @@ class CoreWorker:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Profile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/Profile',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProcessProfile.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.CoreWorker/GetTaskLog',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class NodeAgentStub:
     """Missing associated documentation comment in .proto file."""
@@ -532,6 +620,21 @@ class NodeAgentStub:
                 '/ember.NodeAgent/DumpStacks',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
+                _registered_method=True)
+        self.Profile = channel.unary_unary(
+                '/ember.NodeAgent/Profile',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
+                _registered_method=True)
+        self.GetTaskLog = channel.unary_unary(
+                '/ember.NodeAgent/GetTaskLog',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
+                _registered_method=True)
+        self.FindTasks = channel.unary_unary(
+                '/ember.NodeAgent/FindTasks',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
                 _registered_method=True)
         self.FetchObject = channel.unary_unary(
                 '/ember.NodeAgent/FetchObject',
@@ -660,6 +763,25 @@ class NodeAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Profile(self, request, context):
+        """A worker's CPU profile (ember profile) and a task's log lines, asked of the worker.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTaskLog(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindTasks(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FetchObject(self, request, context):
         """Between nodes: the local agent fetches a copy; the holder's agent streams it.
         """
@@ -776,6 +898,21 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     servicer.DumpStacks,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.SerializeToString,
+            ),
+            'Profile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Profile,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.SerializeToString,
+            ),
+            'GetTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskLog,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.SerializeToString,
+            ),
+            'FindTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindTasks,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.SerializeToString,
             ),
             'FetchObject': grpc.unary_unary_rpc_method_handler(
                     servicer.FetchObject,
@@ -1224,6 +1361,87 @@ class NodeAgent:
             _registered_method=True)
 
     @staticmethod
+    def Profile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/Profile',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/GetTaskLog',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLogRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLog.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.NodeAgent/FindTasks',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskLookup.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.TaskList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def FetchObject(request,
             target,
             options=(),
@@ -1465,6 +1683,11 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
                 _registered_method=True)
+        self.Profile = channel.unary_unary(
+                '/ember.Head/Profile',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
+                _registered_method=True)
         self.SetNodeTypes = channel.unary_unary(
                 '/ember.Head/SetNodeTypes',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.NodeTypes.SerializeToString,
@@ -1598,6 +1821,12 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Profile(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SetNodeTypes(self, request, context):
         """Autoscaling: what nodes could join (so that work no node fits now waits instead of
         failing), capacity a program asks for ahead of its work, and the autoscaler's input.
@@ -1724,6 +1953,11 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.DumpStacks,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.SerializeToString,
+            ),
+            'Profile': grpc.unary_unary_rpc_method_handler(
+                    servicer.Profile,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.SerializeToString,
             ),
             'SetNodeTypes': grpc.unary_unary_rpc_method_handler(
                     servicer.SetNodeTypes,
@@ -2144,6 +2378,33 @@ class Head:
             '/ember.Head/DumpStacks',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.StackRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterStacks.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Profile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/Profile',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ProfileRequest.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.ClusterProfiles.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,208 @@
+"""``ember profile`` on a real local cluster: a worker running a CPU-bound task is sampled for a
+few seconds, and the function it spins in is in the speedscope file and the SVG flame graph,
+while a task of that worker finishes during the profile.
+
+No assertion is about how long anything took: the test lets the task end only once it sees
+the worker's profiler thread (``ember stack``), and checks that the task's result came back
+while ``ember profile`` still waited for the profile to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+import ember as ray
+from ember import stack_command
+from ember.runtime.core import context
+from ember.runtime.node import worker_profiles
+from ember.runtime.wire import auth
+
+# The parts of https://www.speedscope.app/file-format-schema.json a sampled profile must have
+# (its "required" lists): the file, its frames, and each sampled profile.
+SPEEDSCOPE_REQUIRED = {
+    "type": "object",
+    "required": ["$schema", "shared", "profiles"],
+    "properties": {
+        "$schema": {"const": "https://www.speedscope.app/file-format-schema.json"},
+        "shared": {
+            "type": "object",
+            "required": ["frames"],
+            "properties": {
+                "frames": {
+                    "type": "array",
+                    "items": {
+                        "type": "object", "required": ["name"],
+                        "properties": {"name": {"type": "string"}, "file": {"type": "string"}, "line": {"type": "number"}},
+                    },
+                },
+            },
+        },
+        "profiles": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["type", "name", "unit", "startValue", "endValue", "samples", "weights"],
+                "properties": {
+                    "type": {"const": "sampled"},
+                    "unit": {"enum": ["none", "nanoseconds", "microseconds", "milliseconds", "seconds", "bytes"]},
+                    "samples": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                    "weights": {"type": "array", "items": {"type": "number"}},
+                },
+            },
+        },
+    },
+}
+
+
+def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ember.cli", *args, "--address", context.require_core().head_address],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, "EMBER_TOKEN": auth.token()},
+    )
+
+
+def _start_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ember.cli", *args, "--address", context.require_core().head_address],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "EMBER_TOKEN": auth.token()},
+    )
+
+
+def spin_here(stop_file: str) -> int:
+    """Burns CPU in Python until ``stop_file`` exists."""
+    turns = 0
+    while True:
+        for _ in range(20000):
+            turns += 1
+        if os.path.exists(stop_file):
+            return turns
+
+
+@ray.remote
+def spinning_task(stop_file: str) -> tuple[int, float]:
+    spin_here(stop_file)
+    return os.getpid(), time.time()
+
+
+def _eventually(read, ok, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
+def _spinning_worker(stop_file: Path) -> tuple[ray.ObjectRef, int]:
+    ref = spinning_task.remote(str(stop_file))
+    dump = _eventually(
+        lambda: stack_command.stacks(),
+        lambda reply: any(p.task_name == "spinning_task" for p in reply.processes),
+    )
+    (process,) = [p for p in dump.processes if p.task_name == "spinning_task"]
+    return ref, process.pid
+
+
+def _profiler_running(pid: int) -> bool:
+    reply = stack_command.stacks(pid=pid)
+    return any(t.name == "ember-profiler" for p in reply.processes for t in p.threads)
+
+
+def test_a_cpu_bound_task_shows_in_the_speedscope_profile_and_finishes_meanwhile(cluster, tmp_path):
+    stop = tmp_path / "stop"
+    ref, pid = _spinning_worker(stop)
+    out = tmp_path / "profile.json"
+    # The worker's own sampler, whose thread ember stack shows (py-spy's is tested below).
+    profiling = _start_cli("profile", "--pid", str(pid), "--duration", "6", "--sampler", "self", "-o", str(out))
+    try:
+        assert _eventually(lambda: _profiler_running(pid), bool), "the worker never started sampling"
+        stop.touch()  # the task ends now, while the worker is being profiled
+        task_pid, _ = ray.get(ref, timeout=60)
+        # Its result came back while the profile still ran: the CLI returns once it ends.
+        still_profiling = profiling.poll() is None
+        stdout, stderr = profiling.communicate(timeout=120)
+    finally:
+        stop.touch()
+        if profiling.poll() is None:
+            profiling.kill()
+            profiling.wait()
+    assert profiling.returncode == 0, stderr
+    assert task_pid == pid
+    assert still_profiling, "the task did not finish while its worker was being profiled"
+    assert "sampled by self" in stdout, stdout
+    document = json.loads(out.read_text())
+    jsonschema.validate(document, SPEEDSCOPE_REQUIRED)
+    frames = document["shared"]["frames"]
+    names = [frame["name"] for frame in frames]
+    assert any(name.endswith("spin_here") for name in names), names
+    (spin,) = [frame for frame in frames if frame["name"].endswith("spin_here")]
+    assert spin["file"] == __file__ and spin["line"] > 0
+    for profile in document["profiles"]:
+        assert len(profile["samples"]) == len(profile["weights"])
+        assert all(0 <= i < len(frames) for sample in profile["samples"] for i in sample)
+        assert profile["endValue"] == sum(profile["weights"]) > 0
+    header = [line for line in stdout.splitlines() if f"pid {pid} " in line][0]
+    assert f"worker pid {pid} on node " in header
+
+
+def test_the_svg_flame_graph_names_the_function(cluster, tmp_path):
+    stop = tmp_path / "stop"
+    ref, pid = _spinning_worker(stop)
+    out = tmp_path / "flame.svg"
+    try:
+        done = _cli("profile", "--pid", str(pid), "--duration", "2", "--format", "svg", "-o", str(out))
+    finally:
+        stop.touch()
+    ray.get(ref, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Whichever sampler could: py-spy where it may attach, else the worker, saying why.
+    assert "sampled by py-spy" in done.stdout or "the worker sampled itself" in done.stdout, done.stdout
+    text = out.read_text()
+    root = ElementTree.fromstring(text)
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert "<script" not in text and "href" not in text  # self-contained: nothing runs or is fetched
+    titles = [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}title")]
+    assert any("spin_here" in title for title in titles), titles[:20]
+
+
+def test_py_spy_profiles_the_worker_where_it_can_attach(cluster, tmp_path):
+    if worker_profiles.py_spy_program() is None:
+        pytest.skip("py-spy is not installed here (pip install py-spy): the worker's own sampler was tested")
+    stop = tmp_path / "stop"
+    ref, pid = _spinning_worker(stop)
+    out = tmp_path / "py-spy.txt"
+    try:
+        done = _cli(
+            "profile", "--pid", str(pid), "--duration", "2", "--sampler", "py-spy", "--format", "collapsed",
+            "-o", str(out),
+        )
+    finally:
+        stop.touch()
+    ray.get(ref, timeout=60)
+    if done.returncode == 1 and "py-spy could not profile" in done.stderr:
+        pytest.skip(f"py-spy may not attach here (ptrace): {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, done.stderr
+    assert "sampled by py-spy" in done.stdout
+    lines = out.read_text().splitlines()
+    assert any("spin_here" in line for line in lines), lines[:10]
+    assert all(line.rpartition(" ")[2].isdigit() for line in lines)
+
+
+def test_ember_profile_names_bad_requests(cluster):
+    too_long = _cli("profile", "--pid", str(os.getpid()), "--duration", "61")
+    assert too_long.returncode == 1 and "at most 60 seconds" in too_long.stderr
+    nobody = _cli("profile", "--pid", "1", "--duration", "0.5")
+    assert nobody.returncode == 1 and "no worker or driver with pid 1" in nobody.stderr
+    unknown = _cli("profile", "--node", "zzzz", "--pid", "5")
+    assert unknown.returncode == 1 and "no live node 'zzzz'" in unknown.stderr
