@@ -16,6 +16,7 @@ from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.job_launch import Launcher
 from ember.runtime.head.job_manager import JobManager
 from ember.runtime.head.job_store import JobStore
+from ember.runtime.head.metric_history import MetricHistory
 from ember.runtime.head.package_store import PackageStore
 from ember.runtime.head.relay import Relay
 from ember.runtime.launcher import DEFAULT_DASHBOARD_PORT
@@ -95,8 +96,10 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     jobs.start()
     log.info("head listening on %s, session %s", address, args.session_dir)
     watcher = asyncio.ensure_future(head.watch_heartbeats())
+    history = MetricHistory(head)
+    sampler = asyncio.ensure_future(history.run())
     # Before the head says it is ready, so that init() can print the dashboard's address.
-    dashboard = Dashboard(head, loop, auth.token, jobs)
+    dashboard = Dashboard(head, loop, auth.token, jobs, history=history)
     if args.dashboard_port >= 0:
         try:
             port = dashboard.start(args.dashboard_host, args.dashboard_port)
@@ -120,6 +123,7 @@ async def serve(args: argparse.Namespace, ready_fd: int) -> None:
     dashboard.stop()
     endpoint.stop()
     watcher.cancel()
+    sampler.cancel()
     head.close()
     await jobs.close()
     await head.placement_groups.close()

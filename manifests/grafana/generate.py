@@ -78,10 +78,27 @@ rows = [
         series("Worker processes by state", [("sum by (state) (ember_worker_processes)", "{{state}}")], 0, 36),
         series("Actors by state", [("sum by (state) (ember_actors)", "{{state}}")], 12, 36),
     ],
+    # The dashboard's own charts (its overview and nodes pages) that the rows above lack.
+    [
+        series("Nodes alive and pending demand", [
+            ('sum(ember_nodes{state="alive"})', "nodes alive"),
+            ("sum(ember_pending_demand)", "pending demand"),
+        ], 0, 44),
+        series("Object store, all nodes", [
+            ("sum(ember_object_store_used_bytes)", "in memory"),
+            ("sum(ember_object_store_on_disk_bytes)", "spilled to disk"),
+        ], 12, 44, unit="bytes"),
+    ],
+    [
+        series("Memory reserved per node (the memory resource tasks and actors hold)", [
+            ('ember_node_resources{resource="memory"} - ember_node_resources_available{resource="memory"}', "{{node}}"),
+        ], 0, 52, unit="bytes"),
+        series("Tasks running", [('sum(ember_tasks{state="running"})', "running")], 12, 52),
+    ],
     [
         series("gRPC handler latency, p95 by method", [
             ("histogram_quantile(0.95, sum by (le, method) (rate(ember_rpc_server_latency_seconds_bucket[5m])))", "{{method}}"),
-        ], 0, 44, unit="s", w=24),
+        ], 0, 60, unit="s", w=24),
     ],
 ]
 for row in rows:

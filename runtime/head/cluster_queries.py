@@ -46,10 +46,12 @@ class NodeNotFound(Exception):
 
 
 async def ask_all(
-    head: HeadView, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]]
+    head: HeadView, ask: Callable[[rpc_pb.NodeAgentStub], Awaitable[T]],
+    only: Callable[[NodeState], bool] | None = None,
 ) -> list[tuple[NodeState, T | str]]:
-    """``ask`` each live node's agent; each answer, or why there is none."""
-    nodes = head.alive_nodes()
+    """``ask`` each live node's agent (those ``only`` picks, when given); each answer, or why
+    there is none."""
+    nodes = [node for node in head.alive_nodes() if only is None or only(node)]
 
     async def one(node: NodeState) -> T | str:
         try:
@@ -273,13 +275,27 @@ def actors(head: HeadView) -> list[dict[str, object]]:
     ]
 
 
-def overview(head: HeadView) -> dict[str, object]:
+RECENT_FAILED_TASKS = 50  # failed tasks the overview lists, newest first
+
+
+async def overview(head: HeadView) -> dict[str, object]:
+    """The cluster at a glance. Its object store figures are the bytes the stores hold, as the
+    nodes last reported them (the ``object_store_memory`` resource is what the store may hold,
+    which no task reserves); its failures are the head's events and the latest failed tasks, the
+    same the *tasks* tab lists."""
     total: dict[str, int] = {}
     free: dict[str, int] = {}
+    store = {"used": 0, "spilled": 0, "capacity": 0}
+    tasks_failed = 0
     for node in head.alive_nodes():
         resources.add(total, node.total)
         resources.add(free, node.available)
+        store["used"] += node.usage.store_used
+        store["spilled"] += node.usage.store_spilled
+        store["capacity"] += node.usage.store_capacity
+        tasks_failed += node.usage.tasks_failed
     states = [str(a["state"]) for a in actors(head)]
+    failed, errors = await recent_failed_tasks(head)
     return {
         "session_dir": head.session_dir,
         "nodes_alive": len(head.alive_nodes()),
@@ -293,4 +309,27 @@ def overview(head: HeadView) -> dict[str, object]:
         "actors": {state: states.count(state) for state in sorted(set(states))},
         "events": [{"time": e.time, "message": e.message} for e in head.events.recent()],
         "metrics_address": head.metrics_address,
+        "object_store": store,
+        "tasks_failed": tasks_failed,
+        "failed_tasks": failed,
+        "errors": errors,
     }
+
+
+async def recent_failed_tasks(head: HeadView) -> tuple[list[dict[str, object]], list[str]]:
+    """The latest ``RECENT_FAILED_TASKS`` tasks that failed, newest first, from the tasks every
+    node's agent keeps (``tasks``), and the nodes that could not be asked. Only nodes whose
+    owners had a task fail are asked (their reports say so): the overview is the page left open,
+    and a healthy cluster's is answered without asking any node."""
+    failed: list[dict[str, object]] = []
+    errors = []
+    asked = await ask_all(
+        head, lambda agent: agent.ListTasks(pb.Empty()), only=lambda node: node.usage.tasks_failed > 0
+    )
+    for node, answer in asked:
+        if isinstance(answer, str):
+            errors.append(answer)
+            continue
+        failed += [_task(event, node) for event in answer.ended if event.state == "failed"]
+    failed.sort(key=lambda t: -float(t["time"]))  # type: ignore[arg-type]
+    return failed[:RECENT_FAILED_TASKS], errors

@@ -37,6 +37,7 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 if TYPE_CHECKING:
     from ember.runtime.head.head import Head
     from ember.runtime.head.job_manager import JobManager
+    from ember.runtime.head.metric_history import MetricHistory
 
 log = logging.getLogger("ember.runtime.head.dashboard")
 
@@ -83,15 +84,17 @@ class DashboardServer(http_server.GuardedServer, http.server.HTTPServer):
 class Dashboard:
     def __init__(
         self, head: Head, loop: asyncio.AbstractEventLoop, token: Callable[[], str],
-        jobs: JobManager | None = None,
+        jobs: JobManager | None = None, history: MetricHistory | None = None,
     ) -> None:
         self.head = head
         self.jobs = jobs
+        self.history = history
         self.loop = loop
         self.token = token
         self.port = 0
         self._server: DashboardServer | None = None
         self.page = package_files.files("ember.runtime.head").joinpath("dashboard.html").read_bytes()
+        self.static = _static_files()
 
     # ------------------------------------------------------------------ serving
 
@@ -141,7 +144,7 @@ class Dashboard:
             return value()
 
         if path == "overview":
-            return 200, self.on_loop(lambda: now(lambda: cluster_queries.overview(head)))
+            return 200, self.on_loop(lambda: cluster_queries.overview(head))
         if path == "nodes":
             return 200, self.on_loop(lambda: cluster_queries.nodes(head))
         if path == "workers":
@@ -190,6 +193,8 @@ class Dashboard:
             except cluster_queries.NodeNotFound as missing:
                 return 404, {"error": str(missing)}
             return 200, cluster_inspection.stacks_view(reply)
+        if path == "history":
+            return self._history(query)
         if path == "memory":
             return self._memory(query)
         if path == "jobs":
@@ -201,6 +206,20 @@ class Dashboard:
             return inspected
         return 404, {"error": f"no API /api/{path}"}
 
+    def _history(self, query: dict[str, str]) -> tuple[int, Any]:
+        """The charts' figures after ``since`` (seconds since the epoch; all of the last hour
+        without it), read on the head's loop, where they are sampled."""
+        since = _number(query, "since", 0.0)
+        if since is None or since < 0:
+            return 400, {"error": f"since must be seconds since the epoch, not {query.get('since')!r}"}
+        history = self.history
+        if history is None:
+            return 404, {"error": "this head keeps no metric history"}
+
+        async def view() -> Any:
+            return history.view(since)
+
+        return 200, self.on_loop(view)
     # ------------------------------------------------------------------ profiles and details
 
     def _inspection_api(self, path: str, query: dict[str, str]) -> tuple[int, Any] | None:
@@ -287,6 +306,34 @@ class Dashboard:
         return 200, {"text": data.decode(errors="replace"), "truncated": start > 0}
 
 
+# The charting library the page draws with, served by the head itself (nothing is fetched
+# from elsewhere at run time): uPlot, MIT licensed, its files and licence vendored as they ship.
+STATIC_FILES = {
+    "uPlot.iife.min.js": "text/javascript; charset=utf-8",
+    "uPlot.min.css": "text/css; charset=utf-8",
+    "uPlot.LICENSE": "text/plain; charset=utf-8",
+}
+
+
+def _static_files() -> dict[str, tuple[bytes, str]]:
+    """``/static/NAME`` -> (its bytes, its content type), read once from the package."""
+    folder = package_files.files("ember.runtime.head").joinpath("static")
+    return {name: (folder.joinpath(name).read_bytes(), kind) for name, kind in STATIC_FILES.items()}
+
+
+WRONG_TOKEN = "wrong token: it is the cluster token ember start --head printed"
+
+
+def _refusal(headers: Any) -> str:
+    """Why a request without a valid token is refused: a token that was sent and is wrong says
+    so (the page shows it above its login form), rather than asking for a token again."""
+    if headers.get("Authorization", "").startswith("Bearer "):
+        return WRONG_TOKEN
+    if any(part.strip().startswith(COOKIE + "=") for part in headers.get("Cookie", "").split(";")):
+        return "the dashboard login expired (or the cluster's token changed): log in again"
+    return "the cluster token is needed: log in, or send Authorization: Bearer TOKEN"
+
+
 def _number(query: dict[str, str], key: str, default: float) -> float | None:
     """``query[key]`` as a number (``default`` when absent); None when it is not one."""
     text = query.get(key)
@@ -326,11 +373,19 @@ def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandle
             if url.path in ("/", "/index.html"):
                 self._send(200, dashboard.page, "text/html; charset=utf-8")
                 return
+            if url.path.startswith("/static/"):
+                # Public library code, like the page: no token needed, no cluster data in it.
+                found = dashboard.static.get(url.path[len("/static/"):])
+                if found is None:
+                    self._json(404, {"error": f"nothing at {url.path}"})
+                else:
+                    self._send(200, found[0], found[1])
+                return
             if not url.path.startswith("/api/"):
                 self._json(404, {"error": f"nothing at {url.path}"})
                 return
             if not dashboard.authorized(self.headers):
-                self._json(401, {"error": "the cluster token is needed: log in, or send Authorization: Bearer TOKEN"})
+                self._json(401, {"error": _refusal(self.headers)})
                 return
             query = dict(urllib.parse.parse_qsl(url.query))
             try:
@@ -360,7 +415,7 @@ def _handler_for(dashboard: Dashboard) -> type[http.server.BaseHTTPRequestHandle
                 given = ""
             token = dashboard.token()
             if token and not hmac.compare_digest(given.encode(), token.encode()):
-                self._json(401, {"error": "wrong token: it is the cluster token ember start --head printed"})
+                self._json(401, {"error": WRONG_TOKEN})
                 return
             cookie = (
                 f"{COOKIE}={session_cookie(token)}; Max-Age={SESSION_SECONDS}; HttpOnly; "

@@ -143,6 +143,8 @@ class Head(rpc_pb.HeadServicer):
                     node.pending = list(report.pending)
                     node.idle_seconds = report.idle_seconds
                     node.store_broken = report.store_broken
+                    if report.HasField("usage"):
+                        node.usage = report.usage
                     if report.metrics_port and node.info.metrics_port != report.metrics_port:
                         node.info.metrics_port = report.metrics_port
                         self.metrics_targets.changed()

@@ -40,6 +40,8 @@ class NodeState:
         self.idle_seconds = 0.0
         self.store_broken = ""  # why its object store takes no new objects, as it reported
         self.pending: list[pb.ResourceDemand] = []
+        # Its object store and its owners' tasks, as of its latest report (``metric_history``).
+        self.usage = pb.NodeUsage()
         self.outbox: asyncio.Queue[pb.HeadToNode] = asyncio.Queue()
         self.drain: Draining | None = None  # set while it is drained: nothing is placed there
         # What the placement group bundles committed here offer, under their groups' names

@@ -33,7 +33,14 @@ class OwnerSession:
         self.outbox.put_nowait(message)
 
     def describe(self) -> str:
-        return f"owner pid {self.pid} at {self.address} (job {self.job_id.hex()})"
+        """Who holds leases through this stream, naming only what it said of itself: the head's
+        actor manager has no pid or job of its own to give (it leases for every job's actors)."""
+        if self.head:
+            return f"the head at {self.address}" if self.address else "the head"
+        who = f"owner pid {self.pid}" if self.pid else "an owner"
+        where = f" at {self.address}" if self.address else ""
+        job = f" (job {self.job_id.hex()})" if self.job_id else ""
+        return who + where + job
 
 
 class PendingRequest:
@@ -76,3 +83,15 @@ class LeaseState:
         self.actor_id = actor_id  # the actor its worker hosts, if the head leased it for one
         self.orphaned_at = 0.0
         self.gpus: Assignment = gpus or []  # the GPU devices it holds, and how much of each
+
+    def describe_holder(self) -> str:
+        """Whom the lease is for, for people ("... while leased to the head at H for actor A of
+        job J"): the owner, and the actor and job the lease itself names where the owner's
+        stream does not."""
+        holder = self.owner.describe()
+        if self.actor_id:
+            holder += f" for actor {self.actor_id.hex()[:12]}"
+        job_id = self.worker.job_id
+        if job_id and not self.owner.job_id:
+            holder += f" of job {job_id.hex()}"
+        return holder

@@ -536,7 +536,7 @@ class Leases:
         lease.owner.send(pb.LeaseServerMessage(lost=pb.LeaseLost(
             lease_id=lease.lease_id, reason=reason
         )))
-        failure = f"{reason} while leased to {lease.owner.describe()}"
+        failure = f"{reason} while leased to {lease.describe_holder()}"
         self._free_lease(lease)
         if self.drain is not None:
             self.drain.lease_ended(lease, returned=False)

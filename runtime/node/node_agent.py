@@ -317,6 +317,7 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
             store_broken=self.store.broken,
             bundles=bundles or [],
             bundles_listed=bundles is not None,
+            usage=self.metrics.usage(),
         )
 
     def _idle_seconds(self) -> float:

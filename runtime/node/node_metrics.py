@@ -17,6 +17,7 @@ from ember.runtime.node.worker_pool import WorkerPool
 from ember.runtime.wire.metrics_report import (
     LATENCY_BOUNDS,
     RUN_BOUNDS,
+    RUNNING,
     STALE_AFTER,
     TASK_STATES,
     TagKey,
@@ -26,6 +27,7 @@ from ember.runtime.wire.metrics_server import Family, RpcLatency, build_info
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
 ENDED_KEPT = 1000  # tasks that ended, kept for the dashboard
+UINT64_MAX = (1 << 64) - 1
 FOUND_KEPT = 100  # events of each kind one FindTasks answer carries at most (an actor's calls)
 
 
@@ -177,6 +179,22 @@ class NodeMetrics:
         families += self._user_families()
         return families
 
+    def usage(self) -> pb.NodeUsage:
+        """What the head's history charts of this node, sent in every report (``node_report``):
+        the same figures this agent's metrics endpoint exports, read from the same fields.
+        The counts are what processes reported, summed: held within the field's range, since a
+        value it cannot hold would raise in the report, and the report is the node's heartbeat."""
+        self._forget_stale()
+        store = self.store
+        return pb.NodeUsage(
+            store_used=_uint64(store.used),
+            store_spilled=_uint64(store.spilled_bytes),
+            store_capacity=_uint64(store.capacity),
+            tasks_running=_uint64(sum(c.get(RUNNING, 0) for _, c in self.tasks_now.values())),
+            tasks_finished=_uint64(self.finished),
+            tasks_failed=_uint64(self.failed),
+        )
+
     def _forget_stale(self) -> None:
         now = time.monotonic()
         for pid, (seen, _) in list(self.tasks_now.items()):
@@ -258,3 +276,7 @@ class NodeMetrics:
         for (name, tags), totals in self.user_histograms.items():
             made[name].add_metric([v for _, v in tags], totals.exposition(), totals.sum)
         return list(made.values())
+
+
+def _uint64(value: int) -> int:
+    return min(max(value, 0), UINT64_MAX)

@@ -164,6 +164,9 @@ def test_the_page_in_a_real_browser(cluster) -> None:
     nodes_page = _browse(f"{base}/#tab=nodes&token={token}")
     node_id = ember.nodes()[0]["NodeID"][:12]
     assert node_id in nodes_page and ">alive<" in nodes_page
+    # The charts of the head's history, drawn by the uPlot the head serves (a canvas each).
+    charts = nodes_page.split('id="nodes-charts"', 1)[1]
+    assert 'id="chart-node-cpu"' in charts and "<canvas" in charts
     tasks_page = _browse(f"{base}/#tab=tasks&token={token}")
     assert "dozing_task" in tasks_page and "<h3>Running</h3>" in tasks_page
     from ember.job_submission import JobSubmissionClient
@@ -175,7 +178,7 @@ def test_the_page_in_a_real_browser(cluster) -> None:
     jobs_page = _browse(f"{base}/#tab=jobs&token={token}")
     assert job in jobs_page and ">SUCCEEDED<" in jobs_page and "echo shown in the browser" in jobs_page
     OUTPUT.mkdir(exist_ok=True)
-    for tab in ("overview", "tasks", "jobs"):
+    for tab in ("overview", "nodes", "tasks", "jobs"):
         shot = OUTPUT / f"dashboard-{tab}.png"
         _browse(f"{base}/#tab={tab}&token={token}", screenshot=shot)
         assert shot.stat().st_size > 10_000

@@ -137,6 +137,14 @@ def test_installed_ember_works_from_an_unrelated_folder(tmp_path: Path, how: str
         work, env,
     )
     assert imported.strip() == "ember.connection"
+    # The dashboard's page and the charting library it loads are package data, installed too.
+    shipped = _run(
+        [python, "-c", "from importlib import resources; head = resources.files('ember.runtime.head'); "
+         "print([head.joinpath(p).is_file() for p in ('dashboard.html', 'static/uPlot.iife.min.js', "
+         "'static/uPlot.min.css', 'static/uPlot.LICENSE')])"],
+        work, env,
+    )
+    assert shipped.strip() == "[True, True, True, True]", shipped
 
     usage = _run([str(venv / "bin" / "ember"), "--help"], work, env)
     assert "usage: ember" in usage and "start" in usage

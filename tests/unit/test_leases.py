@@ -184,3 +184,42 @@ def test_an_orphaned_actor_whose_worker_dies_as_a_head_asks_for_it_gives_its_res
         await session
 
     asyncio.run(scenario())
+
+
+def test_a_worker_dying_under_the_heads_lease_is_reported_with_its_actor_and_job(tmp_path: Path) -> None:
+    # The head's actor manager leases without a pid or job of its own: the failure the head
+    # shows names the head, the actor and its job, never "owner pid 0 ... (job )".
+    async def scenario() -> None:
+        pool = Pool()
+        agent = _agent(tmp_path, pool)
+        worker, worker_stream, worker_session = await _start_worker(agent, pool)
+        head, context, session = _head_session(agent)
+        shape = pb.ResourceSet(quantities={"CPU": 1})
+        head.send(pb.LeaseClientMessage(request=pb.LeaseRequest(
+            request_id=1, shape=shape, job_id=b"\x07\x00\x00\x00", actor_id=ACTOR,
+        )))
+        assert (await context.next()).WhichOneof("kind") == "grant"
+        worker.returncode = -9
+        worker.exited.set()
+        worker_stream.close()
+        await worker_session
+        for _ in range(100):
+            if agent.failures:
+                break
+            await asyncio.sleep(0.01)
+        (failure,) = agent.node_report().failures
+        assert f"while leased to the head at 127.0.0.1:6379 for actor {ACTOR.hex()[:12]} of job 07000000" in failure
+        assert "pid 0" not in failure and "(job )" not in failure
+        head.close()
+        await session
+
+    asyncio.run(scenario())
+
+
+def test_an_owner_names_only_what_it_said_of_itself() -> None:
+    from ember.runtime.node.lease_records import OwnerSession
+
+    owner = OwnerSession()
+    assert owner.describe() == "an owner"
+    owner.pid, owner.address, owner.job_id = 12, "127.0.0.1:5000", b"\x01\x00\x00\x00"
+    assert owner.describe() == "owner pid 12 at 127.0.0.1:5000 (job 01000000)"

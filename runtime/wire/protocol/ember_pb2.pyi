@@ -1303,7 +1303,7 @@ class NodeInfo(_message.Message):
     def __init__(self, node_id: _Optional[bytes] = ..., address: _Optional[str] = ..., host: _Optional[str] = ..., total: _Optional[_Union[ResourceSet, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., pid: _Optional[int] = ..., is_head_node: _Optional[bool] = ..., store_dir: _Optional[str] = ..., metrics_port: _Optional[int] = ..., hostname: _Optional[str] = ..., draining: _Optional[bool] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ...) -> None: ...
 
 class NodeReport(_message.Message):
-    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken", "bundles", "bundles_listed")
+    __slots__ = ("available", "num_workers", "num_leases", "dead_workers", "pending", "failures", "metrics_port", "drain", "idle_seconds", "store_broken", "bundles", "bundles_listed", "usage")
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     NUM_WORKERS_FIELD_NUMBER: _ClassVar[int]
     NUM_LEASES_FIELD_NUMBER: _ClassVar[int]
@@ -1316,6 +1316,7 @@ class NodeReport(_message.Message):
     STORE_BROKEN_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_LISTED_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     available: ResourceSet
     num_workers: int
     num_leases: int
@@ -1328,7 +1329,24 @@ class NodeReport(_message.Message):
     store_broken: str
     bundles: _containers.RepeatedCompositeFieldContainer[HeldBundle]
     bundles_listed: bool
-    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ..., bundles_listed: _Optional[bool] = ...) -> None: ...
+    usage: NodeUsage
+    def __init__(self, available: _Optional[_Union[ResourceSet, _Mapping]] = ..., num_workers: _Optional[int] = ..., num_leases: _Optional[int] = ..., dead_workers: _Optional[_Iterable[str]] = ..., pending: _Optional[_Iterable[_Union[ResourceDemand, _Mapping]]] = ..., failures: _Optional[_Iterable[str]] = ..., metrics_port: _Optional[int] = ..., drain: _Optional[_Union[DrainProgress, _Mapping]] = ..., idle_seconds: _Optional[float] = ..., store_broken: _Optional[str] = ..., bundles: _Optional[_Iterable[_Union[HeldBundle, _Mapping]]] = ..., bundles_listed: _Optional[bool] = ..., usage: _Optional[_Union[NodeUsage, _Mapping]] = ...) -> None: ...
+
+class NodeUsage(_message.Message):
+    __slots__ = ("store_used", "store_spilled", "store_capacity", "tasks_running", "tasks_finished", "tasks_failed")
+    STORE_USED_FIELD_NUMBER: _ClassVar[int]
+    STORE_SPILLED_FIELD_NUMBER: _ClassVar[int]
+    STORE_CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    TASKS_RUNNING_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FAILED_FIELD_NUMBER: _ClassVar[int]
+    store_used: int
+    store_spilled: int
+    store_capacity: int
+    tasks_running: int
+    tasks_finished: int
+    tasks_failed: int
+    def __init__(self, store_used: _Optional[int] = ..., store_spilled: _Optional[int] = ..., store_capacity: _Optional[int] = ..., tasks_running: _Optional[int] = ..., tasks_finished: _Optional[int] = ..., tasks_failed: _Optional[int] = ...) -> None: ...
 
 class DrainProgress(_message.Message):
     __slots__ = ("seconds", "deadline_seconds", "leases_running", "leases_finished", "leases_stopped", "requests_redirected", "objects_copied", "bytes_copied", "objects_remaining", "objects_skipped", "actors_restarted", "actors_died", "actors_remaining", "done", "waiting_for")
