@@ -177,8 +177,12 @@ def test_the_page_in_a_real_browser(cluster) -> None:
         time.sleep(0.1)
     jobs_page = _browse(f"{base}/#tab=jobs&token={token}")
     assert job in jobs_page and ">SUCCEEDED<" in jobs_page and "echo shown in the browser" in jobs_page
+    reader = Librarian.options(name="reading-room").remote()
+    assert ember.get(reader.shelve.remote()) == "done"
+    actors_page = _browse(f"{base}/#tab=actors&token={token}")
+    assert "Librarian" in actors_page and "reading-room" in actors_page
     OUTPUT.mkdir(exist_ok=True)
-    for tab in ("overview", "nodes", "tasks", "jobs"):
+    for tab in ("overview", "nodes", "tasks", "actors", "jobs", "logs"):
         shot = OUTPUT / f"dashboard-{tab}.png"
         _browse(f"{base}/#tab={tab}&token={token}", screenshot=shot)
         assert shot.stat().st_size > 10_000
