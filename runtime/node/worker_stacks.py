@@ -12,12 +12,12 @@ reason is said.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterable
 
 import grpc
 
 from ember.runtime.node.worker_pool import DEAD, WorkerHandle
+from ember.runtime.node.worker_profiles import py_spy_program
 from ember.runtime.wire import rpc
 from ember.runtime.wire.protocol import ember_pb2 as pb
 
@@ -56,7 +56,7 @@ async def dump(
 
 
 async def _py_spy(reply: pb.ProcessStacks, pid: int, where: str) -> None:
-    program = shutil.which("py-spy")
+    program = py_spy_program()
     if program is None:
         reply.error = _joined(reply.error, f"py-spy is not installed on {where}")
         return

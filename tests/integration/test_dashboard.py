@@ -178,9 +178,11 @@ def test_the_page_in_a_real_browser(cluster) -> None:
     jobs_page = _browse(f"{base}/#tab=jobs&token={token}")
     assert job in jobs_page and ">SUCCEEDED<" in jobs_page and "echo shown in the browser" in jobs_page
     reader = Librarian.options(name="reading-room").remote()
-    assert ember.get(reader.shelve.remote()) == "done"
+    unnamed = Librarian.remote()
+    assert ember.get([reader.shelve.remote(), unnamed.shelve.remote()]) == ["done", "done"]
     actors_page = _browse(f"{base}/#tab=actors&token={token}")
     assert "Librarian" in actors_page and "reading-room" in actors_page
+    assert "/</td>" not in actors_page  # an unnamed actor's name is empty, not "<namespace>/"
     OUTPUT.mkdir(exist_ok=True)
     for tab in ("overview", "nodes", "tasks", "actors", "jobs", "logs"):
         shot = OUTPUT / f"dashboard-{tab}.png"

@@ -206,3 +206,24 @@ def test_ember_profile_names_bad_requests(cluster):
     assert nobody.returncode == 1 and "no worker or driver with pid 1" in nobody.stderr
     unknown = _cli("profile", "--node", "zzzz", "--pid", "5")
     assert unknown.returncode == 1 and "no live node 'zzzz'" in unknown.stderr
+
+
+def test_ember_stack_py_spy_finds_py_spy_where_ember_profile_does(cluster, tmp_path):
+    """``ember stack --py-spy`` looks for py-spy where ``ember profile`` does (the PATH, or
+    beside the agent's interpreter), and its dump shows the spinning frame."""
+    if worker_profiles.py_spy_program() is None:
+        pytest.skip("py-spy is not installed here (pip install py-spy)")
+    stop = tmp_path / "stop"
+    ref, pid = _spinning_worker(stop)
+    try:
+        # Running, and past unpickling the function (which imports this module): spinning.
+        _eventually(lambda: str(stack_command.stacks(pid=pid)), lambda text: "spin_here" in text)
+        reply = stack_command.stacks(pid=pid, py_spy=True)
+    finally:
+        stop.touch()
+    ray.get(ref, timeout=60)
+    (process,) = [p for p in reply.processes if p.pid == pid]
+    if "py-spy" in process.error and not process.py_spy:
+        assert "not installed" not in process.error, process.error  # found, as ember profile finds it
+        pytest.skip(f"py-spy may not attach here (ptrace): {process.error[-300:]}")
+    assert "spin_here" in process.py_spy, process.py_spy[-2000:]
