@@ -55,6 +55,7 @@ class HeadLink:
         self._call: grpc.aio.StreamStreamCall | None = None
         self._joined = False  # registered with a head at least once
         self._away_since: float | None = None  # since when no session with the head works
+        self._report_failures = 0
 
     def report_soon(self) -> None:
         if not self._report_pending:
@@ -64,6 +65,22 @@ class HeadLink:
     def report(self) -> pb.NodeReport:
         self._report_pending = False
         return self.agent.node_report()
+
+    def _make_report(self) -> pb.NodeReport | None:
+        """This beat's report, or None when making it failed: a bug in one report's making is
+        said (with its traceback the first time) and the session goes on, where an exception
+        here once ended it without a word and the head declared the node dead."""
+        try:
+            report = self.report()
+        except Exception as error:
+            self._report_failures += 1
+            log.error(
+                "%s: making the node's report failed (%d time(s)); the head hears nothing this beat: %r",
+                self.agent.describe(), self._report_failures, error,
+                exc_info=self._report_failures == 1,
+            )
+            return None
+        return report
 
     async def run(self, registered: asyncio.Event) -> None:
         """Register with the head and stream reports; register again if it restarts."""
@@ -92,9 +109,9 @@ class HeadLink:
                     # A report goes at least every interval, changed or not: the heartbeat.
                     if self._report_event.is_set() or registered.is_set():
                         self._report_event.clear()
-                        await asyncio.wait_for(
-                            call.write(pb.NodeMessage(report=self.report())), WRITE_TIMEOUT
-                        )
+                        report = self._make_report()
+                        if report is not None:
+                            await asyncio.wait_for(call.write(pb.NodeMessage(report=report)), WRITE_TIMEOUT)
                 why = reader.result()
                 failures = 0 if registered.is_set() else failures
             except grpc.aio.AioRpcError as error:
