@@ -6,12 +6,26 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+
+
+def eventually(read: Callable[[], T], ok: Callable[[T], bool], timeout: float = 30.0) -> T:
+    """``read()`` once ``ok`` holds for it (polled), or the last reading when time runs out:
+    the test then asserts on what it got, so a failure shows the value, not a timeout."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not ok(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
 
 
 def processes_of_session(session_dir: str) -> list[int]:

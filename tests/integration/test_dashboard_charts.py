@@ -10,12 +10,13 @@ import signal
 import time
 import urllib.parse
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
 import ember
 from ember.runtime.wire import auth
-from tests.conftest import wait_until_gone
+from tests.conftest import eventually, wait_until_gone
 from tests.integration.test_dashboard import OUTPUT, _browse, _chromium, get
 from tests.integration.test_metrics import endpoints, scrape, value
 
@@ -58,13 +59,8 @@ class ChartedActor:
         return os.getpid()
 
 
-def _eventually(read, ok, timeout=60.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    value_now = read()
-    while not ok(value_now) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value_now = read()
-    return value_now
+# cluster-wide answers here may take a while on a busy machine
+_eventually = partial(eventually, timeout=60.0)
 
 
 def _history(base: str) -> dict:  # type: ignore[type-arg]

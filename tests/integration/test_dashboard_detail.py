@@ -5,7 +5,6 @@ missing), saved as screenshots in test-output/."""
 from __future__ import annotations
 
 import os
-import time
 import urllib.parse
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 import ember
 from ember import stack_command
 from ember.runtime.wire import auth
+from tests.conftest import eventually
 from tests.integration.test_dashboard import OUTPUT, _browse, _chromium, get
 
 
@@ -46,21 +46,13 @@ def profiled_task(stop_file: str) -> None:
     profiled_here(stop_file)
 
 
-def _eventually(read, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = read()
-    return value
-
 
 def test_the_profile_api_draws_the_workers_flame_graph(cluster, tmp_path) -> None:
     base = f"http://{cluster.dashboard_url}"
     stop = tmp_path / "stop"
     ref = profiled_task.remote(str(stop))
     try:
-        dump = _eventually(stack_command.stacks, lambda r: any(p.task_name == "profiled_task" for p in r.processes))
+        dump = eventually(stack_command.stacks, lambda r: any(p.task_name == "profiled_task" for p in r.processes))
         (process,) = [p for p in dump.processes if p.task_name == "profiled_task"]
         query = urllib.parse.urlencode({"node": process.node_address, "pid": process.pid, "duration": 1})
         status, reply = get(f"{base}/api/profile?{query}")
@@ -90,8 +82,8 @@ def test_the_task_and_actor_pages_in_a_real_browser(cluster) -> None:
     actor = PageActor.remote()
     ember.get(actor.hello.remote())
     task_id, actor_id = ref.task_id().hex(), actor._ember_actor_id.hex()
-    _eventually(lambda: get(f"{base}/api/task/{task_id}"), lambda answer: answer[0] == 200)
-    _eventually(
+    eventually(lambda: get(f"{base}/api/task/{task_id}"), lambda answer: answer[0] == 200)
+    eventually(
         lambda: get(f"{base}/api/actor/{actor_id}"),
         lambda answer: answer[0] == 200 and any(c["name"].endswith("hello") for c in answer[1]["calls"]),
     )

@@ -4,13 +4,13 @@ the page in headless Chromium, with a screenshot saved to test-output/."""
 from __future__ import annotations
 
 import os
-import time
 import urllib.parse
 
 import pytest
 
 import ember
 from ember.runtime.wire import auth
+from tests.conftest import eventually
 from tests.integration.test_dashboard import OUTPUT, _browse, _chromium, get
 
 
@@ -41,14 +41,6 @@ def memory_consumer(value: int, payload: bytes) -> int:
     return len(payload)
 
 
-def _eventually(read, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = read()
-    return value
-
 
 def _objects(answer: tuple[int, object]) -> dict[str, dict]:
     _, report = answer
@@ -75,7 +67,7 @@ def test_the_memory_api_and_page_during_a_workload(cluster) -> None:
             and "USED_BY_PENDING_TASK" in objects.get(argument_id, {}).get("reasons", [])
         )
 
-    answer = _eventually(lambda: get(base + "/api/memory?group_by=owner"), shown)
+    answer = eventually(lambda: get(base + "/api/memory?group_by=owner"), shown)
     assert answer[0] == 200
     objects = _objects(answer)
     kept = objects[borrowed_id]

@@ -10,6 +10,7 @@ import pytest
 
 import ember
 from ember.runtime.wire import auth
+from tests.conftest import eventually
 from tests.integration.test_dashboard import OUTPUT, _browse, _chromium, get
 
 
@@ -27,20 +28,12 @@ def dashboard_stuck() -> None:
     dashboard_waits_here("never")
 
 
-def _eventually(read, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = read()
-    return value
-
 
 def test_the_timeline_api_draws_recent_tasks_and_the_trace_downloads(cluster) -> None:
     base = f"http://{cluster.dashboard_url}"
     ember.get([drawn_task.remote(i) for i in range(12)])
     # The driver reports its tasks every few seconds: the timeline has them after the next.
-    status, timeline = _eventually(
+    status, timeline = eventually(
         lambda: get(base + "/api/timeline?seconds=600"),
         lambda answer: sum(row[0] == "drawn_task" for row in answer[1]["tasks"]) >= 12,
     )
@@ -65,7 +58,7 @@ def test_the_stacks_api_and_the_running_tasks_start(cluster) -> None:
     base = f"http://{cluster.dashboard_url}"
     ref = dashboard_stuck.remote()
     try:
-        status, tasks = _eventually(
+        status, tasks = eventually(
             lambda: get(base + "/api/tasks"),
             lambda answer: any(t["name"] == "dashboard_stuck" for t in answer[1]["running"]),
         )
@@ -74,7 +67,7 @@ def test_the_stacks_api_and_the_running_tasks_start(cluster) -> None:
         _, workers = get(base + "/api/workers")
         (worker,) = [w for w in workers["workers"] if w["pid"] == running["worker_pid"]]  # type: ignore[index]
         query = urllib.parse.urlencode({"node": worker["node_address"], "pid": worker["pid"]})
-        status, stacks = _eventually(
+        status, stacks = eventually(
             lambda: get(base + f"/api/stacks?{query}"),
             lambda answer: "dashboard_waits_here" in str(answer[1]),
         )
@@ -96,7 +89,7 @@ def test_the_timeline_and_workers_pages_in_a_real_browser(cluster) -> None:
         pytest.skip("no Chromium here (Debian: apt-get install chromium): the page is not loaded in a browser")
     base = f"http://{cluster.dashboard_url}"
     ember.get([drawn_task.remote(i) for i in range(5)])
-    _eventually(lambda: get(base + "/api/timeline"), lambda answer: bool(answer[1]["tasks"]))
+    eventually(lambda: get(base + "/api/timeline"), lambda answer: bool(answer[1]["tasks"]))
     token = urllib.parse.quote(auth.token())
     page = _browse(f"{base}/#tab=timeline&token={token}")
     assert 'id="timeline-canvas" width=' in page  # drawn: the canvas was sized for its rows

@@ -22,7 +22,7 @@ from ember.runtime.core import context
 from ember.runtime.objects.memory_report import GROUP_BY, MemoryObject, MemoryReport
 from ember.runtime.wire import auth
 from ember.util.state import memory_report, memory_summary
-from tests.conftest import REPO, wait_until_gone
+from tests.conftest import REPO, eventually, wait_until_gone
 
 BIG = 300_000  # above the inline threshold: stored in a node's object store
 
@@ -79,21 +79,13 @@ def read_on_second(payload):
     return len(payload)
 
 
-def _eventually(read, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
-
 
 def _find(report: MemoryReport, object_id: str) -> MemoryObject | None:
     return next((o for g in report.groups for o in g.objects if o.object_id == object_id), None)
 
 
 def _object_when(object_id: str, ok, group_by: str = "node") -> MemoryObject | None:
-    report = _eventually(
+    report = eventually(
         lambda: memory_report(group_by=group_by),
         lambda r: (found := _find(r, object_id)) is not None and ok(found),
     )
@@ -125,7 +117,7 @@ def test_an_object_kept_by_a_borrower_after_the_driver_dropped_its_ref(two_nodes
     assert f"BORROWED by worker pid {keeper_pid}" in found.why()
     # Once the borrower lets go, the object is freed and leaves the report.
     ray.get(keeper.drop.remote())
-    gone = _eventually(lambda: memory_report(), lambda r: _find(r, object_id) is None)
+    gone = eventually(lambda: memory_report(), lambda r: _find(r, object_id) is None)
     assert _find(gone, object_id) is None
 
 
@@ -165,7 +157,7 @@ def test_an_argument_kept_for_lineage(two_nodes):
     [row] = [h for h in found.holders if h.pid == os.getpid()]
     assert row.reference_type == "UNKNOWN_STATUS"  # Ray's name for a ref held for lineage only
     del result  # nothing can ask for the result again: its lineage, and the argument, go
-    gone = _eventually(lambda: memory_report(), lambda r: _find(r, argument_id) is None)
+    gone = eventually(lambda: memory_report(), lambda r: _find(r, argument_id) is None)
     assert _find(gone, argument_id) is None
 
 

@@ -17,6 +17,7 @@ import time
 import ember as ray
 from ember.runtime.core import context
 from ember.runtime.wire import auth
+from tests.conftest import eventually
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -140,19 +141,10 @@ def stack_hangs():
     stuck_in_a_known_function(600)
 
 
-def _eventually(run, ok, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    value = run()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = run()
-    return value
-
-
 def test_ember_stack_shows_where_a_task_hangs(cluster):
     ref = stack_hangs.remote()
     try:
-        done = _eventually(lambda: _cli("stack"), lambda d: "stuck_in_a_known_function" in d.stdout)
+        done = eventually(lambda: _cli("stack"), lambda d: "stuck_in_a_known_function" in d.stdout, timeout=60.0)
         assert done.returncode == 0, done.stderr
         out = done.stdout
         assert "running stack_hangs" in out

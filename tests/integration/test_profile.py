@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from functools import partial
 from pathlib import Path
 
 import jsonschema
@@ -25,6 +26,7 @@ from ember import stack_command
 from ember.runtime.core import context
 from ember.runtime.node import worker_profiles
 from ember.runtime.wire import auth
+from tests.conftest import eventually
 
 # The parts of https://www.speedscope.app/file-format-schema.json a sampled profile must have
 # (its "required" lists): the file, its frames, and each sampled profile.
@@ -95,13 +97,8 @@ def spinning_task(stop_file: str) -> tuple[int, float]:
     return os.getpid(), time.time()
 
 
-def _eventually(read, ok, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
+# cluster-wide answers here may take a while on a busy machine
+_eventually = partial(eventually, timeout=60.0)
 
 
 def _spinning_worker(stop_file: Path) -> tuple[ray.ObjectRef, int]:

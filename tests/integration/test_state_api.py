@@ -11,8 +11,8 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
+from functools import partial
 
 import pytest
 
@@ -20,20 +20,13 @@ import ember as ray
 from ember.runtime.wire import auth
 from ember.util import placement_group, remove_placement_group, state
 from ember.util.state import StateApiError, list_actors, list_nodes, list_objects, list_tasks
+from tests.conftest import eventually as _eventually
 
 # Once a test has run 1,500 tasks, every listing says that ended tasks were left out; the test
 # about it records the warning itself.
 pytestmark = pytest.mark.filterwarnings("ignore:.*ended tasks are no longer listed")
 
-
-def eventually(read, ok, timeout=20.0):
-    """``read()`` once ``ok`` holds for it (polled), or the last reading when time runs out."""
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
+eventually = partial(_eventually, timeout=20.0)
 
 
 @ray.remote

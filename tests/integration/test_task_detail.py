@@ -8,13 +8,13 @@ Tests wait for what they look for (owners report every two seconds) and assert n
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
 
 import ember
 from ember.util.state import get_actor, get_task
+from tests.conftest import eventually
 from tests.integration.test_dashboard import get
 
 
@@ -44,14 +44,6 @@ class DetailedActor:
         return n + 1
 
 
-def _eventually(read, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.3)
-        value = read()
-    return value
-
 
 def test_a_failed_tasks_detail_has_its_lines_traceback_and_times(cluster) -> None:
     base = f"http://{cluster.dashboard_url}"
@@ -63,7 +55,7 @@ def test_a_failed_tasks_detail_has_its_lines_traceback_and_times(cluster) -> Non
         ember.get(ref)
     neighbours.append(ember.get(quiet_neighbour.remote()))
     task_id = ref.task_id().hex()
-    status, detail = _eventually(
+    status, detail = eventually(
         lambda: get(f"{base}/api/task/{task_id}"), lambda answer: answer[0] == 200 and answer[1]["state"] == "failed"
     )
     assert status == 200, detail
@@ -98,7 +90,7 @@ def test_an_actors_detail_has_its_log_and_calls(cluster) -> None:
     actor = DetailedActor.remote()
     assert ember.get(actor.poke.remote(41)) == 42
     actor_id = actor._ember_actor_id.hex()
-    status, detail = _eventually(
+    status, detail = eventually(
         lambda: get(f"{base}/api/actor/{actor_id}"),
         lambda answer: answer[0] == 200 and any(c["name"].endswith("poke") for c in answer[1]["calls"]),
     )
