@@ -41,13 +41,18 @@ FINALIZER = "ember.dev/operator"
 def settings(priority: int | None = None) -> kopf.OperatorSettings:
     """kopf's settings for the ember operator: its bookkeeping in ``ember.dev`` annotations
     (the Cluster's status schema has no room for kopf's), its finalizer named for ember,
-    events from INFO up."""
+    events from INFO up.
+
+    A Cluster deleted while its reconcile timer runs a pass is let go once that pass ends:
+    kopf looks again whether the timer has stopped every ``cancellation_polling`` seconds (60
+    by default, which kept such a Cluster, and its name, for a minute more)."""
     config = kopf.OperatorSettings()
     config.peering.priority = priority if priority is not None else random.randint(1, 2**31 - 1)
     config.posting.level = logging.INFO
     config.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ember.dev")
     config.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="ember.dev")
     config.persistence.finalizer = FINALIZER
+    config.background.cancellation_polling = 1.0
     return config
 
 

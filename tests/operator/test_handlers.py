@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from typing import Any
 
 import kmock
@@ -220,6 +221,37 @@ async def test_a_cluster_carries_the_finalizer_the_docs_name_and_goes_while_the_
             assert f"finalizer `{operator_main.FINALIZER}`" in (REPO / "docs" / "kubernetes.md").read_text()
             await client.delete_cluster("fin")
             await eventually(lambda: api.objects[kube_api.CLUSTERS, NAMESPACE, "fin"].deleted, "fin gone")
+        client.close()
+
+
+async def test_a_cluster_deleted_during_a_timer_pass_goes_once_the_pass_ends(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kopf lets a Cluster go only once its timer has stopped, and looks again whether it has
+    every ``cancellation_polling`` seconds: 60 by default, so a Cluster deleted while a pass ran
+    stayed (Terminating, its name taken) a minute longer. The timer's pass here is held at its
+    start until the deletion has been handled."""
+    gate, held = asyncio.Event(), asyncio.Event()
+    real = handlers.reconcile
+
+    async def held_timer_pass(body: Any, memo: Any, trigger: str) -> None:
+        if trigger == "timer" and not gate.is_set():
+            held.set()
+            await gate.wait()
+        await real(body, memo, trigger)
+
+    caplog.set_level(logging.INFO, logger="ember.operator")
+    async with mock_api() as (api, config):
+        client = Client(config)
+        async with running_operator(config):
+            await started(api, client, "mid", replicas=1)
+            monkeypatch.setattr(handlers, "reconcile", held_timer_pass)
+            await eventually(held.is_set, "a timer pass under way")  # every 10 s
+            await client.delete_cluster("mid")
+            await eventually(lambda: any("cluster ns1/mid deleted" in r.getMessage() for r in caplog.records),
+                             "the deletion handled while the timer's pass is held")
+            gate.set()
+            await eventually(lambda: api.objects[kube_api.CLUSTERS, NAMESPACE, "mid"].deleted, "mid gone")
         client.close()
 
 
