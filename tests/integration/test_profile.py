@@ -102,6 +102,9 @@ def _spinning_worker(stop_file: Path) -> tuple[ray.ObjectRef, int]:
         lambda reply: any(p.task_name == "spinning_task" for p in reply.processes),
     )
     (process,) = [p for p in dump.processes if p.task_name == "spinning_task"]
+    # Past unpickling the function (which imports this module, slowly on a busy machine): a
+    # sampler started now sees the spinning frame at once.
+    _eventually(lambda: str(stack_command.stacks(pid=process.pid)), lambda text: "spin_here" in text)
     return ref, process.pid
 
 
@@ -222,8 +225,6 @@ def test_ember_stack_py_spy_finds_py_spy_where_ember_profile_does(cluster, tmp_p
     stop = tmp_path / "stop"
     ref, pid = _spinning_worker(stop)
     try:
-        # Running, and past unpickling the function (which imports this module): spinning.
-        _eventually(lambda: str(stack_command.stacks(pid=pid)), lambda text: "spin_here" in text)
         reply = stack_command.stacks(pid=pid, py_spy=True)
     finally:
         stop.touch()
