@@ -47,6 +47,16 @@ def processes_of_session(session_dir: str) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> bytes:
+    """Process ``pid``'s command line (NUL-separated), or b"" once it has gone: processes of a
+    session come and go while a test looks (workers retire, die with their zygote)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def wait_until_gone(session_dir: str, timeout: float = 10.0) -> list[int]:
     """Wait for every process of the session to exit; returns those still alive."""
     deadline = time.monotonic() + timeout

@@ -28,7 +28,7 @@ from ember.runtime import launcher, session
 from ember.runtime.wire import auth
 from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.protocol import ember_pb2_grpc as rpc_pb
-from tests.conftest import REPO, processes_of_session, wait_until_gone
+from tests.conftest import REPO, command_line, processes_of_session, wait_until_gone
 
 pytestmark = pytest.mark.slow
 
@@ -564,7 +564,7 @@ def test_a_dead_head_leaves_no_entrypoint_running_unsupervised(
         cluster.wait_for_output("orphan", "before")
         entrypoint = _entrypoint_pid(cluster, "orphan")
         supervisors = [pid for pid in processes_of_session(cluster.session_dir)
-                       if b"entrypoint_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+                       if b"entrypoint_main" in command_line(pid)]
         assert len(supervisors) == 1 and alive(entrypoint)
         head = cluster.processes[0].processes[0]
         head.kill()
@@ -583,8 +583,7 @@ def test_a_supervisor_killed_fails_its_job_and_takes_its_entrypoint(cluster: Clu
     entrypoint = _entrypoint_pid(cluster, "unsupervised")
     supervisor = next(
         pid for pid in processes_of_session(cluster.session_dir)
-        if b"unsupervised" in Path(f"/proc/{pid}/cmdline").read_bytes()
-        and b"entrypoint_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if b"unsupervised" in command_line(pid) and b"entrypoint_main" in command_line(pid)
     )
     os.kill(supervisor, signal.SIGKILL)
     info = cluster.wait_for("unsupervised")

@@ -9,24 +9,22 @@ import pytest
 
 import ember
 from ember.exceptions import WorkerStartError
-from tests.conftest import eventually, processes_of_session
+from tests.conftest import command_line, eventually, processes_of_session
 
 
 def _zygote(session_dir: str) -> int | None:
     """The node agent's live zygote, if one runs now. Processes come and go while this reads
     (a killed zygote's workers die with it): one gone meanwhile is simply not it."""
     for pid in processes_of_session(session_dir):
+        if b"ember.runtime.node.zygote" not in command_line(pid):
+            continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"ember.runtime.node.zygote" not in f.read():
-                    continue
             with open(f"/proc/{pid}/stat") as stat:
                 parent = int(stat.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{parent}/cmdline", "rb") as f:
-                if b"agent_main" in f.read():
-                    return pid
         except OSError:
             continue
+        if b"agent_main" in command_line(parent):
+            return pid
     return None
 
 
