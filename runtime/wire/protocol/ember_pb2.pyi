@@ -1793,24 +1793,38 @@ class PlacementGroupList(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
 class BundleReservation(_message.Message):
-    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles")
+    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles", "commit")
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     INDEXES_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     placement_group_id: bytes
     group: str
     attempt: int
     indexes: _containers.RepeatedScalarFieldContainer[int]
     bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
-    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+    commit: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., commit: _Optional[bool] = ...) -> None: ...
 
-class BundleReply(_message.Message):
-    __slots__ = ("error",)
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    error: str
-    def __init__(self, error: _Optional[str] = ...) -> None: ...
+class BundleReservations(_message.Message):
+    __slots__ = ("reservations",)
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    reservations: _containers.RepeatedCompositeFieldContainer[BundleReservation]
+    def __init__(self, reservations: _Optional[_Iterable[_Union[BundleReservation, _Mapping]]] = ...) -> None: ...
+
+class BundleReplies(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BundleReleases(_message.Message):
+    __slots__ = ("releases",)
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    releases: _containers.RepeatedCompositeFieldContainer[BundleRelease]
+    def __init__(self, releases: _Optional[_Iterable[_Union[BundleRelease, _Mapping]]] = ...) -> None: ...
 
 class BundleRelease(_message.Message):
     __slots__ = ("placement_group_id", "indexes", "attempt", "reason", "stop_workers")
