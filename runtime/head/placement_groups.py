@@ -192,6 +192,28 @@ class PlacementGroups:
             except TimeoutError:
                 return
 
+    async def wait_any(self, group_ids: list[bytes], seconds: float) -> pb.PlacementGroupsSettled:
+        """Those of the groups created, removed or found to fit no node (and the ids of none),
+        once there is at least one, or after ``seconds``: many ``pg.ready()`` in one call."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            reply = pb.PlacementGroupsSettled()
+            for group_id in group_ids:
+                record = self.groups.get(group_id)
+                if record is None:
+                    reply.unknown.append(group_id)
+                elif record.state not in PENDING or record.info.infeasible:
+                    info = record.info
+                    reply.groups.add(
+                        placement_group_id=group_id, name=record.spec.name, state=info.state,
+                        infeasible=info.infeasible,
+                        why=info.removal_reason if info.state == pb.PG_REMOVED else info.waiting_for,
+                    )
+            remaining = deadline - asyncio.get_running_loop().time()
+            if reply.groups or reply.unknown or remaining <= 0:
+                return reply
+            await self.changed_within(remaining)
+
     def remove(self, group_id: bytes, reason: str) -> bool:
         """Remove a group: its actors die, its bundles go back with what runs in them."""
         record = self.groups.get(group_id)

@@ -1786,6 +1786,36 @@ class PlacementGroupRequest(_message.Message):
     reason: str
     def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., wait_seconds: _Optional[float] = ..., until_infeasible: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class PlacementGroupsWait(_message.Message):
+    __slots__ = ("placement_group_ids", "wait_seconds")
+    PLACEMENT_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    wait_seconds: float
+    def __init__(self, placement_group_ids: _Optional[_Iterable[bytes]] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class PlacementGroupSettled(_message.Message):
+    __slots__ = ("placement_group_id", "name", "state", "infeasible", "why")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    state: PlacementGroupState
+    infeasible: bool
+    why: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., infeasible: _Optional[bool] = ..., why: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupsSettled(_message.Message):
+    __slots__ = ("groups", "unknown")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupSettled]
+    unknown: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupSettled, _Mapping]]] = ..., unknown: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class PlacementGroupList(_message.Message):
     __slots__ = ("groups",)
     GROUPS_FIELD_NUMBER: _ClassVar[int]

@@ -1719,6 +1719,11 @@ class HeadStub:
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
                 _registered_method=True)
+        self.WaitPlacementGroups = channel.unary_unary(
+                '/ember.Head/WaitPlacementGroups',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.FromString,
+                _registered_method=True)
         self.RemovePlacementGroup = channel.unary_unary(
                 '/ember.Head/RemovePlacementGroup',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
@@ -1870,6 +1875,13 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitPlacementGroups(self, request, context):
+        """pg.ready() of many groups at once: one call waits for them all (returns once any settles).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemovePlacementGroup(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1989,6 +2001,11 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.GetPlacementGroup,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.SerializeToString,
+            ),
+            'WaitPlacementGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitPlacementGroups,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.SerializeToString,
             ),
             'RemovePlacementGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.RemovePlacementGroup,
@@ -2568,6 +2585,33 @@ class Head:
             '/ember.Head/GetPlacementGroup',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitPlacementGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/WaitPlacementGroups',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.FromString,
             options,
             channel_credentials,
             insecure,
