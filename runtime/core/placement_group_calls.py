@@ -4,14 +4,14 @@ Drivers and workers alike make them (a task may create a group), on the I/O thre
 head's channel lives; the user's thread waits for the answer. ``ready`` is Ray's
 ``pg.ready()``: an ObjectRef owned here whose value, the group itself, arrives once the head
 says every bundle is committed, or an error naming the group if it is removed first or no node
-can ever hold it.
+can ever hold it. The ready() calls made together wait in one call to the head.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -28,11 +28,7 @@ log = logging.getLogger("ember.runtime.core.placement_group_calls")
 WAIT_SLICE = 30.0  # seconds per head call while waiting (the head waits at most 60 per call)
 HEAD_AWAY_RETRY = 0.5  # seconds between calls while the head cannot be reached
 HEAD_AWAY_LIMIT = 120  # calls before a ready() gives up on an unreachable head
-
-
-def describe(info: pb.PlacementGroupInfo) -> str:
-    name = f" '{info.spec.name}'" if info.spec.name else ""
-    return f"placement group{name} ({info.spec.placement_group_id.hex()[:12]})"
+MAX_WAIT_IDS = 1000  # groups waited for in one call
 
 
 class PlacementGroupCalls:
@@ -47,6 +43,11 @@ class PlacementGroupCalls:
         self.channels = channels
         self.head_address = head_address
         self.promise = promise
+        # ready() waiting, on the I/O thread: by group, and those not in a call yet.
+        self._ready_waiters: dict[bytes, list[tuple[bytes, Callable[[StoredValue], None]]]] = {}
+        self._ready_queued: list[bytes] = []
+        self._ready_flush = False
+        self._ready_calls: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- user thread
 
@@ -79,7 +80,7 @@ class PlacementGroupCalls:
     def ready(self, group_id: bytes, value: bytes) -> ObjectRef:
         """A ref to ``value`` (the pickled group), ready once the group is created."""
         ref, fulfil = self.promise()
-        self.io.call_soon(lambda: asyncio.ensure_future(self._fulfil_when_ready(group_id, value, fulfil)))
+        self.io.call_soon(self._await_ready, group_id, value, fulfil)
         return ref
 
     # ---------------------------------------------------------------- I/O thread
@@ -101,40 +102,62 @@ class PlacementGroupCalls:
             if info.state == pb.PG_REMOVED or loop.time() >= deadline:
                 return False
 
-    async def _fulfil_when_ready(
-        self, group_id: bytes, value: bytes, fulfil: Callable[[StoredValue], None]
-    ) -> None:
-        request = pb.PlacementGroupRequest(
-            placement_group_id=group_id, wait_seconds=WAIT_SLICE, until_infeasible=True
-        )
+    def _await_ready(self, group_id: bytes, value: bytes, fulfil: Callable[[StoredValue], None]) -> None:
+        """Wait for the group with the others asked for in this turn of the loop: a driver that
+        waits for a hundred groups makes a call or two, not a hundred."""
+        self._ready_waiters.setdefault(group_id, []).append((value, fulfil))
+        self._ready_queued.append(group_id)
+        if not self._ready_flush:
+            self._ready_flush = True
+            asyncio.get_running_loop().call_soon(self._send_ready_waits)
+
+    def _send_ready_waits(self) -> None:
+        self._ready_flush = False
+        queued, self._ready_queued = list(dict.fromkeys(self._ready_queued)), []
+        for start in range(0, len(queued), MAX_WAIT_IDS):
+            task = asyncio.ensure_future(self._wait_ready(queued[start:start + MAX_WAIT_IDS]))
+            self._ready_calls.add(task)
+            task.add_done_callback(self._ready_calls.discard)
+
+    async def _wait_ready(self, group_ids: Sequence[bytes]) -> None:
         failures = 0
-        while True:
+        while group_ids:
+            request = pb.PlacementGroupsWait(placement_group_ids=group_ids, wait_seconds=WAIT_SLICE)
             try:
-                info = await self._call("GetPlacementGroup", request, timeout=WAIT_SLICE + 10)
+                settled = await self._call("WaitPlacementGroups", request, timeout=WAIT_SLICE + 10)
             except grpc.aio.AioRpcError as error:
-                if error.code() == grpc.StatusCode.NOT_FOUND:
-                    fulfil(error_value(PlacementGroupError(error.details() or "no such placement group")))
-                    return
                 failures += 1
                 if failures >= HEAD_AWAY_LIMIT:
-                    fulfil(error_value(PlacementGroupError(
-                        f"placement group {group_id.hex()[:12]}: the head at {self.head_address} "
-                        f"cannot be reached ({error.code().name})"
-                    )))
+                    for group_id in group_ids:
+                        self._settle(group_id, error_value(PlacementGroupError(
+                            f"placement group {group_id.hex()[:12]}: the head at {self.head_address} "
+                            f"cannot be reached ({error.code().name})"
+                        )))
                     return
                 await asyncio.sleep(HEAD_AWAY_RETRY)
                 continue
             failures = 0
-            if info.state == pb.PG_CREATED:
-                fulfil(StoredValue(value))
-                return
-            if info.state == pb.PG_REMOVED:
-                fulfil(error_value(PlacementGroupError(
-                    f"{describe(info)} was removed before it was ready ({info.removal_reason})"
-                )))
-                return
-            if info.infeasible:
-                fulfil(error_value(PlacementGroupError(
-                    f"{describe(info)} cannot be placed: {info.waiting_for}"
-                )))
-                return
+            done = set(settled.unknown)
+            for group_id in settled.unknown:
+                self._settle(group_id, error_value(PlacementGroupError(f"no placement group with id {group_id.hex()}")))
+            for group in settled.groups:
+                done.add(group.placement_group_id)
+                name = f" '{group.name}'" if group.name else ""
+                what = f"placement group{name} ({group.placement_group_id.hex()[:12]})"
+                if group.state == pb.PG_CREATED:
+                    self._settle(group.placement_group_id, None)
+                elif group.state == pb.PG_REMOVED:
+                    self._settle(group.placement_group_id, error_value(PlacementGroupError(
+                        f"{what} was removed before it was ready ({group.why})"
+                    )))
+                else:
+                    self._settle(group.placement_group_id, error_value(PlacementGroupError(
+                        f"{what} cannot be placed: {group.why}"
+                    )))
+            # Those still waited for (and not by a later call) are asked for again.
+            group_ids = tuple(g for g in group_ids if g not in done and g in self._ready_waiters)
+
+    def _settle(self, group_id: bytes, error: StoredValue | None) -> None:
+        """Fulfil every ready() of the group: with the group itself, or ``error``."""
+        for value, fulfil in self._ready_waiters.pop(group_id, []):
+            fulfil(StoredValue(value) if error is None else error)

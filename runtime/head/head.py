@@ -436,6 +436,13 @@ class Head(rpc_pb.HeadServicer):
             await self.placement_groups.wait(record, min(request.wait_seconds, 60.0), request.until_infeasible)
         return record.info
 
+    async def WaitPlacementGroups(
+        self, request: pb.PlacementGroupsWait, context: grpc.aio.ServicerContext
+    ) -> pb.PlacementGroupsSettled:
+        return await self.placement_groups.wait_any(
+            list(request.placement_group_ids), min(request.wait_seconds, 60.0)
+        )
+
     async def RemovePlacementGroup(
         self, request: pb.PlacementGroupRequest, context: grpc.aio.ServicerContext
     ) -> pb.Empty:

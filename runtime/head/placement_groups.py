@@ -6,7 +6,10 @@ free, where a choice counts as taken at once: two groups that cannot both fit ar
 chosen. For a chosen group it asks each node to *prepare* its bundles (the node takes their
 resources out of what it grants, or refuses if they are not free), and only once every node
 did, to *commit* them (the node then offers them under the group's names, see
-``bundle_resources``). Several groups may be between the two phases at once. A node that
+``bundle_resources``); a group whose bundles all go to one node is prepared and committed there
+in one request, since with one node nothing can fail between the phases. Several groups may be
+between the two phases at once, and their requests to one node travel together
+(``bundle_calls``), each done or refused there on its own. A node that
 refuses, cannot be reached or dies meanwhile ends the attempt: every bundle prepared or
 committed for it is released, and the group waits whole for the next change in the cluster. So
 no group ever holds part of what it needs, and two groups that cannot both fit never each keep
@@ -34,9 +37,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-import grpc
-
 from ember.runtime.head import bundle_placement
+from ember.runtime.head.bundle_calls import BundleCalls
 from ember.runtime.head.bundle_placement import Bundle, Candidate, NodeType
 from ember.runtime.head.head_state import HeadState
 from ember.runtime.head.membership import NodeState
@@ -47,7 +49,6 @@ from ember.runtime.wire.protocol import ember_pb2 as pb
 
 log = logging.getLogger("ember.runtime.head.placement_groups")
 
-BUNDLE_RPC_TIMEOUT = 10.0  # seconds a node has to prepare or commit
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)  # after an attempt a node refused
 KEEP_REMOVED = 1000  # removed groups kept for the table, newest
 SAFETY_PASS = 1.0  # seconds between passes even when nothing announced a change
@@ -71,6 +72,7 @@ class PlacementGroups:
     def __init__(self, cluster: Cluster, channels: rpc.Channels, state: HeadState | None = None) -> None:
         self.cluster = cluster
         self.channels = channels
+        self.calls = BundleCalls(channels)  # prepare, commit, release: coalesced per node
         self.state = state  # where detached groups are written down, if anywhere
         self.groups: dict[bytes, GroupRecord] = {}
         self.pending: dict[bytes, GroupRecord] = {}  # waiting for (part of) their placement
@@ -81,6 +83,10 @@ class PlacementGroups:
         self._runner: asyncio.Task[None] | None = None
         self._placing: set[bytes] = set()  # groups whose attempt is under way
         self._background: set[asyncio.Task[None]] = set()
+        # Releases sent and not answered yet, by group and node.
+        self._releasing: collections.defaultdict[tuple[bytes, bytes], list[pb.BundleRelease]] = (
+            collections.defaultdict(list)
+        )
         # Called with a removed group's id and the reason: its actors die (the head's actor
         # directory), before its bundles are released with the workers in them.
         self.on_removed: Callable[[bytes, str], None] = lambda group_id, reason: None
@@ -186,6 +192,28 @@ class PlacementGroups:
             except TimeoutError:
                 return
 
+    async def wait_any(self, group_ids: list[bytes], seconds: float) -> pb.PlacementGroupsSettled:
+        """Those of the groups created, removed or found to fit no node (and the ids of none),
+        once there is at least one, or after ``seconds``: many ``pg.ready()`` in one call."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            reply = pb.PlacementGroupsSettled()
+            for group_id in group_ids:
+                record = self.groups.get(group_id)
+                if record is None:
+                    reply.unknown.append(group_id)
+                elif record.state not in PENDING or record.info.infeasible:
+                    info = record.info
+                    reply.groups.add(
+                        placement_group_id=group_id, name=record.spec.name, state=info.state,
+                        infeasible=info.infeasible,
+                        why=info.removal_reason if info.state == pb.PG_REMOVED else info.waiting_for,
+                    )
+            remaining = deadline - asyncio.get_running_loop().time()
+            if reply.groups or reply.unknown or remaining <= 0:
+                return reply
+            await self.changed_within(remaining)
+
     def remove(self, group_id: bytes, reason: str) -> bool:
         """Remove a group: its actors die, its bundles go back with what runs in them."""
         record = self.groups.get(group_id)
@@ -210,7 +238,7 @@ class PlacementGroups:
             stop_workers=True,
         )
         for node_id in homes:
-            self._spawn(self._release(node_id, release))
+            self._release(node_id, release)
         self._persist(record)
         self._removed.append(group_id)
         while len(self._removed) > KEEP_REMOVED:
@@ -250,10 +278,10 @@ class PlacementGroups:
             )
             self._persist(record)
             if release:
-                self._spawn(self._release(node.node_id, pb.BundleRelease(
+                self._release(node.node_id, pb.BundleRelease(
                     placement_group_id=record.spec.placement_group_id, indexes=lost,
                     attempt=record.attempt, reason=f"{node.describe()} {cause}",
-                )))
+                ))
         self._pulse()
         self.wake()
 
@@ -274,13 +302,15 @@ class PlacementGroups:
                     resources.add(node.bundles, bundle_resources.committed(record.bundles[index], record.hex, index))
                     log.info("%s: took back bundle %d on %s", record.describe(), index, node.describe())
                 continue
+            if self._being_released(node.node_id, bundle):
+                continue  # listed before the release reached the node
             what = record.describe() if record is not None else f"placement group {bundle.placement_group_id.hex()[:12]}"
             log.info("%s holds bundle %d of %s, which the head did not place there: releasing it", node.describe(), index, what)
-            self._spawn(self._release(node.node_id, pb.BundleRelease(
+            self._release(node.node_id, pb.BundleRelease(
                 placement_group_id=bundle.placement_group_id, indexes=[index],
                 attempt=bundle.attempt, reason="the head did not place it there",
                 stop_workers=record is None or record.state == pb.PG_REMOVED,
-            )))
+            ))
 
     # ------------------------------------------------------------------ what others ask
 
@@ -417,9 +447,11 @@ class PlacementGroups:
     async def _reserve(
         self, record: GroupRecord, attempt: int, chosen: dict[int, bytes], by_node: dict[bytes, list[int]]
     ) -> None:
-        errors = await self._phase("PrepareBundles", record, attempt, by_node, with_shapes=True)
-        if not errors and record.state in PENDING and record.attempt == attempt:
-            errors = await self._phase("CommitBundles", record, attempt, by_node, with_shapes=False)
+        # On a single node nothing can fail between the phases: one request does both there.
+        alone = len(by_node) == 1
+        errors = await self._phase(record, attempt, by_node, prepare=True, commit=alone)
+        if not alone and not errors and record.state in PENDING and record.attempt == attempt:
+            errors = await self._phase(record, attempt, by_node, prepare=False, commit=True)
         if record.state not in PENDING or record.attempt != attempt:
             return  # removed meanwhile: remove() released what the attempt reserved
         if errors:
@@ -428,10 +460,11 @@ class PlacementGroups:
         self._created(record, attempt, chosen, by_node)
 
     async def _phase(
-        self, method: str, record: GroupRecord, attempt: int, by_node: dict[bytes, list[int]],
-        with_shapes: bool,
+        self, record: GroupRecord, attempt: int, by_node: dict[bytes, list[int]], prepare: bool,
+        commit: bool,
     ) -> list[str]:
-        """One phase on every chosen node at once; returns the failures, naming the nodes."""
+        """One phase (or, on the attempt's only node, both) on every chosen node at once;
+        returns the failures, naming the nodes."""
 
         async def one(node_id: bytes, indexes: list[int]) -> str:
             node = self.cluster.node_by_id(node_id)
@@ -440,14 +473,10 @@ class PlacementGroups:
             request = pb.BundleReservation(
                 placement_group_id=record.spec.placement_group_id, group=record.describe(),
                 attempt=attempt, indexes=indexes,
-                bundles=[record.spec.bundles[i] for i in indexes] if with_shapes else [],
+                bundles=[record.spec.bundles[i] for i in indexes] if prepare else [],
+                commit=commit and prepare,
             )
-            try:
-                stub = self.channels.node_agent(node.info.address)
-                reply = await getattr(stub, method)(request, timeout=BUNDLE_RPC_TIMEOUT)
-            except grpc.aio.AioRpcError as error:
-                return f"{node.describe()} did not answer ({error.code().name})"
-            return str(reply.error)
+            return await (self.calls.prepare if prepare else self.calls.commit)(node, request)
 
         results = await asyncio.gather(*(one(n, i) for n, i in by_node.items()))
         return [error for error in results if error]
@@ -456,11 +485,11 @@ class PlacementGroups:
         """An attempt failed: give back whatever it reserved, and wait whole for another."""
         record.reserving.clear()
         for node_id, indexes in by_node.items():
-            self._spawn(self._release(node_id, pb.BundleRelease(
+            self._release(node_id, pb.BundleRelease(
                 placement_group_id=record.spec.placement_group_id, indexes=indexes,
                 attempt=attempt, reason=f"the attempt to place {record.describe()} failed: {why}",
                 stop_workers=True,  # a committed bundle may have taken work before another failed
-            )))
+            ))
         delay = RETRY_DELAYS[min(record.failures, len(RETRY_DELAYS) - 1)]
         record.failures += 1
         record.retry_at = asyncio.get_running_loop().time() + delay
@@ -517,15 +546,34 @@ class PlacementGroups:
             else:
                 node.bundles.pop(name, None)
 
-    async def _release(self, node_id: bytes, request: pb.BundleRelease) -> None:
+    def _release(self, node_id: bytes, request: pb.BundleRelease) -> None:
+        """Give bundles back on the node, in the background. Until the node answers, its
+        listings may still show them: ``reconcile`` leaves those to this release."""
         node = self.cluster.node_by_id(node_id)
         if node is None:
             return  # its bundles died with it
+        key = (request.placement_group_id, node_id)
+        self._releasing[key].append(request)
+        self._spawn(self._send_release(node, key, request))
+
+    async def _send_release(self, node: NodeState, key: tuple[bytes, bytes], request: pb.BundleRelease) -> None:
         try:
-            await self.channels.node_agent(node.info.address).ReleaseBundles(request, timeout=BUNDLE_RPC_TIMEOUT)
-        except grpc.aio.AioRpcError as error:
+            error = await self.calls.release(node, request)
+        finally:
+            under_way = self._releasing[key]
+            under_way.remove(request)
+            if not under_way:
+                del self._releasing[key]
+        if error:
             # The node lists what it holds in its reports: reconcile() releases it then.
-            log.debug("release on %s failed (%s); its next listing will say", node.describe(), error.code().name)
+            log.debug("release on %s failed (%s); its next listing will say", node.describe(), error)
+
+    def _being_released(self, node_id: bytes, bundle: pb.HeldBundle) -> bool:
+        return any(
+            (not release.indexes or bundle.index in release.indexes)
+            and (not release.attempt or bundle.attempt <= release.attempt)
+            for release in self._releasing.get((bundle.placement_group_id, node_id), ())
+        )
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
@@ -541,6 +589,7 @@ class PlacementGroups:
             self._runner.cancel()
         for task in list(self._background):
             task.cancel()
+        self.calls.close()
 
 
 def _candidate(node: NodeState) -> Candidate:

@@ -5,7 +5,10 @@ The head places a group's bundles all at once or not at all. It first asks each 
 they are not free. Only when every node prepared does the head *commit*: the node then offers the
 bundles' resources under their group names (``bundle_resources``), which only work in the group
 asks for. If any node refused, or the head gave up on the attempt, every prepared bundle is
-*released*: nothing is held for a group that is not placed whole.
+*released*: nothing is held for a group that is not placed whole. A group whose bundles all go
+to this one node is prepared and committed in one request (``commit``): with a single node
+nothing can fail between the phases. One call from the head may carry many groups' requests
+(``prepare_all``, ``commit_all``, ``release``); each is done or refused on its own.
 
 Each message carries the head's attempt number. A release covers only bundles reserved by that
 attempt or an earlier one, so a release of a failed attempt that arrives late cannot take back
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ember.runtime.node.leases import Leases
@@ -29,6 +33,11 @@ from ember.runtime.wire.resources import Shape
 log = logging.getLogger("ember.runtime.node.node_agent")
 
 RESYNC_INTERVAL = 10.0  # seconds between listings of the bundles held, changed or not
+# Seconds at least between listings of changed bundles. A listing names every bundle held and
+# the head checks each: one per report while a driver creates or removes a hundred groups cost
+# both sides more than the groups themselves. The head needs them only for what it did not
+# mean to be here (a lost release), which can wait that long; a new head gets one at once.
+LISTING_GAP = 1.0
 
 
 @dataclass
@@ -90,7 +99,8 @@ class Bundles:
         return ""
 
     def commit(self, request: pb.BundleReservation) -> str:
-        """Offer the prepared bundles under their group's names; returns why not."""
+        """Offer the prepared bundles under their group's names; returns why not. The caller
+        grants what waited for them (``Leases.schedule``), once for all it commits."""
         group_hex = request.placement_group_id.hex()
         found = []
         for index in request.indexes:
@@ -112,11 +122,47 @@ class Bundles:
             log.debug("%s: committed %s", self.describe_node(), held.describe())
         self._changed = True
         leases.report_soon()
-        leases.schedule()
         return ""
 
-    def release(self, request: pb.BundleRelease) -> int:
-        """Give bundles back; with ``stop_workers``, stop what runs in them. Returns how many."""
+    def prepare_all(self, requests: Sequence[pb.BundleReservation]) -> list[str]:
+        """Prepare each group's bundles on its own, and commit at once those whose request
+        says so (the attempt's only node); returns why not, one per request."""
+        errors = []
+        committed = False
+        for request in requests:
+            error = self.prepare(request)
+            if not error and request.commit:
+                error = self.commit(request)
+                committed = committed or not error
+            errors.append(error)
+        if committed:
+            self.leases.schedule()
+        return errors
+
+    def commit_all(self, requests: Sequence[pb.BundleReservation]) -> list[str]:
+        """Commit each group's bundles on its own; returns why not, one per request."""
+        errors = [self.commit(request) for request in requests]
+        self.leases.schedule()
+        return errors
+
+    def release(self, requests: Sequence[pb.BundleRelease]) -> int:
+        """Give bundles back, each request's on its own; with ``stop_workers``, stop what runs
+        in them. Returns how many. Requests queued here for what went ask the head again, and
+        what is free is granted, once for all the requests (a removed job's hundred groups)."""
+        count = 0
+        for request in requests:
+            count += self._release_one(request)
+        if count:
+            leases = self.leases
+            # Requests queued for what is gone now ask the head again: it knows where the group
+            # went, or says why it is no more.
+            leases.requeue_unfit()
+            self._changed = True
+            leases.report_soon()
+            leases.schedule()
+        return count
+
+    def _release_one(self, request: pb.BundleRelease) -> int:
         wanted = set(request.indexes)
         released = [
             held for (group_id, index), held in self.held.items()
@@ -136,16 +182,10 @@ class Bundles:
         reason = request.reason or f"{released[0].group} was released"
         if request.stop_workers:
             leases.stop_leases(lambda shape: group_hex in bundle_resources.groups_of(shape), reason)
-        # Requests queued for what is gone now ask the head again: it knows where the group
-        # went, or says why it is no more.
-        leases.requeue_unfit()
         log.info(
             "%s: released %s of %s: %s", self.describe_node(),
             "bundles " + ", ".join(str(h.index) for h in released), released[0].group, reason,
         )
-        self._changed = True
-        leases.report_soon()
-        leases.schedule()
         return len(released)
 
     def _take_back(self, added: Shape) -> None:
@@ -165,10 +205,12 @@ class Bundles:
     # ------------------------------------------------------------------ what the head hears
 
     def listing(self, force: bool = False) -> list[pb.HeldBundle] | None:
-        """The bundles held, when they changed since the last listing or a while passed (or
-        ``force``); None otherwise."""
+        """The bundles held, when they changed since the last listing (at most once every
+        ``LISTING_GAP``) or a while passed, or with ``force``; None otherwise."""
         now = time.monotonic()
-        if not (force or self._changed or (self.held and now - self._listed_at >= RESYNC_INTERVAL)):
+        since = now - self._listed_at
+        due = (self._changed and since >= LISTING_GAP) or (self.held and since >= RESYNC_INTERVAL)
+        if not (force or due):
             return None
         self._changed = False
         self._listed_at = now

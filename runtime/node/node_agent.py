@@ -406,19 +406,19 @@ class NodeAgent(rpc_pb.NodeAgentServicer):
     # ------------------------------------------------------------------ placement groups
 
     async def PrepareBundles(
-        self, request: pb.BundleReservation, context: grpc.aio.ServicerContext
-    ) -> pb.BundleReply:
-        return pb.BundleReply(error=self.bundles.prepare(request))
+        self, request: pb.BundleReservations, context: grpc.aio.ServicerContext
+    ) -> pb.BundleReplies:
+        return pb.BundleReplies(errors=self.bundles.prepare_all(request.reservations))
 
     async def CommitBundles(
-        self, request: pb.BundleReservation, context: grpc.aio.ServicerContext
-    ) -> pb.BundleReply:
-        return pb.BundleReply(error=self.bundles.commit(request))
+        self, request: pb.BundleReservations, context: grpc.aio.ServicerContext
+    ) -> pb.BundleReplies:
+        return pb.BundleReplies(errors=self.bundles.commit_all(request.reservations))
 
     async def ReleaseBundles(
-        self, request: pb.BundleRelease, context: grpc.aio.ServicerContext
+        self, request: pb.BundleReleases, context: grpc.aio.ServicerContext
     ) -> pb.Empty:
-        self.bundles.release(request)
+        self.bundles.release(request.releases)
         return pb.Empty()
 
     async def ReportMetrics(

@@ -25,15 +25,20 @@ def _reservation(attempt: int, *bundles: dict[str, float]) -> pb.BundleReservati
 
 
 async def _prepare(agent: NodeAgent, request: pb.BundleReservation) -> str:
-    return (await agent.PrepareBundles(request, None)).error  # type: ignore[arg-type]
+    reply = await agent.PrepareBundles(pb.BundleReservations(reservations=[request]), None)  # type: ignore[arg-type]
+    [error] = reply.errors
+    return error
 
 
 async def _commit(agent: NodeAgent, request: pb.BundleReservation) -> str:
-    return (await agent.CommitBundles(request, None)).error  # type: ignore[arg-type]
+    reply = await agent.CommitBundles(pb.BundleReservations(reservations=[request]), None)  # type: ignore[arg-type]
+    [error] = reply.errors
+    return error
 
 
 async def _release(agent: NodeAgent, **fields: object) -> None:
-    await agent.ReleaseBundles(pb.BundleRelease(placement_group_id=GROUP, **fields), None)  # type: ignore[arg-type]
+    request = pb.BundleReleases(releases=[pb.BundleRelease(placement_group_id=GROUP, **fields)])
+    await agent.ReleaseBundles(request, None)  # type: ignore[arg-type]
 
 
 def _free(agent: NodeAgent) -> dict[str, float]:
@@ -134,3 +139,36 @@ def test_a_bundles_gpu_counts_once_as_gpu():
     assert bundle_resources.amount(bundle_resources.in_group({"GPU": 500}, HEX, -1), "GPU") == 500
     assert bundle_resources.amount({"GPU": 2000, "CPU": 1000}, "GPU") == 2000
     assert bundle_resources.amount(in_bundle, "memory") == 0
+
+
+def test_one_call_does_each_groups_request_on_its_own(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        agent = _agent(tmp_path, Pool())
+        other, third = bytes([7]) * 16, bytes([8]) * 16
+        alone_here = _reservation(1, {"CPU": 1})
+        alone_here.commit = True  # the attempt's only node: prepared and committed at once
+        too_big = pb.BundleReservation(
+            placement_group_id=other, group="placement group 'big'", attempt=1, indexes=[0],
+            bundles=[pb.ResourceSet(quantities={"CPU": 2})],
+        )
+        fits = pb.BundleReservation(
+            placement_group_id=third, group="placement group 'c'", attempt=1, indexes=[0],
+            bundles=[pb.ResourceSet(quantities={"CPU": 1})],
+        )
+        reply = await agent.PrepareBundles(pb.BundleReservations(reservations=[alone_here, too_big, fits]), None)  # type: ignore[arg-type]
+        first, refused, last = reply.errors
+        assert first == "" and last == ""
+        assert "cannot reserve bundle 0 of placement group 'big'" in refused
+        assert {group_id for group_id, _ in agent.bundles.held} == {GROUP, third}
+        assert _free(agent)["CPU"] == 0
+        assert _free(agent)[f"CPU_group_0_{HEX}"] == 1  # committed with its prepare
+        assert not any(third.hex() in name for name in agent.leases.available)  # prepared only
+        # One release call gives back several groups' bundles, each by its own rules.
+        await agent.ReleaseBundles(pb.BundleReleases(releases=[
+            pb.BundleRelease(placement_group_id=GROUP, attempt=1),
+            pb.BundleRelease(placement_group_id=third, attempt=1),
+        ]), None)  # type: ignore[arg-type]
+        assert agent.bundles.held == {} and _free(agent)["CPU"] == 2
+        assert not any("_group_" in name for name in agent.leases.available)
+
+    asyncio.run(scenario())

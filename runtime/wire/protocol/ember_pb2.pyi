@@ -1786,6 +1786,36 @@ class PlacementGroupRequest(_message.Message):
     reason: str
     def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., namespace: _Optional[str] = ..., wait_seconds: _Optional[float] = ..., until_infeasible: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class PlacementGroupsWait(_message.Message):
+    __slots__ = ("placement_group_ids", "wait_seconds")
+    PLACEMENT_GROUP_IDS_FIELD_NUMBER: _ClassVar[int]
+    WAIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    placement_group_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    wait_seconds: float
+    def __init__(self, placement_group_ids: _Optional[_Iterable[bytes]] = ..., wait_seconds: _Optional[float] = ...) -> None: ...
+
+class PlacementGroupSettled(_message.Message):
+    __slots__ = ("placement_group_id", "name", "state", "infeasible", "why")
+    PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INFEASIBLE_FIELD_NUMBER: _ClassVar[int]
+    WHY_FIELD_NUMBER: _ClassVar[int]
+    placement_group_id: bytes
+    name: str
+    state: PlacementGroupState
+    infeasible: bool
+    why: str
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., name: _Optional[str] = ..., state: _Optional[_Union[PlacementGroupState, str]] = ..., infeasible: _Optional[bool] = ..., why: _Optional[str] = ...) -> None: ...
+
+class PlacementGroupsSettled(_message.Message):
+    __slots__ = ("groups", "unknown")
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_FIELD_NUMBER: _ClassVar[int]
+    groups: _containers.RepeatedCompositeFieldContainer[PlacementGroupSettled]
+    unknown: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupSettled, _Mapping]]] = ..., unknown: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class PlacementGroupList(_message.Message):
     __slots__ = ("groups",)
     GROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -1793,24 +1823,38 @@ class PlacementGroupList(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[PlacementGroupInfo, _Mapping]]] = ...) -> None: ...
 
 class BundleReservation(_message.Message):
-    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles")
+    __slots__ = ("placement_group_id", "group", "attempt", "indexes", "bundles", "commit")
     PLACEMENT_GROUP_ID_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     INDEXES_FIELD_NUMBER: _ClassVar[int]
     BUNDLES_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     placement_group_id: bytes
     group: str
     attempt: int
     indexes: _containers.RepeatedScalarFieldContainer[int]
     bundles: _containers.RepeatedCompositeFieldContainer[ResourceSet]
-    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ...) -> None: ...
+    commit: bool
+    def __init__(self, placement_group_id: _Optional[bytes] = ..., group: _Optional[str] = ..., attempt: _Optional[int] = ..., indexes: _Optional[_Iterable[int]] = ..., bundles: _Optional[_Iterable[_Union[ResourceSet, _Mapping]]] = ..., commit: _Optional[bool] = ...) -> None: ...
 
-class BundleReply(_message.Message):
-    __slots__ = ("error",)
-    ERROR_FIELD_NUMBER: _ClassVar[int]
-    error: str
-    def __init__(self, error: _Optional[str] = ...) -> None: ...
+class BundleReservations(_message.Message):
+    __slots__ = ("reservations",)
+    RESERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    reservations: _containers.RepeatedCompositeFieldContainer[BundleReservation]
+    def __init__(self, reservations: _Optional[_Iterable[_Union[BundleReservation, _Mapping]]] = ...) -> None: ...
+
+class BundleReplies(_message.Message):
+    __slots__ = ("errors",)
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, errors: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BundleReleases(_message.Message):
+    __slots__ = ("releases",)
+    RELEASES_FIELD_NUMBER: _ClassVar[int]
+    releases: _containers.RepeatedCompositeFieldContainer[BundleRelease]
+    def __init__(self, releases: _Optional[_Iterable[_Union[BundleRelease, _Mapping]]] = ...) -> None: ...
 
 class BundleRelease(_message.Message):
     __slots__ = ("placement_group_id", "indexes", "attempt", "reason", "stop_workers")

@@ -653,17 +653,17 @@ class NodeAgentStub:
                 _registered_method=True)
         self.PrepareBundles = channel.unary_unary(
                 '/ember.NodeAgent/PrepareBundles',
-                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.FromString,
                 _registered_method=True)
         self.CommitBundles = channel.unary_unary(
                 '/ember.NodeAgent/CommitBundles',
-                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
-                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.FromString,
                 _registered_method=True)
         self.ReleaseBundles = channel.unary_unary(
                 '/ember.NodeAgent/ReleaseBundles',
-                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.SerializeToString,
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReleases.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
                 _registered_method=True)
 
@@ -804,6 +804,7 @@ class NodeAgentServicer:
 
     def PrepareBundles(self, request, context):
         """Placement group bundles, from the head: reserved (prepare), made usable (commit), given back.
+        Each call carries one or more groups' requests to this node; each is done or refused alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -931,17 +932,17 @@ def add_NodeAgentServicer_to_server(servicer, server):
             ),
             'PrepareBundles': grpc.unary_unary_rpc_method_handler(
                     servicer.PrepareBundles,
-                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.FromString,
-                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.SerializeToString,
             ),
             'CommitBundles': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitBundles,
-                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.FromString,
-                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.SerializeToString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.SerializeToString,
             ),
             'ReleaseBundles': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseBundles,
-                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.FromString,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReleases.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.SerializeToString,
             ),
     }
@@ -1537,8 +1538,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/PrepareBundles',
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1564,8 +1565,8 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/CommitBundles',
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservation.SerializeToString,
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReply.FromString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReservations.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReplies.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1591,7 +1592,7 @@ class NodeAgent:
             request,
             target,
             '/ember.NodeAgent/ReleaseBundles',
-            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleRelease.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.BundleReleases.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.Empty.FromString,
             options,
             channel_credentials,
@@ -1717,6 +1718,11 @@ class HeadStub:
                 '/ember.Head/GetPlacementGroup',
                 request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
                 response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
+                _registered_method=True)
+        self.WaitPlacementGroups = channel.unary_unary(
+                '/ember.Head/WaitPlacementGroups',
+                request_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.SerializeToString,
+                response_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.FromString,
                 _registered_method=True)
         self.RemovePlacementGroup = channel.unary_unary(
                 '/ember.Head/RemovePlacementGroup',
@@ -1869,6 +1875,13 @@ class HeadServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WaitPlacementGroups(self, request, context):
+        """pg.ready() of many groups at once: one call waits for them all (returns once any settles).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemovePlacementGroup(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1988,6 +2001,11 @@ def add_HeadServicer_to_server(servicer, server):
                     servicer.GetPlacementGroup,
                     request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.FromString,
                     response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.SerializeToString,
+            ),
+            'WaitPlacementGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.WaitPlacementGroups,
+                    request_deserializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.FromString,
+                    response_serializer=ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.SerializeToString,
             ),
             'RemovePlacementGroup': grpc.unary_unary_rpc_method_handler(
                     servicer.RemovePlacementGroup,
@@ -2567,6 +2585,33 @@ class Head:
             '/ember.Head/GetPlacementGroup',
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupRequest.SerializeToString,
             ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WaitPlacementGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ember.Head/WaitPlacementGroups',
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsWait.SerializeToString,
+            ember_dot_runtime_dot_wire_dot_protocol_dot_ember__pb2.PlacementGroupsSettled.FromString,
             options,
             channel_credentials,
             insecure,
