@@ -570,8 +570,7 @@ class PlacementGroups:
 
     def _being_released(self, node_id: bytes, bundle: pb.HeldBundle) -> bool:
         return any(
-            (not release.indexes or bundle.index in release.indexes)
-            and (not release.attempt or bundle.attempt <= release.attempt)
+            bundle_resources.release_covers(release, bundle.index, bundle.attempt)
             for release in self._releasing.get((bundle.placement_group_id, node_id), ())
         )
 

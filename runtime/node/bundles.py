@@ -163,12 +163,10 @@ class Bundles:
         return count
 
     def _release_one(self, request: pb.BundleRelease) -> int:
-        wanted = set(request.indexes)
         released = [
             held for (group_id, index), held in self.held.items()
             if group_id == request.placement_group_id
-            and (not wanted or index in wanted)
-            and (not request.attempt or held.attempt <= request.attempt)
+            and bundle_resources.release_covers(request, index, held.attempt)
         ]
         if not released:
             return 0

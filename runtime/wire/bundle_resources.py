@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from ember.runtime.wire import resources
+from ember.runtime.wire.protocol import ember_pb2 as pb
 from ember.runtime.wire.resources import Shape
 
 BUNDLE = "bundle"  # the resource every bundle has, for work that needs only a place in the group
@@ -145,4 +146,14 @@ def describe(shape: Mapping[str, int]) -> str:
     return (
         f"{resources.describe(inside)} in {where} of placement group "
         f"{', '.join(sorted(g[:12] for g in groups))}{extra}"
+    )
+
+
+def release_covers(release: pb.BundleRelease, index: int, attempt: int) -> bool:
+    """Whether ``release`` gives back bundle ``index`` reserved by ``attempt``: the bundles it
+    names (all when it names none), reserved by its attempt or an earlier one (any when it has
+    none), so a late release of a failed attempt never takes back a later one's. The node
+    releases by this and the head, waiting for a release's answer, reads listings by it."""
+    return (not release.indexes or index in release.indexes) and (
+        not release.attempt or attempt <= release.attempt
     )
