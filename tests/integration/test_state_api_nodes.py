@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import warnings
+from functools import partial
 
 import pytest
 
@@ -14,7 +15,7 @@ import ember as ray
 from ember.runtime import launcher
 from ember.runtime.core import context
 from ember.util.state import StateApiError, list_nodes, list_objects, list_tasks, summarize_tasks
-from tests.conftest import wait_until_gone
+from tests.conftest import eventually, wait_until_gone
 
 
 @pytest.fixture(scope="module")
@@ -62,13 +63,7 @@ class Holder:
         return os.getpid()
 
 
-def _eventually(read, ok, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not ok(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
+_eventually = partial(eventually, timeout=20.0)
 
 
 def test_tasks_and_objects_of_both_nodes(two_nodes):
